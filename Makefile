@@ -1,0 +1,43 @@
+# One-command workspace. `make test` from a fresh clone installs what it needs and runs the suite;
+# every step is idempotent (stamp files), so running it again skips what is done.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PKGS := $(wildcard src/*/package.xml)
+PKG_SRC := $(shell find src -name '*.py' -o -name 'package.xml' -o -name 'setup.cfg' -o -name '*.xml' -o -name '*.yaml' 2>/dev/null)
+
+.PHONY: setup test demos bench clean
+
+setup: $(VENV)/.deps-stamp install/.build-stamp
+
+# Headless OpenGL (EGL + OSMesa from Mesa) for MuJoCo rendering, only if missing.
+$(VENV)/.gl-stamp:
+	@if ! ldconfig -p | grep -q libEGL.so.1 || ! ldconfig -p | grep -q libOSMesa.so; then \
+		echo "[setup] installing headless OpenGL (Debian: libegl1 libosmesa6 libgl1)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libegl1 libosmesa6 libgl1 >/dev/null; \
+	fi
+	@mkdir -p $(VENV) && touch $@
+
+$(VENV)/.deps-stamp: requirements.txt $(VENV)/.gl-stamp
+	@[ -x $(PY) ] || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
+	@echo "[setup] installing pinned Python dependencies into $(VENV)"
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+install/.build-stamp: $(VENV)/.deps-stamp $(PKG_SRC)
+	@echo "[setup] colcon build"
+	source $(VENV)/bin/activate && colcon build --symlink-install --event-handlers console_cohesion- >/dev/null && touch $@
+
+test: setup
+	source env.sh && python -m pytest -q src test
+
+# The current main job: record scripted demonstrations as rosbag2 (MCAP) files.
+demos: setup
+	source env.sh && arm demos --task reach_target --episodes 5 --seed 0 --out runs/demos
+
+bench: setup
+	source env.sh && python bench/bench_sim.py
+
+clean:
+	rm -rf build install log

@@ -1,0 +1,1 @@
+"""Launch files, parameters, launcher, recorder, episode runner and the arm CLI."""

@@ -1,0 +1,5 @@
+"""The arm command line."""
+
+
+def main():
+    raise SystemExit("not yet")

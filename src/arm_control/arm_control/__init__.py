@@ -1,0 +1,1 @@
+"""Panda kinematics, OMPL planning with collision checking, ruckig trajectories, control node."""

@@ -1,0 +1,1 @@
+"""ARM: Q-attention, next-best-pose agent, replay, keyframes, policy and training nodes."""

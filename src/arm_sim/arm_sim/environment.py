@@ -1,0 +1,177 @@
+"""RLBench-shaped in-process environment: Environment -> get_task -> reset / step / get_demos.
+
+The action is ARM's: a tool-centre-point pose (xyz + quaternion xyzw) and a gripper open amount
+in [0, 1]. It goes through the same path as the ROS control node: validate -> IK -> OMPL ->
+ruckig -> execute at the control rate, then the gripper acts (RLBench's MoveArmThenGripper).
+A pose that cannot be reached raises InvalidActionError with the planner's outcome, as RLBench
+does; ARM turns that into reward -1 and the end of the episode.
+
+    env = Environment(image_size=(128, 128))
+    task = env.get_task("reach_target")
+    descriptions, obs = task.reset(seed=0)
+    obs, reward, terminate = task.step(np.r_[obs.gripper_pose, 1.0])
+    demos = task.get_demos(2, seed=0)   # lists of Observations at 20 Hz
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from arm_control.motion import InvalidPose, MotionPlanner, validate_pose
+
+from .sim import CONTROL_HZ, Observation, PandaSim
+from .tasks import Task, make_task
+
+Recorder = Callable[[Observation, float, bool], None]
+
+
+class InvalidActionError(RuntimeError):
+    """The action could not be executed; `outcome` is unreachable / collision / invalid / timeout."""
+
+    def __init__(self, outcome: str, message: str):
+        super().__init__(message)
+        self.outcome = outcome
+
+
+@dataclass
+class StepResult:
+    outcome: str
+    message: str = ""
+    plan_seconds: float = 0.0
+    execution_seconds: float = 0.0  # simulated seconds
+    timings: dict = field(default_factory=dict)
+
+
+class Environment:
+    def __init__(self, image_size=(128, 128), planner: str = "RRTConnect", shadows: bool = False,
+                 velocity_scaling: float = 0.5):
+        if isinstance(image_size, int):
+            image_size = (image_size, image_size)
+        self.image_size = tuple(image_size)
+        self.planner = planner
+        self.shadows = shadows
+        self.velocity_scaling = velocity_scaling
+
+    def get_task(self, name: str) -> "TaskEnvironment":
+        return TaskEnvironment(make_task(name), self)
+
+
+class TaskEnvironment:
+    SETTLE_STEPS = 10  # control periods allowed after a trajectory for the servo to settle
+    GRIPPER_STEPS = 12  # control periods for the fingers to open or close
+
+    def __init__(self, task: Task, env: Environment):
+        self.task = task
+        self.sim = PandaSim(task.bodies(), task.graspable, image_size=env.image_size, shadows=env.shadows)
+        self.motion = MotionPlanner(self.sim.model, planner=env.planner, velocity_scaling=env.velocity_scaling,
+                                    acceleration_scaling=env.velocity_scaling, dt=1.0 / CONTROL_HZ)
+        self.seed = None
+        self.last_result: StepResult | None = None
+
+    @property
+    def name(self) -> str:
+        return self.task.name
+
+    def reset(self, seed: int | None = None) -> tuple[list[str], Observation]:
+        """New random scene; the same seed gives the same scene."""
+        self.seed = seed
+        rng = np.random.default_rng(seed)
+        self.sim.data.time = 0.0
+        self.sim.reset_robot()
+        self.task.randomise(self.sim, rng)
+        self.sim.forward()
+        self.sim.step(5)  # let free objects settle on the table
+        self.sim.data.time = 0.0
+        return [self.task.description], self.sim.observe()
+
+    def success(self) -> bool:
+        return bool(self.task.success(self.sim))
+
+    def _record(self, recorder: Recorder | None):
+        if recorder is not None:
+            success = self.success()
+            recorder(self.sim.observe(), float(success), success)
+
+    def step(self, action, recorder: Recorder | None = None) -> tuple[Observation, float, bool]:
+        """Move to action[:7] (TCP pose), then set the gripper to action[7].
+
+        recorder, when given, receives (observation, reward, success) at every control step,
+        which is how demos and episode bags get their 20 Hz frames.
+        """
+        action = np.asarray(action, dtype=np.float64).reshape(-1)
+        if action.shape != (8,):
+            raise InvalidActionError("invalid", f"action must have 8 values (pose 7 + gripper), got {action.shape[0]}")
+        try:
+            pose = validate_pose(action[:7])
+        except InvalidPose as e:
+            raise InvalidActionError("invalid", str(e)) from None
+        if not np.isfinite(action[7]):
+            raise InvalidActionError("invalid", "gripper open amount is NaN/inf")
+        result = self.execute(pose, float(np.clip(action[7], 0.0, 1.0)), recorder)
+        if result.outcome != "reached":
+            raise InvalidActionError(result.outcome, result.message)
+        success = self.success()
+        return self.sim.observe(), float(success), success
+
+    def execute(self, pose, gripper: float, recorder: Recorder | None = None) -> StepResult:
+        """Plan and execute one pose goal in the simulator; never raises for a bad goal."""
+        sim = self.sim
+        plan = self.motion.plan(sim.data.qpos.copy(), sim.joint_positions(), pose,
+                                held=sim.attached_relative_pose())
+        if not plan.ok:
+            self.last_result = StepResult(plan.outcome, plan.message, plan.ik_seconds + plan.plan_seconds)
+            return self.last_result
+        t0 = sim.time
+        for q in plan.trajectory.positions[1:]:
+            sim.set_arm_target(q)
+            sim.step()
+            self._record(recorder)
+        for _ in range(self.SETTLE_STEPS):
+            if np.max(np.abs(sim.joint_velocities())) < 0.02:
+                break
+            sim.step()
+            self._record(recorder)
+        if abs(gripper - sim.gripper_target) > 1e-3:
+            sim.set_gripper(gripper)
+            for _ in range(self.GRIPPER_STEPS):
+                before = sim.finger_positions()
+                sim.step()
+                self._record(recorder)
+                if np.max(np.abs(sim.finger_positions() - before)) < 2e-4:
+                    break
+        error = np.linalg.norm(sim.tcp_pose()[:3] - pose[:3])
+        outcome = "reached" if error < 0.01 else "timeout"
+        self.last_result = StepResult(outcome, f"{outcome}: position error {error * 1000:.1f} mm",
+                                      plan.ik_seconds + plan.plan_seconds, sim.time - t0)
+        return self.last_result
+
+    def get_demos(self, amount: int, seed: int = 0, recorder_factory=None) -> list[list[Observation]]:
+        """`amount` expert demonstrations from seeds seed, seed+1, ... (failed ones are retried
+        with the next seed, as RLBench re-samples a variation). Each demo is its 20 Hz frames."""
+        demos, s = [], seed
+        while len(demos) < amount:
+            frames, ok = self.run_expert(s)
+            s += 1
+            if ok:
+                demos.append([f for f, _, _ in frames])
+            if s - seed > 3 * amount + 10:
+                raise RuntimeError(f"{self.name}: expert failed too often ({len(demos)}/{amount} after {s - seed} seeds)")
+        return demos
+
+    def run_expert(self, seed: int) -> tuple[list[tuple[Observation, float, bool]], bool]:
+        """Reset to seed and run the scripted expert; returns the 20 Hz frames and success."""
+        _, obs = self.reset(seed)
+        frames = [(obs, 0.0, False)]
+        record = lambda o, r, s: frames.append((o, r, s))  # noqa: E731
+        for wp in self.task.expert(self.sim):
+            result = self.execute(wp.pose, wp.gripper, record)
+            if result.outcome != "reached":
+                return frames, False
+            if self.success():
+                break
+        return frames, self.success()
+
+    def close(self):
+        self.sim.close()

@@ -38,9 +38,9 @@ def depth_to_points(depth: np.ndarray, intrinsics: np.ndarray, extrinsics: np.nd
     h, w = depth.shape
     rows, cols = np.mgrid[0:h, 0:w]
     z = depth.astype(np.float64)
+    z[~(np.isfinite(z) & (z > 0))] = np.nan
     cam = np.stack([(cols - K[0, 2]) * z / K[0, 0], (rows - K[1, 2]) * z / K[1, 1], z], axis=-1)
     world = cam @ T[:3, :3].T + T[:3, 3]
-    world[~(np.isfinite(z) & (z > 0))] = np.nan
     return world.astype(np.float32)
 
 

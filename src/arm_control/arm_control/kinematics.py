@@ -34,14 +34,14 @@ class Kinematics:
         return np.concatenate([self.data.site_xpos[self.site],
                                mat_to_quat_xyzw(self.data.site_xmat[self.site].reshape(3, 3))])
 
-    def ik(self, pose, seed, max_iters: int = 150, pos_tol: float = 1e-3, rot_tol: float = 1e-2,
-           damping: float = 0.05, nullspace_gain: float = 0.05) -> np.ndarray | None:
+    def ik(self, pose, seed, max_iters: int = 200, pos_tol: float = 1e-3, rot_tol: float = 1e-2,
+           damping: float = 0.05, nullspace_gain: float = 0.02) -> np.ndarray | None:
         """Joint positions within limits reaching `pose` (xyz + xyzw) from `seed`, or None."""
         target_p = np.asarray(pose[:3], dtype=np.float64)
         target_R = quat_xyzw_to_mat(pose[3:7])
         q = np.clip(np.asarray(seed, dtype=np.float64), panda.LOWER, panda.UPPER)
         eye6 = np.eye(6)
-        for _ in range(max_iters):
+        for it in range(max_iters):
             self._set(q)
             p = self.data.site_xpos[self.site]
             R = self.data.site_xmat[self.site].reshape(3, 3)
@@ -54,8 +54,10 @@ class Kinematics:
             JJt = J @ J.T + damping**2 * eye6
             dq = J.T @ np.linalg.solve(JJt, err)
             # Null-space pull toward the neutral posture: does not move the TCP to first order.
-            N = np.eye(7) - J.T @ np.linalg.solve(JJt, J)
-            dq += nullspace_gain * N @ (panda.NEUTRAL - q)
+            # Only in the first half: near the body it can fight convergence.
+            if it < max_iters // 2:
+                N = np.eye(7) - J.T @ np.linalg.solve(JJt, J)
+                dq += nullspace_gain * N @ (panda.NEUTRAL - q)
             step = np.max(np.abs(dq))
             if step > 0.3:
                 dq *= 0.3 / step

@@ -86,7 +86,8 @@ class MotionPlanner:
         hits = None
         seeds = [start_q, panda.NEUTRAL]
         for i in range(self.ik_attempts):
-            seed = seeds[i] if i < len(seeds) else self.rng.uniform(panda.LOWER, panda.UPPER)
+            seed = seeds[i] if i < len(seeds) else np.clip(
+                panda.NEUTRAL + self.rng.normal(0.0, 0.8, 7), panda.LOWER, panda.UPPER)
             q = self.kinematics.ik(pose, seed)
             if q is None:
                 continue

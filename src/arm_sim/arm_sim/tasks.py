@@ -151,8 +151,8 @@ class TakeUmbrellaOutOfUmbrellaStand(Task):
     name = "take_umbrella_out_of_umbrella_stand"
     description = "take the umbrella out of the umbrella stand"
     graspable = ("umbrella",)
-    STAND_H = 0.09  # half height of the stand's walls
-    SHAFT_H = 0.13
+    STAND_H = 0.08  # half height of the stand's walls
+    SHAFT_H = 0.11
 
     def bodies(self):
         h, w, t = self.STAND_H, 0.045, 0.006
@@ -175,7 +175,7 @@ class TakeUmbrellaOutOfUmbrellaStand(Task):
 
     def expert(self, sim):
         handle = sim.body_pos("umbrella") + [0, 0, 2 * self.SHAFT_H + 0.035]
-        return self.pick(handle, approach=0.1, lift=0.25)
+        return self.pick(handle, approach=0.1, lift=0.22)
 
 
 class TakeLidOffSaucepan(Task):
@@ -290,8 +290,9 @@ class StackWine(Task):
         return np.hypot(rel[0], rel[1]) < 0.02 and abs(rel[2] - 0.03) < 0.01 and upright and sim.attached is None
 
     def expert(self, sim):
-        grasp = sim.body_pos("wine_bottle") + [0, 0, 2 * self.H - 0.03]
-        slot = sim.body_pos("wine_rack") + [0, 0, 0.03 + 2 * self.H - 0.03 + 0.005]
+        neck = 2 * self.H + 0.03  # grasp the neck: the hand must clear the bottle's top
+        grasp = sim.body_pos("wine_bottle") + [0, 0, neck]
+        slot = sim.body_pos("wine_rack") + [0, 0, 0.03 + neck + 0.005]
         return self.pick(grasp, lift=0.15) + self.place(slot, approach=0.1)
 
 
@@ -309,7 +310,9 @@ class PutRubbishInBin(Task):
                  + _box(f"{t} {by + t} {bh}", "0.2 0.2 0.22 1", f"{-bx - t} 0 {bh}")
                  + _box(f"{bx} {t} {bh}", "0.2 0.2 0.22 1", f"0 {by + t} {bh}")
                  + _box(f"{bx} {t} {bh}", "0.2 0.2 0.22 1", f"0 {-by - t} {bh}"))
-        rubbish = f'<geom class="world" type="ellipsoid" size="0.022 0.02 0.018" rgba="{WHITE}" mass="0.02"/>'
+        # crumpled paper as a lumpy box: boxes rest still on the table, ellipsoids would rock
+        rubbish = (f'<geom class="world" type="box" size="0.02 0.018 0.017" rgba="{WHITE}" mass="0.02"/>'
+                   f'<geom class="world" type="box" size="0.017 0.02 0.015" euler="0.3 0.2 0.5" rgba="{WHITE}" mass="0.005"/>')
         tomato = lambda: f'<geom class="world" type="sphere" size="0.022" rgba="{RED}" mass="0.05"/>'
         return (_mocap("bin", walls) + _free("rubbish", rubbish)
                 + _free("tomato1", tomato()) + _free("tomato2", tomato()))
@@ -317,7 +320,7 @@ class PutRubbishInBin(Task):
     def randomise(self, sim, rng):
         bin_xy, rubbish_xy, t1, t2 = sample_positions(rng, 4, 0.13)
         sim.data.mocap_pos[sim.model.body("bin").mocapid[0]] = [*bin_xy, T]
-        sim.set_body_pose("rubbish", [*rubbish_xy, T + 0.018])
+        sim.set_body_pose("rubbish", [*rubbish_xy, T + 0.0175], _yaw_quat_wxyz(rng.uniform(-0.7, 0.7)))
         sim.set_body_pose("tomato1", [*t1, T + 0.022])
         sim.set_body_pose("tomato2", [*t2, T + 0.022])
 
@@ -328,7 +331,8 @@ class PutRubbishInBin(Task):
 
     def expert(self, sim):
         above_bin = sim.body_pos("bin") + [0, 0, 2 * self.BIN[2] + 0.08]
-        return self.pick(sim.body_pos("rubbish"), lift=0.15) + [
+        yaw = _yaw_of(sim.body_mat("rubbish"), symmetry=np.pi / 2)
+        return self.pick(sim.body_pos("rubbish"), yaw, lift=0.15) + [
             Waypoint(self.pose(above_bin), 0.0), Waypoint(self.pose(above_bin), 1.0)]
 
 

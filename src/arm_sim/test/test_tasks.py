@@ -1,0 +1,96 @@
+"""The eight tasks: names, seeded resets, success detectors, and the experts that solve them."""
+import numpy as np
+import pytest
+
+from arm_sim.environment import Environment, InvalidActionError
+from arm_sim.tasks import TASK_NAMES, UnknownTaskError, make_task
+
+RLBENCH_NAMES = {"reach_target", "pick_up_cup", "take_umbrella_out_of_umbrella_stand", "take_lid_off_saucepan",
+                 "pick_and_lift", "phone_on_base", "stack_wine", "put_rubbish_in_bin"}
+
+
+@pytest.fixture(scope="module")
+def env():
+    return Environment(image_size=(32, 32))
+
+
+def test_the_eight_tasks_carry_rlbench_names():
+    assert set(TASK_NAMES) == RLBENCH_NAMES
+
+
+def test_an_unknown_task_name_lists_the_valid_ones():
+    with pytest.raises(UnknownTaskError, match="valid tasks: reach_target"):
+        make_task("reach_targte")
+
+
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_same_seed_same_scene_other_seed_other_scene(env, name):
+    task = env.get_task(name)
+    _, a = task.reset(seed=3)
+    qa = task.sim.data.qpos.copy()
+    _, b = task.reset(seed=3)
+    qb = task.sim.data.qpos.copy()
+    _, c = task.reset(seed=4)
+    qc = task.sim.data.qpos.copy()
+    mocap_c = task.sim.data.mocap_pos.copy()
+    task.reset(seed=3)
+    np.testing.assert_array_equal(qa, qb)
+    np.testing.assert_array_equal(a.front_rgb, b.front_rgb)
+    assert not (np.allclose(qa, qc) and np.allclose(task.sim.data.mocap_pos, mocap_c))
+    task.close()
+
+
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_success_detector_false_at_reset_true_after_the_expert(env, name):
+    task = env.get_task(name)
+    task.reset(seed=1)
+    assert not task.success(), "a fresh scene must not count as solved"
+    frames, ok = task.run_expert(seed=1)
+    assert ok, f"{name}: expert failed on seed 1"
+    assert frames[-1][2] or task.success()
+    rewards = [r for _, r, _ in frames]
+    assert rewards[0] == 0.0 and max(rewards) == 1.0, "sparse reward: 0 until success, then 1"
+    task.close()
+
+
+def test_reach_target_fails_when_the_gripper_goes_elsewhere(env):
+    task = env.get_task("reach_target")
+    _, obs = task.reset(seed=2)
+    target = task.sim.body_pos("target")
+    away = np.r_[target[0], -np.sign(target[1]) * 0.25 if abs(target[1]) > 0.05 else 0.25, target[2], obs.gripper_pose[3:], 1.0]
+    obs, reward, terminate = task.step(away)
+    assert reward == 0.0 and not terminate
+    task.close()
+
+
+def test_an_unreachable_action_raises_invalid_action_with_its_outcome(env):
+    task = env.get_task("reach_target")
+    _, obs = task.reset(seed=0)
+    with pytest.raises(InvalidActionError) as e:
+        task.step(np.r_[2.5, 0.0, 1.0, obs.gripper_pose[3:], 1.0])
+    assert e.value.outcome == "unreachable"
+    with pytest.raises(InvalidActionError) as e:
+        task.step(np.r_[0.4, 0.0, np.nan, obs.gripper_pose[3:], 1.0])
+    assert e.value.outcome == "invalid" and "NaN" in str(e.value)
+    # a pose inside the table collides
+    with pytest.raises(InvalidActionError) as e:
+        task.step(np.r_[0.45, 0.0, 0.70, obs.gripper_pose[3:], 1.0])
+    assert e.value.outcome in ("collision", "unreachable")
+    # and the next valid action still works
+    obs, _, _ = task.step(np.r_[0.45, 0.1, 1.0, obs.gripper_pose[3:], 1.0])
+    assert np.linalg.norm(obs.gripper_pose[:3] - [0.45, 0.1, 1.0]) < 0.01
+    task.close()
+
+
+def test_observation_fields_match_rlbench_names_and_shapes(env):
+    task = env.get_task("pick_up_cup")
+    _, obs = task.reset(seed=0)
+    assert obs.front_rgb.shape == (32, 32, 3) and obs.front_rgb.dtype == np.uint8
+    assert obs.front_depth.shape == (32, 32) and obs.front_depth.dtype == np.float32
+    assert obs.front_point_cloud.shape == (32, 32, 3)
+    assert obs.camera_intrinsics.shape == (3, 3) and obs.camera_extrinsics.shape == (4, 4)
+    assert obs.joint_positions.shape == (7,) and obs.joint_velocities.shape == (7,)
+    assert obs.gripper_pose.shape == (7,) and obs.gripper_joint_positions.shape == (2,)
+    assert obs.gripper_open is True
+    assert abs(np.linalg.norm(obs.gripper_pose[3:]) - 1) < 1e-6
+    task.close()

@@ -30,10 +30,13 @@ class CollisionChecker:
         self.checks = 0
 
     def set_scene(self, qpos: np.ndarray, held: tuple[str, np.ndarray] | None = None,
-                  ignore_bodies: tuple[str, ...] = ()):
-        """Mirror a scene state: full qpos, an optional held object (name, 4x4 pose in the hand
-        frame) and bodies whose contacts with the robot are allowed (MoveIt's allowed collisions)."""
+                  ignore_bodies: tuple[str, ...] = (), mocap: tuple[np.ndarray, np.ndarray] | None = None):
+        """Mirror a scene state: full qpos, static props' poses (mocap positions and wxyz
+        quaternions), an optional held object (name, 4x4 pose in the hand frame) and bodies
+        whose contacts with the robot are allowed (MoveIt's allowed collisions)."""
         self.data.qpos[:] = qpos
+        if mocap is not None:
+            self.data.mocap_pos[:], self.data.mocap_quat[:] = mocap
         self._ignored[:] = False
         for b in ignore_bodies:
             self._ignored[self.model.body(b).id] = True

@@ -1,6 +1,8 @@
 """From a goal pose to a collision-free, time-parameterised joint trajectory.
 
-validate_pose -> IK (collision-free solution, several seeds) -> OMPL plan -> ruckig trajectory.
+validate_pose -> a Cartesian straight line if it is collision-free (RLBench's linear path: it
+keeps a held bottle or umbrella upright through a slot) -> otherwise IK (collision-free
+solution, several seeds) and an OMPL joint-space plan -> ruckig trajectory.
 Every failure is an outcome with a message, never an exception: callers (the control node, the
 simulator's action step, experts) report it and carry on.
 
@@ -18,7 +20,9 @@ from . import panda
 from .collision import CollisionChecker
 from .kinematics import Kinematics
 from .planner import plan_joint_path
-from .trajectory import Trajectory, time_parameterise
+from .trajectory import Trajectory, time_parameterise, time_parameterise_dense
+from .planner import interpolate_path
+from .transforms import quat_xyzw_to_mat, rotation_error, slerp_xyzw
 
 OUTCOMES = ("planned", "reached", "unreachable", "collision", "timeout", "invalid")
 
@@ -98,14 +102,42 @@ class MotionPlanner:
             return None, "unreachable: no IK solution within joint limits"
         return None, "collision: every IK solution collides (" + ", ".join(f"{a}-{b}" for a, b, _ in hits[:3]) + ")"
 
-    def plan(self, qpos, start_q, goal_pose, held=None, ignore_bodies=()) -> MotionPlan:
-        """Plan from arm configuration start_q to goal_pose in the scene state qpos."""
+    def cartesian_path(self, start_q, goal_pose, step: float = 0.01, max_joint_step: float = 0.15):
+        """Joint positions following the straight TCP line to goal_pose (1 cm steps, orientation
+        slerped), or None if IK breaks off, the arm would jump, or any state collides."""
+        start = self.kinematics.fk(start_q)
+        distance = np.linalg.norm(goal_pose[:3] - start[:3])
+        angle = np.linalg.norm(rotation_error(quat_xyzw_to_mat(goal_pose[3:]), quat_xyzw_to_mat(start[3:])))
+        n = max(1, int(np.ceil(max(distance / step, angle / 0.05))))
+        qs = [np.asarray(start_q, dtype=np.float64)]
+        for i in range(1, n + 1):
+            t = i / n
+            pose = np.concatenate([start[:3] + t * (goal_pose[:3] - start[:3]), slerp_xyzw(start[3:], goal_pose[3:], t)])
+            q = self.kinematics.ik(pose, qs[-1], max_iters=50)
+            if q is None or np.max(np.abs(q - qs[-1])) > max_joint_step:
+                return None
+            qs.append(q)
+        path = np.array(qs)
+        for q in interpolate_path(path, 0.01):
+            if not self.collision.is_valid(q):
+                return None
+        return path
+
+    def plan(self, qpos, start_q, goal_pose, held=None, ignore_bodies=(), mocap=None) -> MotionPlan:
+        """Plan from arm configuration start_q to goal_pose in the scene state (qpos, and mocap
+        = (positions, quaternions) of static props); see CollisionChecker.set_scene."""
         try:
             goal_pose = validate_pose(goal_pose)
         except InvalidPose as e:
             return MotionPlan("invalid", str(e))
-        self.collision.set_scene(qpos, held=held, ignore_bodies=ignore_bodies)
+        self.collision.set_scene(qpos, held=held, ignore_bodies=ignore_bodies, mocap=mocap)
         t0 = time.perf_counter()
+        line = self.cartesian_path(start_q, goal_pose)
+        if line is not None:
+            traj = time_parameterise_dense(line, dt=self.dt, velocity_scaling=self.velocity_scaling,
+                                           acceleration_scaling=self.acceleration_scaling)
+            return MotionPlan("planned", f"Cartesian line, {len(line)} IK steps, {traj.duration:.2f} s",
+                              trajectory=traj, goal_q=line[-1], plan_seconds=time.perf_counter() - t0)
         goal_q, why = self.solve_ik(goal_pose, start_q)
         t1 = time.perf_counter()
         if goal_q is None:

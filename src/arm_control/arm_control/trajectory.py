@@ -174,3 +174,56 @@ def time_parameterise(
         accelerations=np.concatenate(accelerations),
         waypoint_indices=np.array(waypoint_indices, dtype=int),
     )
+
+
+def time_parameterise_dense(
+    path,
+    dt: float = 0.05,
+    velocity_scaling: float = 0.5,
+    acceleration_scaling: float = 0.5,
+    max_velocity=panda.MAX_VELOCITY,
+    max_acceleration=panda.MAX_ACCELERATION,
+    max_jerk=panda.MAX_JERK,
+) -> Trajectory:
+    """One jerk-limited motion along a dense, smooth path (a Cartesian straight line's IK
+    solutions), without stopping at its many vertices.
+
+    The path is parameterised by u, the time it would take at full speed: each segment adds
+    max_j |dq_j| / v_max_j. With |du/dt| <= 1 every joint is within its velocity limit; the
+    acceleration and jerk limits on u are the tightest a_max_j / v_max_j and j_max_j / v_max_j,
+    which bound the joints' too while the path's curvature is small (dense straight-line IK).
+    """
+    wp = np.asarray(path, dtype=float)
+    if wp.ndim != 2 or len(wp) < 2 or not np.all(np.isfinite(wp)):
+        raise ValueError(f"path must be a finite (N >= 2, D) array, got shape {wp.shape}")
+    if not (isinstance(dt, numbers.Real) and math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
+    dim = wp.shape[1]
+    v_max = _limit_vector("max_velocity", max_velocity, dim) * _scaling("velocity_scaling", velocity_scaling)
+    a_max = _limit_vector("max_acceleration", max_acceleration, dim) * _scaling("acceleration_scaling", acceleration_scaling)
+    j_max = _limit_vector("max_jerk", max_jerk, dim)
+    u = np.concatenate([[0.0], np.cumsum(np.max(np.abs(np.diff(wp, axis=0)) / v_max, axis=1))])
+    if u[-1] <= MIN_SEGMENT:
+        return time_parameterise(wp[:1], dt=dt)
+    otg = Ruckig(1, dt)
+    inp = InputParameter(1)
+    inp.duration_discretization = DurationDiscretization.Discrete
+    inp.current_position, inp.current_velocity, inp.current_acceleration = [0.0], [0.0], [0.0]
+    inp.target_position, inp.target_velocity, inp.target_acceleration = [float(u[-1])], [0.0], [0.0]
+    inp.max_velocity = [1.0]
+    inp.max_acceleration = [float(np.min(a_max / v_max))]
+    inp.max_jerk = [float(np.min(j_max / v_max))]
+    profile = _RuckigTrajectory(1)
+    result = otg.calculate(inp, profile)
+    if result not in (Result.Working, Result.Finished):
+        raise RuntimeError(f"ruckig failed on the dense path: {result}")
+    n = max(1, int(round(profile.duration / dt)))
+    s = np.array([profile.at_time(k * dt)[0][0] for k in range(n + 1)])
+    s[0], s[-1] = 0.0, u[-1]
+    positions = np.stack([np.interp(s, u, wp[:, j]) for j in range(dim)], axis=1)
+    positions[-1] = wp[-1]
+    velocities = np.gradient(positions, dt, axis=0)
+    velocities[0] = velocities[-1] = 0.0
+    accelerations = np.gradient(velocities, dt, axis=0)
+    return Trajectory(times=np.arange(n + 1) * dt, positions=positions, velocities=velocities,
+                      accelerations=accelerations, waypoint_indices=np.array([0, n]))

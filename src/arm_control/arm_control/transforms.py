@@ -58,3 +58,16 @@ def top_down_quat(yaw: float = 0.0) -> np.ndarray:
     c, s = np.cos(yaw), np.sin(yaw)
     R = np.array([[c, s, 0.0], [s, -c, 0.0], [0.0, 0.0, -1.0]])
     return mat_to_quat_xyzw(R)
+
+
+def slerp_xyzw(q0, q1, t: float) -> np.ndarray:
+    """Spherical linear interpolation between unit quaternions (shortest arc)."""
+    q0, q1 = np.asarray(q0, dtype=np.float64), np.asarray(q1, dtype=np.float64)
+    d = float(np.dot(q0, q1))
+    if d < 0:
+        q1, d = -q1, -d
+    if d > 0.9995:
+        q = q0 + t * (q1 - q0)
+        return q / np.linalg.norm(q)
+    theta = np.arccos(d)
+    return (np.sin((1 - t) * theta) * q0 + np.sin(t * theta) * q1) / np.sin(theta)

@@ -119,7 +119,8 @@ class TaskEnvironment:
         """Plan and execute one pose goal in the simulator; never raises for a bad goal."""
         sim = self.sim
         plan = self.motion.plan(sim.data.qpos.copy(), sim.joint_positions(), pose,
-                                held=sim.attached_relative_pose())
+                                held=sim.attached_relative_pose(),
+                                mocap=(sim.data.mocap_pos.copy(), sim.data.mocap_quat.copy()))
         if not plan.ok:
             self.last_result = StepResult(plan.outcome, plan.message, plan.ik_seconds + plan.plan_seconds)
             return self.last_result

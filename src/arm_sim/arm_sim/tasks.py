@@ -51,12 +51,12 @@ def _marker(r, rgba):
     return f'<geom type="sphere" size="{r}" rgba="{rgba}" contype="0" conaffinity="0"/>'
 
 
-def sample_positions(rng, n, min_dist, x=WORKSPACE_X, y=WORKSPACE_Y, tries=1000):
-    """n table positions (x, y) at least min_dist apart: seeded rejection sampling."""
+def sample_positions(rng, n, min_dist, x=WORKSPACE_X, y=WORKSPACE_Y, avoid=(), tries=1000):
+    """n table positions (x, y) at least min_dist apart and from `avoid`: seeded rejection sampling."""
     out = []
     for _ in range(tries):
         p = np.array([rng.uniform(*x), rng.uniform(*y)])
-        if all(np.linalg.norm(p - q) >= min_dist for q in out):
+        if all(np.linalg.norm(p - q) >= min_dist for q in [*out, *avoid]):
             out.append(p)
             if len(out) == n:
                 return out
@@ -318,7 +318,9 @@ class PutRubbishInBin(Task):
                 + _free("tomato1", tomato()) + _free("tomato2", tomato()))
 
     def randomise(self, sim, rng):
-        bin_xy, rubbish_xy, t1, t2 = sample_positions(rng, 4, 0.13)
+        # the hand is 20 cm across the fingers: keep the rubbish clear of the bin's walls
+        bin_xy, rubbish_xy = sample_positions(rng, 2, 0.25)
+        t1, t2 = sample_positions(rng, 2, 0.13, avoid=(bin_xy, rubbish_xy))
         sim.data.mocap_pos[sim.model.body("bin").mocapid[0]] = [*bin_xy, T]
         sim.set_body_pose("rubbish", [*rubbish_xy, T + 0.0175], _yaw_quat_wxyz(rng.uniform(-0.7, 0.7)))
         sim.set_body_pose("tomato1", [*t1, T + 0.022])

@@ -28,8 +28,8 @@ ROBOT_BASE = (0.0, 0.0, TABLE_HEIGHT)
 CONTROL_HZ = 20  # RLBench's control rate
 PHYSICS_DT = 0.002
 # RLBench's front camera looks at the workspace from across the table, facing the robot.
-FRONT_CAMERA_POS = np.array([1.25, 0.0, 1.75])
-FRONT_CAMERA_LOOKAT = np.array([0.30, 0.0, 0.90])
+FRONT_CAMERA_POS = np.array([1.10, 0.0, 1.65])
+FRONT_CAMERA_LOOKAT = np.array([0.40, 0.0, 0.85])
 FRONT_CAMERA_FOVY = 50.0
 
 
@@ -138,7 +138,10 @@ class PandaSim:
 
     # ----- state -----------------------------------------------------------------------------
     def reset_robot(self, q=panda.NEUTRAL):
-        self.release()
+        """Robot to q with the gripper open; all physics state (warm starts, welds) cleared so
+        that a seeded reset is bit-for-bit repeatable."""
+        mujoco.mj_resetData(self.model, self.data)
+        self.attached = None
         self.data.qpos[self.arm_qpos] = q
         self.data.qvel[:] = 0.0
         self.data.qpos[self.finger_qpos] = panda.FINGER_OPEN

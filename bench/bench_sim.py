@@ -92,6 +92,37 @@ def bench_plan(n_poses=100):
     emit("ik_plus_plan_success_rate", ok / n_poses, "fraction", outcomes=outcomes, target=">= 0.99")
 
 
+def bench_plan_around_obstacle(n=30):
+    """Moves from one side of a wall to the other: the straight line collides, OMPL must plan."""
+    from arm_control import panda
+    from arm_control.motion import MotionPlanner
+    from arm_control.transforms import top_down_quat
+    from arm_sim.sim import TABLE_HEIGHT, PandaSim
+
+    wall = (f'<body name="wall" pos="0.5 0 {TABLE_HEIGHT + 0.15}">'
+            '<geom class="world" type="box" size="0.08 0.01 0.15"/></body>')
+    sim = PandaSim(wall, image_size=(32, 32))
+    sim.reset_robot()
+    motion = MotionPlanner(sim.model)
+    rng = np.random.default_rng(0)
+    times, ok = [], 0
+    for _ in range(n):
+        side = rng.choice([-1, 1])
+        start = np.r_[rng.uniform(0.4, 0.6), side * rng.uniform(0.1, 0.25), TABLE_HEIGHT + rng.uniform(0.05, 0.2),
+                      top_down_quat(np.pi / 2)]
+        goal = np.r_[rng.uniform(0.4, 0.6), -side * rng.uniform(0.1, 0.25), TABLE_HEIGHT + rng.uniform(0.05, 0.2),
+                     top_down_quat(np.pi / 2)]
+        motion.collision.set_scene(sim.data.qpos.copy())
+        start_q, _ = motion.solve_ik(start, panda.NEUTRAL)
+        t0 = time.perf_counter()
+        plan = motion.plan(sim.data.qpos.copy(), start_q, goal)
+        times.append(time.perf_counter() - t0)
+        ok += plan.ok
+    times = np.array(times) * 1000
+    emit("ik_plus_plan_ms_around_obstacle", np.median(times), "ms", p95=round(float(np.percentile(times, 95)), 2),
+         success_rate=ok / n, moves=n, planner=motion.planner)
+
+
 def bench_demos(seeds=1, size=128):
     from arm_perception.bags import EpisodeWriter
     from arm_sim.environment import Environment
@@ -124,7 +155,7 @@ def main():
     parser.add_argument("--demo-seeds", type=int, default=1)
     args = parser.parse_args()
     os.environ.setdefault("MUJOCO_GL", "egl")
-    groups = {"physics": bench_physics, "render": bench_render, "plan": lambda: bench_plan(args.poses),
+    groups = {"physics": bench_physics, "render": bench_render, "plan": lambda: (bench_plan(args.poses), bench_plan_around_obstacle()),
               "demos": lambda: bench_demos(args.demo_seeds)}
     for name, fn in groups.items():
         if args.only in (None, name):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from . import panda
 
+TABLE_HEIGHT = 0.75  # metres, as RLBench's table; the robot stands on it at the origin
 TCP_OFFSET = 0.1034  # metres from the hand frame along its z axis
 TCP_SITE = "tcp"
 HAND_BODY = "panda_hand"
@@ -110,3 +111,48 @@ def panda_mjcf(base_pos=(0.0, 0.0, 0.0)) -> RobotMJCF:
   <geom {ROBOT_GEOM} density="1500" friction="2 0.05 0.001" condim="4" solref="0.01 1"/>
 </default>"""
     return RobotMJCF(body=body, actuators=actuators, contacts=contacts, defaults=defaults)
+
+
+def workcell_xml(extra_bodies: str = "", extra_equalities: str = "", timestep: float = 0.002) -> str:
+    """The work cell as a full MJCF: the Panda on its table, plus `extra_bodies` (cameras, task
+    objects) and `extra_equalities`. The simulator and the control node's planning scene are both
+    built from this, so they agree on where the table is."""
+    robot = panda_mjcf((0.0, 0.0, TABLE_HEIGHT))
+    body = robot.body.replace('<body name="panda_', '<body gravcomp="1" name="panda_')
+    return f"""
+<mujoco model="arm_panda_scene">
+  <compiler angle="radian" autolimits="true"/>
+  <option timestep="{timestep}" integrator="implicitfast" cone="elliptic" impratio="5"/>
+  <visual>
+    <global offwidth="1280" offheight="1024"/>
+    <quality shadowsize="0" offsamples="0"/>
+    <headlight ambient="0.45 0.45 0.45" diffuse="0.5 0.5 0.5" specular="0 0 0"/>
+    <map znear="0.02" zfar="10"/>
+  </visual>
+  <default>
+    {robot.defaults}
+    <default class="world"><geom {WORLD_GEOM} friction="1 0.005 0.0001"/></default>
+  </default>
+  <worldbody>
+    <light name="top" pos="0.4 0 3" dir="0 0 -1" diffuse="0.5 0.5 0.5" castshadow="false"/>
+    <geom name="floor" class="world" type="plane" size="3 3 0.1" rgba="0.35 0.33 0.3 1"/>
+    <body name="table">
+      <geom name="table_top" class="world" type="box" size="0.6 0.65 0.025" pos="0.45 0 {TABLE_HEIGHT - 0.025}" rgba="0.72 0.58 0.42 1"/>
+      <geom name="table_leg" class="world" type="box" size="0.5 0.5 0.36" pos="0.45 0 0.36" rgba="0.5 0.4 0.3 1"/>
+    </body>
+    {body}
+    {extra_bodies}
+  </worldbody>
+  <contact>
+    <exclude body1="panda_link0" body2="table"/>
+    {robot.contacts}
+  </contact>
+  <equality>
+    {extra_equalities}
+  </equality>
+  <actuator>
+    {robot.actuators}
+  </actuator>
+</mujoco>"""
+
+

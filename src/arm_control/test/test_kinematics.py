@@ -10,9 +10,11 @@ from arm_control.transforms import mat_to_quat_xyzw, quat_xyzw_to_mat, top_down_
 
 @pytest.fixture(scope="module")
 def kinematics():
-    from arm_sim.sim import PandaSim
+    import mujoco
 
-    return Kinematics(PandaSim().model)
+    from arm_control.robot_model import workcell_xml
+
+    return Kinematics(mujoco.MjModel.from_xml_string(workcell_xml()))
 
 
 def test_fk_of_the_neutral_pose_is_franka_ready_pose(kinematics):

@@ -19,12 +19,10 @@ import mujoco  # noqa: E402  (the GL backend must be chosen before the import)
 
 from arm_control import panda  # noqa: E402
 from arm_control.robot_model import (  # noqa: E402
-    FINGER_BODIES, HAND_BODY, TCP_SITE, WORLD_GEOM, panda_mjcf)
+    FINGER_BODIES, HAND_BODY, TABLE_HEIGHT, TCP_SITE, workcell_xml)
 from arm_control.transforms import mat_to_quat_xyzw  # noqa: E402
 from arm_perception.camera import intrinsics_from_fovy  # noqa: E402
 
-TABLE_HEIGHT = 0.75  # metres, as RLBench's table
-ROBOT_BASE = (0.0, 0.0, TABLE_HEIGHT)
 CONTROL_HZ = 20  # RLBench's control rate
 PHYSICS_DT = 0.002
 # RLBench's front camera looks at the workspace from across the table, facing the robot.
@@ -61,50 +59,15 @@ def _look_at_xyaxes(pos, target):
 
 
 def scene_xml(task_bodies: str = "", task_equalities: str = "", graspable: tuple[str, ...] = ()) -> str:
-    """The full MJCF: table, Panda, front camera, and the task's bodies."""
-    robot = panda_mjcf(ROBOT_BASE)
+    """The simulated scene: the work cell (table + Panda), the front camera and the task's bodies."""
     xy = " ".join(f"{v:.6f}" for v in _look_at_xyaxes(FRONT_CAMERA_POS, FRONT_CAMERA_LOOKAT))
     cam_pos = " ".join(f"{v:.4f}" for v in FRONT_CAMERA_POS)
+    camera = f'<camera name="front" pos="{cam_pos}" xyaxes="{xy}" fovy="{FRONT_CAMERA_FOVY}"/>'
     welds = "".join(
         f'<weld name="grasp_{b}" body1="{HAND_BODY}" body2="{b}" active="false" solref="0.004 1"/>\n'
         for b in graspable)
-    body = robot.body.replace('<body name="panda_', '<body gravcomp="1" name="panda_')
-    return f"""
-<mujoco model="arm_panda_scene">
-  <compiler angle="radian" autolimits="true"/>
-  <option timestep="{PHYSICS_DT}" integrator="implicitfast" cone="elliptic" impratio="5"/>
-  <visual>
-    <global offwidth="1280" offheight="1024"/>
-    <quality shadowsize="0" offsamples="0"/>
-    <headlight ambient="0.45 0.45 0.45" diffuse="0.5 0.5 0.5" specular="0 0 0"/>
-    <map znear="0.02" zfar="10"/>
-  </visual>
-  <default>
-    {robot.defaults}
-    <default class="world"><geom {WORLD_GEOM} friction="1 0.005 0.0001"/></default>
-  </default>
-  <worldbody>
-    <light name="top" pos="0.4 0 3" dir="0 0 -1" diffuse="0.5 0.5 0.5" castshadow="false"/>
-    <geom name="floor" class="world" type="plane" size="3 3 0.1" rgba="0.35 0.33 0.3 1"/>
-    <body name="table">
-      <geom name="table_top" class="world" type="box" size="0.6 0.65 0.025" pos="0.45 0 {TABLE_HEIGHT - 0.025}" rgba="0.72 0.58 0.42 1"/>
-      <geom name="table_leg" class="world" type="box" size="0.5 0.5 0.36" pos="0.45 0 0.36" rgba="0.5 0.4 0.3 1"/>
-    </body>
-    <camera name="front" pos="{cam_pos}" xyaxes="{xy}" fovy="{FRONT_CAMERA_FOVY}"/>
-    {body}
-    {task_bodies}
-  </worldbody>
-  <contact>
-    <exclude body1="panda_link0" body2="table"/>
-    {robot.contacts}
-  </contact>
-  <equality>
-    {welds}{task_equalities}
-  </equality>
-  <actuator>
-    {robot.actuators}
-  </actuator>
-</mujoco>"""
+    return workcell_xml(extra_bodies=camera + task_bodies, extra_equalities=welds + task_equalities,
+                        timestep=PHYSICS_DT)
 
 
 class PandaSim:

@@ -1,0 +1,85 @@
+"""The control node's goal state machine, driven by a simulated clock and an ideal arm."""
+import mujoco
+import numpy as np
+import pytest
+
+from arm_control import panda
+from arm_control.goal_executor import Goal, GoalExecutor
+from arm_control.motion import MotionPlanner
+from arm_control.robot_model import workcell_xml
+from arm_control.transforms import top_down_quat
+
+
+@pytest.fixture(scope="module")
+def motion():
+    return MotionPlanner(mujoco.MjModel.from_xml_string(workcell_xml()))
+
+
+def run(executor, q, fingers=None, follow=True, finger_target=None, seconds=10.0, dt=0.05):
+    """Drive the executor like the node does; the 'arm' plays trajectories back exactly."""
+    fingers = np.full(2, panda.FINGER_OPEN) if fingers is None else fingers
+    traj, start, results, sent_gripper = None, 0.0, [], []
+    for k in range(int(seconds / dt)):
+        now = k * dt
+        dq = np.zeros(7)
+        if traj is not None and follow:
+            i = min(int(round((now - start) / dt)), len(traj.positions) - 1)
+            q, dq = traj.positions[i], traj.velocities[i]
+        if sent_gripper:
+            target = sent_gripper[-1] * panda.FINGER_OPEN if finger_target is None else finger_target
+            fingers = fingers + np.clip(target - fingers, -0.004, 0.004)
+        out = executor.update(now, q, dq, fingers)
+        if out.trajectory is not None:
+            traj, start = out.trajectory, now
+        if out.gripper_open is not None:
+            sent_gripper.append(out.gripper_open)
+        results += out.results
+        if results and not executor.busy:
+            break
+    return results, sent_gripper, q
+
+
+def test_a_reachable_goal_is_reached_then_the_gripper_acts(motion):
+    ex = GoalExecutor(motion)
+    goal = np.r_[0.45, 0.1, 0.95, top_down_quat()]
+    ex.submit(Goal(goal, gripper=0.0, key=7))
+    results, gripper, q = run(ex, panda.NEUTRAL.copy())
+    assert [r.outcome for r in results] == ["reached"] and results[0].key == 7
+    assert gripper == [0.0], "the gripper is commanded only after the arm arrived"
+    assert np.linalg.norm(motion.kinematics.fk(q)[:3] - goal[:3]) < 0.01
+    assert results[0].text().startswith("reached: ") and "plan" in results[0].text()
+
+
+def test_no_gripper_goal_leaves_the_gripper_alone(motion):
+    ex = GoalExecutor(motion)
+    ex.submit(Goal(np.r_[0.4, -0.1, 1.0, top_down_quat()]))
+    results, gripper, _ = run(ex, panda.NEUTRAL.copy())
+    assert [r.outcome for r in results] == ["reached"] and gripper == []
+
+
+def test_a_gripper_closing_on_an_object_counts_as_reached(motion):
+    ex = GoalExecutor(motion)
+    ex.submit(Goal(np.r_[0.45, 0.0, 0.95, top_down_quat()], gripper=0.0))
+    results, _, _ = run(ex, panda.NEUTRAL.copy(), finger_target=0.02)  # an object 4 cm wide
+    assert results[0].outcome == "reached" and "object" in results[0].message
+
+
+def test_unreachable_and_colliding_goals_get_their_outcome_and_the_next_goal_still_works(motion):
+    ex = GoalExecutor(motion)
+    ex.submit(Goal(np.r_[2.0, 0.0, 1.0, top_down_quat()], key="far"))
+    ex.submit(Goal(np.r_[0.45, 0.0, 0.60, top_down_quat()], key="in the table"))
+    ex.submit(Goal(np.r_[0.45, 0.0, 1.0, top_down_quat()], key="fine"))
+    results = []
+    q = panda.NEUTRAL.copy()
+    for _ in range(3):
+        r, _, q = run(ex, q)
+        results += r
+    assert [(r.key, r.outcome) for r in results] == [
+        ("far", "unreachable"), ("in the table", "collision"), ("fine", "reached")]
+
+
+def test_an_arm_that_never_moves_times_out(motion):
+    ex = GoalExecutor(motion, timeout_margin=0.5)
+    ex.submit(Goal(np.r_[0.45, 0.2, 1.0, top_down_quat()]))
+    results, _, _ = run(ex, panda.NEUTRAL.copy(), follow=False)
+    assert results[0].outcome == "timeout" and "did not arrive" in results[0].message

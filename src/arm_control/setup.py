@@ -24,7 +24,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            
+            "control_node = arm_control.control_node:main",
         ],
     },
 )

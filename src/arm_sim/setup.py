@@ -24,7 +24,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            
+            "sim_node = arm_sim.sim_node:main",
         ],
     },
 )

@@ -33,7 +33,8 @@ class Result:
 
     def text(self) -> str:
         """The one-line report the control node publishes; it starts with the outcome."""
-        return (f"{self.outcome}: {self.message} (plan {self.plan_seconds * 1000:.1f} ms, "
+        message = self.message if self.message.startswith(self.outcome) else f"{self.outcome}: {self.message}"
+        return (f"{message} (plan {self.plan_seconds * 1000:.1f} ms, "
                 f"execution {self.execution_seconds:.2f} s)")
 
 
@@ -109,7 +110,9 @@ class GoalExecutor:
             self.phase, self._fingers_before, self._fingers_still_since = "gripper", None, None
             self.deadline = now + self.gripper_seconds
         elif now > self.deadline:
-            self._finish("timeout", f"arm did not arrive: position error {error * 1000:.1f} mm", now, out)
+            speed = 0.0 if dq is None else float(np.max(np.abs(dq)))
+            self._finish("timeout", f"arm did not settle at the goal: position error {error * 1000:.1f} mm, "
+                                    f"joint speed {speed:.3f} rad/s", now, out)
 
     def _check_gripper(self, now, fingers, out: Commands):
         target = self.active.gripper * panda.FINGER_OPEN

@@ -24,6 +24,8 @@ from .trajectory import Trajectory, time_parameterise, time_parameterise_dense
 from .planner import interpolate_path
 from .transforms import quat_xyzw_to_mat, rotation_error, slerp_xyzw
 
+# Shoulder to TCP at full stretch: 0.316 + 0.384 (+ offsets) + 0.107 flange + 0.1034 TCP < 1.0 m
+MAX_REACH = 1.0
 OUTCOMES = ("planned", "reached", "unreachable", "collision", "timeout", "invalid")
 
 
@@ -87,6 +89,9 @@ class MotionPlanner:
 
     def solve_ik(self, pose, start_q) -> tuple[np.ndarray | None, str]:
         """A collision-free IK solution and "ok", or None and why not (a sentence)."""
+        base = self.kinematics.model.body("panda_link0").pos  # a child of the world body
+        if np.linalg.norm(np.asarray(pose[:3]) - (base + [0, 0, 0.333])) > MAX_REACH:
+            return None, f"unreachable: more than {MAX_REACH} m from the shoulder"
         hits = None
         seeds = [start_q, panda.NEUTRAL]
         for i in range(self.ik_attempts):

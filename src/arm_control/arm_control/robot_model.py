@@ -93,7 +93,7 @@ def panda_mjcf(base_pos=(0.0, 0.0, 0.0)) -> RobotMJCF:
         f'<position name="act_{n}" joint="{n}" kp="{kp}" kv="{kv}" ctrlrange="{lo:.4f} {hi:.4f}" forcerange="-{f} {f}"/>\n'
         for n, lo, hi, kp, kv, f in zip(
             panda.ARM_JOINTS, panda.LOWER, panda.UPPER,
-            (4500, 4500, 3500, 3500, 2000, 2000, 2000), (450, 450, 350, 350, 200, 200, 200),
+            (4500, 4500, 3500, 3500, 2000, 2000, 2000), (450, 450, 350, 350, 40, 40, 20),
             (87, 87, 87, 87, 12, 12, 12)))
     actuators += "".join(
         f'<position name="act_{n}" joint="{n}" kp="300" kv="20" ctrlrange="0 0.04" forcerange="-40 40"/>\n'

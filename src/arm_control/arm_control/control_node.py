@@ -1,0 +1,178 @@
+"""control_node: next-best pose -> IK -> OMPL plan -> ruckig trajectory -> the arm's controller.
+
+    subscribes /arm/next_best_pose (geometry_msgs/PoseStamped, TCP pose in the world frame)
+               /arm/gripper_goal (sensor_msgs/JointState, position[0] = open amount in [0, 1],
+               applied after the arm reaches the pose with the same stamp)
+               /joint_states
+    publishes  /arm/joint_trajectory (trajectory_msgs/JointTrajectory, a JointTrajectoryController's
+               topic interface), the gripper command (std_msgs/Float64MultiArray, finger position in
+               metres, a forward position controller), /arm/control/result (std_msgs/String, reliable,
+               one per goal, starting with reached / unreachable / collision / timeout / invalid),
+               /arm/ee_pose (geometry_msgs/PoseStamped, TCP in world, from each joint state)
+
+The planning scene is the work cell (robot + table); the math lives in arm_control.motion and
+arm_control.goal_executor.
+
+Example:
+    ros2 run arm_control control_node --ros-args -p planner:=RRTConnect -p velocity_scaling:=0.3
+"""
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Duration
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, String
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from . import panda
+from .goal_executor import Goal, GoalExecutor
+from .motion import InvalidPose, MotionPlanner, validate_pose
+from .robot_model import workcell_xml
+
+RELIABLE = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
+RESULTS = QoSProfile(depth=100, reliability=QoSReliabilityPolicy.RELIABLE)
+
+
+def _stamp_key(stamp) -> int:
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+class ControlNode(Node):
+    def __init__(self):
+        super().__init__("control_node")
+        d = lambda text: ParameterDescriptor(description=text)  # noqa: E731
+        self.declare_parameter("joint_names", list(panda.ARM_JOINTS), d("arm joint names (panda_joint* or fr3_joint*)"))
+        self.declare_parameter("finger_joint_names", list(panda.FINGER_JOINTS), d("finger joint names"))
+        self.declare_parameter("trajectory_topic", "/arm/joint_trajectory", d("JointTrajectoryController topic"))
+        self.declare_parameter("gripper_topic", "/gripper_controller/commands", d("finger position command topic"))
+        self.declare_parameter("planner", "RRTConnect", d("OMPL geometric planner"))
+        self.declare_parameter("planning_timeout", 1.0, d("seconds OMPL may search"))
+        self.declare_parameter("velocity_scaling", 0.5, d("fraction of the Panda's velocity/acceleration limits"))
+        self.declare_parameter("trajectory_dt", 0.05, d("seconds between trajectory points"))
+        self.declare_parameter("position_tolerance", 0.01, d("metres: goal counts as reached within this"))
+        self.declare_parameter("world_frame", "world", d("frame the poses must be expressed in"))
+        p = lambda name: self.get_parameter(name).value  # noqa: E731
+
+        self.joint_names = list(p("joint_names"))
+        self.finger_names = list(p("finger_joint_names"))
+        self.world_frame = p("world_frame")
+        self.dt = float(p("trajectory_dt"))
+        model = mujoco.MjModel.from_xml_string(workcell_xml())
+        motion = MotionPlanner(model, planner=p("planner"), planning_timeout=float(p("planning_timeout")),
+                               velocity_scaling=float(p("velocity_scaling")),
+                               acceleration_scaling=float(p("velocity_scaling")), dt=self.dt)
+        self.executor_ = GoalExecutor(motion, position_tolerance=float(p("position_tolerance")))
+        self.scene_qpos = mujoco.MjData(model).qpos.copy()
+        self.kinematics = motion.kinematics
+        self.q = self.dq = self.fingers = None
+        self.gripper_goals: dict[int, float] = {}
+
+        self.pub_traj = self.create_publisher(JointTrajectory, p("trajectory_topic"), RELIABLE)
+        self.pub_gripper = self.create_publisher(Float64MultiArray, p("gripper_topic"), RELIABLE)
+        self.pub_result = self.create_publisher(String, "/arm/control/result", RESULTS)
+        self.pub_ee = self.create_publisher(PoseStamped, "/arm/ee_pose", RELIABLE)
+        self.create_subscription(PoseStamped, "/arm/next_best_pose", self.on_pose, RELIABLE)
+        self.create_subscription(JointState, "/arm/gripper_goal", self.on_gripper_goal, RELIABLE)
+        self.create_subscription(JointState, "/joint_states", self.on_joint_states, RELIABLE)
+        self.create_timer(0.02, self.step)
+        self.get_logger().info(f"planning with {p('planner')} for joints {self.joint_names}")
+
+    def publish_result(self, text: str):
+        self.pub_result.publish(String(data=text))
+        if text.startswith("reached"):  # rclpy wants one severity per call site
+            self.get_logger().info(text)
+        else:
+            self.get_logger().warning(text)
+
+    def on_pose(self, msg: PoseStamped):
+        pose = [msg.pose.position.x, msg.pose.position.y, msg.pose.position.z,
+                msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z, msg.pose.orientation.w]
+        frame = msg.header.frame_id or self.world_frame
+        try:
+            if frame != self.world_frame:
+                raise InvalidPose(f"pose is in frame {frame!r}; expected {self.world_frame!r} (no tf here)")
+            pose = validate_pose(pose)
+        except InvalidPose as e:
+            self.publish_result(f"invalid: {e}")
+            return
+        key = _stamp_key(msg.header.stamp)
+        self.executor_.submit(Goal(pose, self.gripper_goals.pop(key, None), key))
+
+    def on_gripper_goal(self, msg: JointState):
+        if len(msg.position) < 1 or not np.isfinite(msg.position[0]):
+            self.get_logger().error("gripper goal needs position[0] = open amount in [0, 1]")
+            return
+        amount = float(np.clip(msg.position[0], 0.0, 1.0))
+        key = _stamp_key(msg.header.stamp)
+        pending = self.executor_.active if self.executor_.active and self.executor_.active.key == key else \
+            next((g for g in self.executor_.queue if g.key == key), None)
+        if pending is not None:  # the pose arrived first
+            pending.gripper = amount
+        else:
+            self.gripper_goals[key] = amount
+            while len(self.gripper_goals) > 100:
+                self.gripper_goals.pop(next(iter(self.gripper_goals)))
+
+    def on_joint_states(self, msg: JointState):
+        index = {n: i for i, n in enumerate(msg.name)}
+        if not all(n in index for n in self.joint_names):
+            return
+        arm = [index[n] for n in self.joint_names]
+        self.q = np.array([msg.position[i] for i in arm])
+        if len(msg.velocity) == len(msg.name):
+            self.dq = np.array([msg.velocity[i] for i in arm])
+        if all(n in index for n in self.finger_names):
+            self.fingers = np.array([msg.position[index[n]] for n in self.finger_names])
+        ee = PoseStamped()
+        ee.header.stamp = msg.header.stamp
+        ee.header.frame_id = self.world_frame
+        pose = self.kinematics.fk(self.q)
+        ee.pose.position.x, ee.pose.position.y, ee.pose.position.z = pose[:3].tolist()
+        o = ee.pose.orientation
+        o.x, o.y, o.z, o.w = pose[3:].tolist()
+        self.pub_ee.publish(ee)
+
+    def step(self):
+        now = self.get_clock().now().nanoseconds * 1e-9
+        out = self.executor_.update(now, self.q, self.dq, self.fingers, self.scene_qpos)
+        if out.trajectory is not None:
+            self.pub_traj.publish(self.to_msg(out.trajectory))
+        if out.gripper_open is not None:
+            self.pub_gripper.publish(Float64MultiArray(data=[out.gripper_open * panda.FINGER_OPEN]))
+        for r in out.results:
+            self.publish_result(r.text())
+
+    def to_msg(self, traj) -> JointTrajectory:
+        msg = JointTrajectory()
+        msg.joint_names = self.joint_names
+        for t, q, v in zip(traj.times, traj.positions, traj.velocities):
+            point = JointTrajectoryPoint()
+            point.positions, point.velocities = q.tolist(), v.tolist()
+            point.time_from_start = Duration(sec=int(t), nanosec=int(round((t - int(t)) * 1e9)))
+            msg.points.append(point)
+        return msg
+
+
+def main(args=None):
+    rclpy.init(args=args)
+    node = ControlNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    except Exception:
+        if rclpy.ok():  # a real error; otherwise a callback raced the shutdown signal
+            raise
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

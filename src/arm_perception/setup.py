@@ -24,7 +24,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            
+            "perception_node = arm_perception.perception_node:main",
         ],
     },
 )

@@ -80,6 +80,7 @@ __all__ = [
     "LATCHED_QOS",
     "OFFERED_QOS",
     "PARTIAL_SUFFIX",
+    "RawEpisodeWriter",
     "TOPIC_CAMERA_INFO",
     "TOPIC_CAMERA_POSE",
     "TOPIC_COLOR",
@@ -306,7 +307,121 @@ def _vector(obs: Any, name: str, n: int) -> np.ndarray:
 # --------------------------------------------------------------------------- writing
 
 
-class EpisodeWriter:
+class _StagedBagWriter:
+    """One rosbag2 (MCAP) directory, staged in ``<path>.partial`` and renamed into place on close.
+
+    The crash-safety machinery shared by :class:`EpisodeWriter` (typed frames from the
+    in-process simulator) and :class:`RawEpisodeWriter` (serialized messages from the live
+    graph, the recorder node): see :class:`EpisodeWriter` for the semantics. Subclasses add
+    their connections in :meth:`_on_open` and count what they write in ``self._count``.
+    """
+
+    _EMPTY = "messages"  # what an empty bag lacks, for the close() error
+
+    def __init__(self, path: str | os.PathLike[str], *, compress: bool = True) -> None:
+        self.path = Path(path)
+        if not self.path.name:
+            raise ValueError(f"bad bag path {str(path)!r}")
+        self.partial_path = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
+        self._staged_path = self.partial_path / self.path.name
+        self.compress = compress
+        if self.path.exists():
+            raise FileExistsError(f"bag {self.path} already exists; refusing to overwrite it")
+        self._writer: Writer | None = None
+        self._conns: dict[str, Any] = {}
+        self._count = 0
+        self._custom_data: dict[str, str] = {}
+        self.closed = False
+
+    # context manager -------------------------------------------------------------------
+    def __enter__(self):
+        self.open()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+    @property
+    def is_open(self) -> bool:
+        return self._writer is not None
+
+    def set_custom_data(self, key: str, value: str) -> None:
+        """A string pair for metadata.yaml ``custom_data`` (any time before :meth:`close`)."""
+        if not isinstance(value, str):
+            raise TypeError(f"custom_data values must be strings, got {value!r}")
+        self._custom_data[key] = value
+        if self._writer is not None:
+            self._writer.set_custom_data(key, value)
+
+    def open(self) -> None:
+        if self._writer is not None or self.closed:
+            raise RuntimeError(f"{type(self).__name__} for {self.path} is already open or closed")
+        if self.path.exists():
+            raise FileExistsError(f"bag {self.path} already exists; refusing to overwrite it")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.partial_path.exists():  # left behind by a crashed writer of this same episode
+            log.warning("removing stale partial bag %s", self.partial_path)
+            shutil.rmtree(self.partial_path)
+        self.partial_path.mkdir()
+        writer = Writer(
+            self._staged_path, version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP
+        )
+        if self.compress:
+            writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
+        writer.set_custom_data("arm.episode_format", EPISODE_FORMAT_VERSION)
+        for key, value in self._custom_data.items():
+            writer.set_custom_data(key, value)
+        writer.open()
+        self._writer = writer
+        try:
+            self._on_open(writer)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _on_open(self, writer: Writer) -> None:
+        """Add the connections known up front (hook)."""
+
+    def close(self) -> Path:
+        """Finish the bag and move it to its final name; returns that path."""
+        writer = self._writer
+        if writer is None:
+            raise RuntimeError(f"{type(self).__name__} for {self.path} is not open")
+        if self._count == 0:
+            self.abort()
+            raise ValueError(f"no {self._EMPTY} written; not creating an empty bag at {self.path}")
+        try:
+            writer.close()
+            self._writer = None
+            _fsync_tree(self._staged_path)
+            if self.path.exists():
+                raise FileExistsError(f"bag {self.path} appeared while writing; not overwriting it")
+            os.rename(self._staged_path, self.path)
+            _fsync_dir(self.path.parent)
+            self.partial_path.rmdir()
+        except BaseException:
+            self.abort()
+            raise
+        self.closed = True
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the episode: close the storage without finishing it and delete the partial bag."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.abort()
+            except Exception:  # noqa: BLE001 - best effort, the directory is removed next
+                pass
+        shutil.rmtree(self.partial_path, ignore_errors=True)
+        self.closed = True
+
+
+class EpisodeWriter(_StagedBagWriter):
     """Write one episode as a rosbag2 directory with MCAP storage.
 
     Use as a context manager::
@@ -331,67 +446,29 @@ class EpisodeWriter:
     CPU core; ``compress=False`` writes raw chunks.
     """
 
+    _EMPTY = "frames"
+
     def __init__(self, path: str | os.PathLike[str], *, compress: bool = True) -> None:
-        self.path = Path(path)
-        if not self.path.name:
-            raise ValueError(f"bad bag path {str(path)!r}")
-        self.partial_path = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
-        self._staged_path = self.partial_path / self.path.name
-        self.compress = compress
-        if self.path.exists():
-            raise FileExistsError(f"bag {self.path} already exists; refusing to overwrite it")
-        self._writer: Writer | None = None
-        self._conns: dict[str, Any] = {}
-        self._count = 0
+        super().__init__(path, compress=compress)
         self._last_ns: int | None = None
         self._shape: tuple[int, int] | None = None
-        self.closed = False
 
-    # context manager -------------------------------------------------------------------
     def __enter__(self) -> EpisodeWriter:
         self.open()
         return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-        return False
 
     @property
     def frame_count(self) -> int:
         return self._count
 
-    def open(self) -> None:
-        if self._writer is not None or self.closed:
-            raise RuntimeError(f"EpisodeWriter for {self.path} is already open or closed")
-        if self.path.exists():
-            raise FileExistsError(f"bag {self.path} already exists; refusing to overwrite it")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.partial_path.exists():  # left behind by a crashed writer of this same episode
-            log.warning("removing stale partial bag %s", self.partial_path)
-            shutil.rmtree(self.partial_path)
-        self.partial_path.mkdir()
-        writer = Writer(
-            self._staged_path, version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP
-        )
-        if self.compress:
-            writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
-        writer.set_custom_data("arm.episode_format", EPISODE_FORMAT_VERSION)
-        writer.open()
-        self._writer = writer
-        try:
-            for topic, msgtype in TOPIC_TYPES.items():
-                self._conns[topic] = writer.add_connection(
-                    topic,
-                    msgtype,
-                    typestore=TYPESTORE,
-                    offered_qos_profiles=[OFFERED_QOS[topic]] if topic in OFFERED_QOS else [],
-                )
-        except BaseException:
-            self.abort()
-            raise
+    def _on_open(self, writer: Writer) -> None:
+        for topic, msgtype in TOPIC_TYPES.items():
+            self._conns[topic] = writer.add_connection(
+                topic,
+                msgtype,
+                typestore=TYPESTORE,
+                offered_qos_profiles=[OFFERED_QOS[topic]] if topic in OFFERED_QOS else [],
+            )
 
     def write(self, stamp_seconds: float, obs: Any, reward: float, success: bool) -> None:
         """Write one frame; every message gets header.stamp = log time = ``stamp_seconds``."""
@@ -470,39 +547,91 @@ class EpisodeWriter:
         self._count += 1
         self._last_ns = ns
 
-    def close(self) -> Path:
-        """Finish the bag and move it to its final name; returns that path."""
+
+class RawEpisodeWriter(_StagedBagWriter):
+    """Write already-serialized (CDR) messages of any topics as one episode bag.
+
+    The recorder node's writer: the bytes an rclpy ``raw=True`` subscription hands out go
+    into the bag unchanged (like ``ros2 bag record``), so nothing is deserialized on the way.
+    Same staging, atomic rename, no-overwrite and crash semantics as :class:`EpisodeWriter`;
+    closing a bag without messages is a ValueError. Usage::
+
+        with RawEpisodeWriter("bags/ep_0003") as w:
+            w.add_topic("/joint_states", "sensor_msgs/msg/JointState")
+            w.write("/joint_states", cdr_bytes, log_time_ns)
+
+    ``add_topic`` may be called before :meth:`open` (the connection is added on open) or any
+    time while open; the message definition comes from :data:`TYPESTORE` (ROS 2 Kilted), so
+    the type must be one it knows (all standard message packages are). ``qos`` is the offered
+    QoS to record (None: rosbag2's default on playback; :data:`LATCHED_QOS` for latched topics).
+    Log times need not be ordered.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, compress: bool = True) -> None:
+        super().__init__(path, compress=compress)
+        self._topics: dict[str, tuple[str, Qos | None]] = {}
+        self._per_topic: dict[str, int] = {}
+
+    def __enter__(self) -> RawEpisodeWriter:
+        self.open()
+        return self
+
+    @property
+    def message_count(self) -> int:
+        return self._count
+
+    @property
+    def topics(self) -> dict[str, str]:
+        """topic -> message type of the topics added so far."""
+        return {topic: msgtype for topic, (msgtype, _) in self._topics.items()}
+
+    def counts(self) -> dict[str, int]:
+        """topic -> messages written so far."""
+        return dict(self._per_topic)
+
+    def add_topic(self, topic: str, msgtype: str, qos: Qos | None = None) -> None:
+        """Declare a topic; adding the same topic with the same type again is a no-op."""
+        known = self._topics.get(topic)
+        if known is not None:
+            if known[0] != msgtype:
+                raise ValueError(
+                    f"topic {topic} already added with type {known[0]}, not {msgtype}"
+                )
+            return
+        try:
+            TYPESTORE.get_msgdef(msgtype)
+        except Exception as err:  # noqa: BLE001 - rosbags raises TypesysError
+            raise ValueError(f"message type {msgtype} of {topic} is unknown to the ROS 2 "
+                             f"type store: {err}") from err
+        self._topics[topic] = (msgtype, qos)
+        self._per_topic[topic] = 0
+        if self._writer is not None:
+            self._add_connection(self._writer, topic)
+
+    def _add_connection(self, writer: Writer, topic: str) -> None:
+        msgtype, qos = self._topics[topic]
+        self._conns[topic] = writer.add_connection(
+            topic, msgtype, typestore=TYPESTORE,
+            offered_qos_profiles=[qos] if qos is not None else [],
+        )
+
+    def _on_open(self, writer: Writer) -> None:
+        for topic in self._topics:
+            self._add_connection(writer, topic)
+
+    def write(self, topic: str, data: bytes | memoryview, log_time_ns: int) -> None:
+        """Write one serialized message (CDR with its 4-byte encapsulation header)."""
         writer = self._writer
         if writer is None:
-            raise RuntimeError(f"EpisodeWriter for {self.path} is not open")
-        if self._count == 0:
-            self.abort()
-            raise ValueError(f"no frames written; not creating an empty bag at {self.path}")
-        try:
-            writer.close()
-            self._writer = None
-            _fsync_tree(self._staged_path)
-            if self.path.exists():
-                raise FileExistsError(f"bag {self.path} appeared while writing; not overwriting it")
-            os.rename(self._staged_path, self.path)
-            _fsync_dir(self.path.parent)
-            self.partial_path.rmdir()
-        except BaseException:
-            self.abort()
-            raise
-        self.closed = True
-        return self.path
-
-    def abort(self) -> None:
-        """Drop the episode: close the storage without finishing it and delete the partial bag."""
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            try:
-                writer.abort()
-            except Exception:  # noqa: BLE001 - best effort, the directory is removed next
-                pass
-        shutil.rmtree(self.partial_path, ignore_errors=True)
-        self.closed = True
+            raise RuntimeError(f"RawEpisodeWriter for {self.path} is not open")
+        conn = self._conns.get(topic)
+        if conn is None:
+            raise KeyError(f"topic {topic} was not added (add_topic) to {self.path}")
+        if log_time_ns < 0:
+            raise ValueError(f"log time must be >= 0 ns, got {log_time_ns}")
+        writer.write(conn, int(log_time_ns), data)
+        self._count += 1
+        self._per_topic[topic] += 1
 
 
 def _fsync_dir(path: Path) -> None:

@@ -36,7 +36,9 @@ from .motion import InvalidPose, MotionPlanner, validate_pose
 from .robot_model import workcell_xml
 
 RELIABLE = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
-RESULTS = QoSProfile(depth=100, reliability=QoSReliabilityPolicy.RELIABLE)
+# Goals and results are commands, not samples: a deep queue so a burst (or a flood of bad goals)
+# is answered goal by goal instead of being overwritten in the history.
+COMMANDS = QoSProfile(depth=1000, reliability=QoSReliabilityPolicy.RELIABLE)
 
 
 def _stamp_key(stamp) -> int:
@@ -75,10 +77,10 @@ class ControlNode(Node):
 
         self.pub_traj = self.create_publisher(JointTrajectory, p("trajectory_topic"), RELIABLE)
         self.pub_gripper = self.create_publisher(Float64MultiArray, p("gripper_topic"), RELIABLE)
-        self.pub_result = self.create_publisher(String, "/arm/control/result", RESULTS)
+        self.pub_result = self.create_publisher(String, "/arm/control/result", COMMANDS)
         self.pub_ee = self.create_publisher(PoseStamped, "/arm/ee_pose", RELIABLE)
-        self.create_subscription(PoseStamped, "/arm/next_best_pose", self.on_pose, RELIABLE)
-        self.create_subscription(JointState, "/arm/gripper_goal", self.on_gripper_goal, RELIABLE)
+        self.create_subscription(PoseStamped, "/arm/next_best_pose", self.on_pose, COMMANDS)
+        self.create_subscription(JointState, "/arm/gripper_goal", self.on_gripper_goal, COMMANDS)
         self.create_subscription(JointState, "/joint_states", self.on_joint_states, RELIABLE)
         self.create_timer(0.02, self.step)
         self.get_logger().info(f"planning with {p('planner')} for joints {self.joint_names}")

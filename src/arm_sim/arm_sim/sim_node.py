@@ -95,6 +95,11 @@ class SimNode(Node):
         self.declare_parameter("task", "reach_target", d("task name (see `arm tasks`)"))
         self.declare_parameter("seed", 0, d("scene seed of the next reset; advances by one per reset"))
         self.declare_parameter("image_size", 128, d("camera width and height in pixels"))
+        self.declare_parameter("image_width", 0, d("camera width if not square (0: image_size), e.g. 640 like a RealSense"))
+        self.declare_parameter("image_height", 0, d("camera height if not square (0: image_size), e.g. 480"))
+        self.declare_parameter("depth_encoding", "32FC1", d("32FC1 (metres) or 16UC1 (millimetres, as a RealSense)"))
+        self.declare_parameter("publish_camera_pose", True, d("publish the latched camera pose (a real camera "
+                                                                "has none: its extrinsics come from calibration)"))
         self.declare_parameter("camera_rate", float(CONTROL_HZ), d("camera frames per simulated second"))
         self.declare_parameter("real_time", True, d("true: simulate in real time; false: as fast as possible"))
         self.declare_parameter("joint_names", list(panda.ARM_JOINTS), d("arm joint names, as the real robot's"))
@@ -104,7 +109,12 @@ class SimNode(Node):
         p = lambda name: self.get_parameter(name).value  # noqa: E731
 
         size = int(p("image_size"))
-        self.task = Environment(image_size=(size, size)).get_task(p("task"))
+        h, w = int(p("image_height")) or size, int(p("image_width")) or size
+        self.depth_encoding = p("depth_encoding")
+        if self.depth_encoding not in ("32FC1", "16UC1"):
+            raise ValueError(f"depth_encoding must be 32FC1 or 16UC1, got {self.depth_encoding!r}")
+        self.publish_pose = bool(p("publish_camera_pose"))
+        self.task = Environment(image_size=(h, w)).get_task(p("task"))
         self.sim = self.task.sim
         self.joint_names = list(p("joint_names"))
         self.finger_names = list(p("finger_joint_names"))
@@ -127,7 +137,7 @@ class SimNode(Node):
         self.reset()
         period = 1.0 / CONTROL_HZ if p("real_time") else 0.001  # 1 ms: leaves the executor room for messages
         self.timer = self.create_timer(period, self.tick)
-        self.get_logger().info(f"simulating {self.task.name} at {size}x{size}, "
+        self.get_logger().info(f"simulating {self.task.name} at {w}x{h}, "
                                f"{'real time' if p('real_time') else 'as fast as possible'}")
 
     # ----- driver interface ---------------------------------------------------------------------
@@ -180,6 +190,8 @@ class SimNode(Node):
         self.publish_state(with_camera=camera_due)
 
     def publish_camera_pose(self):
+        if not self.publish_pose:
+            return
         msg = PoseStamped()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = bags.WORLD_FRAME_ID
@@ -202,7 +214,9 @@ class SimNode(Node):
         if with_camera:
             rgb, depth = sim.render()
             self.pub_color.publish(numpy_to_image(rgb, "rgb8", stamp, bags.CAMERA_FRAME_ID))
-            self.pub_depth.publish(numpy_to_image(depth, "32FC1", stamp, bags.CAMERA_FRAME_ID))
+            if self.depth_encoding == "16UC1":
+                depth = np.round(depth * 1000.0).clip(0, 65535).astype(np.uint16)
+            self.pub_depth.publish(numpy_to_image(depth, self.depth_encoding, stamp, bags.CAMERA_FRAME_ID))
             h, w = depth.shape
             self.pub_info.publish(intrinsics_to_camera_info(sim.intrinsics, h, w, stamp, bags.CAMERA_FRAME_ID))
 

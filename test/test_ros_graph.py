@@ -1,0 +1,203 @@
+"""The sim graph as real processes over real DDS: `arm launch sim` and what it must do.
+
+Every test here runs in its own ROS_DOMAIN_ID and stops every process it starts.
+"""
+import math
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DOMAIN = "73"
+TASK, SEED = "pick_up_cup", 3
+
+
+def _env():
+    return {**os.environ, "ROS_DOMAIN_ID": DOMAIN, "PYTHONUNBUFFERED": "1"}
+
+
+def _node_processes(domain: str) -> list[int]:
+    """PIDs of our node executables running in `domain` (to prove none is left behind)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes()
+            if not any(n in cmd for n in (b"sim_node", b"perception_node", b"control_node", b"recorder")):
+                continue
+            if f"ROS_DOMAIN_ID={domain}".encode() in (proc / "environ").read_bytes().split(b"\0"):
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.fixture(scope="module")
+def ros():
+    os.environ["ROS_DOMAIN_ID"] = DOMAIN
+    import rclpy
+
+    rclpy.init()
+    node = rclpy.create_node("graph_test")
+    yield rclpy, node
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+@pytest.fixture(scope="module")
+def graph(ros, tmp_path_factory):
+    log = tmp_path_factory.mktemp("launch") / "launch.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([shutil.which("arm"), "launch", "sim", f"task:={TASK}", f"seed:={SEED}"],
+                                stdout=out, stderr=subprocess.STDOUT, env=_env(), start_new_session=True)
+    yield proc, log
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+class Listener:
+    def __init__(self, ros, msg_type, topic, qos):
+        self.rclpy, self.node = ros
+        self.msgs = []
+        self.sub = self.node.create_subscription(msg_type, topic, self.msgs.append, qos)
+
+    def wait(self, predicate=lambda msgs: bool(msgs), timeout=30.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if predicate(self.msgs):
+                return self.msgs
+            self.rclpy.spin_once(self.node, timeout_sec=0.05)
+        raise TimeoutError(f"{self.sub.topic_name}: condition not met within {timeout} s ({len(self.msgs)} messages)")
+
+
+def _reliable(depth=100):
+    from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+
+    return QoSProfile(depth=depth, reliability=QoSReliabilityPolicy.RELIABLE)
+
+
+def _pose_msg(node, xyz, quat=(1.0, 0.0, 0.0, 0.0)):
+    from geometry_msgs.msg import PoseStamped
+
+    msg = PoseStamped()
+    msg.header.frame_id = "world"
+    msg.header.stamp = node.get_clock().now().to_msg()
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = map(float, xyz)
+    msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z, msg.pose.orientation.w = quat
+    return msg
+
+
+@pytest.fixture(scope="module")
+def control(ros, graph):
+    """Publish goals and collect results."""
+    from geometry_msgs.msg import PoseStamped
+    from std_msgs.msg import String
+
+    rclpy, node = ros
+    pub = node.create_publisher(PoseStamped, "/arm/next_best_pose", _reliable(1000))
+    results = Listener(ros, String, "/arm/control/result", _reliable(1000))
+    ee = Listener(ros, PoseStamped, "/arm/ee_pose", _reliable(10))
+    ee.wait(timeout=60)
+    end = time.monotonic() + 10
+    while pub.get_subscription_count() == 0 and time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.05)
+
+    def send(xyz, quat=(1.0, 0.0, 0.0, 0.0), timeout=30.0):
+        n = len(results.msgs)
+        pub.publish(_pose_msg(node, xyz, quat))
+        return results.wait(lambda m: len(m) > n, timeout)[n].data
+
+    return send, pub, results, ee
+
+
+def test_the_sim_graph_publishes_an_organised_world_frame_cloud_matching_ground_truth(ros, graph):
+    from sensor_msgs.msg import PointCloud2
+    from rclpy.qos import qos_profile_sensor_data
+
+    from arm_perception.camera import world_to_pixel
+    from arm_perception.ros_conversions import pointcloud2_to_numpy
+    from arm_sim.environment import Environment
+
+    cloud_msg = Listener(ros, PointCloud2, "/arm/perception/points", qos_profile_sensor_data).wait(timeout=60)[-1]
+    assert (cloud_msg.height, cloud_msg.width) == (128, 128) and cloud_msg.header.frame_id == "world"
+    cloud = pointcloud2_to_numpy(cloud_msg)
+    # Ground truth: the same task and seed in-process gives the same scene (seeded resets).
+    task = Environment(image_size=(128, 128)).get_task(TASK)
+    _, obs = task.reset(seed=SEED)
+    cup = task.sim.body_pos("cup")
+    task.close()
+    top = cup + [0, 0, 0.045]  # centre of the cup's top face
+    (row, col), = world_to_pixel(top[None], obs.camera_intrinsics, obs.camera_extrinsics)
+    point = cloud[int(round(row)), int(round(col))]
+    assert abs(point[2] - top[2]) < 0.005, f"cloud point {point} is not on the cup's top (z={top[2]:.3f})"
+    assert np.hypot(*(point[:2] - cup[:2])) < 0.028 + 0.005
+    # and the cloud is the simulator's own back-projection of the same frame
+    finite = np.isfinite(cloud).all(axis=-1) & np.isfinite(obs.front_point_cloud).all(axis=-1)
+    assert finite.mean() > 0.9
+    np.testing.assert_allclose(cloud[finite], obs.front_point_cloud[finite], atol=0.005)
+
+
+def test_a_pose_goal_moves_the_gripper_there_and_an_unreachable_one_is_reported(control):
+    send, _, _, ee = control
+    goal = np.array([0.45, 0.12, 1.0])
+    assert send(goal).startswith("reached")
+    time.sleep(0.3)
+    ee.wait(lambda m: len(m) > 0)
+    p = ee.msgs[-1].pose.position
+    assert np.linalg.norm([p.x - goal[0], p.y - goal[1], p.z - goal[2]]) < 0.01
+    assert send([1.8, 0.0, 1.0]).startswith("unreachable")
+    assert send([0.5, -0.1, 0.95]).startswith("reached")
+
+
+def test_the_graph_survives_100_invalid_goals_and_still_executes_the_next_valid_one(ros, control):
+    send, pub, results, _ = control
+    rclpy, node = ros
+    n = len(results.msgs)
+    for i in range(100):
+        pub.publish(_pose_msg(node, [0.4, 0.0, math.nan] if i % 2 else [0.4, 0.0, 1.0], (0.0, 0.0, 0.0, 0.0)))
+    got = results.wait(lambda m: len(m) >= n + 100, timeout=60)[n:n + 100]
+    assert all(m.data.startswith("invalid") for m in got)
+    assert send([0.45, 0.0, 1.05]).startswith("reached")
+
+
+def test_topic_echo_once_prints_the_next_best_pose(ros, control):
+    _, pub, _, _ = control
+    rclpy, node = ros
+    echo = subprocess.Popen([shutil.which("arm"), "topic", "echo", "/arm/next_best_pose", "--once"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        end = time.monotonic() + 30
+        while echo.poll() is None and time.monotonic() < end:
+            pub.publish(_pose_msg(node, [0.456, 0.0, 2.5]))  # unreachable: the arm stays put
+            rclpy.spin_once(node, timeout_sec=0.2)
+        out, err = echo.communicate(timeout=10)
+    finally:
+        if echo.poll() is None:
+            echo.kill()
+    assert echo.returncode == 0, err
+    assert "x: 0.456" in out and "frame_id: world" in out
+
+
+def test_stopping_the_launcher_leaves_no_process_behind(graph):
+    proc, log = graph
+    assert proc.poll() is None, "the graph died early:\n" + log.read_text()[-3000:]
+    assert _node_processes(DOMAIN), "the nodes should be running before the stop"
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    end = time.monotonic() + 10
+    while _node_processes(DOMAIN) and time.monotonic() < end:
+        time.sleep(0.2)
+    assert _node_processes(DOMAIN) == []
+    text = log.read_text()
+    assert "[sim_node]" in text and "[control_node]" in text and "[perception_node]" in text

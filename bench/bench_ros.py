@@ -9,6 +9,7 @@ Figures (one function each, registered in FIGURES; add yours there):
     perception  in-process perception per frame: Image -> numpy, depth_to_points, numpy -> Image +
                 PointCloud2 (128x128 from the simulator; 640x480 RealSense bgr8+16UC1 -> 128)
     fill        Image / PointCloud2 data filled from numpy vs element-wise Python, same run
+    control     next_best_pose -> reached on `arm launch sim` (real time), and planning time
     latency     camera -> points across processes: a camera process publishes 128x128 frames
                 (stamped with the system clock) to a perception_node process; this process
                 subscribes to the cloud and measures receive time - header stamp; per offered
@@ -302,7 +303,66 @@ def bench_latency(rates=(30.0, 60.0, 120.0), seconds=5.0, warmup=1.0, size=128):
         rclpy.try_shutdown()
 
 
+# --------------------------------------------------------------------------- control (the sim graph)
+
+
+def bench_control(goals=20):
+    """next_best_pose -> 'reached' across processes on `arm launch sim` (real time): the wall time
+    from publishing a goal to its result, which is mostly the arm's motion; plus planning time."""
+    import re
+    import shutil
+
+    import rclpy
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+    from std_msgs.msg import String
+
+    launch = subprocess.Popen([shutil.which("arm"), "launch", "sim"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env=_ros_env(), start_new_session=True)
+    rclpy.init()
+    node = rclpy.create_node("bench_control")
+    qos = QoSProfile(depth=100, reliability=QoSReliabilityPolicy.RELIABLE)
+    results = []
+    node.create_subscription(String, "/arm/control/result", lambda m: results.append((time.perf_counter(), m.data)), qos)
+    pub = node.create_publisher(PoseStamped, "/arm/next_best_pose", qos)
+    try:
+        end = time.monotonic() + 60
+        while pub.get_subscription_count() == 0 and time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        time.sleep(2.0)  # the simulator's first frames and joint states
+        rng = np.random.default_rng(0)
+        latencies, plans, reached = [], [], 0
+        for _ in range(goals):
+            msg = PoseStamped()
+            msg.header.frame_id = "world"
+            msg.header.stamp = node.get_clock().now().to_msg()
+            msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (
+                rng.uniform(0.35, 0.6), rng.uniform(-0.25, 0.25), rng.uniform(0.85, 1.1))
+            msg.pose.orientation.x = 1.0
+            n, t0 = len(results), time.perf_counter()
+            pub.publish(msg)
+            while len(results) == n and time.perf_counter() - t0 < 30:
+                rclpy.spin_once(node, timeout_sec=0.01)
+            if len(results) > n:
+                t1, text = results[n]
+                latencies.append(t1 - t0)
+                reached += text.startswith("reached")
+                m = re.search(r"plan ([0-9.]+) ms", text)
+                if m:
+                    plans.append(float(m.group(1)) / 1000)
+        med, p95 = _stats_ms(latencies)
+        emit("next_best_pose_to_reached_ms", med, "ms", p95=round(p95, 1), goals=goals, reached=reached,
+             includes="DDS both ways + IK + plan + real-time execution + settling")
+        med, p95 = _stats_ms(plans)
+        emit("control_node_plan_ms", med, "ms", p95=round(p95, 1), goals=goals)
+    finally:
+        _stop(launch)
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
 FIGURES = {
+    "control": lambda a: bench_control(),
     "perception": lambda a: bench_perception(frames=a.frames),
     "fill": lambda a: bench_fill(),
     "latency": lambda a: bench_latency(rates=a.rates, seconds=a.seconds),

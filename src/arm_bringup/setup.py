@@ -24,7 +24,8 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "arm = arm_bringup.cli:main"
+            "arm = arm_bringup.cli:main",
+            "recorder = arm_bringup.recorder:main",
         ],
     },
 )

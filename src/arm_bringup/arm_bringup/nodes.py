@@ -1,0 +1,501 @@
+"""The node list: which nodes each launch configuration runs, and its launch arguments.
+
+This module is the single source of the ROS graph's bringup. Two launch paths read it:
+
+* ``arm launch NAME [arg:=value ...]`` (machines with only the ROS 2 wheels): :func:`resolve`
+  turns the preset and the arguments into :class:`NodeSpec` s, and
+  :mod:`arm_bringup.launcher` runs each as its own process.
+* ``ros2 launch arm_bringup NAME.launch.py [arg:=value ...]`` (machines with a full ROS 2
+  install): ``launch/NAME.launch.py`` calls :func:`ros2_launch_description`, which declares the
+  same arguments and, at launch time, calls the same :func:`resolve` and turns every spec into a
+  ``launch_ros.actions.Node``.
+
+Parameter values live in ONE place per preset: ``config/<preset>.yaml`` (standard ROS 2 params
+file, ``node_name: {ros__parameters: {...}}``), handed to every node. A launch argument names the
+parameters it sets (``image_size`` -> ``sim_node.image_size`` and ``perception_node.image_size``);
+its default is the value in that file, and an argument you do not give leaves the file's value
+alone (so ``params_file:=my.yaml`` is not silently overridden by defaults). Besides the declared
+arguments, ``NODE.PARAM:=value`` sets any parameter of a node of the preset.
+
+Values are parsed as YAML (like ``ros2 launch``/``ros2 param``) and then fitted to the type of
+the value in the params file: ``camera_rate:=20`` becomes 20.0 where the file holds a float
+(ROS refuses an int for a double parameter), ``task:=123`` stays the string '123'.
+
+Example::
+
+    from arm_bringup.nodes import resolve
+    for spec in resolve("sim", ["task:=pick_up_cup", "image_size:=64"]):
+        print(spec.name, spec.parameters)
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "ArgumentError",
+    "LaunchArgument",
+    "NodeSpec",
+    "PRESETS",
+    "Preset",
+    "argument_defaults",
+    "config_dir",
+    "describe_arguments",
+    "load_params_file",
+    "parse_arg_overrides",
+    "resolve",
+    "ros2_launch_description",
+]
+
+PACKAGE = "arm_bringup"
+
+
+class ArgumentError(ValueError):
+    """A launch argument that does not exist, or a value that does not fit its parameter."""
+
+
+@dataclass
+class NodeSpec:
+    """One node of a launch: what ``launch_ros.actions.Node`` gets, and what the launcher runs.
+
+    ``parameters`` are the overrides applied after the params files (``-p k:=v`` on the command
+    line; a dict after the YAML path in ``Node(parameters=[...])``). ``remappings`` are
+    ``(from, to)`` pairs. ``respawn``: restart after ``respawn_delay`` seconds when it exits
+    (otherwise its exit stops the whole launch). ``condition``: the name of a boolean launch
+    argument that must be true for the node to run (None: always runs).
+    """
+
+    package: str
+    executable: str
+    name: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    remappings: list[tuple[str, str]] = field(default_factory=list)
+    respawn: bool = False
+    respawn_delay: float = 2.0
+    params_files: list[str] = field(default_factory=list)
+    condition: str | None = None
+
+
+@dataclass(frozen=True)
+class LaunchArgument:
+    """``name:=value`` on the command line.
+
+    ``targets``: the ``(node_name, parameter)`` pairs the value is written to; with targets the
+    default is read from the params file (``default`` stays None). Arguments without targets
+    (``params_file``, ``record``) carry their own ``default`` and are used by :func:`resolve`.
+    """
+
+    name: str
+    description: str
+    targets: tuple[tuple[str, str], ...] = ()
+    default: str | None = None
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A launch configuration: its nodes, its arguments and its params file (in config/)."""
+
+    name: str
+    description: str
+    params_file: str
+    nodes: tuple[NodeSpec, ...]
+    arguments: tuple[LaunchArgument, ...]
+
+    def argument(self, name: str) -> LaunchArgument:
+        for arg in self.arguments:
+            if arg.name == name:
+                return arg
+        raise KeyError(name)
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.nodes)
+
+
+# ----------------------------------------------------------------------------- the node list
+
+def _sim_node() -> NodeSpec:
+    return NodeSpec("arm_sim", "sim_node", "sim_node")
+
+
+def _perception_node() -> NodeSpec:
+    return NodeSpec("arm_perception", "perception_node", "perception_node")
+
+
+def _control_node() -> NodeSpec:
+    return NodeSpec("arm_control", "control_node", "control_node")
+
+
+def _recorder() -> NodeSpec:
+    return NodeSpec("arm_bringup", "recorder", "recorder", condition="record")
+
+
+def _params_file_arg(preset: str) -> LaunchArgument:
+    return LaunchArgument(
+        "params_file",
+        f"ROS 2 params file handed to every node ({PACKAGE}'s config/{preset}.yaml by default)",
+        default=f"config/{preset}.yaml",
+    )
+
+
+_RECORD_ARGS = (
+    LaunchArgument("record", "true: also run the recorder (one MCAP bag per episode)",
+                   default="false"),
+    LaunchArgument("bag_dir", "where the recorder writes its episode bags",
+                   targets=(("recorder", "output_dir"),)),
+)
+
+SIM = Preset(
+    name="sim",
+    description="MuJoCo simulator driver + perception + control (sim_node, perception_node, "
+                "control_node)",
+    params_file="sim.yaml",
+    nodes=(_sim_node(), _perception_node(), _control_node(), _recorder()),
+    arguments=(
+        LaunchArgument("task", "task to simulate (see `arm tasks`)", (("sim_node", "task"),)),
+        LaunchArgument("seed", "scene seed of the first reset", (("sim_node", "seed"),)),
+        LaunchArgument("image_size", "camera width and height in pixels",
+                       (("sim_node", "image_size"), ("perception_node", "image_size"))),
+        LaunchArgument("camera_rate", "camera frames per simulated second",
+                       (("sim_node", "camera_rate"),)),
+        LaunchArgument("real_time", "true: simulate in real time; false: as fast as possible",
+                       (("sim_node", "real_time"),)),
+        LaunchArgument("planner", "OMPL planner of the control node",
+                       (("control_node", "planner"),)),
+        LaunchArgument("velocity_scaling", "fraction of the arm's velocity/acceleration limits",
+                       (("control_node", "velocity_scaling"),)),
+        _params_file_arg("sim"),
+        *_RECORD_ARGS,
+    ),
+)
+
+REAL = Preset(
+    name="real",
+    description="perception + control against a RealSense camera and a ros2_control "
+                "JointTrajectoryController (start their drivers separately)",
+    params_file="real.yaml",
+    nodes=(_perception_node(), _control_node(), _recorder()),
+    arguments=(
+        LaunchArgument("image_size", "network input size: camera images are resized to it",
+                       (("perception_node", "image_size"),)),
+        LaunchArgument("trajectory_topic", "the JointTrajectoryController's command topic",
+                       (("control_node", "trajectory_topic"),)),
+        LaunchArgument("planner", "OMPL planner of the control node",
+                       (("control_node", "planner"),)),
+        LaunchArgument("velocity_scaling", "fraction of the arm's velocity/acceleration limits",
+                       (("control_node", "velocity_scaling"),)),
+        _params_file_arg("real"),
+        *_RECORD_ARGS,
+    ),
+)
+
+#: Launch configurations by name. `sim_train` (sim + policy_node + training_node + recorder)
+#: joins here with the training issue: add a Preset and a config/sim_train.yaml.
+PRESETS: dict[str, Preset] = {
+    "sim": SIM,
+    "real": REAL,
+}
+
+
+# ----------------------------------------------------------------------------- params files
+
+def config_dir() -> Path:
+    """``share/arm_bringup/config`` of the install space, else the source tree's ``config/``."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        share = Path(get_package_share_directory(PACKAGE)) / "config"
+        if share.is_dir():
+            return share
+    except Exception:  # noqa: BLE001 - not installed / no ament index: use the source tree
+        pass
+    return Path(__file__).resolve().parent.parent / "config"
+
+
+def _default_params_file(preset: Preset) -> Path:
+    return config_dir() / preset.params_file
+
+
+@lru_cache(maxsize=32)
+def _load_cached(path: str, mtime_ns: int) -> dict[str, dict[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict):
+        raise ArgumentError(f"params file {path}: expected a mapping of node names")
+    out: dict[str, dict[str, Any]] = {}
+    for node, body in data.items():
+        params = (body or {}).get("ros__parameters") if isinstance(body, dict) else None
+        if not isinstance(params, dict):
+            raise ArgumentError(f"params file {path}: {node}: expected ros__parameters")
+        out[str(node).lstrip("/")] = params
+    return out
+
+
+def load_params_file(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """node name -> {parameter: value} of a ROS 2 params file (leading '/' dropped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArgumentError(f"params file {path} does not exist")
+    return _load_cached(str(path.resolve()), path.stat().st_mtime_ns)
+
+
+def _file_value(params: Mapping[str, Mapping[str, Any]], node: str, param: str) -> Any:
+    node_params = params.get(node, {})
+    if param in node_params:
+        return node_params[param]
+    # nested form (a: {b: 1}) for dotted parameter names
+    value: Any = node_params
+    for part in param.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def argument_defaults(preset: str | Preset,
+                      params_file: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    """argument -> default as text (from the params file for parameter arguments)."""
+    preset = _preset(preset)
+    path = Path(params_file) if params_file else _default_params_file(preset)
+    params = load_params_file(path)
+    out = {}
+    for arg in preset.arguments:
+        if arg.name == "params_file":
+            out[arg.name] = str(path)
+        elif arg.targets:
+            node, param = arg.targets[0]
+            value = _file_value(params, node, param)
+            out[arg.name] = "" if value is None else _to_text(value)
+        else:
+            out[arg.name] = arg.default or ""
+    return out
+
+
+# ----------------------------------------------------------------------------- resolving
+
+def parse_arg_overrides(items: Iterable[str]) -> dict[str, str]:
+    """``["task:=x", "image_size:=64"]`` -> ``{"task": "x", "image_size": "64"}``."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition(":=")
+        if not sep or not name:
+            raise ArgumentError(f"bad launch argument {item!r}: expected name:=value")
+        out[name.strip()] = value
+    return out
+
+
+def _preset(preset: str | Preset) -> Preset:
+    if isinstance(preset, Preset):
+        return preset
+    try:
+        return PRESETS[preset]
+    except KeyError:
+        raise ArgumentError(
+            f"unknown launch configuration {preset!r}; valid: {', '.join(PRESETS)}"
+        ) from None
+
+
+def _to_text(value: Any) -> str:
+    """A typed value as the YAML text that ``-p name:=value`` and launch arguments take."""
+    if isinstance(value, str) and value and _parse_text(value) == value:
+        return value
+    lines = yaml.safe_dump(value, default_flow_style=True, width=1 << 20).strip().splitlines()
+    if len(lines) > 1 and lines[-1] == "...":
+        lines = lines[:-1]
+    return "\n".join(lines)
+
+
+def _parse_text(text: str) -> Any:
+    try:
+        return yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        return text
+
+
+def _parse_bool(name: str, text: str) -> bool:
+    value = _parse_text(text)
+    if isinstance(value, bool):
+        return value
+    raise ArgumentError(f"launch argument {name}:={text!r}: expected true or false")
+
+
+def _fit(where: str, text: str, reference: Any) -> Any:
+    """Parse ``text`` as YAML and fit it to the type of the params file's ``reference``."""
+    value = _parse_text(text)
+    if reference is None:
+        return value
+    if isinstance(reference, bool):
+        if isinstance(value, bool):
+            return value
+        raise ArgumentError(f"{where}:={text!r}: expected true or false")
+    if isinstance(reference, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ArgumentError(f"{where}:={text!r}: expected an integer")
+    if isinstance(reference, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ArgumentError(f"{where}:={text!r}: expected a number")
+    if isinstance(reference, str):
+        return text
+    if isinstance(reference, list):
+        if not isinstance(value, list):
+            raise ArgumentError(f"{where}:={text!r}: expected a list like [a, b]")
+        if reference and value:
+            return [_fit(where, _to_text(v), reference[0]) for v in value]
+        return value
+    return value
+
+
+def resolve(preset: str | Preset,
+            args: Mapping[str, str] | Iterable[str] = ()) -> list[NodeSpec]:
+    """The preset's nodes with ``arg:=value`` overrides resolved into their parameters.
+
+    ``args``: a mapping or ``name:=value`` strings; only arguments given explicitly override
+    the params file. Every returned spec has ``params_files=[<params file>]`` and the
+    overridden values, typed, in ``parameters``; nodes whose condition is false are left out.
+    Raises :class:`ArgumentError` for unknown arguments (naming the valid ones) or bad values.
+    """
+    preset = _preset(preset)
+    given = dict(args) if isinstance(args, Mapping) else parse_arg_overrides(args)
+    declared = {a.name: a for a in preset.arguments}
+    node_names = set(preset.node_names)
+
+    for name in given:
+        node = name.split(".", 1)[0]
+        if name not in declared and not ("." in name and node in node_names):
+            raise ArgumentError(
+                f"unknown launch argument {name!r} for {preset.name}; valid: "
+                f"{', '.join(declared)} (or NODE.PARAMETER:=value with NODE one of "
+                f"{', '.join(preset.node_names)})"
+            )
+
+    params_path = Path(given["params_file"]) if given.get("params_file") else \
+        _default_params_file(preset)
+    params_path = Path(os.path.abspath(params_path.expanduser()))
+    file_params = load_params_file(params_path)
+
+    enabled: dict[str, bool] = {}
+    for template in preset.nodes:
+        cond = template.condition
+        if cond is not None and cond not in enabled:
+            enabled[cond] = _parse_bool(cond, given.get(cond, declared[cond].default or "false"))
+
+    overrides: dict[str, dict[str, Any]] = {n: {} for n in node_names}
+    for name, text in given.items():
+        if name in declared:
+            for node, param in declared[name].targets:
+                overrides[node][param] = _fit(name, text, _file_value(file_params, node, param))
+        elif "." in name:
+            node, param = name.split(".", 1)
+            overrides[node][param] = _fit(name, text, _file_value(file_params, node, param))
+
+    specs = []
+    for template in preset.nodes:
+        if template.condition is not None and not enabled.get(template.condition, False):
+            continue
+        specs.append(dataclasses.replace(
+            template,
+            parameters={**template.parameters, **overrides[template.name]},
+            remappings=list(template.remappings),
+            params_files=[*template.params_files, str(params_path)],
+        ))
+    return specs
+
+
+def describe_arguments(preset: str | Preset,
+                       params_file: str | os.PathLike[str] | None = None) -> str:
+    """``--show-args`` text: every argument with its default and what it sets."""
+    preset = _preset(preset)
+    defaults = argument_defaults(preset, params_file)
+    lines = [f"Arguments of {preset.name} (pass as name:=value):"]
+    for arg in preset.arguments:
+        lines.append(f"    '{arg.name}':")
+        lines.append(f"        {arg.description}")
+        sets = ", ".join(f"{n}.{p}" for n, p in arg.targets)
+        lines.append(f"        (default: '{defaults[arg.name]}'" + (f"; sets {sets})" if sets else ")"))
+    lines.append("    'NODE.PARAMETER': any parameter of "
+                 + ", ".join(s.name for s in preset.nodes))
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- launch_ros glue
+
+_EXPLICIT = "_arm_bringup.explicit_args"
+
+
+def ros2_launch_description(preset_name: str):
+    """``LaunchDescription`` for ``launch/<preset>.launch.py`` (needs ``launch``/``launch_ros``).
+
+    One ``DeclareLaunchArgument`` per argument of the preset, then an ``OpaqueFunction`` that
+    resolves the arguments with :func:`resolve` (the same code ``arm launch`` runs) and returns
+    one ``launch_ros.actions.Node`` per spec, with ``parameters=[params file, overrides]``.
+    A first ``OpaqueFunction``, before the declarations fill in defaults, notes which arguments
+    were given explicitly, so defaults do not override a custom params file. Nodes without
+    respawn shut the launch down when they exit, like ``arm launch``.
+    """
+    from launch import LaunchDescription
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+
+    preset = _preset(preset_name)
+    defaults = argument_defaults(preset)
+    names = [a.name for a in preset.arguments]
+
+    def note_explicit(context, *args, **kwargs):
+        given = [n for n in names if n in context.launch_configurations]
+        given += [k for k in context.launch_configurations
+                  if "." in k and k.split(".", 1)[0] in preset.node_names]
+        context.launch_configurations[_EXPLICIT] = "\n".join(given)
+        return None
+
+    entities: list[Any] = [OpaqueFunction(function=note_explicit)]
+    for arg in preset.arguments:
+        entities.append(DeclareLaunchArgument(
+            arg.name, default_value=defaults[arg.name], description=arg.description))
+    entities.append(OpaqueFunction(function=_launch_setup, args=[preset.name]))
+    return LaunchDescription(entities)
+
+
+def _launch_setup(context, preset_name: str, *args, **kwargs):
+    from launch.actions import Shutdown
+    from launch_ros.actions import Node
+    from launch_ros.parameter_descriptions import ParameterValue
+
+    preset = _preset(preset_name)
+    configs = context.launch_configurations
+    explicit = [n for n in configs.get(_EXPLICIT, "").split("\n") if n]
+    given = {n: configs[n] for n in explicit if n in configs}
+    # Flag arguments (record) are read from the configuration whether given or defaulted.
+    for arg in preset.arguments:
+        if not arg.targets and arg.name in configs and arg.name != "params_file":
+            given.setdefault(arg.name, configs[arg.name])
+    specs = resolve(preset, given)
+
+    actions = []
+    for spec in specs:
+        # Strings go through ParameterValue(str) so launch_ros does not YAML-parse them again.
+        overrides = {k: ParameterValue(v, value_type=str) if isinstance(v, str) else v
+                     for k, v in spec.parameters.items()}
+        extra: dict[str, Any] = {}
+        if spec.respawn:
+            extra.update(respawn=True, respawn_delay=spec.respawn_delay)
+        else:
+            extra["on_exit"] = Shutdown(reason=f"{spec.name} exited")
+        actions.append(Node(
+            package=spec.package,
+            executable=spec.executable,
+            name=spec.name,
+            parameters=[*spec.params_files, overrides],
+            remappings=list(spec.remappings),
+            output="screen",
+            emulate_tty=True,
+            **extra,
+        ))
+    return actions

@@ -1,0 +1,264 @@
+"""The node list: presets, params files, argument resolution, and the launch files built from it."""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import py_compile
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from arm_bringup import nodes
+from arm_bringup.nodes import ArgumentError, resolve
+
+PKG_DIR = Path(__file__).resolve().parents[1]
+LAUNCH_FILES = sorted((PKG_DIR / "launch").glob("*.launch.py"))
+
+
+def by_name(specs):
+    return {s.name: s for s in specs}
+
+
+def test_sim_runs_sim_perception_control_with_the_documented_executables():
+    specs = resolve("sim")
+    assert [(s.package, s.executable, s.name) for s in specs] == [
+        ("arm_sim", "sim_node", "sim_node"),
+        ("arm_perception", "perception_node", "perception_node"),
+        ("arm_control", "control_node", "control_node"),
+    ]
+    assert all(s.params_files == [str(nodes.config_dir() / "sim.yaml")] for s in specs)
+    assert all(s.parameters == {} for s in specs)  # nothing overrides the file by default
+
+
+def test_defaults_come_from_the_params_file():
+    d = nodes.argument_defaults("sim")
+    assert d["task"] == "reach_target" and d["image_size"] == "128"
+    assert d["real_time"] == "true" and d["camera_rate"] == "20.0" and d["record"] == "false"
+    assert d["params_file"].endswith("config/sim.yaml")
+
+
+def test_arguments_resolve_into_typed_parameters_of_every_target():
+    specs = by_name(resolve("sim", ["task:=pick_up_cup", "image_size:=64", "camera_rate:=30",
+                                    "real_time:=false", "control_node.planner:=PRM"]))
+    assert specs["sim_node"].parameters == {"task": "pick_up_cup", "image_size": 64,
+                                            "camera_rate": 30.0, "real_time": False}
+    assert specs["perception_node"].parameters == {"image_size": 64}
+    assert specs["control_node"].parameters == {"planner": "PRM"}
+    # a string parameter stays a string even when it reads as a number
+    assert resolve("sim", {"task": "123"})[0].parameters["task"] == "123"
+    assert isinstance(resolve("sim", {"camera_rate": "20"})[0].parameters["camera_rate"], float)
+
+
+@pytest.mark.parametrize("arg, match", [
+    ("bogus:=1", "unknown launch argument 'bogus'.*valid: task"),
+    ("image_size:=big", "expected an integer"),
+    ("real_time:=maybe", "true or false"),
+    ("camera_rate:=fast", "expected a number"),
+    ("nobody.x:=1", "unknown launch argument"),
+    ("task=reach_target", "name:=value"),
+    ("record:=perhaps", "true or false"),
+])
+def test_bad_arguments_are_reported(arg, match):
+    with pytest.raises(ArgumentError, match=match):
+        resolve("sim", [arg])
+
+
+def test_unknown_preset_lists_the_valid_ones():
+    with pytest.raises(ArgumentError, match="valid: sim, real"):
+        resolve("nope")
+
+
+def test_record_adds_the_recorder_and_bag_dir_sets_its_output():
+    specs = by_name(resolve("sim", ["record:=true", "bag_dir:=/tmp/b"]))
+    assert specs["recorder"].package == "arm_bringup"
+    assert specs["recorder"].executable == "recorder"
+    assert specs["recorder"].parameters == {"output_dir": "/tmp/b"}
+
+
+def test_a_custom_params_file_is_not_overridden_by_argument_defaults(tmp_path):
+    custom = tmp_path / "mine.yaml"
+    custom.write_text("sim_node:\n  ros__parameters:\n    task: stack_wine\n    image_size: 96\n")
+    specs = by_name(resolve("sim", [f"params_file:={custom}", "seed:=7"]))
+    assert specs["sim_node"].params_files == [str(custom)]
+    assert specs["sim_node"].parameters == {"seed": 7}  # task/image_size stay the file's
+    assert nodes.argument_defaults("sim", custom)["task"] == "stack_wine"
+    with pytest.raises(ArgumentError, match="does not exist"):
+        resolve("sim", [f"params_file:={tmp_path / 'missing.yaml'}"])
+
+
+def test_real_params_hold_realsense_topics_joint_names_controller_and_extrinsics():
+    specs = by_name(resolve("real"))
+    assert set(specs) == {"perception_node", "control_node"}
+    params = nodes.load_params_file(specs["control_node"].params_files[0])
+    per, ctl = params["perception_node"], params["control_node"]
+    assert per["color_topic"] == "/camera/camera/color/image_raw"
+    assert per["depth_topic"] == "/camera/camera/aligned_depth_to_color/image_raw"
+    assert per["camera_info_topic"] == "/camera/camera/color/camera_info"
+    assert ctl["joint_names"] == [f"panda_joint{i}" for i in range(1, 8)]
+    assert ctl["trajectory_topic"] == "/panda_arm_controller/joint_trajectory"
+    extr = per["camera_extrinsics"]
+    assert len(extr) == 16 and all(isinstance(v, float) for v in extr)  # a double array
+    m = np.array(extr).reshape(4, 4)
+    assert np.allclose(m[:3, :3] @ m[:3, :3].T, np.eye(3), atol=1e-3)
+    assert np.linalg.det(m[:3, :3]) > 0 and np.allclose(m[3], [0, 0, 0, 1])
+    # FR3: only the params file changes
+    fr3 = by_name(resolve("real", ["trajectory_topic:=/fr3_arm_controller/joint_trajectory",
+                                   "control_node.joint_names:=[fr3_joint1, fr3_joint2]"]))
+    assert fr3["control_node"].parameters == {
+        "trajectory_topic": "/fr3_arm_controller/joint_trajectory",
+        "joint_names": ["fr3_joint1", "fr3_joint2"]}
+
+
+def test_sim_params_match_the_documented_parameter_names():
+    params = nodes.load_params_file(nodes.config_dir() / "sim.yaml")
+    assert {"task", "seed", "image_size", "camera_rate", "real_time"} <= set(params["sim_node"])
+    assert {"image_size", "color_topic", "depth_topic", "camera_info_topic",
+            "camera_pose_topic"} <= set(params["perception_node"])
+    assert {"joint_names", "trajectory_topic", "planner", "velocity_scaling"} <= set(
+        params["control_node"])
+    assert params["sim_node"]["trajectory_topic"] == params["control_node"]["trajectory_topic"]
+
+
+# --------------------------------------------------------------------------- launch files
+
+def test_launch_files_compile_and_use_the_node_list_instead_of_repeating_it():
+    assert {p.name for p in LAUNCH_FILES} >= {"sim.launch.py", "real.launch.py"}
+    names = {v for s in nodes.PRESETS.values() for n in s.nodes
+             for v in (n.package, n.executable, n.name)}
+    for path in LAUNCH_FILES:
+        py_compile.compile(str(path), doraise=True)
+        tree = ast.parse(path.read_text())
+        imports = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        assert any(n.module == "arm_bringup.nodes" for n in imports), path
+        body = tree.body[1:] if ast.get_docstring(tree) else tree.body
+        literals = {c.value for stmt in body for c in ast.walk(stmt)
+                    if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+        assert not literals & names, f"{path.name} repeats {literals & names}"
+
+
+class _Recorder:
+    """Stands in for a launch / launch_ros class: keeps its arguments."""
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+def _fake_launch_modules(monkeypatch):
+    launch = types.ModuleType("launch")
+    actions = types.ModuleType("launch.actions")
+    launch_ros = types.ModuleType("launch_ros")
+    ros_actions = types.ModuleType("launch_ros.actions")
+    param_desc = types.ModuleType("launch_ros.parameter_descriptions")
+
+    class LaunchDescription(_Recorder):
+        pass
+
+    class DeclareLaunchArgument(_Recorder):
+        pass
+
+    class OpaqueFunction(_Recorder):
+        pass
+
+    class Shutdown(_Recorder):
+        pass
+
+    class Node(_Recorder):
+        pass
+
+    class ParameterValue(_Recorder):
+        pass
+
+    launch.LaunchDescription = LaunchDescription
+    actions.DeclareLaunchArgument = DeclareLaunchArgument
+    actions.OpaqueFunction = OpaqueFunction
+    actions.Shutdown = Shutdown
+    ros_actions.Node = Node
+    param_desc.ParameterValue = ParameterValue
+    launch.actions = actions
+    launch_ros.actions = ros_actions
+    launch_ros.parameter_descriptions = param_desc
+    for name, mod in {"launch": launch, "launch.actions": actions, "launch_ros": launch_ros,
+                      "launch_ros.actions": ros_actions,
+                      "launch_ros.parameter_descriptions": param_desc}.items():
+        monkeypatch.setitem(sys.modules, name, mod)
+
+
+def _run_launch_file(path: Path, given: dict[str, str]):
+    """Mimic `ros2 launch FILE k:=v`: given args are set first, entities run in order."""
+    spec = importlib.util.spec_from_file_location(path.stem.replace(".", "_"), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    ld = module.generate_launch_description()
+    context = types.SimpleNamespace(launch_configurations=dict(given))
+    declared, nodes_out = {}, []
+    for entity in ld.args[0]:
+        kind = type(entity).__name__
+        if kind == "DeclareLaunchArgument":
+            name = entity.args[0]
+            declared[name] = entity.kwargs
+            context.launch_configurations.setdefault(name, entity.kwargs["default_value"])
+        elif kind == "OpaqueFunction":
+            fn = entity.kwargs["function"]
+            out = fn(context, *entity.kwargs.get("args", []))
+            nodes_out += list(out or [])
+    return declared, nodes_out
+
+
+@pytest.mark.parametrize("preset", ["sim", "real"])
+def test_launch_file_declares_every_argument_and_builds_nodes_from_the_list(
+        monkeypatch, preset):
+    _fake_launch_modules(monkeypatch)
+    path = PKG_DIR / "launch" / f"{preset}.launch.py"
+    declared, built = _run_launch_file(path, {})
+    assert list(declared) == [a.name for a in nodes.PRESETS[preset].arguments]
+    assert all(d["description"] for d in declared.values())
+    expected = resolve(preset)
+    assert [(n.kwargs["package"], n.kwargs["executable"], n.kwargs["name"]) for n in built] == \
+        [(s.package, s.executable, s.name) for s in expected]
+    for node, spec in zip(built, expected):
+        assert node.kwargs["parameters"] == [*spec.params_files, {}]
+        assert node.kwargs["remappings"] == spec.remappings
+        assert type(node.kwargs["on_exit"]).__name__ == "Shutdown"
+
+
+def test_sim_launch_file_resolves_arguments_like_arm_launch(monkeypatch, tmp_path):
+    _fake_launch_modules(monkeypatch)
+    _, built = _run_launch_file(PKG_DIR / "launch" / "sim.launch.py",
+                                {"image_size": "64", "record": "true", "task": "123"})
+    built = {n.kwargs["name"]: n for n in built}
+    assert set(built) == {"sim_node", "perception_node", "control_node", "recorder"}
+    sim_params = built["sim_node"].kwargs["parameters"][1]
+    assert sim_params["image_size"] == 64
+    task = sim_params["task"]  # strings are wrapped so launch_ros keeps them strings
+    assert type(task).__name__ == "ParameterValue" and task.args == ("123",)
+    assert task.kwargs == {"value_type": str}
+    # a custom params file given to the launch file keeps its values (defaults do not override)
+    custom = tmp_path / "c.yaml"
+    custom.write_text("sim_node:\n  ros__parameters:\n    task: stack_wine\n")
+    _, built = _run_launch_file(PKG_DIR / "launch" / "sim.launch.py",
+                                {"params_file": str(custom)})
+    assert built[0].kwargs["parameters"] == [str(custom), {}]
+
+
+# --------------------------------------------------------------------------- arm launch CLI
+
+def test_arm_launch_cli_usage_errors_show_args_and_print(capsys):
+    from arm_bringup import cli
+
+    assert cli.main(["launch", "nope"]) == 2
+    assert "sim" in capsys.readouterr().err
+    assert cli.main(["launch", "sim", "bogus:=1"]) == 2
+    assert "unknown launch argument 'bogus'" in capsys.readouterr().err
+    assert cli.main(["launch", "sim", "--show-args"]) == 0
+    out = capsys.readouterr().out
+    assert "'task':" in out and "(default: 'reach_target'; sets sim_node.task)" in out
+    # options before or after the arguments
+    assert cli.main(["launch", "sim", "--print", "task:=stack_wine", "record:=true"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":", 1)[0] for line in lines] == \
+        ["sim_node", "perception_node", "control_node", "recorder"]
+    assert "-r __node:=sim_node --params-file " in lines[0]
+    assert lines[0].endswith("-p task:=stack_wine")

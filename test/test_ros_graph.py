@@ -52,9 +52,11 @@ def ros():
 
 @pytest.fixture(scope="module")
 def graph(ros, tmp_path_factory):
-    log = tmp_path_factory.mktemp("launch") / "launch.log"
+    run = tmp_path_factory.mktemp("launch")
+    log = run / "launch.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([shutil.which("arm"), "launch", "sim", f"task:={TASK}", f"seed:={SEED}"],
+        proc = subprocess.Popen([shutil.which("arm"), "launch", "sim", f"task:={TASK}", f"seed:={SEED}",
+                                 "record:=true", f"bag_dir:={run / 'bags'}"],
                                 stdout=out, stderr=subprocess.STDOUT, env=_env(), start_new_session=True)
     yield proc, log
     if proc.poll() is None:
@@ -187,6 +189,39 @@ def test_topic_echo_once_prints_the_next_best_pose(ros, control):
             echo.kill()
     assert echo.returncode == 0, err
     assert "x: 0.456" in out and "frame_id: world" in out
+
+
+def test_the_recorder_writes_one_bag_per_episode_readable_by_rosbags_and_mcap(ros, graph):
+    from mcap.reader import make_reader
+    from mcap_ros2.decoder import DecoderFactory
+    from std_msgs.msg import String
+
+    from arm_perception.bags import TOPIC_COLOR, read_episode
+
+    rclpy, node = ros
+    proc, log = graph
+    pub = node.create_publisher(String, "/arm/episode", _reliable(10))
+    end = time.monotonic() + 30
+    while pub.get_subscription_count() == 0 and time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    pub.publish(String(data="start episode_0"))
+    end = time.monotonic() + 2.0
+    while time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    pub.publish(String(data="end"))
+    bag = log.parent / "bags" / "episode_0"
+    end = time.monotonic() + 20
+    while not (bag / "metadata.yaml").exists() and time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.1)
+    episode = read_episode(bag)
+    assert len(episode.stamps) >= 20, "about 2 s of 20 Hz camera frames"
+    assert episode.front_rgb.shape[1:] == (128, 128, 3)
+    (mcap_file,) = bag.rglob("*.mcap")
+    with open(mcap_file, "rb") as f:
+        colour = [m for _, ch, _, m in make_reader(f, decoder_factories=[DecoderFactory()]).iter_decoded_messages()
+                  if ch.topic == TOPIC_COLOR]
+    # read_episode drops leading frames that come before a slower topic's first message
+    assert 0 <= len(colour) - len(episode.stamps) <= 3 and colour[0].encoding == "rgb8"
 
 
 def test_stopping_the_launcher_leaves_no_process_behind(graph):

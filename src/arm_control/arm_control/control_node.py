@@ -8,7 +8,9 @@
                topic interface), the gripper command (std_msgs/Float64MultiArray, finger position in
                metres, a forward position controller), /arm/control/result (std_msgs/String, reliable,
                one per goal, starting with reached / unreachable / collision / timeout / invalid),
-               /arm/ee_pose (geometry_msgs/PoseStamped, TCP in world, from each joint state)
+               /arm/ee_pose (geometry_msgs/PoseStamped, TCP in world) and /arm/gripper_open
+               (std_msgs/Bool, the commanded gripper state as RLBench reports it; before any
+               command, read off the fingers) with each joint state
 
 The planning scene is the work cell (robot + table); the math lives in arm_control.motion and
 arm_control.goal_executor.
@@ -27,7 +29,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray, String
+from std_msgs.msg import Bool, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from . import panda
@@ -74,11 +76,13 @@ class ControlNode(Node):
         self.kinematics = motion.kinematics
         self.q = self.dq = self.fingers = None
         self.gripper_goals: dict[int, float] = {}
+        self.gripper_commanded: bool | None = None  # open? None until the first command
 
         self.pub_traj = self.create_publisher(JointTrajectory, p("trajectory_topic"), RELIABLE)
         self.pub_gripper = self.create_publisher(Float64MultiArray, p("gripper_topic"), RELIABLE)
         self.pub_result = self.create_publisher(String, "/arm/control/result", COMMANDS)
         self.pub_ee = self.create_publisher(PoseStamped, "/arm/ee_pose", RELIABLE)
+        self.pub_gripper_open = self.create_publisher(Bool, "/arm/gripper_open", RELIABLE)
         self.create_subscription(PoseStamped, "/arm/next_best_pose", self.on_pose, COMMANDS)
         self.create_subscription(JointState, "/arm/gripper_goal", self.on_gripper_goal, COMMANDS)
         self.create_subscription(JointState, "/joint_states", self.on_joint_states, RELIABLE)
@@ -139,6 +143,11 @@ class ControlNode(Node):
         o = ee.pose.orientation
         o.x, o.y, o.z, o.w = pose[3:].tolist()
         self.pub_ee.publish(ee)
+        is_open = self.gripper_commanded
+        if is_open is None and self.fingers is not None:
+            is_open = bool(np.min(self.fingers) > 0.9 * panda.FINGER_OPEN)
+        if is_open is not None:
+            self.pub_gripper_open.publish(Bool(data=is_open))
 
     def step(self):
         now = self.get_clock().now().nanoseconds * 1e-9
@@ -146,6 +155,7 @@ class ControlNode(Node):
         if out.trajectory is not None:
             self.pub_traj.publish(self.to_msg(out.trajectory))
         if out.gripper_open is not None:
+            self.gripper_commanded = out.gripper_open > 0.5
             self.pub_gripper.publish(Float64MultiArray(data=[out.gripper_open * panda.FINGER_OPEN]))
         for r in out.results:
             self.publish_result(r.text())

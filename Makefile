@@ -34,7 +34,7 @@ test: setup
 
 # The current main job: record scripted demonstrations as rosbag2 (MCAP) files.
 demos: setup
-	source env.sh && arm demos --task reach_target --episodes 5 --seed 0 --out runs/demos
+	source env.sh && arm demos --task reach_target --episodes 10 --seed 0 --out runs/demos-$$(date +%Y%m%d-%H%M%S)
 
 bench: setup
 	source env.sh && python bench/bench_sim.py

@@ -1,6 +1,5 @@
 """Planning in a real task scene: every state the arm will pass through is collision-free."""
 import numpy as np
-import pytest
 
 from arm_control import panda
 from arm_control.planner import interpolate_path

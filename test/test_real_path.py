@@ -7,14 +7,13 @@ JointTrajectoryController topic. The perception and control nodes run unchanged.
 """
 import os
 import shutil
-import signal
 import subprocess
 import time
 
 import numpy as np
 import pytest
 
-from test_ros_graph import Listener, _node_processes, _pose_msg, _reliable
+from graph_helpers import ControlClient, Listener, node_processes, stop
 
 DOMAIN = "74"
 TASK, SEED = "pick_up_cup", 5
@@ -24,16 +23,6 @@ CONTROLLER = "/fr3_arm_controller/joint_trajectory"
 
 def _env():
     return {**os.environ, "ROS_DOMAIN_ID": DOMAIN, "PYTHONUNBUFFERED": "1"}
-
-
-def _stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +53,8 @@ def cell(tmp_path_factory):
     with open(logs / "launch.log", "w") as out:
         launch = subprocess.Popen(launch_cmd, stdout=out, stderr=subprocess.STDOUT, env=_env(), start_new_session=True)
     yield truth, driver, launch, logs
-    _stop(launch)
-    _stop(driver)
+    stop(launch)
+    stop(driver)
     truth.close()
 
 
@@ -108,33 +97,19 @@ def test_perception_turns_realsense_topics_into_a_128_cloud_that_matches_the_sce
 
 
 def test_control_drives_the_fr3_controller_topic_to_the_goal(ros, cell):
-    from geometry_msgs.msg import PoseStamped
-    from std_msgs.msg import String
-
-    rclpy, node = ros
-    pub = node.create_publisher(PoseStamped, "/arm/next_best_pose", _reliable(100))
-    results = Listener(ros, String, "/arm/control/result", _reliable(100))
-    ee = Listener(ros, PoseStamped, "/arm/ee_pose", _reliable(10))
-    ee.wait(timeout=60)
-    end = time.monotonic() + 10
-    while pub.get_subscription_count() == 0 and time.monotonic() < end:
-        rclpy.spin_once(node, timeout_sec=0.05)
+    control = ControlClient(ros)
     goal = np.array([0.5, -0.15, 0.98])
-    pub.publish(_pose_msg(node, goal))
-    text = results.wait(timeout=30)[0].data
+    text = control.send(goal)
     assert text.startswith("reached"), text
-    time.sleep(0.3)
-    ee.wait(lambda m: len(m) > 0)
-    p = ee.msgs[-1].pose.position
-    assert np.linalg.norm([p.x - goal[0], p.y - goal[1], p.z - goal[2]]) < 0.01
+    assert np.linalg.norm(np.subtract(control.ee_position(), goal)) < 0.01
 
 
 def test_no_process_survives_the_launcher(cell):
     _, driver, launch, logs = cell
     assert launch.poll() is None, (logs / "launch.log").read_text()[-3000:]
-    _stop(launch)
-    _stop(driver)
+    stop(launch)
+    stop(driver)
     end = time.monotonic() + 10
-    while _node_processes(DOMAIN) and time.monotonic() < end:
+    while node_processes(DOMAIN) and time.monotonic() < end:
         time.sleep(0.2)
-    assert _node_processes(DOMAIN) == []
+    assert node_processes(DOMAIN) == []

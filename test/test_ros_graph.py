@@ -8,10 +8,11 @@ import shutil
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+
+from graph_helpers import ControlClient, Listener, node_processes, pose_msg, reliable, stop, wait_for_subscribers
 
 DOMAIN = "73"
 TASK, SEED = "pick_up_cup", 3
@@ -19,23 +20,6 @@ TASK, SEED = "pick_up_cup", 3
 
 def _env():
     return {**os.environ, "ROS_DOMAIN_ID": DOMAIN, "PYTHONUNBUFFERED": "1"}
-
-
-def _node_processes(domain: str) -> list[int]:
-    """PIDs of our node executables running in `domain` (to prove none is left behind)."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmd = (proc / "cmdline").read_bytes()
-            if not any(n in cmd for n in (b"sim_node", b"perception_node", b"control_node", b"recorder")):
-                continue
-            if f"ROS_DOMAIN_ID={domain}".encode() in (proc / "environ").read_bytes().split(b"\0"):
-                pids.append(int(proc.name))
-        except OSError:
-            continue
-    return pids
 
 
 @pytest.fixture(scope="module")
@@ -59,68 +43,12 @@ def graph(ros, tmp_path_factory):
                                  "record:=true", f"bag_dir:={run / 'bags'}"],
                                 stdout=out, stderr=subprocess.STDOUT, env=_env(), start_new_session=True)
     yield proc, log
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-class Listener:
-    def __init__(self, ros, msg_type, topic, qos):
-        self.rclpy, self.node = ros
-        self.msgs = []
-        self.sub = self.node.create_subscription(msg_type, topic, self.msgs.append, qos)
-
-    def wait(self, predicate=lambda msgs: bool(msgs), timeout=30.0):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if predicate(self.msgs):
-                return self.msgs
-            self.rclpy.spin_once(self.node, timeout_sec=0.05)
-        raise TimeoutError(f"{self.sub.topic_name}: condition not met within {timeout} s ({len(self.msgs)} messages)")
-
-
-def _reliable(depth=100):
-    from rclpy.qos import QoSProfile, QoSReliabilityPolicy
-
-    return QoSProfile(depth=depth, reliability=QoSReliabilityPolicy.RELIABLE)
-
-
-def _pose_msg(node, xyz, quat=(1.0, 0.0, 0.0, 0.0)):
-    from geometry_msgs.msg import PoseStamped
-
-    msg = PoseStamped()
-    msg.header.frame_id = "world"
-    msg.header.stamp = node.get_clock().now().to_msg()
-    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = map(float, xyz)
-    msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z, msg.pose.orientation.w = quat
-    return msg
+    stop(proc)
 
 
 @pytest.fixture(scope="module")
 def control(ros, graph):
-    """Publish goals and collect results."""
-    from geometry_msgs.msg import PoseStamped
-    from std_msgs.msg import String
-
-    rclpy, node = ros
-    pub = node.create_publisher(PoseStamped, "/arm/next_best_pose", _reliable(1000))
-    results = Listener(ros, String, "/arm/control/result", _reliable(1000))
-    ee = Listener(ros, PoseStamped, "/arm/ee_pose", _reliable(10))
-    ee.wait(timeout=60)
-    end = time.monotonic() + 10
-    while pub.get_subscription_count() == 0 and time.monotonic() < end:
-        rclpy.spin_once(node, timeout_sec=0.05)
-
-    def send(xyz, quat=(1.0, 0.0, 0.0, 0.0), timeout=30.0):
-        n = len(results.msgs)
-        pub.publish(_pose_msg(node, xyz, quat))
-        return results.wait(lambda m: len(m) > n, timeout)[n].data
-
-    return send, pub, results, ee
+    return ControlClient(ros)
 
 
 def test_the_sim_graph_publishes_an_organised_world_frame_cloud_matching_ground_truth(ros, graph):
@@ -151,37 +79,31 @@ def test_the_sim_graph_publishes_an_organised_world_frame_cloud_matching_ground_
 
 
 def test_a_pose_goal_moves_the_gripper_there_and_an_unreachable_one_is_reported(control):
-    send, _, _, ee = control
     goal = np.array([0.45, 0.12, 1.0])
-    assert send(goal).startswith("reached")
-    time.sleep(0.3)
-    ee.wait(lambda m: len(m) > 0)
-    p = ee.msgs[-1].pose.position
-    assert np.linalg.norm([p.x - goal[0], p.y - goal[1], p.z - goal[2]]) < 0.01
-    assert send([1.8, 0.0, 1.0]).startswith("unreachable")
-    assert send([0.5, -0.1, 0.95]).startswith("reached")
+    assert control.send(goal).startswith("reached")
+    assert np.linalg.norm(np.subtract(control.ee_position(), goal)) < 0.01
+    assert control.send([1.8, 0.0, 1.0]).startswith("unreachable")
+    assert control.send([0.5, -0.1, 0.95]).startswith("reached")
 
 
 def test_the_graph_survives_100_invalid_goals_and_still_executes_the_next_valid_one(ros, control):
-    send, pub, results, _ = control
     rclpy, node = ros
-    n = len(results.msgs)
-    for i in range(100):
-        pub.publish(_pose_msg(node, [0.4, 0.0, math.nan] if i % 2 else [0.4, 0.0, 1.0], (0.0, 0.0, 0.0, 0.0)))
-    got = results.wait(lambda m: len(m) >= n + 100, timeout=60)[n:n + 100]
+    n = len(control.results.msgs)
+    for i in range(100):  # NaN positions and zero quaternions
+        control.pub.publish(pose_msg(node, [0.4, 0.0, math.nan] if i % 2 else [0.4, 0.0, 1.0], (0.0, 0.0, 0.0, 0.0)))
+    got = control.results.wait(lambda m: len(m) >= n + 100, timeout=60)[n:n + 100]
     assert all(m.data.startswith("invalid") for m in got)
-    assert send([0.45, 0.0, 1.05]).startswith("reached")
+    assert control.send([0.45, 0.0, 1.05]).startswith("reached")
 
 
 def test_topic_echo_once_prints_the_next_best_pose(ros, control):
-    _, pub, _, _ = control
     rclpy, node = ros
     echo = subprocess.Popen([shutil.which("arm"), "topic", "echo", "/arm/next_best_pose", "--once"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     try:
         end = time.monotonic() + 30
         while echo.poll() is None and time.monotonic() < end:
-            pub.publish(_pose_msg(node, [0.456, 0.0, 2.5]))  # unreachable: the arm stays put
+            control.pub.publish(pose_msg(node, [0.456, 0.0, 2.5]))  # unreachable: the arm stays put
             rclpy.spin_once(node, timeout_sec=0.2)
         out, err = echo.communicate(timeout=10)
     finally:
@@ -200,10 +122,8 @@ def test_the_recorder_writes_one_bag_per_episode_readable_by_rosbags_and_mcap(ro
 
     rclpy, node = ros
     proc, log = graph
-    pub = node.create_publisher(String, "/arm/episode", _reliable(10))
-    end = time.monotonic() + 30
-    while pub.get_subscription_count() == 0 and time.monotonic() < end:
-        rclpy.spin_once(node, timeout_sec=0.05)
+    pub = node.create_publisher(String, "/arm/episode", reliable(10))
+    wait_for_subscribers(ros, pub, timeout=30)
     pub.publish(String(data="start episode_0"))
     end = time.monotonic() + 2.0
     while time.monotonic() < end:
@@ -227,12 +147,12 @@ def test_the_recorder_writes_one_bag_per_episode_readable_by_rosbags_and_mcap(ro
 def test_stopping_the_launcher_leaves_no_process_behind(graph):
     proc, log = graph
     assert proc.poll() is None, "the graph died early:\n" + log.read_text()[-3000:]
-    assert _node_processes(DOMAIN), "the nodes should be running before the stop"
+    assert node_processes(DOMAIN), "the nodes should be running before the stop"
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=30)
     end = time.monotonic() + 10
-    while _node_processes(DOMAIN) and time.monotonic() < end:
+    while node_processes(DOMAIN) and time.monotonic() < end:
         time.sleep(0.2)
-    assert _node_processes(DOMAIN) == []
+    assert node_processes(DOMAIN) == []
     text = log.read_text()
     assert "[sim_node]" in text and "[control_node]" in text and "[perception_node]" in text

@@ -18,7 +18,7 @@ os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 import mujoco  # noqa: E402  (the GL backend must be chosen before the import)
 
 from arm_control import panda  # noqa: E402
-from arm_control.robot_model import (  # noqa: E402
+from arm_control.robot_model import (  # noqa: E402, F401  (TABLE_HEIGHT: re-exported for the tasks)
     FINGER_BODIES, HAND_BODY, TABLE_HEIGHT, TCP_SITE, workcell_xml)
 from arm_control.transforms import mat_to_quat_xyzw  # noqa: E402
 from arm_perception.camera import intrinsics_from_fovy  # noqa: E402

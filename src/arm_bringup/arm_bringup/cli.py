@@ -38,6 +38,9 @@ def _cmd_demos(args) -> int:
     if args.episodes < 1:
         print("arm demos: --episodes must be at least 1", file=sys.stderr)
         return 2
+    if not 16 <= args.image_size <= 1024:
+        print(f"arm demos: --image-size must be within 16..1024 pixels, got {args.image_size}", file=sys.stderr)
+        return 2
     out = Path(args.out) / args.task
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

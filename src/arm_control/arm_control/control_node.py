@@ -35,6 +35,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from . import panda
 from .goal_executor import Goal, GoalExecutor
 from .motion import InvalidPose, MotionPlanner, validate_pose
+from .planner import PLANNERS
 from .robot_model import workcell_xml
 
 RELIABLE = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
@@ -63,6 +64,10 @@ class ControlNode(Node):
         self.declare_parameter("world_frame", "world", d("frame the poses must be expressed in"))
         p = lambda name: self.get_parameter(name).value  # noqa: E731
 
+        if p("planner") not in PLANNERS:
+            raise ValueError(f"unknown planner {p('planner')!r}; available: {', '.join(PLANNERS)}")
+        if len(p("joint_names")) != 7:
+            raise ValueError(f"joint_names must name the 7 arm joints, got {list(p('joint_names'))}")
         self.joint_names = list(p("joint_names"))
         self.finger_names = list(p("finger_joint_names"))
         self.world_frame = p("world_frame")
@@ -172,18 +177,22 @@ class ControlNode(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    node = ControlNode()
     try:
-        rclpy.spin(node)
+        with rclpy.init(args=args):
+            try:
+                node = ControlNode()
+            except ValueError as err:  # a bad parameter (unknown task, planner, ...): say which
+                rclpy.logging.get_logger("control_node").fatal(str(err))
+                raise SystemExit(2) from err
+            try:
+                rclpy.spin(node)
+            finally:
+                node.destroy_node()
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     except Exception:
         if rclpy.ok():  # a real error; otherwise a callback raced the shutdown signal
             raise
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
 
 
 if __name__ == "__main__":

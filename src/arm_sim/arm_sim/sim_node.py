@@ -221,23 +221,28 @@ class SimNode(Node):
             self.pub_info.publish(intrinsics_to_camera_info(sim.intrinsics, h, w, stamp, bags.CAMERA_FRAME_ID))
 
     def destroy_node(self):
-        self.task.close()
+        if getattr(self, "task", None) is not None:  # None when construction failed
+            self.task.close()
         super().destroy_node()
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    node = SimNode()
     try:
-        rclpy.spin(node)
+        with rclpy.init(args=args):
+            try:
+                node = SimNode()
+            except ValueError as err:  # a bad parameter (unknown task, planner, ...): say which
+                rclpy.logging.get_logger("sim_node").fatal(str(err))
+                raise SystemExit(2) from err
+            try:
+                rclpy.spin(node)
+            finally:
+                node.destroy_node()
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     except Exception:
         if rclpy.ok():  # a real error; otherwise a callback raced the shutdown signal
             raise
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 
 def _cmd_tasks(args) -> int:
@@ -25,10 +24,7 @@ def _cmd_tasks(args) -> int:
 
 
 def _cmd_demos(args) -> int:
-    from pathlib import Path
-
-    from arm_perception.bags import EpisodeWriter
-    from arm_sim.environment import Environment
+    from arm_sim.demos import record_demos
     from arm_sim.tasks import TASK_NAMES
 
     if args.task not in TASK_NAMES:
@@ -41,28 +37,13 @@ def _cmd_demos(args) -> int:
     if not 16 <= args.image_size <= 1024:
         print(f"arm demos: --image-size must be within 16..1024 pixels, got {args.image_size}", file=sys.stderr)
         return 2
-    out = Path(args.out) / args.task
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    task = Environment(image_size=(args.image_size, args.image_size)).get_task(args.task)
-    successes = 0
-    for i in range(args.episodes):
-        seed = args.seed + i
-        path = out / f"seed_{seed:06d}"
-        if path.exists():
-            print(f"arm demos: {path} already exists; choose another --out or --seed", file=sys.stderr)
-            return 1
-        t0 = time.perf_counter()
-        frames, ok = task.run_expert(seed)
-        with EpisodeWriter(path) as bag:
-            for obs, reward, success in frames:
-                bag.write(obs.misc.get("stamp", 0.0), obs, reward, success)
-        successes += ok
-        print(f"[{i + 1}/{args.episodes}] {args.task} seed={seed} {'success' if ok else 'FAILED'} "
-              f"frames={len(frames)} {time.perf_counter() - t0:.1f}s -> {path}", file=sys.stderr, flush=True)
-    task.close()
-    print(json.dumps({"task": args.task, "episodes": args.episodes, "successes": successes,
-                      "seconds": round(time.perf_counter() - start, 2), "out": str(out)}))
+    try:
+        summary = record_demos(args.task, args.episodes, args.seed, args.out, args.image_size,
+                               progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except FileExistsError as e:
+        print(f"arm demos: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary))
     return 0
 
 

@@ -1,0 +1,172 @@
+"""ARM agent configuration: one dataclass, two named presets (``PRESETS["paper"]``, ``PRESETS["cpu"]``).
+
+Sources for the "paper" values: the ARM paper (James & Davison 2021: 128x128 front camera,
+16x16 crops, batch 128, 1e5 prioritised replay, reward scale 100, lr 3e-3 for all methods,
+LeakyReLU, layer norm in the pose agent's convolutions) and the authors' public code
+(stepjam/ARM: replay alpha 0.7 / beta 0.5, confidence weight w = 1, Q-regularisation
+lambda 1e-6 on 0.5 * sum of squared per-pixel Q, target entropy -8, log-std in [-40, 4],
+weight decay 1e-5, gradient clip 20, U-Net stem 8 filters 5x5 then [16, 16] 5x5 stride 2,
+pose-agent stems 32 per modality, actor 64 channels, critic 4 x 128 channels, target clamp
+[0, 100]). The paper text gives tau = "5^-4" (a typo; 5e-4) while the authors' code and our
+DESIGN.md use 0.005, which we keep.
+
+Every ``cpu`` difference is listed (with the reason) next to ``CPU_DIFFERENCES``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ARMConfig", "CPU_DIFFERENCES", "PRESETS", "preset"]
+
+
+@dataclass
+class ARMConfig:
+    """Hyper-parameters of the ARM agent (Q-attention + next-best-pose SAC) and its replay."""
+
+    # ---------------------------------------------------------------- observation
+    #: camera resolution (square) the agent is built for; the U-Net is fully convolutional, so
+    #: this is a check (``act``/``update`` refuse other sizes), must be a multiple of 4.
+    image_size: int = 128
+    #: side of the square crop around the Q-attention pixel fed to the pose agent (paper: 16).
+    crop_size: int = 16
+    #: low-dim state length (``demo_dataset.LOW_DIM_SIZE``).
+    low_dim_size: int = 11
+    #: tile the low-dim state over the Q-attention input. The authors' ARM code does not
+    #: (``include_low_dim_state=False``); we do, so the time feature / gripper state can tell the
+    #: stages of a multi-step task apart when the image alone does not.
+    attention_low_dim: bool = True
+
+    # ---------------------------------------------------------------- RL
+    gamma: float = 0.99
+    #: Polyak factor of both target networks (Q-attention and critics).
+    tau: float = 0.005
+    #: sparse rewards are multiplied by this inside the agent (paper: 100).
+    reward_scale: float = 100.0
+    #: Bellman targets of both Q functions are clamped to [-q_clamp, q_clamp] (authors clamp the
+    #: Q-attention target to [0, 100]; we allow the -1 "unreachable" reward too).
+    q_clamp: float = 100.0
+
+    # ---------------------------------------------------------------- Q-attention
+    #: U-Net stem (per modality: RGB and point cloud), "siamese" in the authors' code.
+    unet_stem: int = 8
+    unet_stem_kernel: int = 5
+    #: encoder filters, each a stride-2 conv; the decoder mirrors them with skip connections.
+    unet_filters: tuple[int, ...] = (16, 16)
+    unet_kernel: int = 5
+    #: Q regularisation: lambda * 0.5 * sum over pixels (both heads) of Q^2, per sample.
+    q_reg_weight: float = 1e-6
+    attention_lr: float = 3e-3
+
+    # ---------------------------------------------------------------- next-best-pose agent
+    #: channels of the per-modality conv stem on the crop (RGB and point cloud each).
+    pose_stem: int = 32
+    actor_channels: int = 64
+    actor_hidden: int = 64
+    critic_channels: int = 128
+    critic_layers: int = 4
+    #: confidence regulariser weight w in bellman^2 * c - w * log c (authors: 1.0).
+    confidence_weight: float = 1.0
+    actor_lr: float = 3e-3
+    critic_lr: float = 3e-3
+    alpha_lr: float = 1e-3
+    init_alpha: float = 0.2
+    #: SAC target entropy (authors: -8, minus the action dimension).
+    target_entropy: float = -8.0
+    #: the actor's log-std is squashed into [log_std_min, log_std_max].
+    log_std_min: float = -40.0
+    log_std_max: float = 4.0
+
+    # ---------------------------------------------------------------- optimisation
+    batch_size: int = 128
+    weight_decay: float = 1e-5
+    #: gradient-norm clip per network (authors clip by value at 20).
+    grad_clip: float = 20.0
+
+    # ---------------------------------------------------------------- prioritised replay
+    replay_capacity: int = 100_000
+    #: priority exponent (P(i) ~ p_i^alpha); authors 0.7.
+    replay_alpha: float = 0.7
+    #: importance-sampling exponent at the start, annealed linearly to ``replay_beta_final``.
+    replay_beta: float = 0.5
+    replay_beta_final: float = 1.0
+    #: number of ``sample`` calls over which beta is annealed.
+    replay_beta_steps: int = 40_000
+    #: added to |TD| so no transition gets zero probability.
+    priority_eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        self.unet_filters = tuple(int(f) for f in self.unet_filters)
+        if self.image_size % (2 ** len(self.unet_filters)):
+            raise ValueError(f"image_size {self.image_size} must be a multiple of "
+                             f"{2 ** len(self.unet_filters)} (one halving per U-Net level)")
+        if self.crop_size < 1 or self.crop_size > self.image_size:
+            raise ValueError(f"crop_size {self.crop_size} must be in [1, image_size]")
+        if not 0 < self.tau <= 1 or not 0 <= self.gamma < 1:
+            raise ValueError("need 0 < tau <= 1 and 0 <= gamma < 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (tuples become lists), for saving next to checkpoints."""
+        d = dataclasses.asdict(self)
+        d["unet_filters"] = list(d["unet_filters"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ARMConfig":
+        """Inverse of :meth:`to_dict`; unknown keys raise (a checkpoint from another version)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown ARMConfig fields: {sorted(unknown)}")
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> "ARMConfig":
+        return dataclasses.replace(self, **changes)
+
+
+#: What the ``cpu`` preset changes and why (learning must be practical on 2 CPU cores).
+CPU_DIFFERENCES: dict[str, str] = {
+    "image_size": "64 (paper 128): the U-Net cost scales with pixels; 4x fewer pixels. "
+                  "The camera must render 64x64 for this preset.",
+    "batch_size": "32 (paper 128): 4x cheaper updates; more updates per second of wall clock.",
+    "replay_capacity": "20000 (paper 1e5): each transition holds two observations "
+                       "(~72 KB at 64x64), 1e5 would need ~7 GB of RAM.",
+    "replay_beta_steps": "10000 (40000): a CPU run makes fewer updates; anneal within it.",
+    "unet_stem_kernel / unet_kernel": "3 / 3 (authors 5 / 5): the full-resolution U-Net "
+        "is ~80% of an update on CPU; 3x3 kernels halve its forward time.",
+    "pose_stem / actor_channels / critic_channels / critic_layers": "16 / 32 / 32 / 3 "
+        "(32 / 64 / 128 / 4): the critic (twin, run 3x per update) is the next biggest cost.",
+    "attention_lr / actor_lr / critic_lr": "1e-3 (paper 3e-3): batch 32 gives noisier "
+                                           "gradients; DESIGN.md's ~1e-3 reference.",
+    "log_std_min / log_std_max": "-10 / 2 (authors -40 / 4): a std of e^-40 is numerically "
+                                 "deterministic and its log-prob (~ +320) dominates alpha*log_pi.",
+}
+
+PRESETS: dict[str, ARMConfig] = {
+    "paper": ARMConfig(),
+    "cpu": ARMConfig(
+        image_size=64,
+        batch_size=32,
+        replay_capacity=20_000,
+        replay_beta_steps=10_000,
+        unet_stem_kernel=3,
+        unet_kernel=3,
+        pose_stem=16,
+        actor_channels=32,
+        critic_channels=32,
+        critic_layers=3,
+        attention_lr=1e-3,
+        actor_lr=1e-3,
+        critic_lr=1e-3,
+        log_std_min=-10.0,
+        log_std_max=2.0,
+    ),
+}
+
+
+def preset(name: str, **overrides: Any) -> ARMConfig:
+    """A copy of ``PRESETS[name]`` with ``overrides`` applied."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    return dataclasses.replace(PRESETS[name], **overrides)

@@ -1,0 +1,230 @@
+"""ARM networks: Q-attention U-Net, crop, pose actor, confidence-aware twin critic.
+
+Observation tensors are (B, 7, H, W): RGB scaled to [-1, 1], the world point cloud with NaN
+replaced by 0, and a validity channel (1 where the camera had depth). ``obs_tensor`` builds it.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import ARMConfig
+
+__all__ = ["OBS_CHANNELS", "Actor", "ConfidenceCritic", "QAttention", "canonical_quaternion_t",
+           "crop", "obs_tensor"]
+
+OBS_CHANNELS = 7  # rgb 3 + xyz 3 + valid 1
+PADDING = "zeros"  # replicate padding backward is ~5x slower on CPU
+
+
+def obs_tensor(rgb: torch.Tensor, point_cloud: torch.Tensor) -> torch.Tensor:
+    """(B, H, W, 3) uint8 RGB + (B, H, W, 3) float point cloud (NaN = no depth) -> (B, 7, H, W)."""
+    rgb = rgb.float().permute(0, 3, 1, 2) * (2.0 / 255.0) - 1.0
+    pc = point_cloud.float().permute(0, 3, 1, 2)
+    valid = torch.isfinite(pc).all(dim=1, keepdim=True)
+    pc = torch.where(valid, pc, torch.zeros_like(pc))
+    return torch.cat([rgb, pc, valid.float()], dim=1)
+
+
+def crop(images: torch.Tensor, pixels: torch.Tensor, size: int = 16) -> torch.Tensor:
+    """(B, C, H, W) images, (B, 2) (row, col) pixels -> (B, C, size, size) crops.
+
+    The pixel lands at (size // 2, size // 2) of its crop; parts outside the image are zero
+    (so the validity channel of ``obs_tensor`` is 0 there). No wraparound, no shifting.
+    """
+    b, _, h, w = images.shape
+    half = size // 2
+    padded = F.pad(images, (half, size - half, half, size - half))  # zeros
+    pixels = pixels.long()
+    rows = pixels[:, 0, None].clamp(0, h - 1) + torch.arange(size, device=images.device)  # padded
+    cols = pixels[:, 1, None].clamp(0, w - 1) + torch.arange(size, device=images.device)
+    bi = torch.arange(b, device=images.device)[:, None, None]
+    out = padded[bi, :, rows[:, :, None], cols[:, None, :]]  # (B, size, size, C)
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+def canonical_quaternion_t(q: torch.Tensor, tie_eps: float = 0.05) -> torch.Tensor:
+    """Torch twin of ``demo_dataset.canonical_quaternion`` on (..., 4) xyzw (normalises too)."""
+    q = q / q.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+    w, xyz = q[..., 3:4], q[..., :3]
+    sign = torch.where(w < 0, -1.0, 1.0)
+    big = xyz.abs() > tie_eps
+    first = big.float().argmax(dim=-1, keepdim=True)
+    lead = xyz.gather(-1, first)
+    tie = (w.abs() < tie_eps) & big.any(dim=-1, keepdim=True)
+    sign = torch.where(tie, torch.where(lead < 0, -1.0, 1.0), sign)
+    return q * sign
+
+
+def _tile(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    return x[:, :, None, None].expand(-1, -1, h, w)
+
+
+def _conv(cin: int, cout: int, k: int, stride: int = 1, norm: bool = False) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, padding=k // 2,
+                                         padding_mode=PADDING)]
+    if norm:
+        layers.append(nn.GroupNorm(1, cout))  # layer norm over (C, H, W)
+    layers.append(nn.LeakyReLU(0.02))
+    return nn.Sequential(*layers)
+
+
+class _Stem(nn.Module):
+    """Per-modality convs (RGB; point cloud + validity), concatenated."""
+
+    def __init__(self, channels: int, kernel: int, norm: bool = False):
+        super().__init__()
+        self.rgb = _conv(3, channels, kernel, norm=norm)
+        self.pcd = _conv(4, channels, kernel, norm=norm)
+        self.out_channels = 2 * channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.rgb(x[:, :3]), self.pcd(x[:, 3:])], dim=1)
+
+
+class _UNet(nn.Module):
+    def __init__(self, cfg: ARMConfig):
+        super().__init__()
+        self.stem = _Stem(cfg.unet_stem, cfg.unet_stem_kernel)
+        self.low_dim = cfg.low_dim_size if cfg.attention_low_dim else 0
+        ch = self.stem.out_channels + self.low_dim
+        self.down = nn.ModuleList()
+        for f in cfg.unet_filters:
+            self.down.append(_conv(ch, f, cfg.unet_kernel, stride=2))
+            ch = f
+        self.up = nn.ModuleList()
+        skips = list(cfg.unet_filters[:-1])[::-1] + [self.stem.out_channels + self.low_dim]
+        for f, skip in zip(reversed(cfg.unet_filters), skips):
+            self.up.append(_conv(ch, f, cfg.unet_kernel))
+            ch = f + skip
+        self.head = nn.Conv2d(ch, 1, 3, padding=1, padding_mode=PADDING)
+
+    def forward(self, x: torch.Tensor, low_dim: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        if self.low_dim:
+            x = torch.cat([x, _tile(low_dim, *x.shape[-2:])], dim=1)
+        skips = [x]
+        for layer in self.down:
+            x = layer(x)
+            skips.append(x)
+        skips.pop()  # the bottleneck itself
+        for layer in self.up:
+            x = F.interpolate(layer(x), scale_factor=2.0, mode="bilinear", align_corners=False)
+            x = torch.cat([x, skips.pop()], dim=1)
+        return self.head(x)[:, 0]
+
+
+class QAttention(nn.Module):
+    """Twin light U-Nets: (B, 7, H, W) obs + (B, L) low-dim -> (B, 2, H, W) per-pixel Q."""
+
+    def __init__(self, cfg: ARMConfig):
+        super().__init__()
+        self.heads = nn.ModuleList([_UNet(cfg), _UNet(cfg)])
+
+    def forward(self, obs: torch.Tensor, low_dim: torch.Tensor) -> torch.Tensor:
+        return torch.stack([net(obs, low_dim) for net in self.heads], dim=1)
+
+    @staticmethod
+    def argmax_pixel(q: torch.Tensor) -> torch.Tensor:
+        """(B, H, W) -> (B, 2) (row, col) of the maximum."""
+        b, h, w = q.shape
+        flat = q.reshape(b, -1).argmax(dim=1)
+        return torch.stack([flat // w, flat % w], dim=1)
+
+    @staticmethod
+    def at_pixel(q: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, K, H, W) maps, (B, 2) pixels -> (B, K) values."""
+        b, k, h, w = q.shape
+        flat = (pixels[:, 0].long() * w + pixels[:, 1].long())[:, None, None].expand(b, k, 1)
+        return q.reshape(b, k, h * w).gather(2, flat)[..., 0]
+
+
+class Actor(nn.Module):
+    """Tanh-squashed Gaussian over 8-D next-best poses, from a crop and the low-dim state.
+
+    Squashed a in (-1, 1)^8 maps to: xyz inside ``action_bounds`` (2, 3); a quaternion (a[3:7]
+    normalised, canonical sign); gripper (a[7] + 1) / 2 in [0, 1]. ``log_prob`` is of the
+    squashed 8-D sample: Gaussian log-density of the pre-tanh sample u minus
+    sum log(1 - tanh(u)^2), in the stable form 2 (log 2 - u - softplus(-2u)). The affine maps and
+    the quaternion normalisation are not part of it (constants / not a bijection; as the authors).
+    """
+
+    def __init__(self, cfg: ARMConfig, action_bounds):
+        super().__init__()
+        self.stem = _Stem(cfg.pose_stem, 3, norm=True)
+        self.convs = nn.Sequential(
+            _conv(self.stem.out_channels + cfg.low_dim_size, cfg.actor_channels, 1, norm=True),
+            _conv(cfg.actor_channels, cfg.actor_channels, 3, norm=True))
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.actor_channels, cfg.actor_hidden), nn.LeakyReLU(0.02),
+            nn.Linear(cfg.actor_hidden, cfg.actor_hidden), nn.LeakyReLU(0.02),
+            nn.Linear(cfg.actor_hidden, 16))
+        self.log_std_min, self.log_std_max = cfg.log_std_min, cfg.log_std_max
+        bounds = torch.as_tensor(action_bounds, dtype=torch.float32).reshape(2, 3)
+        self.register_buffer("xyz_low", bounds[0].clone())
+        self.register_buffer("xyz_high", bounds[1].clone())
+
+    def to_action(self, a: torch.Tensor) -> torch.Tensor:
+        """Squashed (B, 8) in [-1, 1] -> pose actions (B, 8)."""
+        xyz = self.xyz_low + 0.5 * (a[:, :3] + 1.0) * (self.xyz_high - self.xyz_low)
+        return torch.cat([xyz, canonical_quaternion_t(a[:, 3:7]), 0.5 * (a[:, 7:] + 1.0)], dim=1)
+
+    def forward(self, crop_obs: torch.Tensor, low_dim: torch.Tensor, deterministic: bool = False):
+        """-> (action (B, 8), log_prob (B,), mean action (B, 8))."""
+        x = self.stem(crop_obs)
+        x = torch.cat([x, _tile(low_dim, *x.shape[-2:])], dim=1)
+        x = self.convs(x).amax(dim=(2, 3))
+        mu, log_std = self.mlp(x).chunk(2, dim=1)
+        # soft clamp into [log_std_min, log_std_max]: ~identity in between (std ~1 at init)
+        log_std = self.log_std_max - F.softplus(self.log_std_max - log_std)
+        log_std = self.log_std_min + F.softplus(log_std - self.log_std_min)
+        std = log_std.exp()
+        u = mu if deterministic else mu + std * torch.randn_like(mu)
+        noise = (u - mu) / std
+        log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(1)
+        log_prob = log_prob - (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(1)
+        return self.to_action(torch.tanh(u)), log_prob, self.to_action(torch.tanh(mu))
+
+
+class _CriticNet(nn.Module):
+    def __init__(self, cfg: ARMConfig, in_channels: int):
+        super().__init__()
+        layers, ch = [], in_channels
+        for _ in range(cfg.critic_layers):
+            layers.append(_conv(ch, cfg.critic_channels, 3, norm=True))
+            ch = cfg.critic_channels
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Conv2d(ch, 2, 3, padding=1, padding_mode=PADDING)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+class ConfidenceCritic(nn.Module):
+    """Twin confidence-aware critics on the crop: per-pixel Q and confidence logits.
+
+    forward -> (q (B, 2, s, s), conf_logit (B, 2, s, s)), twin index on dim 1; confidence is
+    ``sigmoid(conf_logit)`` (use ``F.logsigmoid`` for log c). ``best`` picks each twin's Q at its
+    most confident pixel -> (B, 2).
+    """
+
+    def __init__(self, cfg: ARMConfig):
+        super().__init__()
+        self.stem = _Stem(cfg.pose_stem, 3, norm=True)
+        cin = self.stem.out_channels + cfg.low_dim_size + 8
+        self.nets = nn.ModuleList([_CriticNet(cfg, cin), _CriticNet(cfg, cin)])
+
+    def forward(self, crop_obs: torch.Tensor, low_dim: torch.Tensor, action: torch.Tensor):
+        x = self.stem(crop_obs)
+        x = torch.cat([x, _tile(torch.cat([low_dim, action], dim=1), *x.shape[-2:])], dim=1)
+        out = torch.stack([net(x) for net in self.nets], dim=1)  # (B, 2, 2, s, s)
+        return out[:, :, 0], out[:, :, 1]
+
+    @staticmethod
+    def best(q: torch.Tensor, conf_logit: torch.Tensor) -> torch.Tensor:
+        b, k = q.shape[:2]
+        idx = conf_logit.reshape(b, k, -1).argmax(dim=2, keepdim=True)
+        return q.reshape(b, k, -1).gather(2, idx)[..., 0]

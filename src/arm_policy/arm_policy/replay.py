@@ -1,0 +1,164 @@
+"""Proportional prioritised replay (Schaul et al. 2016) for ARM transitions, on a sum tree.
+
+P(i) = p_i^alpha / sum_k p_k^alpha; importance weights w_i = (N P(i))^-beta / max_batch w, so in
+(0, 1]; beta is annealed linearly from ``beta`` to ``beta_final`` over ``beta_steps`` sample
+calls; new items get the largest priority seen so far. Demo and agent transitions share one
+buffer (a ``demo`` flag is kept). Storage is compact numpy: RGB uint8, point clouds float16
+(NaN kept: no depth), the rest float32/int64; memory is allocated on the first ``add``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .config import ARMConfig
+
+__all__ = ["PrioritizedReplay", "SumTree"]
+
+
+class SumTree:
+    """Binary sum tree over ``capacity`` leaves (array layout: node i has children 2i, 2i+1)."""
+
+    def __init__(self, capacity: int):
+        self.size = 1 << max(0, int(capacity - 1).bit_length())
+        self.nodes = np.zeros(2 * self.size, dtype=np.float64)
+
+    @property
+    def total(self) -> float:
+        return float(self.nodes[1])
+
+    def get(self, idx) -> np.ndarray:
+        return self.nodes[self.size + np.asarray(idx)]
+
+    def set(self, idx, values) -> None:
+        idx = np.atleast_1d(np.asarray(idx, dtype=np.int64)) + self.size
+        values = np.broadcast_to(np.asarray(values, dtype=np.float64), idx.shape)
+        self.nodes[idx] = values
+        parents = np.unique(idx // 2)
+        while parents[0] >= 1:
+            self.nodes[parents] = self.nodes[2 * parents] + self.nodes[2 * parents + 1]
+            if parents[0] == 1:
+                break
+            parents = np.unique(parents // 2)
+
+    def find(self, mass: np.ndarray) -> np.ndarray:
+        """Leaf index where the prefix sum passes each value of ``mass`` (vectorised descent)."""
+        node = np.ones(len(mass), dtype=np.int64)
+        mass = np.array(mass, dtype=np.float64)
+        while node[0] < self.size:
+            left = 2 * node
+            go_right = mass >= self.nodes[left]
+            mass = np.where(go_right, mass - self.nodes[left], mass)
+            node = np.where(go_right, left + 1, left)
+        return node - self.size
+
+
+class PrioritizedReplay:
+    """Ring buffer of ARM transitions with proportional prioritised sampling."""
+
+    FIELDS = ("rgb", "point_cloud", "low_dim", "pixel", "action", "reward", "terminal",
+              "next_rgb", "next_point_cloud", "next_low_dim", "demo")
+
+    def __init__(self, capacity: int, alpha: float = 0.7, beta: float = 0.5,
+                 beta_final: float = 1.0, beta_steps: int = 40_000, eps: float = 1e-6,
+                 seed: int | None = None):
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self.capacity, self.alpha, self.eps = int(capacity), float(alpha), float(eps)
+        self.beta0, self.beta_final, self.beta_steps = float(beta), float(beta_final), int(beta_steps)
+        self.tree = SumTree(self.capacity)
+        self.rng = np.random.default_rng(seed)
+        self.max_priority = 1.0
+        self.samples_drawn = 0  # sample() calls, for beta annealing
+        self._next = 0
+        self._size = 0
+        self._store: dict[str, np.ndarray] | None = None
+
+    @classmethod
+    def from_config(cls, cfg: ARMConfig, seed: int | None = None) -> "PrioritizedReplay":
+        return cls(cfg.replay_capacity, cfg.replay_alpha, cfg.replay_beta, cfg.replay_beta_final,
+                   cfg.replay_beta_steps, cfg.priority_eps, seed)
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def beta(self) -> float:
+        frac = min(1.0, self.samples_drawn / max(1, self.beta_steps))
+        return self.beta0 + frac * (self.beta_final - self.beta0)
+
+    def _allocate(self, t: dict[str, Any]) -> None:
+        h, w = np.shape(t["rgb"])[:2]
+        n = self.capacity
+        ld = np.shape(t["low_dim"])[0]
+        self._store = {
+            "rgb": np.empty((n, h, w, 3), np.uint8),
+            "point_cloud": np.empty((n, h, w, 3), np.float16),
+            "low_dim": np.empty((n, ld), np.float32),
+            "pixel": np.empty((n, 2), np.int64),
+            "action": np.empty((n, 8), np.float32),
+            "reward": np.empty((n,), np.float32),
+            "terminal": np.empty((n,), np.bool_),
+            "next_rgb": np.empty((n, h, w, 3), np.uint8),
+            "next_point_cloud": np.empty((n, h, w, 3), np.float16),
+            "next_low_dim": np.empty((n, ld), np.float32),
+            "demo": np.empty((n,), np.bool_),
+        }
+
+    def add(self, transition: Any, demo: bool | None = None, priority: float | None = None) -> int:
+        """Store a ``demo_dataset.Transition`` (or any object / dict with its fields) -> its slot.
+
+        ``demo`` defaults to True for a Transition-like object without a ``demo`` field.
+        New items get the maximum priority so far unless ``priority`` is given.
+        """
+        t = transition if isinstance(transition, dict) else {
+            k: getattr(transition, k) for k in self.FIELDS if hasattr(transition, k)}
+        t = dict(t)
+        t["demo"] = bool(t.get("demo", True) if demo is None else demo)
+        if self._store is None:
+            self._allocate(t)
+        i = self._next
+        for k, arr in self._store.items():
+            arr[i] = t[k]
+        p = self.max_priority if priority is None else max(float(priority), self.eps)
+        self.max_priority = max(self.max_priority, p)
+        self.tree.set(i, p ** self.alpha)
+        self._next = (i + 1) % self.capacity
+        self._size = min(self._size + 1, self.capacity)
+        return i
+
+    def extend(self, transitions, demo: bool | None = None) -> None:
+        for t in transitions:
+            self.add(t, demo=demo)
+
+    def sample(self, batch_size: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """Stratified proportional sample -> (batch dict of numpy arrays, indices, weights).
+
+        Weights are (N P(i))^-beta normalised by the batch maximum: in (0, 1].
+        """
+        if self._size == 0:
+            raise ValueError("cannot sample from an empty replay")
+        total = self.tree.total
+        edges = np.linspace(0.0, total, batch_size + 1)
+        mass = self.rng.uniform(edges[:-1], edges[1:])
+        idx = np.minimum(self.tree.find(np.minimum(mass, np.nextafter(total, 0))), self._size - 1)
+        pri = self.tree.get(idx)
+        bad = pri <= 0  # float round-off landing on an empty leaf: resample uniformly
+        if bad.any():
+            idx[bad] = self.rng.integers(0, self._size, bad.sum())
+            pri = self.tree.get(idx)
+        probs = pri / total
+        weights = (self._size * probs) ** (-self.beta)
+        weights = (weights / weights.max()).astype(np.float32)
+        self.samples_drawn += 1
+        batch = {k: arr[idx] for k, arr in self._store.items()}
+        return batch, idx, weights
+
+    def update_priorities(self, indices, priorities) -> None:
+        """Set priorities (e.g. |TD error|) of sampled items; stored as (p + eps)^alpha."""
+        p = np.abs(np.asarray(priorities, dtype=np.float64)) + self.eps
+        if not np.all(np.isfinite(p)):
+            raise ValueError("non-finite priority")
+        self.max_priority = max(self.max_priority, float(p.max()))
+        self.tree.set(np.asarray(indices, dtype=np.int64), p ** self.alpha)

@@ -1,0 +1,156 @@
+"""In-process ARM training for experiments: the same agent and replay as the ROS training node, on
+the in-process simulator (no DDS), with periodic evaluation and a run folder.
+
+    arm train --inprocess --task reach_target --preset cpu --demos 10 --minutes 30 --out runs/reach
+
+RUN/ holds config.json, demos/ (the recorded demo bags), checkpoints/, metrics.csv, tensorboard/,
+learning_curve.png, attention/ (snapshots) and summary.json.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .agent import ARMAgent
+from .checkpoints import save_checkpoint
+from .config import preset
+from .demo_dataset import action_bounds, low_dim_state, load_demos
+from .plots import attention_snapshot, plot_learning_curve
+from .replay import PrioritizedReplay
+from .run_log import RunLogger, write_config, write_summary
+
+EVAL_SEED_BASE = 1_000_000  # evaluation scenes never overlap the demo or training seeds
+
+
+@dataclass
+class TrainSettings:
+    """What `arm train --inprocess` takes; saved in config.json next to the agent's config."""
+
+    task: str = "reach_target"
+    preset: str = "cpu"
+    demos: int = 10
+    minutes: float = 30.0
+    out: str = "runs/train"
+    seed: int = 0
+    episode_length: int = 10  # agent steps (next-best poses) before an episode is cut
+    updates_per_step: int = 4  # gradient updates per environment step
+    eval_every: int = 100  # environment steps between evaluations
+    eval_episodes: int = 25
+    checkpoint_every: int = 500  # updates
+    keep_checkpoints: int = 5
+
+
+def agent_observation(obs, step: int, episode_length: int) -> dict:
+    """What the agent sees of an arm_sim Observation (the policy node builds the same dict)."""
+    return {"rgb": obs.front_rgb, "point_cloud": np.nan_to_num(obs.front_point_cloud, nan=0.0),
+            "low_dim": low_dim_state(obs.gripper_open, obs.gripper_pose, obs.gripper_joint_positions,
+                                     step, episode_length)}
+
+
+def run_episode(task, agent: ARMAgent, seed: int, explore: bool, episode_length: int,
+                on_transition: Callable[[dict], None] | None = None, snapshot: Callable | None = None) -> bool:
+    """One episode: reset, then next-best poses until success, an unexecutable pose (reward -1,
+    as in the paper) or episode_length poses. Returns success."""
+    from arm_sim.environment import InvalidActionError
+
+    _, obs = task.reset(seed=seed)
+    for step in range(episode_length):
+        o = agent_observation(obs, step, episode_length)
+        pixel, action, q_map = agent.act(o, explore=explore)
+        if snapshot is not None and step == 0:
+            snapshot(o["rgb"], q_map, pixel)
+        try:
+            next_obs, reward, terminal = task.step(np.r_[action[:7], float(action[7] > 0.5)])
+        except InvalidActionError:
+            next_obs, reward, terminal = obs, -1.0, True
+        terminal = terminal or step == episode_length - 1
+        if on_transition is not None:
+            n = agent_observation(next_obs, step + 1, episode_length)
+            on_transition({"rgb": o["rgb"], "point_cloud": o["point_cloud"], "low_dim": o["low_dim"],
+                           "pixel": pixel, "action": action, "reward": reward, "terminal": terminal,
+                           "next_rgb": n["rgb"], "next_point_cloud": n["point_cloud"],
+                           "next_low_dim": n["low_dim"]})
+        obs = next_obs
+        if terminal:
+            return reward > 0
+    return False
+
+
+def evaluate(task, agent, episodes: int, episode_length: int, snapshot=None) -> float:
+    wins = sum(run_episode(task, agent, EVAL_SEED_BASE + i, False, episode_length,
+                           snapshot=snapshot if i == 0 else None) for i in range(episodes))
+    return wins / episodes
+
+
+def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
+    from arm_sim.demos import record_demos
+    from arm_sim.environment import Environment
+
+    start = time.monotonic()
+    deadline = start + settings.minutes * 60
+    run = Path(settings.out)
+    run.mkdir(parents=True, exist_ok=True)
+    cfg = preset(settings.preset)
+    write_config(run, {"train": asdict(settings), "agent": cfg.to_dict()})
+    demo_dir = run / "demos"
+    if not (demo_dir / settings.task).exists():
+        log(f"recording {settings.demos} demos of {settings.task} at {cfg.image_size}x{cfg.image_size}")
+        record_demos(settings.task, settings.demos, settings.seed, demo_dir, cfg.image_size, progress=log)
+    transitions = load_demos(demo_dir, settings.task, episode_length=settings.episode_length)
+    if not transitions:
+        raise RuntimeError(f"no usable demos under {demo_dir / settings.task}")
+    agent = ARMAgent(cfg, action_bounds(transitions))
+    replay = PrioritizedReplay.from_config(cfg, seed=settings.seed)
+    replay.extend(transitions, demo=True)
+    log(f"{len(transitions)} demo transitions; agent on {agent.device}")
+
+    task = Environment(image_size=(cfg.image_size, cfg.image_size)).get_task(settings.task)
+    logger = RunLogger(run)
+    curve, env_steps, episodes, updates, metrics = [], 0, 0, 0, {}
+    (run / "attention").mkdir(exist_ok=True)
+
+    def snapshot(rgb, q_map, pixel):
+        attention_snapshot(rgb, q_map, pixel, cfg.crop_size, run / "attention" / f"env_step_{env_steps:07d}.png")
+
+    def learn(transition):
+        nonlocal env_steps, updates, metrics
+        replay.add(transition, demo=False)
+        env_steps += 1
+        for _ in range(settings.updates_per_step):
+            batch, idx, weights = replay.sample(cfg.batch_size)
+            metrics = agent.update(batch, weights)
+            replay.update_priorities(idx, metrics.pop("priorities"))
+            updates += 1
+            if updates % settings.checkpoint_every == 0:
+                save_checkpoint(run, updates, agent.state_dict(), keep_last=settings.keep_checkpoints)
+
+    def do_eval():
+        success = evaluate(task, agent, settings.eval_episodes, settings.episode_length, snapshot)
+        curve.append({"env_steps": env_steps, "eval_success": success})
+        logger.log(env_steps, eval_success=success, updates=updates, episodes=episodes,
+                   **{k: v for k, v in metrics.items() if np.isscalar(v)})
+        log(f"[{(time.monotonic() - start) / 60:5.1f} min] env steps {env_steps}  episodes {episodes}  "
+            f"updates {updates}  eval success {success:.2f}  "
+            + "  ".join(f"{k} {v:.3g}" for k, v in metrics.items() if np.isscalar(v)))
+        plot_learning_curve(curve, run / "learning_curve.png", title=f"ARM on {settings.task} ({settings.preset})")
+        return success
+
+    next_eval = 0
+    while time.monotonic() < deadline:
+        if env_steps >= next_eval:
+            do_eval()
+            next_eval = env_steps + settings.eval_every
+        run_episode(task, agent, settings.seed + 10_000 + episodes, True, settings.episode_length, learn)
+        episodes += 1
+    final = do_eval()
+    save_checkpoint(run, updates, agent.state_dict(), keep_last=settings.keep_checkpoints)
+    logger.close()
+    task.close()
+    summary = {"task": settings.task, "preset": settings.preset, "eval_success": final, "env_steps": env_steps,
+               "episodes": episodes, "updates": updates, "wall_seconds": round(time.monotonic() - start, 1)}
+    write_summary(run, **summary)
+    return summary

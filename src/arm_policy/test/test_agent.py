@@ -1,0 +1,233 @@
+"""ARM agent: shapes, crop, actor log-prob, losses going down, NaN guard, checkpoints, learning."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from arm_policy.agent import ARMAgent, NumericalError
+from arm_policy.config import PRESETS, ARMConfig, preset
+from arm_policy.networks import Actor, crop, obs_tensor
+from arm_policy.replay import PrioritizedReplay
+
+torch.set_num_threads(2)
+BOUNDS = np.array([[-0.3, -0.4, 0.8], [0.5, 0.4, 1.4]], np.float32)
+TINY = ARMConfig(image_size=16, crop_size=8, batch_size=32, unet_stem=4, unet_stem_kernel=3,
+                 unet_filters=(8, 8), unet_kernel=3, pose_stem=4, actor_channels=8,
+                 actor_hidden=16, critic_channels=8, critic_layers=2, log_std_min=-10.0,
+                 log_std_max=2.0, replay_capacity=256)
+
+
+def scene(rng, size=16, target=None):
+    """Dark noisy image with a bright 3x3 square centred on ``target`` (the Q-attention label)."""
+    if target is None:
+        target = rng.integers(1, size - 1, 2)
+    rgb = rng.integers(0, 40, (size, size, 3), dtype=np.uint8)
+    r, c = target
+    rgb[max(r - 1, 0):r + 2, max(c - 1, 0):c + 2] = 255
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    pc = np.stack([rows, cols, np.ones_like(rows)], -1)
+    pc[rng.random((size, size)) < 0.05] = np.nan  # missing depth
+    return rgb, pc, np.asarray(target)
+
+
+def batch_of(rng, n, size=16):
+    out = {k: [] for k in ("rgb", "point_cloud", "low_dim", "pixel", "action", "reward",
+                           "terminal", "next_rgb", "next_point_cloud", "next_low_dim")}
+    for _ in range(n):
+        rgb, pc, px = scene(rng, size)
+        nrgb, npc, _ = scene(rng, size)
+        q = rng.normal(size=4)
+        q = q / np.linalg.norm(q) * np.sign(q[3])
+        vals = dict(rgb=rgb, point_cloud=pc, low_dim=rng.normal(size=11).astype(np.float32),
+                    pixel=px, action=np.concatenate([rng.uniform(BOUNDS[0], BOUNDS[1]), q, [1.0]]),
+                    reward=1.0, terminal=True, next_rgb=nrgb, next_point_cloud=npc,
+                    next_low_dim=rng.normal(size=11).astype(np.float32))
+        for k, v in vals.items():
+            out[k].append(v)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_presets_round_trip_and_differ_where_documented():
+    for cfg in PRESETS.values():
+        assert ARMConfig.from_dict(cfg.to_dict()) == cfg
+    p, c = PRESETS["paper"], PRESETS["cpu"]
+    assert (p.image_size, p.batch_size, p.replay_capacity, p.crop_size) == (128, 128, 100_000, 16)
+    assert (p.tau, p.gamma, p.reward_scale, p.confidence_weight) == (0.005, 0.99, 100.0, 1.0)
+    assert c.image_size == 64 and c.batch_size == 32
+    assert preset("cpu", batch_size=8).batch_size == 8
+    with pytest.raises(ValueError):
+        ARMConfig.from_dict({**p.to_dict(), "bogus": 1})
+    with pytest.raises(ValueError):
+        ARMConfig(image_size=30)
+
+
+# --------------------------------------------------------------------------- networks
+
+
+@pytest.mark.parametrize("pixel", [(0, 0), (0, 19), (19, 0), (19, 19), (10, 5)])
+def test_crop_at_corners(pixel):
+    img = torch.arange(20 * 20, dtype=torch.float32).reshape(1, 1, 20, 20) + 1  # > 0 inside
+    img = torch.cat([img, -img], dim=1)
+    out = crop(img, torch.tensor([pixel]), 16)
+    assert out.shape == (1, 2, 16, 16)
+    r, c = pixel
+    assert out[0, 0, 8, 8] == img[0, 0, r, c]
+    for i in range(16):
+        for j in range(16):
+            rr, cc = r + i - 8, c + j - 8
+            expect = img[0, :, rr, cc] if 0 <= rr < 20 and 0 <= cc < 20 else torch.zeros(2)
+            assert torch.equal(out[0, :, i, j], expect)
+
+
+def test_obs_tensor_handles_nan():
+    rng = np.random.default_rng(0)
+    rgb, pc, _ = scene(rng)
+    x = obs_tensor(torch.as_tensor(rgb[None]), torch.as_tensor(pc[None]))
+    assert x.shape == (1, 7, 16, 16) and torch.isfinite(x).all()
+    assert torch.equal(x[0, 6] == 0, torch.as_tensor(np.isnan(pc).any(-1)))
+    assert x[:, :3].min() >= -1 and x[:, :3].max() <= 1
+
+
+def test_shapes_paper_preset():
+    cfg = PRESETS["paper"]
+    agent = ARMAgent(cfg, BOUNDS, "cpu")
+    rng = np.random.default_rng(0)
+    b = batch_of(rng, 2, size=128)
+    pixel, action, q_map = agent.act({k: b[k][0] for k in ("rgb", "point_cloud", "low_dim")},
+                                     explore=True)
+    assert pixel.shape == (2,) and action.shape == (8,) and q_map.shape == (128, 128)
+    assert q_map[tuple(pixel)] == q_map.max()
+    assert np.all(action[:3] >= BOUNDS[0] - 1e-6) and np.all(action[:3] <= BOUNDS[1] + 1e-6)
+    assert np.linalg.norm(action[3:7]) == pytest.approx(1.0, abs=1e-5)
+    assert 0.0 <= action[7] <= 1.0
+    m = agent.update(b, np.ones(2, np.float32))
+    assert m["priorities"].shape == (2,) and np.isfinite(m["priorities"]).all()
+    with pytest.raises(ValueError, match="expects"):
+        agent.act({"rgb": b["rgb"][0, :64, :64], "point_cloud": b["point_cloud"][0, :64, :64],
+                   "low_dim": b["low_dim"][0]}, explore=False)
+
+
+def test_actor_log_prob_finite_for_extreme_actions():
+    actor = Actor(TINY, BOUNDS)
+    last = actor.mlp[-1]
+    x, low = torch.randn(4, 7, 8, 8), torch.randn(4, 11)
+    for mu, log_std in ((1e4, 1e4), (-1e4, -1e4), (50.0, -1e4), (0.0, 0.0)):
+        with torch.no_grad():
+            last.weight.zero_()
+            last.bias[:8] = mu
+            last.bias[8:] = log_std
+        a, log_prob, mean = actor(x, low)
+        assert torch.isfinite(log_prob).all() and torch.isfinite(a).all(), (mu, log_std)
+        assert torch.all(a[:, :3] >= torch.as_tensor(BOUNDS[0]) - 1e-5)
+        assert torch.all(a[:, :3] <= torch.as_tensor(BOUNDS[1]) + 1e-5)
+        assert torch.allclose(a[:, 3:7].norm(dim=1), torch.ones(4), atol=1e-5)
+        assert torch.all((a[:, 6] >= -0.05)) and torch.all((a[:, 7] >= 0) & (a[:, 7] <= 1))
+
+
+# --------------------------------------------------------------------------- learning
+
+
+def test_repeated_updates_on_a_batch_lower_the_losses():
+    torch.manual_seed(0)
+    agent = ARMAgent(TINY, BOUNDS, "cpu")
+    b = batch_of(np.random.default_rng(1), 16)
+    w = np.linspace(0.5, 1.0, 16).astype(np.float32)
+    first = agent.update(b, w)
+    for _ in range(30):
+        last = agent.update(b, w)
+    assert last["q_attention_loss"] < 0.5 * first["q_attention_loss"]
+    assert last["critic_loss"] < 0.5 * first["critic_loss"]
+    assert last["q_attention_td"] < first["q_attention_td"]
+
+
+@pytest.mark.parametrize("field", ["reward", "low_dim", "action"])
+def test_nan_guard_names_the_loss(field):
+    agent = ARMAgent(TINY, BOUNDS, "cpu")
+    b = batch_of(np.random.default_rng(2), 4)
+    before = {k: v.clone() for k, v in agent.attention.state_dict().items()}
+    b[field] = b[field].astype(np.float32)
+    b[field][1] = np.nan
+    with pytest.raises(NumericalError, match="loss"):
+        agent.update(b, np.ones(4, np.float32))
+    if field != "action":  # the Q-attention never stepped on a poisoned loss
+        for k, v in agent.attention.state_dict().items():
+            assert torch.equal(v, before[k])
+    with torch.no_grad():
+        next(agent.actor.parameters()).fill_(float("inf"))
+    with pytest.raises(NumericalError, match="actor parameter"):
+        agent.state_dict()
+
+
+def test_state_dict_round_trip_gives_identical_outputs():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(3)
+    agent = ARMAgent(TINY, BOUNDS, "cpu")
+    b = batch_of(rng, 8)
+    for _ in range(3):
+        agent.update(b, np.ones(8, np.float32))
+    buf = io.BytesIO()
+    torch.save(agent.state_dict(), buf)
+    buf.seek(0)
+    clone = ARMAgent.from_state_dict(torch.load(buf, weights_only=False), "cpu")
+    obs = {k: b[k][0] for k in ("rgb", "point_cloud", "low_dim")}
+    for explore in (False, True):
+        torch.manual_seed(7)
+        p1, a1, q1 = agent.act(obs, explore)
+        torch.manual_seed(7)
+        p2, a2, q2 = clone.act(obs, explore)
+        np.testing.assert_array_equal(p1, p2)
+        np.testing.assert_array_equal(a1, a2)
+        np.testing.assert_array_equal(q1, q2)
+    torch.manual_seed(9)
+    m1 = agent.update(b, np.ones(8, np.float32))
+    torch.manual_seed(9)
+    m2 = clone.update(b, np.ones(8, np.float32))
+    assert m1["q_attention_loss"] == m2["q_attention_loss"]
+    assert m1["critic_loss"] == m2["critic_loss"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_runs_on_cuda():
+    agent = ARMAgent(TINY, BOUNDS, "cuda")
+    b = batch_of(np.random.default_rng(4), 8)
+    m = agent.update(b, np.ones(8, np.float32))
+    assert np.isfinite(m["critic_loss"])
+    pixel, action, q_map = agent.act({k: b[k][0] for k in ("rgb", "point_cloud", "low_dim")}, True)
+    assert action.shape == (8,)
+
+
+def test_q_attention_learns_to_attend_to_the_target():
+    """Synthetic scenes: the bright square marks the next keyframe's pixel; after 200
+    prioritised updates the Q-attention argmax lands on the square in unseen scenes."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(5)
+    cfg = TINY.replace(attention_lr=3e-3)
+    agent = ARMAgent(cfg, BOUNDS, "cpu")
+    replay = PrioritizedReplay.from_config(cfg, seed=0)
+    data = batch_of(rng, 200)
+    for i in range(200):
+        replay.add({k: v[i] for k, v in data.items()})
+
+    def hit_rate(n=50):
+        hits = 0
+        for _ in range(n):
+            rgb, pc, target = scene(rng)
+            pixel, _, _ = agent.act({"rgb": rgb, "point_cloud": pc,
+                                     "low_dim": rng.normal(size=11).astype(np.float32)}, False)
+            hits += int(np.abs(pixel - target).max() <= 1)
+        return hits / n
+
+    before = hit_rate()
+    for _ in range(200):
+        batch, idx, w = replay.sample(cfg.batch_size)
+        m = agent.update(batch, w)
+        replay.update_priorities(idx, m["priorities"])
+    after = hit_rate()
+    assert after >= 0.8, (before, after)
+    assert after > before

@@ -1,0 +1,111 @@
+"""Prioritised replay: proportional sampling, priority updates, importance weights, storage."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from arm_policy.config import PRESETS
+from arm_policy.replay import PrioritizedReplay, SumTree
+
+H = 8
+
+
+def _transition(i: int) -> dict:
+    pc = np.full((H, H, 3), float(i), np.float32)
+    pc[0, 0] = np.nan
+    return dict(rgb=np.full((H, H, 3), i % 256, np.uint8), point_cloud=pc,
+                low_dim=np.full(11, i, np.float32), pixel=np.array([i % H, 1]),
+                action=np.full(8, i, np.float32), reward=float(i), terminal=bool(i % 2),
+                next_rgb=np.zeros((H, H, 3), np.uint8), next_point_cloud=pc,
+                next_low_dim=np.zeros(11, np.float32))
+
+
+def _filled(n: int, alpha: float = 1.0, **kw) -> PrioritizedReplay:
+    r = PrioritizedReplay(capacity=n, alpha=alpha, seed=0, **kw)
+    for i in range(n):
+        r.add(_transition(i))
+    return r
+
+
+def test_sum_tree_find():
+    t = SumTree(5)
+    t.set(np.arange(5), [1, 2, 3, 4, 0])
+    assert t.total == 10
+    np.testing.assert_array_equal(t.find(np.array([0.5, 1.5, 3.5, 9.9])), [0, 1, 2, 3])
+
+
+def test_storage_and_batch_fields():
+    r = _filled(4)
+    batch, idx, w = r.sample(16)
+    assert batch["rgb"].dtype == np.uint8 and batch["point_cloud"].dtype == np.float16
+    assert np.isnan(batch["point_cloud"][:, 0, 0]).all()
+    np.testing.assert_array_equal(batch["reward"], idx.astype(np.float32))
+    np.testing.assert_array_equal(batch["low_dim"][:, 0], idx)
+    assert batch["demo"].all() and w.shape == (16,)
+
+
+def test_ring_buffer_overwrites_oldest():
+    r = PrioritizedReplay(capacity=3, seed=0)
+    for i in range(5):
+        r.add(_transition(i), demo=False)
+    assert len(r) == 3
+    batch, _, _ = r.sample(30)
+    assert set(batch["reward"].tolist()) == {2.0, 3.0, 4.0}
+    assert not batch["demo"].any()
+
+
+def test_sampling_is_proportional_to_priority():
+    r = _filled(4, alpha=1.0)
+    r.update_priorities(np.arange(4), [1.0, 2.0, 3.0, 4.0])
+    counts = np.zeros(4)
+    for _ in range(500):
+        _, idx, _ = r.sample(32)
+        counts += np.bincount(idx, minlength=4)
+    freq = counts / counts.sum()
+    np.testing.assert_allclose(freq, [0.1, 0.2, 0.3, 0.4], atol=0.02)
+
+
+def test_alpha_flattens_priorities():
+    r = _filled(2, alpha=0.5)
+    r.update_priorities([0, 1], [1.0, 4.0])  # p^0.5: 1 vs 2
+    counts = np.zeros(2)
+    for _ in range(300):
+        counts += np.bincount(r.sample(32)[1], minlength=2)
+    assert counts[1] / counts.sum() == pytest.approx(2 / 3, abs=0.03)
+
+
+def test_priority_update_changes_sampling_and_new_items_get_max():
+    r = _filled(4, alpha=1.0)
+    r.update_priorities([0, 1, 2, 3], [1e-3, 1e-3, 1e-3, 10.0])
+    idx = np.concatenate([r.sample(32)[1] for _ in range(50)])
+    assert np.mean(idx == 3) > 0.95
+    r2 = PrioritizedReplay(capacity=8, alpha=1.0, seed=0)
+    for i in range(4):
+        r2.add(_transition(i))
+    r2.update_priorities([0, 1, 2, 3], [1e-3, 1e-3, 1e-3, 10.0])
+    r2.add(_transition(4))  # gets the max priority (10)
+    idx = np.concatenate([r2.sample(32)[1] for _ in range(50)])
+    assert 0.4 < np.mean(idx == 4) < 0.6
+
+
+def test_importance_weights_in_unit_interval_and_beta_anneals():
+    r = _filled(16, alpha=0.7, beta=0.5, beta_final=1.0, beta_steps=10)
+    r.update_priorities(np.arange(16), np.linspace(0.1, 5, 16))
+    assert r.beta == 0.5
+    for _ in range(10):
+        _, idx, w = r.sample(32)
+        assert np.all(w > 0) and np.all(w <= 1) and w.max() == pytest.approx(1.0)
+        # rarer items weigh more
+        order = np.argsort(idx)
+        assert np.all(np.diff(w[order]) <= 1e-6)
+    assert r.beta == pytest.approx(1.0)
+
+
+def test_from_config_and_errors():
+    r = PrioritizedReplay.from_config(PRESETS["cpu"], seed=0)
+    assert r.capacity == PRESETS["cpu"].replay_capacity and r.alpha == 0.7
+    with pytest.raises(ValueError):
+        r.sample(4)
+    r.add(_transition(0))
+    with pytest.raises(ValueError):
+        r.update_priorities([0], [np.nan])

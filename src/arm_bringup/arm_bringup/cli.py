@@ -4,6 +4,7 @@ Examples:
     arm tasks
     arm demos --task reach_target --episodes 10 --seed 0 --out runs/demos
     arm demos --task pick_up_cup --episodes 5 --out runs/demos --image-size 64
+    arm train --inprocess --task reach_target --preset cpu --demos 10 --minutes 30 --out runs/reach
     arm launch sim task:=pick_up_cup
     arm topic list
     arm topic echo /joint_states --once
@@ -43,6 +44,25 @@ def _cmd_demos(args) -> int:
     except FileExistsError as e:
         print(f"arm demos: {e}", file=sys.stderr)
         return 1
+    print(json.dumps(summary))
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from arm_policy.config import PRESETS
+    from arm_policy.train_inprocess import TrainSettings, train
+    from arm_sim.tasks import TASK_NAMES
+
+    if args.task not in TASK_NAMES:
+        print(f"arm train: unknown task {args.task!r}; valid tasks: {', '.join(TASK_NAMES)}", file=sys.stderr)
+        return 2
+    if args.preset not in PRESETS:
+        print(f"arm train: unknown preset {args.preset!r}; presets: {', '.join(PRESETS)}", file=sys.stderr)
+        return 2
+    settings = TrainSettings(task=args.task, preset=args.preset, demos=args.demos, minutes=args.minutes,
+                             out=args.out, seed=args.seed, eval_every=args.eval_every,
+                             eval_episodes=args.eval_episodes)
+    summary = train(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(json.dumps(summary))
     return 0
 
@@ -110,6 +130,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tasks", help="list the task names, one per line",
                        description="Examples:\n    arm tasks", formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(func=_cmd_tasks)
+
+    p = sub.add_parser("train", help="train ARM in-process on the simulator (no ROS)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description=(
+                           "Examples:\n"
+                           "    arm train --inprocess --task reach_target --preset cpu --demos 10 --minutes 30 --out runs/reach\n"
+                           "    arm train --inprocess --task pick_up_cup --minutes 120 --out runs/cup\n\n"
+                           "Records the demos into OUT/demos first, then trains with periodic evaluation (no\n"
+                           "exploration) until the time budget; OUT holds config.json, checkpoints/, metrics.csv,\n"
+                           "tensorboard/, learning_curve.png, attention/ and summary.json. Training over the ROS\n"
+                           "graph (training_node) is `arm launch sim_train`, not this command."))
+    p.add_argument("--inprocess", action="store_true", required=True,
+                   help="run simulator, agent and replay in this process (required: the ROS path is a launch)")
+    p.add_argument("--task", default="reach_target", help="task name (see `arm tasks`)")
+    p.add_argument("--preset", default="cpu", help="agent preset: cpu (default) or paper")
+    p.add_argument("--demos", type=int, default=10, help="expert demonstrations to record (default 10)")
+    p.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget (default 30)")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first demo; training seeds follow")
+    p.add_argument("--eval-every", type=int, default=100, help="environment steps between evaluations")
+    p.add_argument("--eval-episodes", type=int, default=25, help="episodes per evaluation (default 25)")
+    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("demos", help="record scripted expert demonstrations as rosbag2 (MCAP)",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description=(

@@ -9,7 +9,7 @@ learning_curve.png, attention/ (snapshots) and summary.json.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -42,6 +42,7 @@ class TrainSettings:
     eval_episodes: int = 25
     checkpoint_every: int = 500  # updates
     keep_checkpoints: int = 5
+    agent_overrides: dict = field(default_factory=dict)  # ARMConfig fields changed from the preset
 
 
 def agent_observation(obs, step: int, episode_length: int) -> dict:
@@ -94,7 +95,7 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
     deadline = start + settings.minutes * 60
     run = Path(settings.out)
     run.mkdir(parents=True, exist_ok=True)
-    cfg = preset(settings.preset)
+    cfg = preset(settings.preset, **settings.agent_overrides)
     write_config(run, {"train": asdict(settings), "agent": cfg.to_dict()})
     demo_dir = run / "demos"
     if not (demo_dir / settings.task).exists():

@@ -12,7 +12,7 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
-        *[(os.path.join("share", package_name, d), glob(os.path.join(d, "*")))
+        *[(os.path.join("share", package_name, d), [f for f in glob(os.path.join(d, "*")) if os.path.isfile(f)])
           for d in ("launch", "config") if os.path.isdir(d)],
     ],
     package_data={package_name: ["assets/*"]},

@@ -81,6 +81,38 @@ def _scaling(name, value):
     return float(value)
 
 
+def _checked_inputs(waypoints, min_points, dt, velocity_scaling, acceleration_scaling,
+                    max_velocity, max_acceleration, max_jerk):
+    """(waypoints (N, D), dt, scaled v_max, scaled a_max, j_max), or ValueError naming the problem."""
+    try:
+        wp = np.array(waypoints, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"waypoints are not a numeric array: {exc}") from None
+    if wp.ndim != 2 or wp.shape[0] < min_points or wp.shape[1] < 1:
+        raise ValueError(f"waypoints must be an (N, D) array with N >= {min_points}, got shape {wp.shape}")
+    if not np.all(np.isfinite(wp)):
+        rows = sorted(set(np.argwhere(~np.isfinite(wp))[:, 0].tolist()))
+        raise ValueError(f"waypoints contain NaN/inf (rows {rows})")
+    if not (isinstance(dt, numbers.Real) and math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
+    dim = wp.shape[1]
+    v_max = _limit_vector("max_velocity", max_velocity, dim) * _scaling("velocity_scaling", velocity_scaling)
+    a_max = (_limit_vector("max_acceleration", max_acceleration, dim)
+             * _scaling("acceleration_scaling", acceleration_scaling))
+    j_max = _limit_vector("max_jerk", max_jerk, dim)
+    return wp, float(dt), v_max, a_max, j_max
+
+
+def _rest_to_rest(dt: float, target: float):
+    """A 1-DoF ruckig problem from 0 to `target`, at rest at both ends, durations multiples of dt."""
+    otg = Ruckig(1, dt)
+    inp = InputParameter(1)
+    inp.duration_discretization = DurationDiscretization.Discrete
+    inp.current_position, inp.current_velocity, inp.current_acceleration = [0.0], [0.0], [0.0]
+    inp.target_position, inp.target_velocity, inp.target_acceleration = [float(target)], [0.0], [0.0]
+    return otg, inp, _RuckigTrajectory(1)
+
+
 def time_parameterise(
     waypoints,
     dt: float = 0.05,
@@ -107,31 +139,10 @@ def time_parameterise(
         ValueError: NaN/inf, wrong shapes, non-positive limits, dt <= 0, or a scaling outside
             (0, 1]; the message names the problem.
     """
-    try:
-        wp = np.array(waypoints, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"waypoints are not a numeric array: {exc}") from None
-    if wp.ndim != 2 or wp.shape[0] < 1 or wp.shape[1] < 1:
-        raise ValueError(f"waypoints must be an (N, D) array with N >= 1, got shape {wp.shape}")
-    if not np.all(np.isfinite(wp)):
-        rows = sorted(set(np.argwhere(~np.isfinite(wp))[:, 0].tolist()))
-        raise ValueError(f"waypoints contain NaN/inf (rows {rows})")
+    wp, dt, v_max, a_max, j_max = _checked_inputs(
+        waypoints, 1, dt, velocity_scaling, acceleration_scaling, max_velocity, max_acceleration, max_jerk)
     dim = wp.shape[1]
-    if not (isinstance(dt, numbers.Real) and math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
-    dt = float(dt)
-    vs = _scaling("velocity_scaling", velocity_scaling)
-    acs = _scaling("acceleration_scaling", acceleration_scaling)
-    v_max = _limit_vector("max_velocity", max_velocity, dim) * vs
-    a_max = _limit_vector("max_acceleration", max_acceleration, dim) * acs
-    j_max = _limit_vector("max_jerk", max_jerk, dim)
-
-    otg = Ruckig(1, dt)
-    inp = InputParameter(1)
-    inp.duration_discretization = DurationDiscretization.Discrete
-    inp.current_position, inp.current_velocity, inp.current_acceleration = [0.0], [0.0], [0.0]
-    inp.target_position, inp.target_velocity, inp.target_acceleration = [1.0], [0.0], [0.0]
-    profile = _RuckigTrajectory(1)
+    otg, inp, profile = _rest_to_rest(dt, 1.0)
 
     positions = [wp[:1]]
     velocities = [np.zeros((1, dim))]
@@ -193,27 +204,16 @@ def time_parameterise_dense(
     acceleration and jerk limits on u are the tightest a_max_j / v_max_j and j_max_j / v_max_j,
     which bound the joints' too while the path's curvature is small (dense straight-line IK).
     """
-    wp = np.asarray(path, dtype=float)
-    if wp.ndim != 2 or len(wp) < 2 or not np.all(np.isfinite(wp)):
-        raise ValueError(f"path must be a finite (N >= 2, D) array, got shape {wp.shape}")
-    if not (isinstance(dt, numbers.Real) and math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
+    wp, dt, v_max, a_max, j_max = _checked_inputs(
+        path, 2, dt, velocity_scaling, acceleration_scaling, max_velocity, max_acceleration, max_jerk)
     dim = wp.shape[1]
-    v_max = _limit_vector("max_velocity", max_velocity, dim) * _scaling("velocity_scaling", velocity_scaling)
-    a_max = _limit_vector("max_acceleration", max_acceleration, dim) * _scaling("acceleration_scaling", acceleration_scaling)
-    j_max = _limit_vector("max_jerk", max_jerk, dim)
     u = np.concatenate([[0.0], np.cumsum(np.max(np.abs(np.diff(wp, axis=0)) / v_max, axis=1))])
     if u[-1] <= MIN_SEGMENT:
         return time_parameterise(wp[:1], dt=dt)
-    otg = Ruckig(1, dt)
-    inp = InputParameter(1)
-    inp.duration_discretization = DurationDiscretization.Discrete
-    inp.current_position, inp.current_velocity, inp.current_acceleration = [0.0], [0.0], [0.0]
-    inp.target_position, inp.target_velocity, inp.target_acceleration = [float(u[-1])], [0.0], [0.0]
+    otg, inp, profile = _rest_to_rest(dt, u[-1])
     inp.max_velocity = [1.0]
     inp.max_acceleration = [float(np.min(a_max / v_max))]
     inp.max_jerk = [float(np.min(j_max / v_max))]
-    profile = _RuckigTrajectory(1)
     result = otg.calculate(inp, profile)
     if result not in (Result.Working, Result.Finished):
         raise RuntimeError(f"ruckig failed on the dense path: {result}")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import mujoco
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
@@ -34,6 +33,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from . import panda
 from .goal_executor import Goal, GoalExecutor
+from .node_main import run_node
 from .motion import InvalidPose, MotionPlanner, validate_pose
 from .planner import PLANNERS
 from .robot_model import workcell_xml
@@ -177,22 +177,7 @@ class ControlNode(Node):
 
 
 def main(args=None):
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = ControlNode()
-            except ValueError as err:  # a bad parameter (unknown task, planner, ...): say which
-                rclpy.logging.get_logger("control_node").fatal(str(err))
-                raise SystemExit(2) from err
-            try:
-                rclpy.spin(node)
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    except Exception:
-        if rclpy.ok():  # a real error; otherwise a callback raced the shutdown signal
-            raise
+    run_node(ControlNode, "control_node", args)
 
 
 if __name__ == "__main__":

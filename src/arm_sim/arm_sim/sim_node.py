@@ -29,6 +29,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from arm_control import panda
+from arm_control.node_main import run_node
 from arm_perception import bags
 from arm_perception.ros_conversions import intrinsics_to_camera_info, matrix_to_pose, numpy_to_image
 
@@ -227,22 +228,7 @@ class SimNode(Node):
 
 
 def main(args=None):
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = SimNode()
-            except ValueError as err:  # a bad parameter (unknown task, planner, ...): say which
-                rclpy.logging.get_logger("sim_node").fatal(str(err))
-                raise SystemExit(2) from err
-            try:
-                rclpy.spin(node)
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    except Exception:
-        if rclpy.ok():  # a real error; otherwise a callback raced the shutdown signal
-            raise
+    run_node(SimNode, "sim_node", args)
 
 
 if __name__ == "__main__":

@@ -401,7 +401,7 @@ class _StagedBagWriter:
             if self.path.exists():
                 raise FileExistsError(f"bag {self.path} appeared while writing; not overwriting it")
             os.rename(self._staged_path, self.path)
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
             self.partial_path.rmdir()
         except BaseException:
             self.abort()
@@ -634,7 +634,8 @@ class RawEpisodeWriter(_StagedBagWriter):
         self._per_topic[topic] += 1
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so a rename inside it survives a crash (no-op where unsupported)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -652,7 +653,7 @@ def _fsync_tree(path: Path) -> None:
         if child.is_file():
             with open(child, "rb") as f:
                 os.fsync(f.fileno())
-    _fsync_dir(path)
+    fsync_dir(path)
 
 
 def write_episode(

@@ -36,6 +36,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from arm_perception.bags import fsync_dir
+
 __all__ = [
     "CheckpointError",
     "LoadedCheckpoint",
@@ -74,19 +76,6 @@ class LoadedCheckpoint(NamedTuple):
 # --------------------------------------------------------------------------- atomic files
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # some platforms/filesystems cannot open directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _atomic_write(path: Path, write, tmp_prefix: str | None = None) -> Path:
     """Write ``path`` atomically: ``write(fileobj)`` fills a temp file in the same directory,
     which is flushed, fsynced and renamed over ``path``; the directory is fsynced after."""
@@ -104,7 +93,7 @@ def _atomic_write(path: Path, write, tmp_prefix: str | None = None) -> Path:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path
 
 
@@ -229,7 +218,7 @@ def save_checkpoint(run_dir: os.PathLike | str, step: int, state: dict,
         for old in list_checkpoints(run_dir)[:-int(keep_last)]:
             with contextlib.suppress(FileNotFoundError):
                 old.unlink()
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     return path
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from arm_policy.agent import ARMAgent
 from arm_policy.checkpoints import load_latest_valid
 from arm_policy.run_log import read_metrics
-from arm_policy.train_inprocess import TrainSettings, agent_observation, train
+from arm_policy.train_inprocess import TrainSettings, sim_observation, train
 
 
 def test_a_tiny_run_leaves_a_complete_run_folder(tmp_path):
@@ -36,7 +36,7 @@ def test_a_tiny_run_leaves_a_complete_run_folder(tmp_path):
 
     task = Environment(image_size=(32, 32)).get_task("reach_target")
     _, obs = task.reset(seed=0)
-    pixel, action, q_map = agent.act(agent_observation(obs, 0, settings.episode_length), explore=False)
+    pixel, action, q_map = agent.act(sim_observation(obs, 0, settings.episode_length), explore=False)
     task.close()
     assert q_map.shape == (32, 32) and np.all((0 <= pixel) & (pixel < 32))
     assert action.shape == (8,) and abs(np.linalg.norm(action[3:7]) - 1) < 1e-4

@@ -57,6 +57,7 @@ __all__ = [
     "QUAT_TIE_EPS",
     "Transition",
     "action_bounds",
+    "agent_observation",
     "canonical_quaternion",
     "episode_keyframes",
     "episode_transitions",
@@ -159,6 +160,19 @@ def low_dim_state(gripper_open, gripper_pose, gripper_joint_positions, step,
         ],
         axis=-1,
     ).astype(np.float32)
+
+
+def agent_observation(rgb, point_cloud, gripper_open, gripper_pose, gripper_joint_positions, step,
+                      episode_length: int = DEFAULT_EPISODE_LENGTH) -> dict:
+    """What the agent sees at one decision: ``{"rgb", "point_cloud", "low_dim"}`` for ``ARMAgent.act``.
+
+    ``point_cloud`` (H, W, 3) world frame with NaN where the camera had no depth (NaN -> 0; the
+    networks add their own validity channel). The in-process trainer and the policy node both
+    build their input here, so the two paths cannot drift apart.
+    """
+    return {"rgb": np.asarray(rgb), "point_cloud": np.nan_to_num(np.asarray(point_cloud), nan=0.0),
+            "low_dim": low_dim_state(gripper_open, gripper_pose, gripper_joint_positions, step,
+                                     episode_length)}
 
 
 def target_pixel(position, intrinsics, extrinsics, image_shape) -> np.ndarray:

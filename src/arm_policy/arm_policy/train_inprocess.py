@@ -18,7 +18,7 @@ import numpy as np
 from .agent import ARMAgent
 from .checkpoints import save_checkpoint
 from .config import preset
-from .demo_dataset import action_bounds, low_dim_state, load_demos
+from .demo_dataset import action_bounds, agent_observation, load_demos
 from .plots import attention_snapshot, plot_learning_curve
 from .replay import PrioritizedReplay
 from .run_log import RunLogger, write_config, write_summary
@@ -45,11 +45,10 @@ class TrainSettings:
     agent_overrides: dict = field(default_factory=dict)  # ARMConfig fields changed from the preset
 
 
-def agent_observation(obs, step: int, episode_length: int) -> dict:
+def sim_observation(obs, step: int, episode_length: int) -> dict:
     """What the agent sees of an arm_sim Observation (the policy node builds the same dict)."""
-    return {"rgb": obs.front_rgb, "point_cloud": np.nan_to_num(obs.front_point_cloud, nan=0.0),
-            "low_dim": low_dim_state(obs.gripper_open, obs.gripper_pose, obs.gripper_joint_positions,
-                                     step, episode_length)}
+    return agent_observation(obs.front_rgb, obs.front_point_cloud, obs.gripper_open, obs.gripper_pose,
+                             obs.gripper_joint_positions, step, episode_length)
 
 
 def run_episode(task, agent: ARMAgent, seed: int, explore: bool, episode_length: int,
@@ -60,7 +59,7 @@ def run_episode(task, agent: ARMAgent, seed: int, explore: bool, episode_length:
 
     _, obs = task.reset(seed=seed)
     for step in range(episode_length):
-        o = agent_observation(obs, step, episode_length)
+        o = sim_observation(obs, step, episode_length)
         pixel, action, q_map = agent.act(o, explore=explore)
         if snapshot is not None and step == 0:
             snapshot(o["rgb"], q_map, pixel)
@@ -70,7 +69,7 @@ def run_episode(task, agent: ARMAgent, seed: int, explore: bool, episode_length:
             next_obs, reward, terminal = obs, -1.0, True
         terminal = terminal or step == episode_length - 1
         if on_transition is not None:
-            n = agent_observation(next_obs, step + 1, episode_length)
+            n = sim_observation(next_obs, step + 1, episode_length)
             on_transition({"rgb": o["rgb"], "point_cloud": o["point_cloud"], "low_dim": o["low_dim"],
                            "pixel": pixel, "action": action, "reward": reward, "terminal": terminal,
                            "next_rgb": n["rgb"], "next_point_cloud": n["point_cloud"],

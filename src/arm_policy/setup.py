@@ -24,7 +24,8 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            
+            "policy_node = arm_policy.policy_node:main",
+            "training_node = arm_policy.training_node:main",
         ],
     },
 )

@@ -1,0 +1,435 @@
+"""policy_node: the ARM agent as a ROS 2 node, one next-best pose per request.
+
+    ros2 run arm_policy policy_node --ros-args -p run_dir:=runs/sim_train
+
+Subscribes (reliable): ``/arm/perception/rgb`` (Image), ``/arm/perception/points``
+(PointCloud2, organised, world frame), ``/arm/ee_pose`` (PoseStamped), ``/arm/gripper_open``
+(Bool), ``/joint_states`` (the fingers named by ``finger_joint_names``).
+
+Services:
+
+* ``/arm/policy/reset`` (std_srvs/Trigger): the step counter of the time feature back to 0;
+  call it at the start of every episode.
+* ``/arm/policy/act`` (std_srvs/SetBool, ``data`` = explore): waits up to
+  ``observation_timeout`` s for an rgb + points pair stamped at or after the request (paired by
+  identical header stamp), builds the agent's input with ``demo_dataset.agent_observation``,
+  calls ``ARMAgent.act``, publishes, and answers ``success=True, message=<decision JSON>``;
+  ``success=False, message=<reason>`` when it cannot decide (no checkpoint yet, no fresh
+  observation, malformed input, wrong image size, a non-finite action).
+
+Publishes, all stamped with the decision's stamp (node clock when the agent decided):
+``/arm/next_best_pose`` (PoseStamped, ``world_frame``), ``/arm/gripper_goal`` (JointState,
+``position[0]`` = 1.0 open / 0.0 closed: the action's open amount thresholded at 0.5, as the
+in-process trainer executes it), ``/arm/attention`` (Image rgb8: the RGB | Q heat map with the
+crop drawn), ``/arm/policy/decision`` (String JSON: ``stamp_ns``, ``step``, ``explore``,
+``pixel`` [row, col], ``action`` [8], ``checkpoint_step``, plus ``low_dim`` [11] and
+``observation_stamp_ns``), and the exact input of the agent: ``/arm/policy/observation/rgb``,
+``/arm/policy/observation/points`` (NaN already replaced by 0, as the agent saw it),
+``/arm/policy/observation/low_dim`` (Float32MultiArray). The topics are those
+:mod:`arm_policy.episode_dataset` reads back from the recorder's bags.
+
+Checkpoints come from ``run_dir/checkpoints``: the newest valid one at start (and, until there
+is one, on every ``reload_period`` tick and every request), then, every ``reload_period`` s,
+the newest one if it is at least ``reload_every`` updates newer than the loaded one. Reloads
+happen on the executor thread, so never in the middle of a decision's ``act``. An unreadable
+file is logged once and the last good weights keep acting.
+
+The agent logic is :class:`arm_policy.agent.ARMAgent`; this node only converts and calls.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.task import Future
+from sensor_msgs.msg import Image, JointState, PointCloud2
+from std_msgs.msg import Bool, Float32MultiArray, String
+from std_srvs.srv import SetBool, Trigger
+
+from arm_control.node_main import run_node
+from arm_perception.bags import FINGER_JOINT_NAMES, TOPIC_EE_POSE, TOPIC_GRIPPER_OPEN, TOPIC_JOINT_STATES
+from arm_perception.ros_conversions import (image_to_numpy, numpy_to_image, pointcloud2_to_numpy,
+                                            points_to_pointcloud2, stamp_to_nanoseconds)
+
+from .agent import ARMAgent
+from .checkpoints import CheckpointError, list_checkpoints, load_checkpoint, load_latest_valid
+from .demo_dataset import DEFAULT_EPISODE_LENGTH, agent_observation
+from .episode_dataset import (TOPIC_DECISION, TOPIC_OBSERVATION_LOW_DIM, TOPIC_OBSERVATION_POINTS,
+                              TOPIC_OBSERVATION_RGB, decision_message)
+from .plots import heatmap_image
+
+TOPIC_RGB = "/arm/perception/rgb"
+TOPIC_POINTS = "/arm/perception/points"
+TOPIC_NEXT_BEST_POSE = "/arm/next_best_pose"
+TOPIC_GRIPPER_GOAL = "/arm/gripper_goal"
+TOPIC_ATTENTION = "/arm/attention"
+SERVICE_ACT = "/arm/policy/act"
+SERVICE_RESET = "/arm/policy/reset"
+
+#: inputs: reliable (our perception and control nodes publish reliably), a few deep.
+INPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+#: goals are commands (as the control node subscribes them): reliable, 1000 deep.
+COMMAND_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+#: the decision record (recorded into the episode bags): reliable, 100 deep.
+RECORD_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+#: rgb + points messages kept while waiting for their partner.
+PAIR_BUFFER = 8
+EXPLORE_MODES = ("request", "always", "never")
+
+
+def _checkpoint_step(path: Path) -> int:
+    return int(path.stem.split("_", 1)[1])
+
+
+class DecisionError(Exception):
+    """The request cannot be answered with a decision; the text says why."""
+
+
+class PolicyNode(Node):
+    def __init__(self, **kwargs) -> None:
+        """``kwargs`` go to rclpy's Node (parameter_overrides, context, ...)."""
+        super().__init__("policy_node", **kwargs)
+
+        def param(name, default, text):
+            self.declare_parameter(name, default, ParameterDescriptor(description=text,
+                                                                      read_only=True))
+            return self.get_parameter(name).value
+
+        run_dir = param("run_dir", "", "Run folder; checkpoints are read from run_dir/checkpoints "
+                        "(required).")
+        self._reload_every = param("reload_every", 100, "Reload when the newest checkpoint is at "
+                                   "least this many updates newer than the loaded one.")
+        reload_period = float(param("reload_period", 5.0, "Seconds between checks for a newer "
+                                    "checkpoint."))
+        self._explore_mode = param("explore", "request", "Exploration: 'request' (the act "
+                                   "request's data decides), 'always' or 'never' (e.g. on a real "
+                                   "robot: only the policy mean).")
+        self._episode_length = param("episode_length", DEFAULT_EPISODE_LENGTH, "Agent steps per "
+                                     "episode, for the time feature (as in training).")
+        self._timeout = float(param("observation_timeout", 2.0, "Seconds act waits for an rgb + "
+                                    "points pair stamped after the request."))
+        self._finger_names = list(param("finger_joint_names", list(FINGER_JOINT_NAMES),
+                                        "Finger joints in /joint_states (low-dim state)."))
+        device = param("device", "", "torch device; '' = cuda if available, else cpu.")
+        self._world_frame = param("world_frame", "world", "frame_id of the published pose.")
+        self._attention_scale = param("attention_scale", 2, "Upscaling of the attention image.")
+
+        if not run_dir:
+            raise ValueError("parameter run_dir must name the run folder, e.g. "
+                             "-p run_dir:=runs/sim_train")
+        if not isinstance(self._reload_every, int) or self._reload_every < 1:
+            raise ValueError(f"parameter reload_every must be an integer >= 1, got "
+                             f"{self._reload_every!r}")
+        if not reload_period > 0 or not self._timeout > 0:
+            raise ValueError("parameters reload_period and observation_timeout must be > 0 s")
+        if self._explore_mode not in EXPLORE_MODES:
+            raise ValueError(f"parameter explore must be one of {EXPLORE_MODES}, got "
+                             f"{self._explore_mode!r}")
+        if not isinstance(self._episode_length, int) or self._episode_length < 2:
+            raise ValueError(f"parameter episode_length must be an integer >= 2, got "
+                             f"{self._episode_length!r}")
+        if len(self._finger_names) != 2:
+            raise ValueError(f"parameter finger_joint_names must name the 2 finger joints, got "
+                             f"{self._finger_names}")
+        if not isinstance(self._attention_scale, int) or not 1 <= self._attention_scale <= 8:
+            raise ValueError(f"parameter attention_scale must be an integer in 1..8, got "
+                             f"{self._attention_scale!r}")
+        self._device = device or None
+        if device:
+            import torch
+            try:
+                torch.device(device)
+            except RuntimeError as err:
+                raise ValueError(f"parameter device {device!r}: {err}") from None
+        self.run_dir = Path(run_dir)
+
+        self.agent: ARMAgent | None = None
+        self.checkpoint_step: int | None = None
+        self._bad_files: set[tuple[Path, int, int]] = set()  # (path, mtime_ns, size) logged once
+        self._logged: set[str] = set()  # errors of the first load, logged once each
+        self.step = 0  # agent steps this episode (time feature)
+        self._frames: OrderedDict[int, list] = OrderedDict()  # stamp ns -> [Image, PointCloud2]
+        self._ee_pose: PoseStamped | None = None
+        self._gripper_open: bool | None = None
+        self._fingers: np.ndarray | None = None
+        self._waiting: tuple[int, Future] | None = None  # (request stamp ns, future of the pair)
+
+        # The act service awaits its observation: it lives in its own callback group so the
+        # subscriptions and timers (default group) keep running while it waits; a second
+        # request queues behind the first.
+        self._wake = self.create_guard_condition(lambda: None)
+        self.create_subscription(Image, TOPIC_RGB, self._on_rgb, INPUT_QOS)
+        self.create_subscription(PointCloud2, TOPIC_POINTS, self._on_points, INPUT_QOS)
+        self.create_subscription(PoseStamped, TOPIC_EE_POSE, self._on_ee_pose, INPUT_QOS)
+        self.create_subscription(Bool, TOPIC_GRIPPER_OPEN, self._on_gripper_open, INPUT_QOS)
+        self.create_subscription(JointState, TOPIC_JOINT_STATES, self._on_joint_states, INPUT_QOS)
+        self._pose_pub = self.create_publisher(PoseStamped, TOPIC_NEXT_BEST_POSE, COMMAND_QOS)
+        self._gripper_pub = self.create_publisher(JointState, TOPIC_GRIPPER_GOAL, COMMAND_QOS)
+        self._attention_pub = self.create_publisher(Image, TOPIC_ATTENTION, INPUT_QOS)
+        self._decision_pub = self.create_publisher(String, TOPIC_DECISION, RECORD_QOS)
+        self._obs_rgb_pub = self.create_publisher(Image, TOPIC_OBSERVATION_RGB, RECORD_QOS)
+        self._obs_points_pub = self.create_publisher(PointCloud2, TOPIC_OBSERVATION_POINTS,
+                                                     RECORD_QOS)
+        self._obs_low_dim_pub = self.create_publisher(Float32MultiArray, TOPIC_OBSERVATION_LOW_DIM,
+                                                      RECORD_QOS)
+        self.create_service(SetBool, SERVICE_ACT, self._on_act,
+                            callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_service(Trigger, SERVICE_RESET, self._on_reset)
+        self.create_timer(reload_period, self._reload)
+        self._reload()
+        self.get_logger().info(
+            f"acting on checkpoints of {self.run_dir / 'checkpoints'} "
+            + (f"(loaded step {self.checkpoint_step})" if self.agent is not None
+               else "(none yet: act answers success=False until the first one)"))
+
+    # ------------------------------------------------------------------ checkpoints
+    def _reload(self) -> None:
+        """Load the newest checkpoint if there is none yet, or if it is reload_every newer."""
+        if self.agent is None:
+            self._load_first()
+            return
+        for path in reversed(list_checkpoints(self.run_dir)):
+            step = _checkpoint_step(path)
+            if step < self.checkpoint_step + self._reload_every:
+                return
+            try:
+                stat = path.stat()
+            except OSError:
+                continue  # deleted meanwhile (keep_last)
+            key = (path, stat.st_mtime_ns, stat.st_size)
+            if key in self._bad_files:
+                continue
+            try:
+                agent = ARMAgent.from_state_dict(load_checkpoint(path), self._device)
+            except Exception as err:  # noqa: BLE001 - CheckpointError, or a state of another shape
+                if not path.exists():
+                    continue  # removed by the trainer's keep_checkpoints meanwhile: not an error
+                self._bad_files.add(key)
+                reason = err if isinstance(err, CheckpointError) else f"{path}: {type(err).__name__}: {err}"
+                self.get_logger().error(f"cannot load checkpoint: {reason}; still acting on step "
+                                        f"{self.checkpoint_step}")
+                continue
+            self._use(agent, step, path)
+            return
+
+    def _load_first(self) -> None:
+        """Load the newest checkpoint that loads (older ones stand in for unreadable newer ones,
+        which are logged once each and not retried while unchanged)."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loaded = load_latest_valid(self.run_dir, self._device or "cpu")
+        for w in caught:
+            if str(w.message) not in self._logged:
+                self._logged.add(str(w.message))
+                self.get_logger().error(str(w.message))
+        if loaded is None:
+            return
+        for path in list_checkpoints(self.run_dir):  # the unreadable newer ones
+            if _checkpoint_step(path) > loaded.step:
+                with contextlib.suppress(OSError):
+                    stat = path.stat()
+                    self._bad_files.add((path, stat.st_mtime_ns, stat.st_size))
+        try:
+            agent = ARMAgent.from_state_dict(loaded.state, self._device)
+        except Exception as err:  # noqa: BLE001 - a checkpoint file of ours, but no agent state
+            text = f"checkpoint {loaded.path} holds no ARM agent: {type(err).__name__}: {err}"
+            if text not in self._logged:
+                self._logged.add(text)
+                self.get_logger().error(text)
+            return
+        self._use(agent, loaded.step, loaded.path)
+
+    def _use(self, agent: ARMAgent, step: int, path: Path) -> None:
+        self.agent, self.checkpoint_step = agent, step
+        self.get_logger().info(f"acting with checkpoint {path} (update {step}, "
+                               f"{agent.cfg.image_size}x{agent.cfg.image_size} images, "
+                               f"on {agent.device})")
+
+    # ------------------------------------------------------------------ inputs
+    def _on_rgb(self, msg: Image) -> None:
+        self._add_frame(msg, 0)
+
+    def _on_points(self, msg: PointCloud2) -> None:
+        self._add_frame(msg, 1)
+
+    def _add_frame(self, msg, slot: int) -> None:
+        stamp = stamp_to_nanoseconds(msg.header.stamp)
+        pair = self._frames.setdefault(stamp, [None, None])
+        pair[slot] = msg
+        while len(self._frames) > PAIR_BUFFER:
+            self._frames.popitem(last=False)
+        self._offer_pair(stamp)
+
+    def _offer_pair(self, stamp: int) -> None:
+        """Hand a complete pair to a waiting request if it is stamped at/after the request."""
+        waiting = self._waiting
+        pair = self._frames.get(stamp)
+        if waiting is None or pair is None or None in pair or stamp < waiting[0]:
+            return
+        if not waiting[1].done():
+            waiting[1].set_result((stamp, pair[0], pair[1]))
+            self._wake.trigger()  # resume the waiting act now, not at the next message
+
+    def _on_ee_pose(self, msg: PoseStamped) -> None:
+        self._ee_pose = msg
+
+    def _on_gripper_open(self, msg: Bool) -> None:
+        self._gripper_open = bool(msg.data)
+
+    def _on_joint_states(self, msg: JointState) -> None:
+        index = {n: i for i, n in enumerate(msg.name)}
+        if not all(n in index for n in self._finger_names):
+            return  # e.g. an arm-only joint state: the fingers come in another message
+        if len(msg.position) != len(msg.name):
+            self.get_logger().error(f"{TOPIC_JOINT_STATES}: {len(msg.name)} names but "
+                                    f"{len(msg.position)} positions; ignored",
+                                    throttle_duration_sec=10.0)
+            return
+        self._fingers = np.array([msg.position[index[n]] for n in self._finger_names])
+
+    # ------------------------------------------------------------------ services
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self.step = 0
+        response.success, response.message = True, "step counter reset to 0"
+        return response
+
+    async def _on_act(self, request: SetBool.Request, response: SetBool.Response):
+        try:
+            decision = await self._decide(bool(request.data))
+        except DecisionError as err:
+            self.get_logger().error(f"no decision: {err}")
+            response.success, response.message = False, str(err)
+            return response
+        except Exception as err:  # noqa: BLE001 - the node answers and keeps running
+            self.get_logger().error(f"no decision: unexpected {type(err).__name__}: {err}")
+            response.success, response.message = False, f"unexpected {type(err).__name__}: {err}"
+            return response
+        response.success, response.message = True, json.dumps(decision)
+        return response
+
+    async def _decide(self, requested_explore: bool) -> dict[str, Any]:
+        if self.agent is None:
+            self._load_first()
+        if self.agent is None:
+            raise DecisionError(f"no checkpoint yet in {self.run_dir / 'checkpoints'} (the "
+                                "training node writes the first one once its demos are loaded)")
+        explore = {"request": requested_explore, "always": True, "never": False}[self._explore_mode]
+        request_ns = self.get_clock().now().nanoseconds
+        future = Future()
+        self._waiting = (request_ns, future)
+        for stamp in list(self._frames):
+            self._offer_pair(stamp)
+        timer = self.create_timer(self._timeout, lambda: future.done() or future.set_result(None))
+        try:
+            pair = await future
+        finally:
+            self._waiting = None
+            timer.cancel()
+            self.destroy_timer(timer)
+        if pair is None:
+            have = sorted(self._frames)
+            raise DecisionError(
+                f"no rgb + points pair stamped after the request within {self._timeout} s on "
+                f"{TOPIC_RGB} and {TOPIC_POINTS}"
+                + (f" (newest complete pair is {(request_ns - have[-1]) / 1e9:.3f} s old)"
+                   if have and None not in self._frames[have[-1]] else ""))
+        obs_stamp, rgb_msg, points_msg = pair
+        obs = self._observation(rgb_msg, points_msg)
+        agent, checkpoint_step = self.agent, self.checkpoint_step
+        pixel, action, q_map = agent.act(obs, explore=explore)
+        if not np.all(np.isfinite(action)) or np.linalg.norm(action[3:7]) < 1e-6:
+            raise DecisionError(f"the agent (checkpoint {checkpoint_step}) gave a non-finite or "
+                                f"zero-quaternion action {action.tolist()}; nothing published")
+        stamp = self.get_clock().now().to_msg()
+        decision = decision_message(
+            stamp_ns=stamp_to_nanoseconds(stamp), step=self.step, explore=explore, pixel=pixel,
+            action=action, checkpoint_step=checkpoint_step, low_dim=obs["low_dim"],
+            observation_stamp_ns=obs_stamp)
+        self._publish(stamp, obs, pixel, action, q_map, agent.cfg.crop_size, decision)
+        self.step += 1
+        return decision
+
+    def _observation(self, rgb_msg: Image, points_msg: PointCloud2) -> dict:
+        """The agent's input from the pair and the latest robot state; DecisionError says what
+        is wrong with it."""
+        try:
+            rgb = image_to_numpy(rgb_msg, kind="color")
+        except ValueError as err:
+            raise DecisionError(f"bad image on {TOPIC_RGB}: {err}") from None
+        try:
+            points = pointcloud2_to_numpy(points_msg)
+        except ValueError as err:
+            raise DecisionError(f"bad point cloud on {TOPIC_POINTS}: {err}") from None
+        if points.shape != rgb.shape:
+            raise DecisionError(f"{TOPIC_POINTS} is {points.shape[1]}x{points.shape[0]} but "
+                                f"{TOPIC_RGB} is {rgb.shape[1]}x{rgb.shape[0]} (need an organised "
+                                "cloud of the image's size)")
+        size = self.agent.cfg.image_size
+        if rgb.shape[:2] != (size, size):
+            raise DecisionError(f"images are {rgb.shape[1]}x{rgb.shape[0]} but checkpoint "
+                                f"{self.checkpoint_step} expects {size}x{size} (perception_node "
+                                f"image_size)")
+        missing = [t for t, v in ((TOPIC_EE_POSE, self._ee_pose),
+                                  (TOPIC_GRIPPER_OPEN, self._gripper_open),
+                                  (f"{TOPIC_JOINT_STATES} with {self._finger_names}", self._fingers))
+                   if v is None]
+        if missing:
+            raise DecisionError(f"no message yet on {', '.join(missing)}")
+        p, o = self._ee_pose.pose.position, self._ee_pose.pose.orientation
+        pose = np.array([p.x, p.y, p.z, o.x, o.y, o.z, o.w])
+        if not np.all(np.isfinite(pose)) or np.linalg.norm(pose[3:]) < 1e-9:
+            raise DecisionError(f"{TOPIC_EE_POSE} is not a valid pose: {pose.tolist()}")
+        if not np.all(np.isfinite(self._fingers)):
+            raise DecisionError(f"finger positions are not finite: {self._fingers.tolist()}")
+        return agent_observation(rgb, points, self._gripper_open, pose, self._fingers, self.step,
+                                 self._episode_length)
+
+    # ------------------------------------------------------------------ outputs
+    def _publish(self, stamp, obs: dict, pixel, action, q_map, crop_size: int,
+                 decision: dict) -> None:
+        # What the agent saw first (the recorder keeps it with the decision), then the goals.
+        self._obs_rgb_pub.publish(numpy_to_image(obs["rgb"], "rgb8", stamp, "front_camera_optical_frame"))
+        self._obs_points_pub.publish(points_to_pointcloud2(obs["point_cloud"], stamp, self._world_frame))
+        self._obs_low_dim_pub.publish(Float32MultiArray(data=obs["low_dim"].astype(float).tolist()))
+        self._decision_pub.publish(String(data=json.dumps(decision)))
+
+        gripper = JointState()
+        gripper.header.stamp = stamp
+        gripper.name = ["gripper"]
+        gripper.position = [1.0 if float(action[7]) > 0.5 else 0.0]
+        self._gripper_pub.publish(gripper)
+        pose = PoseStamped()
+        pose.header.stamp, pose.header.frame_id = stamp, self._world_frame
+        q = np.asarray(action[3:7], dtype=np.float64)
+        q /= np.linalg.norm(q)
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in action[:3])
+        o = pose.pose.orientation
+        o.x, o.y, o.z, o.w = (float(v) for v in q)
+        self._pose_pub.publish(pose)
+
+        heat = heatmap_image(obs["rgb"], q_map, pixel, crop_size, scale=self._attention_scale,
+                             annotate=False)
+        self._attention_pub.publish(numpy_to_image(heat, "rgb8", stamp, "front_camera_optical_frame"))
+
+
+def main(args=None) -> None:
+    # Keep torch from taking every core of a shared machine for a batch of one.
+    if "OMP_NUM_THREADS" not in os.environ:
+        import torch
+        torch.set_num_threads(min(2, torch.get_num_threads()))
+    run_node(PolicyNode, "policy_node", args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,275 @@
+"""training_node: demo bags + the recorder's agent-episode bags -> ARM updates -> checkpoints.
+
+    ros2 run arm_policy training_node --ros-args -p run_dir:=runs/sim_train -p task:=reach_target
+
+Reads the demos of ``demos_dir/TASK`` (default ``run_dir/demos``) once at least ``min_demos`` of
+them are closed bags, then every closed bag that appears under ``episodes_dir`` (default
+``run_dir/bags/train``; never ``*.partial``, never an ``eval`` folder) as agent transitions
+(:mod:`arm_policy.episode_dataset`), trains the ARM agent on a prioritised replay of both and
+writes atomic checkpoints to ``run_dir/checkpoints`` (the first at update 0, as soon as the demos
+are loaded, so the policy node can act; then every ``checkpoint_every`` updates and on shutdown).
+On restart it resumes from the newest valid checkpoint and re-reads every bag. The logic is
+:class:`arm_policy.bag_trainer.BagTrainer` (no ROS); this node adds threads, parameters and
+the status topic.
+
+Threads: the executor only publishes status and watches the workers; a *bag reader* thread
+polls ``episodes_dir`` every ``poll_period`` s and decodes new bags into a queue; a *learner*
+thread waits for the demos, then loops: take decoded episodes from the queue into the replay,
+make one update if ``updates_per_step`` allows (else wait for the next episode). So an update
+never delays noticing a bag, and status keeps flowing during an update.
+
+Publishes ``/arm/training/status`` (std_msgs/String JSON, reliable + transient local, depth 1,
+every ``status_period`` s): ``state`` (waiting_for_demos / training / waiting_for_episodes /
+failed), ``updates``, ``transitions`` (replay size), ``demo_transitions``,
+``agent_transitions``, ``episodes``, ``losses`` (last update), ``checkpoint_step``,
+``resumed_from``, ``error``.
+
+Writes ``run_dir/training/{config.json, metrics.csv, tensorboard/}``. A non-finite loss, gradient
+or parameter (``NumericalError``) stops the node with exit code 1 and the reason, and no
+checkpoint is written after it.
+"""
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from pathlib import Path
+
+import rclpy
+import torch
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+
+from arm_control.node_main import run_node
+from arm_perception.bags import BagError
+
+from .bag_trainer import BagTrainer, BagTrainerSettings
+from .demo_dataset import AUGMENTATION_EVERY, DEFAULT_EPISODE_LENGTH
+from .episode_dataset import list_bags, read_agent_episode
+
+TOPIC_TRAINING_STATUS = "/arm/training/status"
+#: latched: a late subscriber (arm topic echo, the runner) gets the newest status at once.
+STATUS_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def parse_overrides(items) -> dict:
+    """``["image_size=32", "unet_filters=[8, 8]"]`` -> ``{"image_size": 32, "unet_filters": [8, 8]}``
+    (values are JSON; anything that is not stays a string). ValueError names a bad item."""
+    out = {}
+    for item in items:
+        name, sep, text = str(item).partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"parameter agent_overrides: {item!r} is not FIELD=VALUE")
+        try:
+            out[name.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            out[name.strip()] = text.strip()
+    return out
+
+
+class TrainingNode(Node):
+    def __init__(self, **kwargs) -> None:
+        """``kwargs`` go to rclpy's Node (parameter_overrides, context, ...)."""
+        super().__init__("training_node", **kwargs)
+
+        def param(name, default, text):
+            self.declare_parameter(name, default, ParameterDescriptor(description=text,
+                                                                      read_only=True))
+            return self.get_parameter(name).value
+
+        run_dir = param("run_dir", "", "Run folder: checkpoints/ and training/ are written here "
+                        "(required).")
+        task = param("task", "reach_target", "Task name: demos are read from demos_dir/TASK.")
+        preset_name = param("preset", "cpu", "ARMConfig preset of a new agent: cpu or paper "
+                            "(a resumed run keeps its checkpoint's config).")
+        self.declare_parameter("agent_overrides", Parameter.Type.STRING_ARRAY, ParameterDescriptor(
+            description="ARMConfig fields changed from the preset of a new agent, as FIELD=VALUE "
+            "(VALUE in JSON), e.g. [image_size=128, batch_size=64].", read_only=True))
+        try:
+            override_items = list(self.get_parameter("agent_overrides").value)
+        except ParameterUninitializedException:
+            override_items = []
+        demos_dir = param("demos_dir", "", "Demo bag root; '' = run_dir/demos.")
+        episodes_dir = param("episodes_dir", "", "The recorder's training bags; '' = "
+                             "run_dir/bags/train. *.partial and eval/ are never read.")
+        min_demos = param("min_demos", 1, "Closed demo bags to wait for before training starts.")
+        updates_per_step = param("updates_per_step", 4, "At most this many updates per agent "
+                                 "transition collected (as arm train --inprocess); 0 = no cap.")
+        checkpoint_every = param("checkpoint_every", 100, "Updates between checkpoints.")
+        keep_checkpoints = param("keep_checkpoints", 5, "Newest checkpoints kept on disk.")
+        log_every = param("log_every", 10, "Updates between rows of training/metrics.csv.")
+        episode_length = param("episode_length", DEFAULT_EPISODE_LENGTH,
+                               "Agent steps per episode, for the demos' time feature (must "
+                               "match the policy node's).")
+        augmentation_every = param("augmentation_every", AUGMENTATION_EVERY,
+                                   "Demo augmentation: a transition from every M-th frame "
+                                   "(0 = off).")
+        seed = param("seed", 0, "Seed of the replay sampler.")
+        device = param("device", "", "torch device; '' = cuda if available, else cpu.")
+        torch_threads = param("torch_threads", 0, "torch intra-op threads; 0 = torch's default.")
+        self._poll_period = float(param("poll_period", 2.0, "Seconds between scans of "
+                                        "episodes_dir (and of demos_dir while waiting)."))
+        status_period = float(param("status_period", 1.0, "Seconds between status messages."))
+        self._log_period = float(param("log_period", 10.0, "Seconds between progress log lines."))
+
+        if not run_dir:
+            raise ValueError("parameter run_dir must name the run folder, e.g. "
+                             "-p run_dir:=runs/sim_train")
+        overrides = parse_overrides(override_items)
+        if not isinstance(min_demos, int) or min_demos < 1:
+            raise ValueError(f"parameter min_demos must be an integer >= 1, got {min_demos!r}")
+        for name, value in (("poll_period", self._poll_period), ("status_period", status_period),
+                            ("log_period", self._log_period)):
+            if not value > 0:
+                raise ValueError(f"parameter {name} must be > 0 seconds, got {value}")
+        if not isinstance(torch_threads, int) or torch_threads < 0:
+            raise ValueError(f"parameter torch_threads must be an integer >= 0, got {torch_threads!r}")
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
+        self._min_demos = min_demos
+        settings = BagTrainerSettings(   # ValueError names a bad value
+            run_dir=run_dir, task=task, preset=preset_name, agent_overrides=overrides,
+            demos_dir=demos_dir, episodes_dir=episodes_dir, episode_length=episode_length,
+            augmentation_every=augmentation_every, updates_per_step=updates_per_step,
+            checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
+            log_every=log_every, seed=seed, device=device)
+        log = self.get_logger()
+        self.trainer = BagTrainer(settings, log=log.info, warn=log.warning)
+        if device:
+            try:
+                torch.device(device)
+            except RuntimeError as err:
+                raise ValueError(f"parameter device {device!r}: {err}") from None
+
+        self._episodes: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._failure: str | None = None
+        self._status_pub = self.create_publisher(String, TOPIC_TRAINING_STATUS, STATUS_QOS)
+        self.create_timer(status_period, self._publish_status)
+        self.create_timer(0.1, self._watch_workers)
+        self._threads = [threading.Thread(target=self._guard, args=(self._read_bags,),
+                                          name="bag_reader", daemon=True),
+                         threading.Thread(target=self._guard, args=(self._learn,),
+                                          name="learner", daemon=True)]
+        for t in self._threads:
+            t.start()
+        log.info(f"training {task} ({preset_name}) into {run_dir}: demos from "
+                 f"{settings.demos_root / task}, episodes from {settings.episodes_root}, "
+                 f"updates_per_step {updates_per_step or 'unlimited'}")
+
+    # ------------------------------------------------------------------ worker threads
+    def _guard(self, target) -> None:
+        """Run a worker; any error stops the node (the executor thread sees _failure)."""
+        try:
+            target()
+        except Exception as err:  # noqa: BLE001 - every failure must stop the node, named
+            self._failure = f"{type(err).__name__}: {err}"
+            self._stop.set()
+
+    def _read_bags(self) -> None:
+        """Poll episodes_dir; decode each new closed bag once, into the queue."""
+        seen: set[Path] = set()
+        root = self.trainer.settings.episodes_root
+        while not self._stop.is_set():
+            for bag in list_bags(root):
+                if bag in seen or self._stop.is_set():
+                    continue
+                seen.add(bag)
+                try:
+                    transitions = read_agent_episode(bag)
+                except BagError as err:  # a truncated or corrupt bag never stops training
+                    self.get_logger().warning(f"skipping unreadable agent episode {bag}: {err}")
+                    continue
+                self._episodes.put((bag, transitions))
+            self._stop.wait(self._poll_period)
+
+    def _learn(self) -> None:
+        trainer, log = self.trainer, self.get_logger()
+        demos_dir = trainer.settings.demos_root / trainer.settings.task
+        waiting_since = None
+        while not self._stop.is_set():
+            found = len(trainer.demo_bags())
+            if found >= self._min_demos:
+                break
+            if waiting_since is None or time.monotonic() - waiting_since > 30.0:
+                log.info(f"waiting for {self._min_demos} demo bag(s) in {demos_dir} ({found} so far)")
+                waiting_since = time.monotonic()
+            self._stop.wait(self._poll_period)
+        if self._stop.is_set():
+            return
+        trainer.start()
+        last_log = time.monotonic()
+        logged_updates = trainer.updates
+        while not self._stop.is_set():
+            allowed = trainer.updates_allowed()
+            try:  # take every decoded episode; block only when there is nothing to do
+                item = self._episodes.get(timeout=min(self._poll_period, 0.5)) if allowed == 0 \
+                    else self._episodes.get_nowait()
+                while item is not None:
+                    bag, transitions = item
+                    added = trainer.add_episode(bag, transitions)
+                    log.info(f"episode {bag.name}: {added} transitions "
+                             f"(replay {len(trainer.replay)}, {trainer.episodes} episodes)")
+                    item = self._episodes.get_nowait()
+            except queue.Empty:
+                pass
+            if trainer.updates_allowed() != 0 and not self._stop.is_set():
+                trainer.update()
+            now = time.monotonic()
+            if now - last_log >= self._log_period:
+                rate = (trainer.updates - logged_updates) / (now - last_log)
+                losses = "  ".join(f"{k} {v:.4g}" for k, v in trainer.status()["losses"].items())
+                log.info(f"updates {trainer.updates} ({rate:.2f}/s)  replay {len(trainer.replay)} "
+                         f"(demo {trainer.demo_transitions}, agent {trainer.agent_transitions} from "
+                         f"{trainer.episodes} episodes)  checkpoint {trainer.checkpoint_step}  {losses}")
+                last_log, logged_updates = now, trainer.updates
+
+    # ------------------------------------------------------------------ executor side
+    def _publish_status(self) -> None:
+        status = self.trainer.status()
+        if self._failure and not status["error"]:
+            status["state"], status["error"] = "failed", self._failure
+        self._status_pub.publish(String(data=json.dumps(status)))
+
+    def _watch_workers(self) -> None:
+        if self._failure is None:
+            return
+        self._publish_status()
+        self.get_logger().fatal(f"training stopped: {self._failure}; the newest checkpoint in "
+                                f"{self.trainer.run_dir / 'checkpoints'} is the last good one")
+        raise SystemExit(1)
+
+    def destroy_node(self) -> None:
+        """Stop the workers, then write a last checkpoint unless training failed."""
+        if not hasattr(self, "_threads"):  # the constructor refused a parameter: nothing runs
+            super().destroy_node()
+            return
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+        trainer = self.trainer
+        # After Ctrl-C the context is gone and the node's logger cannot reach /rosout any more.
+        log = self.get_logger() if self.context.ok() else rclpy.logging.get_logger(
+            f"{self.get_name()}.shutdown")
+        if trainer is not None:
+            try:
+                path = trainer.close(final_checkpoint=self._failure is None)
+                if path is not None:
+                    log.info(f"final checkpoint {path}")
+            except Exception as err:  # noqa: BLE001 - shutting down: report, do not mask
+                log.error(f"no final checkpoint: {err}")
+        super().destroy_node()
+
+
+def main(args=None) -> None:
+    run_node(TrainingNode, "training_node", args)
+
+
+if __name__ == "__main__":
+    main()

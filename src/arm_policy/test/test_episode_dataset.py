@@ -1,0 +1,133 @@
+"""Agent-episode bags (real MCAP, written as the recorder writes them) -> ARM transitions."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from arm_perception.bags import BagError, BagWarning, write_episode
+from arm_policy.demo_dataset import LOW_DIM_SIZE
+from arm_policy.episode_dataset import (AGENT_TOPIC_TYPES, decision_message,
+                                        iter_agent_episodes, list_bags, load_agent_episodes,
+                                        parse_decision, read_agent_episode, write_agent_episode)
+
+SIZE = 8
+T0 = 1_800_000_000 * 10**9
+
+
+def decisions(n: int, seed: int = 0, success: bool = True) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        last = k == n - 1
+        points = rng.normal(size=(SIZE, SIZE, 3)).astype(np.float32)
+        points[0, 0] = np.nan  # no depth at one pixel: kept as NaN
+        out.append(dict(
+            stamp_ns=T0 + k * 700_000_000, step=k,
+            rgb=rng.integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8), point_cloud=points,
+            low_dim=np.r_[1.0, rng.normal(size=LOW_DIM_SIZE - 2), 1 - 2 * k / 9].astype(np.float32),
+            pixel=[k, SIZE - 1 - k], action=np.r_[0.1 * k, 0.2, 0.9, 0.0, 0.0, 0.0, 1.0, k % 2],
+            reward=(1.0 if success else -1.0) if last else 0.0, terminal=last,
+            outcome="reached" if success or not last else "unreachable", success=success and last))
+    return out
+
+
+def test_transitions_chain_each_decision_to_the_next_observation(tmp_path):
+    ds = decisions(4)
+    bag = write_agent_episode(tmp_path / "train" / "episode_000001", ds)
+    trs = read_agent_episode(bag)
+
+    assert len(trs) == 4
+    assert [(t.index, t.next_index) for t in trs] == [(0, 1), (1, 2), (2, 3), (3, 3)]
+    assert [t.reward for t in trs] == [0.0, 0.0, 0.0, 1.0]
+    assert [t.terminal for t in trs] == [False, False, False, True]
+    for k, t in enumerate(trs):
+        np.testing.assert_array_equal(t.rgb, ds[k]["rgb"])
+        np.testing.assert_array_equal(t.point_cloud, ds[k]["point_cloud"])  # NaN where no depth
+        np.testing.assert_array_equal(t.low_dim, ds[k]["low_dim"])
+        assert t.pixel.tolist() == ds[k]["pixel"] and t.pixel.dtype == np.int64
+        np.testing.assert_allclose(t.action, ds[k]["action"], atol=1e-7)
+        nxt = ds[min(k + 1, 3)]  # the terminal one bootstraps from nothing: its own observation
+        np.testing.assert_array_equal(t.next_rgb, nxt["rgb"])
+        np.testing.assert_array_equal(t.next_point_cloud, nxt["point_cloud"])
+        np.testing.assert_array_equal(t.next_low_dim, nxt["low_dim"])
+        assert t.episode == str(bag) and not t.augmented
+    # low_dim matched by order when the decisions do not carry it: the same transitions
+    by_order = read_agent_episode(write_agent_episode(tmp_path / "by_order", ds,
+                                                      low_dim_in_decision=False))
+    for a, b in zip(trs, by_order):
+        np.testing.assert_array_equal(a.low_dim, b.low_dim)
+        np.testing.assert_array_equal(a.next_low_dim, b.next_low_dim)
+
+
+def test_an_episode_cut_mid_step_and_an_unreachable_end(tmp_path):
+    ds = decisions(3)
+    ds[-1]["with_step"] = False  # the runner was stopped while the last pose executed
+    trs = read_agent_episode(write_agent_episode(tmp_path / "cut", ds))
+    assert [(t.index, t.next_index, t.terminal) for t in trs] == [(0, 1, False), (1, 2, False)]
+    np.testing.assert_array_equal(trs[1].next_rgb, ds[2]["rgb"])
+
+    failed = read_agent_episode(write_agent_episode(tmp_path / "failed", decisions(2, success=False)))
+    assert [(t.reward, t.terminal) for t in failed] == [(0.0, False), (-1.0, True)]
+
+
+def test_unreadable_bags_are_skipped_with_a_warning_naming_them(tmp_path):
+    root = tmp_path / "bags" / "train"
+    write_agent_episode(root / "episode_000001", decisions(3, seed=1))
+    bad = write_agent_episode(root / "episode_000002", decisions(3, seed=2))
+    mcap = bad / "episode_000002.mcap"
+    mcap.write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 2])
+    write_agent_episode(root / "episode_000003", decisions(2, seed=3))
+    shutil.copytree(root / "episode_000003", root / "episode_000004.partial")  # being written
+    write_agent_episode(root / "eval" / "episode_000005", decisions(2, seed=5))  # not training data
+    nan_reward = decisions(2, seed=6)
+    nan_reward[1]["reward"] = float("nan")
+    write_agent_episode(root / "episode_000006", nan_reward)
+
+    assert [p.name for p in list_bags(root)] == ["episode_000001", "episode_000002",
+                                                 "episode_000003", "episode_000006"]
+    assert list_bags(tmp_path / "missing") == []
+    with pytest.warns(BagWarning) as record:
+        got = list(iter_agent_episodes(root))
+    assert [p.name for p, _ in got] == ["episode_000001", "episode_000003"]
+    messages = [str(w.message) for w in record]
+    assert len(messages) == 2
+    assert any("episode_000002" in m and "episode_000002.mcap" in m for m in messages)
+    assert any("episode_000006" in m and "not finite" in m for m in messages)
+    with pytest.warns(BagWarning):
+        assert len(load_agent_episodes(root)) == 3 + 2
+    with pytest.raises(BagError, match="episode_000002"):
+        read_agent_episode(bad)
+
+
+def test_a_demo_bag_is_not_an_agent_episode(tmp_path):
+    from arm_sim.environment import Environment
+
+    task = Environment(image_size=(16, 16)).get_task("reach_target")
+    try:
+        frames, _ = task.run_expert(0)
+    finally:
+        task.close()
+    demo = write_episode(tmp_path / "seed_000000",
+                         [(obs.misc["stamp"], obs, r, s) for obs, r, s in frames[:3]])
+    with pytest.raises(BagError, match="not an agent episode") as err:
+        read_agent_episode(demo)
+    assert err.value.path == demo and err.value.topic in AGENT_TOPIC_TYPES
+
+
+def test_decision_json_round_trip_and_bad_input():
+    d = decision_message(stamp_ns=5, step=1, explore=True, pixel=np.array([3, 4]),
+                         action=np.arange(8, dtype=np.float32), checkpoint_step=100,
+                         low_dim=np.zeros(LOW_DIM_SIZE), observation_stamp_ns=4)
+    text = json.dumps(d)
+    assert json.loads(text)["pixel"] == [3, 4] and json.loads(text)["checkpoint_step"] == 100
+    back = parse_decision(text)
+    assert back["pixel"].tolist() == [3, 4] and back["action"].dtype == np.float32
+    for broken, why in ((dict(d, action=[1.0] * 7), "action has 7 values"),
+                        (dict(d, action=[float("nan")] * 8), "not finite"),
+                        (dict(d, pixel=[1, 2, 3]), "pixel must be"),
+                        ({k: v for k, v in d.items() if k != "stamp_ns"}, "stamp_ns")):
+        with pytest.raises(ValueError, match=why):
+            parse_decision(json.dumps(broken))

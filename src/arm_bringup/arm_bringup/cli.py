@@ -61,7 +61,7 @@ def _cmd_train(args) -> int:
         return 2
     settings = TrainSettings(task=args.task, preset=args.preset, demos=args.demos, minutes=args.minutes,
                              out=args.out, seed=args.seed, eval_every=args.eval_every,
-                             eval_episodes=args.eval_episodes)
+                             eval_episodes=args.eval_episodes, attention=not args.no_attention)
     summary = train(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(json.dumps(summary))
     return 0
@@ -135,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter, description=(
                            "Examples:\n"
                            "    arm train --inprocess --task reach_target --preset cpu --demos 10 --minutes 30 --out runs/reach\n"
-                           "    arm train --inprocess --task pick_up_cup --minutes 120 --out runs/cup\n\n"
+                           "    arm train --inprocess --task pick_up_cup --minutes 120 --out runs/cup\n"
+                           "    arm train --inprocess --task reach_target --no-attention --out runs/reach_sac\n\n"
                            "Records the demos into OUT/demos first, then trains with periodic evaluation (no\n"
                            "exploration) until the time budget; OUT holds config.json, checkpoints/, metrics.csv,\n"
                            "tensorboard/, learning_curve.png, attention/ and summary.json. Training over the ROS\n"
@@ -150,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the first demo; training seeds follow")
     p.add_argument("--eval-every", type=int, default=100, help="environment steps between evaluations")
     p.add_argument("--eval-episodes", type=int, default=25, help="episodes per evaluation (default 25)")
+    p.add_argument("--no-attention", action="store_true",
+                   help="the paper's SAC baseline: the pose agent on the full image, no Q-attention")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("demos", help="record scripted expert demonstrations as rosbag2 (MCAP)",

@@ -4,13 +4,19 @@
 
 1. Q-attention: y = r + gamma (1 - d) min_k Q'_k(s', argmax min_k Q_k(s', .))   (double DQN)
    L = w_is * [sum_k (Q_k(s, pixel) - y)^2 + lambda * 0.5 * sum_k sum_pixels Q_k(s)^2]
+       + demo_attention_weight * mean_demos sum_k [logsumexp_pixels Q_k(s) - Q_k(s, demo pixel)]
 2. Critic on crops at the demo/stored pixel (next crop at the Q-attention's choice on s'):
    y = r + gamma (1 - d) (min_k Q'_k(s', a') - alpha log pi(a'|s')), a' ~ pi(s'),
    Q'_k taken at twin k's most confident pixel;
    L = w_is * sum_k mean_pixels[(Q_k,ij - y)^2 c_k,ij - w log c_k,ij]
-3. Actor: L = w_is * (alpha log pi(a|s) - min_k Q_k(s, a)), Q at the most confident pixel;
+3. Actor: L = w_is * (alpha log pi(a|s) - min_k Q_k(s, a)), Q at the most confident pixel,
+   + demo_actor_weight * mean|Q| * mean_demos |mean_pi(s) - a_demo|^2 (normalised action space);
    temperature: L_alpha = -log_alpha (log pi + target_entropy)
 4. Polyak averaging of both target networks (tau).
+
+The demo terms are off in the ``paper`` preset (see config.CPU_DIFFERENCES for why ``cpu`` uses
+them). Without Q-attention (``cfg.q_attention`` False, the paper's SAC baseline) step 1 is
+skipped and the pose agent's "crop" is the whole image.
 
 Rewards are multiplied by ``reward_scale`` here (the replay holds raw rewards). New priorities
 are the mean |TD| of the Q-attention and the critic (the replay applies alpha).
@@ -61,15 +67,16 @@ class ARMAgent:
         self.action_bounds = np.asarray(action_bounds, dtype=np.float32).reshape(2, 3)
         cfg, dev = config, self.device
 
-        self.attention = QAttention(cfg).to(dev)
-        self.attention_target = _frozen_copy(self.attention)
+        # Without Q-attention (the SAC baseline) the "crop" is the whole image, centred.
+        self.attention = QAttention(cfg).to(dev) if cfg.q_attention else None
+        self.attention_target = _frozen_copy(self.attention) if cfg.q_attention else None
         self.critic = ConfidenceCritic(cfg).to(dev)
         self.critic_target = _frozen_copy(self.critic)
         self.actor = Actor(cfg, self.action_bounds).to(dev)
         self.log_alpha = torch.tensor(float(np.log(cfg.init_alpha)), device=dev, requires_grad=True)
 
         self.attention_opt = torch.optim.Adam(self.attention.parameters(), lr=cfg.attention_lr,
-                                              weight_decay=cfg.weight_decay)
+                                              weight_decay=cfg.weight_decay) if cfg.q_attention else None
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr,
                                            weight_decay=cfg.weight_decay)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr,
@@ -93,6 +100,14 @@ class ARMAgent:
 
     def _t(self, x, dtype=torch.float32) -> torch.Tensor:
         return torch.as_tensor(np.asarray(x), dtype=dtype, device=self.device)
+
+    def _attend(self, obs: torch.Tensor, low_dim: torch.Tensor, net: nn.Module | None = None):
+        """-> (per-pixel Q (B, 2, H, W) or None without Q-attention, chosen pixels (B, 2))."""
+        if self.attention is None:
+            b, _, h, w = obs.shape
+            return None, torch.tensor([h // 2, w // 2], device=self.device).expand(b, 2)
+        q = (net or self.attention)(obs, low_dim)
+        return q, QAttention.argmax_pixel(q.min(dim=1).values)
 
     @staticmethod
     def _check(name: str, value: torch.Tensor) -> None:
@@ -118,13 +133,13 @@ class ARMAgent:
         """
         x = self._obs(np.asarray(obs["rgb"])[None], np.asarray(obs["point_cloud"])[None])
         low_dim = self._t(obs["low_dim"])[None]
-        q_map = self.attention(x, low_dim).min(dim=1).values
-        pixel = QAttention.argmax_pixel(q_map)
+        q, pixel = self._attend(x, low_dim)
+        q_map = q.min(dim=1).values[0] if q is not None else torch.zeros(x.shape[-2:])
         sample, _, mean = self.actor(crop(x, pixel, self.cfg.crop_size), low_dim,
                                      deterministic=not explore)
         action = sample if explore else mean
         return (pixel[0].cpu().numpy(), action[0].float().cpu().numpy(),
-                q_map[0].float().cpu().numpy())
+                q_map.float().cpu().numpy())
 
     # ------------------------------------------------------------------ learning
     def update(self, batch: dict[str, np.ndarray], weights=None) -> dict[str, Any]:
@@ -140,21 +155,38 @@ class ARMAgent:
         not_done = 1.0 - self._t(batch["terminal"])
         b = reward.shape[0]
         w_is = torch.ones(b, device=self.device) if weights is None else self._t(weights)
+        demo = self._t(batch["demo"]) if "demo" in batch else torch.zeros(b, device=self.device)
+        n_demo = demo.sum().clamp_min(1.0)
+        metrics: dict[str, Any] = {}
 
         # 1. Q-attention (double DQN on the next observation, Q regularisation) -------------
         with torch.no_grad():
-            next_pixel = QAttention.argmax_pixel(self.attention(next_obs, next_low_dim).min(1).values)
-            q_next = QAttention.at_pixel(self.attention_target(next_obs, next_low_dim),
-                                         next_pixel).min(dim=1).values
-            y_att = (reward + cfg.gamma * not_done * q_next).clamp(-cfg.q_clamp, cfg.q_clamp)
-        q_map = self.attention(obs, low_dim)  # (B, 2, H, W)
-        td_att = QAttention.at_pixel(q_map, pixel) - y_att[:, None]  # (B, 2)
-        q_reg = cfg.q_reg_weight * 0.5 * q_map.pow(2).sum(dim=(1, 2, 3))
-        attention_loss = (w_is * (td_att.pow(2).sum(1) + q_reg)).mean()
-        self._step("q_attention", attention_loss, self.attention_opt,
-                   list(self.attention.parameters()))
+            _, next_pixel = self._attend(next_obs, next_low_dim)
+        if self.attention is not None:
+            with torch.no_grad():
+                q_next = QAttention.at_pixel(self.attention_target(next_obs, next_low_dim),
+                                             next_pixel).min(dim=1).values
+                y_att = (reward + cfg.gamma * not_done * q_next).clamp(-cfg.q_clamp, cfg.q_clamp)
+            q_map = self.attention(obs, low_dim)  # (B, 2, H, W)
+            q_pixel = QAttention.at_pixel(q_map, pixel)  # (B, 2)
+            td_att = q_pixel - y_att[:, None]
+            q_reg = cfg.q_reg_weight * 0.5 * q_map.pow(2).sum(dim=(1, 2, 3))
+            attention_loss = (w_is * (td_att.pow(2).sum(1) + q_reg)).mean()
+            if cfg.demo_attention_weight:
+                # the demo pixel must win the softmax over all pixels (both heads)
+                margin = (torch.logsumexp(q_map.flatten(2), dim=2) - q_pixel).sum(1)
+                attention_demo = (demo * margin).sum() / n_demo
+                attention_loss = attention_loss + cfg.demo_attention_weight * attention_demo
+                metrics["q_attention_demo"] = attention_demo
+            self._step("q_attention", attention_loss, self.attention_opt,
+                       list(self.attention.parameters()))
+            td_att = td_att.detach().abs().mean(1)
+            metrics.update(q_attention_loss=attention_loss, q_reg=q_reg.mean(),
+                           q_attention_td=td_att.mean())
 
         # 2. confidence-aware critic on the crops ------------------------------------------
+        if self.attention is None:  # the whole image, whatever pixel a demo names
+            _, pixel = self._attend(obs, low_dim)
         crop_obs = crop(obs, pixel, cfg.crop_size)
         next_crop = crop(next_obs, next_pixel, cfg.crop_size)
         alpha = self.alpha.detach()
@@ -173,36 +205,44 @@ class ARMAgent:
 
         # 3. actor (SAC) and temperature ------------------------------------------------------
         self.critic.requires_grad_(False)
-        pi_action, log_pi, _ = self.actor(crop_obs, low_dim)
+        pi_action, log_pi, mean_action = self.actor(crop_obs, low_dim)
         q_pi = ConfidenceCritic.best(*self.critic(crop_obs, low_dim, pi_action)).min(dim=1).values
         actor_loss = (w_is * (alpha * log_pi - q_pi)).mean()
+        if cfg.demo_actor_weight:
+            error = self.actor.pose_error(mean_action, action, self.actor.anchor(crop_obs))
+            actor_demo = (demo * error).sum() / n_demo
+            actor_loss = actor_loss + cfg.demo_actor_weight * q_pi.detach().abs().mean().clamp_min(1.0) * actor_demo
+            metrics["actor_demo"] = actor_demo
         self._step("actor", actor_loss, self.actor_opt, list(self.actor.parameters()))
         self.critic.requires_grad_(True)
         alpha_loss = -(self.log_alpha * (log_pi.detach() + cfg.target_entropy)).mean()
         self._step("alpha", alpha_loss, self.alpha_opt, [self.log_alpha])
 
         # 4. target networks -----------------------------------------------------------------
-        _soft_update(self.attention, self.attention_target, cfg.tau)
+        if self.attention is not None:
+            _soft_update(self.attention, self.attention_target, cfg.tau)
         _soft_update(self.critic, self.critic_target, cfg.tau)
         self.updates += 1
 
-        priorities = 0.5 * (td_att.detach().abs().mean(1) + td_critic.abs().mean(1))
-        stats = torch.stack([attention_loss.detach(), critic_loss.detach(), actor_loss.detach(),
-                             alpha_loss.detach(), self.alpha.detach(), q_reg.mean().detach(),
-                             td_att.detach().abs().mean(), td_critic.abs().mean(),
-                             torch.sigmoid(conf_logit.detach()).mean(), log_pi.detach().mean()])
-        stats = stats.cpu().numpy()
-        names = ("q_attention_loss", "critic_loss", "actor_loss", "alpha_loss", "alpha",
-                 "q_reg", "q_attention_td", "critic_td", "confidence", "log_pi")
-        metrics: dict[str, Any] = {k: float(v) for k, v in zip(names, stats)}
-        metrics["priorities"] = priorities.cpu().numpy().astype(np.float64)
-        return metrics
+        td_critic = td_critic.abs().mean(1)
+        priorities = td_critic if self.attention is None else 0.5 * (td_att + td_critic)
+        metrics.update(critic_loss=critic_loss, actor_loss=actor_loss, alpha_loss=alpha_loss,
+                       alpha=self.alpha, critic_td=td_critic.mean(),
+                       confidence=torch.sigmoid(conf_logit.detach()).mean(), log_pi=log_pi.mean())
+        names = list(metrics)
+        values = torch.stack([metrics[k].detach().float() for k in names]).cpu().numpy()
+        out: dict[str, Any] = {k: float(v) for k, v in zip(names, values)}
+        out["priorities"] = priorities.cpu().numpy().astype(np.float64)
+        return out
+
+    _NETS = ("attention", "attention_target", "critic", "critic_target", "actor")
+    _OPTIMISERS = ("attention_opt", "critic_opt", "actor_opt", "alpha_opt")
 
     def check_parameters(self) -> None:
         """Raise NumericalError if any parameter is non-finite (call before saving)."""
-        for name, net in (("q_attention", self.attention), ("critic", self.critic),
-                          ("actor", self.actor)):
-            for pname, p in net.named_parameters():
+        for name in ("attention", "critic", "actor"):
+            net = getattr(self, name)
+            for pname, p in (net.named_parameters() if net is not None else ()):
                 self._check(f"{name} parameter {pname}", p)
         self._check("log_alpha", self.log_alpha)
 
@@ -210,29 +250,20 @@ class ARMAgent:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume (nets, targets, optimisers, temperature, config)."""
         self.check_parameters()
-        return {
-            "config": self.cfg.to_dict(),
-            "action_bounds": self.action_bounds.tolist(),
-            "updates": self.updates,
-            "attention": self.attention.state_dict(),
-            "attention_target": self.attention_target.state_dict(),
-            "critic": self.critic.state_dict(),
-            "critic_target": self.critic_target.state_dict(),
-            "actor": self.actor.state_dict(),
-            "log_alpha": self.log_alpha.detach().clone(),
-            "attention_opt": self.attention_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "alpha_opt": self.alpha_opt.state_dict(),
-        }
+        state: dict[str, Any] = {"config": self.cfg.to_dict(), "action_bounds": self.action_bounds.tolist(),
+                                 "updates": self.updates, "log_alpha": self.log_alpha.detach().clone()}
+        for key in self._NETS + self._OPTIMISERS:
+            part = getattr(self, key)
+            if part is not None:
+                state[key] = part.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key in ("attention", "attention_target", "critic", "critic_target", "actor"):
-            getattr(self, key).load_state_dict(state[key])
+        for key in self._NETS + self._OPTIMISERS:
+            if getattr(self, key) is not None:
+                getattr(self, key).load_state_dict(state[key])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"].to(self.device))
-        for key in ("attention_opt", "critic_opt", "actor_opt", "alpha_opt"):
-            getattr(self, key).load_state_dict(state[key])
         self.updates = int(state.get("updates", 0))
 
     @classmethod

@@ -18,7 +18,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ARMConfig", "CPU_DIFFERENCES", "PRESETS", "preset"]
+__all__ = ["ARMConfig", "CPU_DIFFERENCES", "PRESETS", "preset", "without_attention"]
 
 
 @dataclass
@@ -58,6 +58,13 @@ class ARMConfig:
     #: Q regularisation: lambda * 0.5 * sum over pixels (both heads) of Q^2, per sample.
     q_reg_weight: float = 1e-6
     attention_lr: float = 3e-3
+    #: weight of the demo loss of Q-attention (0: the paper's ARM). On demo transitions the demo
+    #: pixel must beat every other pixel: logsumexp over pixels of Q minus Q at the demo pixel
+    #: (a soft form of DQfD's large-margin loss; CQL's regulariser restricted to demos).
+    demo_attention_weight: float = 0.0
+    #: False: the paper's SAC baseline: no Q-attention, the pose agent sees the whole image
+    #: (``crop_size`` must then equal ``image_size``; see :func:`without_attention`).
+    q_attention: bool = True
 
     # ---------------------------------------------------------------- next-best-pose agent
     #: channels of the per-modality conv stem on the crop (RGB and point cloud each).
@@ -68,6 +75,14 @@ class ARMConfig:
     critic_layers: int = 4
     #: confidence regulariser weight w in bellman^2 * c - w * log c (authors: 1.0).
     confidence_weight: float = 1.0
+    #: predict xyz as an offset (within +-relative_xyz_range metres per axis) from the 3-D point
+    #: at the crop centre instead of anywhere inside the action bounds (the paper's form).
+    actor_relative_xyz: bool = False
+    relative_xyz_range: float = 0.1
+    #: weight of the actor's behaviour-cloning term on demo transitions (0: the paper's SAC).
+    #: TD3+BC's form: the squared error (normalised action space) is scaled by this times the
+    #: batch's mean |Q|, so the term keeps its balance with -Q whatever the reward scale.
+    demo_actor_weight: float = 0.0
     actor_lr: float = 3e-3
     critic_lr: float = 3e-3
     alpha_lr: float = 1e-3
@@ -105,6 +120,10 @@ class ARMConfig:
             raise ValueError(f"crop_size {self.crop_size} must be in [1, image_size]")
         if not 0 < self.tau <= 1 or not 0 <= self.gamma < 1:
             raise ValueError("need 0 < tau <= 1 and 0 <= gamma < 1")
+        if not self.q_attention and (self.crop_size != self.image_size or self.actor_relative_xyz):
+            raise ValueError("without Q-attention the pose agent sees the whole image: need "
+                             "crop_size == image_size and actor_relative_xyz False "
+                             "(use config.without_attention(cfg))")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (tuples become lists), for saving next to checkpoints."""
@@ -141,6 +160,12 @@ CPU_DIFFERENCES: dict[str, str] = {
                                            "gradients; DESIGN.md's ~1e-3 reference.",
     "log_std_min / log_std_max": "-10 / 2 (authors -40 / 4): a std of e^-40 is numerically "
                                  "deterministic and its log-prob (~ +320) dominates alpha*log_pi.",
+    "actor_relative_xyz": "True (paper False): xyz as an offset of +-10 cm from the attended "
+        "3-D point. With the paper's absolute form the actor collapsed to one constant pose in "
+        "a 20-minute run (1,548 updates): it must regress the crop's position from scratch.",
+    "demo_attention_weight / demo_actor_weight": "1.0 / 0.4 (paper 0 / 0): demo losses "
+        "(DQfD/CQL-style margin for Q-attention, TD3+BC for the actor). A few thousand CPU updates "
+        "are not enough for sparse-reward TD alone to single out the demo pixel and pose.",
 }
 
 PRESETS: dict[str, ARMConfig] = {
@@ -161,8 +186,17 @@ PRESETS: dict[str, ARMConfig] = {
         critic_lr=1e-3,
         log_std_min=-10.0,
         log_std_max=2.0,
+        actor_relative_xyz=True,
+        demo_attention_weight=1.0,
+        demo_actor_weight=0.4,
     ),
 }
+
+
+def without_attention(cfg: ARMConfig) -> ARMConfig:
+    """The paper's SAC baseline of ``cfg``: the same pose agent on the full image, no Q-attention."""
+    return cfg.replace(q_attention=False, crop_size=cfg.image_size, actor_relative_xyz=False,
+                       demo_attention_weight=0.0)
 
 
 def preset(name: str, **overrides: Any) -> ARMConfig:

@@ -166,11 +166,11 @@ def agent_observation(rgb, point_cloud, gripper_open, gripper_pose, gripper_join
                       episode_length: int = DEFAULT_EPISODE_LENGTH) -> dict:
     """What the agent sees at one decision: ``{"rgb", "point_cloud", "low_dim"}`` for ``ARMAgent.act``.
 
-    ``point_cloud`` (H, W, 3) world frame with NaN where the camera had no depth (NaN -> 0; the
-    networks add their own validity channel). The in-process trainer and the policy node both
-    build their input here, so the two paths cannot drift apart.
+    ``point_cloud`` (H, W, 3) world frame with NaN where the camera had no depth, kept as NaN as
+    in the demo transitions (the networks turn it into a validity channel). The in-process
+    trainer and the policy node both build their input here, so the two paths cannot drift apart.
     """
-    return {"rgb": np.asarray(rgb), "point_cloud": np.nan_to_num(np.asarray(point_cloud), nan=0.0),
+    return {"rgb": np.asarray(rgb), "point_cloud": np.asarray(point_cloud, dtype=np.float32),
             "low_dim": low_dim_state(gripper_open, gripper_pose, gripper_joint_positions, step,
                                      episode_length)}
 

@@ -145,7 +145,10 @@ class QAttention(nn.Module):
 class Actor(nn.Module):
     """Tanh-squashed Gaussian over 8-D next-best poses, from a crop and the low-dim state.
 
-    Squashed a in (-1, 1)^8 maps to: xyz inside ``action_bounds`` (2, 3); a quaternion (a[3:7]
+    Squashed a in (-1, 1)^8 maps to: xyz inside ``action_bounds`` (2, 3), or, with
+    ``cfg.actor_relative_xyz``, ``anchor + a[:3] * cfg.relative_xyz_range`` clipped into the
+    bounds, where the anchor is the 3-D point at the crop's centre (the Q-attention's pixel: the
+    crop was chosen there, so the pose is predicted around it); a quaternion (a[3:7]
     normalised, canonical sign); gripper (a[7] + 1) / 2 in [0, 1]. ``log_prob`` is of the
     squashed 8-D sample: Gaussian log-density of the pre-tanh sample u minus
     sum log(1 - tanh(u)^2), in the stable form 2 (log 2 - u - softplus(-2u)). The affine maps and
@@ -163,17 +166,43 @@ class Actor(nn.Module):
             nn.Linear(cfg.actor_hidden, cfg.actor_hidden), nn.LeakyReLU(0.02),
             nn.Linear(cfg.actor_hidden, 16))
         self.log_std_min, self.log_std_max = cfg.log_std_min, cfg.log_std_max
+        self.relative = cfg.actor_relative_xyz
+        self.relative_range = cfg.relative_xyz_range
         bounds = torch.as_tensor(action_bounds, dtype=torch.float32).reshape(2, 3)
         self.register_buffer("xyz_low", bounds[0].clone())
         self.register_buffer("xyz_high", bounds[1].clone())
 
-    def to_action(self, a: torch.Tensor) -> torch.Tensor:
+    def anchor(self, crop_obs: torch.Tensor) -> torch.Tensor:
+        """(B, 7, s, s) crops -> (B, 3) the world point at the crop centre (the middle of the
+        bounds where the camera had no depth there)."""
+        c = crop_obs.shape[-1] // 2
+        point, valid = crop_obs[:, 3:6, c, c], crop_obs[:, 6:7, c, c] > 0.5
+        return torch.where(valid, point, 0.5 * (self.xyz_low + self.xyz_high))
+
+    def to_action(self, a: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
         """Squashed (B, 8) in [-1, 1] -> pose actions (B, 8)."""
-        xyz = self.xyz_low + 0.5 * (a[:, :3] + 1.0) * (self.xyz_high - self.xyz_low)
+        if self.relative:
+            xyz = torch.maximum(torch.minimum(anchor + self.relative_range * a[:, :3], self.xyz_high),
+                                self.xyz_low)
+        else:
+            xyz = self.xyz_low + 0.5 * (a[:, :3] + 1.0) * (self.xyz_high - self.xyz_low)
         return torch.cat([xyz, canonical_quaternion_t(a[:, 3:7]), 0.5 * (a[:, 7:] + 1.0)], dim=1)
+
+    def pose_error(self, action: torch.Tensor, target: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
+        """Squared distance (B,) between pose actions in the squashed space of ``to_action``, so
+        position, rotation and gripper weigh alike. Rotation: 2 (1 - |<q, q_target>|), blind to
+        the quaternion's sign (q and -q are one rotation; a plain difference would punish the
+        canonical sign flip at w ~ 0, which is where every top-down demo pose lies)."""
+        if self.relative:
+            dxyz = (action[:, :3] - target[:, :3]) / self.relative_range
+        else:
+            dxyz = 2.0 * (action[:, :3] - target[:, :3]) / (self.xyz_high - self.xyz_low)
+        rotation = 2.0 * (1.0 - (action[:, 3:7] * target[:, 3:7]).sum(1).abs())
+        return dxyz.pow(2).sum(1) + rotation + (2.0 * (action[:, 7] - target[:, 7])).pow(2)
 
     def forward(self, crop_obs: torch.Tensor, low_dim: torch.Tensor, deterministic: bool = False):
         """-> (action (B, 8), log_prob (B,), mean action (B, 8))."""
+        anchor = self.anchor(crop_obs)
         x = self.stem(crop_obs)
         x = torch.cat([x, _tile(low_dim, *x.shape[-2:])], dim=1)
         x = self.convs(x).amax(dim=(2, 3))
@@ -186,7 +215,7 @@ class Actor(nn.Module):
         noise = (u - mu) / std
         log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(1)
         log_prob = log_prob - (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(1)
-        return self.to_action(torch.tanh(u)), log_prob, self.to_action(torch.tanh(mu))
+        return self.to_action(torch.tanh(u), anchor), log_prob, self.to_action(torch.tanh(mu), anchor)
 
 
 class _CriticNet(nn.Module):

@@ -17,7 +17,7 @@ import numpy as np
 
 from .agent import ARMAgent
 from .checkpoints import save_checkpoint
-from .config import preset
+from .config import preset, without_attention
 from .demo_dataset import action_bounds, agent_observation, load_demos
 from .plots import attention_snapshot, plot_learning_curve
 from .replay import PrioritizedReplay
@@ -43,6 +43,7 @@ class TrainSettings:
     checkpoint_every: int = 500  # updates
     keep_checkpoints: int = 5
     agent_overrides: dict = field(default_factory=dict)  # ARMConfig fields changed from the preset
+    attention: bool = True  # False: the paper's SAC baseline (config.without_attention)
 
 
 def sim_observation(obs, step: int, episode_length: int) -> dict:
@@ -95,6 +96,8 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
     run = Path(settings.out)
     run.mkdir(parents=True, exist_ok=True)
     cfg = preset(settings.preset, **settings.agent_overrides)
+    if not settings.attention:
+        cfg = without_attention(cfg)
     write_config(run, {"train": asdict(settings), "agent": cfg.to_dict()})
     demo_dir = run / "demos"
     if not (demo_dir / settings.task).exists():
@@ -129,14 +132,16 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
                 save_checkpoint(run, updates, agent.state_dict(), keep_last=settings.keep_checkpoints)
 
     def do_eval():
-        success = evaluate(task, agent, settings.eval_episodes, settings.episode_length, snapshot)
+        success = evaluate(task, agent, settings.eval_episodes, settings.episode_length,
+                           snapshot if settings.attention else None)
         curve.append({"env_steps": env_steps, "eval_success": success})
         logger.log(env_steps, eval_success=success, updates=updates, episodes=episodes,
                    **{k: v for k, v in metrics.items() if np.isscalar(v)})
         log(f"[{(time.monotonic() - start) / 60:5.1f} min] env steps {env_steps}  episodes {episodes}  "
             f"updates {updates}  eval success {success:.2f}  "
             + "  ".join(f"{k} {v:.3g}" for k, v in metrics.items() if np.isscalar(v)))
-        plot_learning_curve(curve, run / "learning_curve.png", title=f"ARM on {settings.task} ({settings.preset})")
+        method = "ARM" if settings.attention else "SAC (no Q-attention)"
+        plot_learning_curve(curve, run / "learning_curve.png", title=f"{method} on {settings.task} ({settings.preset})")
         return success
 
     next_eval = 0
@@ -150,7 +155,7 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
     save_checkpoint(run, updates, agent.state_dict(), keep_last=settings.keep_checkpoints)
     logger.close()
     task.close()
-    summary = {"task": settings.task, "preset": settings.preset, "eval_success": final, "env_steps": env_steps,
+    summary = {"task": settings.task, "preset": settings.preset, "attention": settings.attention, "eval_success": final, "env_steps": env_steps,
                "episodes": episodes, "updates": updates, "wall_seconds": round(time.monotonic() - start, 1)}
     write_summary(run, **summary)
     return summary

@@ -231,3 +231,96 @@ def test_q_attention_learns_to_attend_to_the_target():
     after = hit_rate()
     assert after >= 0.8, (before, after)
     assert after > before
+
+
+# --------------------------------------------------------------------------- cpu-preset additions
+
+
+def test_relative_actor_stays_within_range_of_the_attended_point():
+    cfg = TINY.replace(actor_relative_xyz=True, relative_xyz_range=0.05)
+    actor = Actor(cfg, BOUNDS)
+    x = torch.zeros(3, 7, 8, 8)
+    centre = torch.tensor([[0.1, 0.0, 1.0], [0.2, 0.3, 0.9], [0.0, 0.0, 0.0]])
+    x[:2, 3:6, 4, 4] = centre[:2]
+    x[:2, 6, 4, 4] = 1.0  # valid depth there; the third crop has none
+    for _ in range(5):
+        a, _, mean = actor(x, torch.randn(3, 11))
+        for act in (a, mean):
+            assert torch.all((act[:2, :3] - centre[:2]).abs() <= 0.05 + 1e-6)
+            middle = torch.as_tensor(BOUNDS).mean(0)
+            assert torch.all((act[2, :3] - middle).abs() <= 0.05 + 1e-6)
+    # the pose error is blind to the quaternion's sign and weighs 1 range like 1 of gripper
+    pose = torch.tensor([[0.1, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0]])
+    flipped = pose.clone()
+    flipped[:, 3:7] *= -1
+    anchor = actor.anchor(x)[:1]
+    assert actor.pose_error(pose, flipped, anchor).item() < 1e-6
+    moved = pose.clone()
+    moved[:, 2] += 0.05
+    assert torch.isclose(actor.pose_error(pose, moved, anchor), torch.tensor(1.0))
+
+
+def test_demo_actor_term_pulls_the_mean_pose_onto_the_demo_pose():
+    torch.manual_seed(0)
+    cfg = TINY.replace(actor_relative_xyz=True, demo_actor_weight=1.0, actor_lr=3e-3)
+    agent = ARMAgent(cfg, [[-0.2, -0.2, 0.8], [1.2, 1.2, 1.2]], "cpu")  # holds scene()'s points
+    b = batch_of(np.random.default_rng(6), 16)
+    b["demo"] = np.ones(16, bool)
+    # demo pose: 2 cm above the attended point, top-down, gripper open
+    x = obs_tensor(torch.as_tensor(b["rgb"]), torch.as_tensor(b["point_cloud"]))
+    anchor = agent.actor.anchor(crop(x, torch.as_tensor(b["pixel"]), cfg.crop_size)).numpy()
+    b["action"] = np.concatenate([anchor + [0, 0, 0.02], np.tile([1.0, 0, 0, 0], (16, 1)),
+                                  np.ones((16, 1))], axis=1).astype(np.float32)
+
+    def error():
+        with torch.no_grad():
+            _, _, mean = agent.actor(crop(x, torch.as_tensor(b["pixel"]), cfg.crop_size),
+                                     torch.as_tensor(b["low_dim"]))
+        return np.abs(mean.numpy() - b["action"]).max(axis=0)
+
+    before = error()
+    metrics = [agent.update(b, np.ones(16, np.float32))["actor_demo"] for _ in range(60)]
+    after = error()
+    assert metrics[-1] < 0.2 * metrics[0]
+    assert after[:3].max() < 0.01 and after[:3].max() < before[:3].max()  # within 1 cm
+    assert after[7] < 0.1  # gripper open
+
+
+def test_demo_attention_term_ranks_the_demo_pixel_higher():
+    """The same 60 updates with and without the demo term: with it, fewer pixels outrank the demo
+    pixel (the number of pixels whose min-head Q exceeds the demo pixel's, averaged)."""
+    b = batch_of(np.random.default_rng(8), 16)
+    b["demo"] = np.ones(16, bool)
+
+    def pixels_above_demo(weight):
+        torch.manual_seed(0)
+        agent = ARMAgent(TINY.replace(demo_attention_weight=weight), BOUNDS, "cpu")
+        demo_terms = [agent.update(b, np.ones(16, np.float32)).get("q_attention_demo") for _ in range(60)]
+        with torch.no_grad():
+            x = obs_tensor(torch.as_tensor(b["rgb"]), torch.as_tensor(b["point_cloud"]))
+            q = agent.attention(x, torch.as_tensor(b["low_dim"])).min(dim=1).values
+        at_demo = q[torch.arange(16), b["pixel"][:, 0], b["pixel"][:, 1]]
+        return (q.flatten(1) > at_demo[:, None]).sum(1).float().mean().item(), demo_terms
+
+    without, _ = pixels_above_demo(0.0)
+    with_term, terms = pixels_above_demo(10.0)
+    assert with_term < 0.85 * without, (with_term, without)
+    assert terms[-1] < terms[20]
+
+
+def test_without_attention_the_pose_agent_sees_the_whole_image():
+    from arm_policy.config import without_attention
+
+    cfg = without_attention(TINY)
+    assert cfg.crop_size == cfg.image_size and not cfg.q_attention
+    with pytest.raises(ValueError, match="whole image"):
+        TINY.replace(q_attention=False)
+    agent = ARMAgent(cfg, BOUNDS, "cpu")
+    assert agent.attention is None
+    b = batch_of(np.random.default_rng(9), 8)
+    m = agent.update(b, np.ones(8, np.float32))
+    assert "q_attention_loss" not in m and np.isfinite(m["critic_loss"])
+    pixel, action, q_map = agent.act({k: b[k][0] for k in ("rgb", "point_cloud", "low_dim")}, True)
+    assert tuple(pixel) == (8, 8) and action.shape == (8,) and not q_map.any()
+    clone = ARMAgent.from_state_dict(agent.state_dict(), "cpu")
+    assert clone.attention is None and clone.updates == 1

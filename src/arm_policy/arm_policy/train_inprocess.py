@@ -131,7 +131,11 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
             if updates % settings.checkpoint_every == 0:
                 save_checkpoint(run, updates, agent.state_dict(), keep_last=settings.keep_checkpoints)
 
+    eval_seconds = 0.0  # the last evaluation's duration: the final one must fit in the budget
+
     def do_eval():
+        nonlocal eval_seconds
+        began = time.monotonic()
         success = evaluate(task, agent, settings.eval_episodes, settings.episode_length,
                            snapshot if settings.attention else None)
         curve.append({"env_steps": env_steps, "eval_success": success})
@@ -142,10 +146,11 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
             + "  ".join(f"{k} {v:.3g}" for k, v in metrics.items() if np.isscalar(v)))
         method = "ARM" if settings.attention else "SAC (no Q-attention)"
         plot_learning_curve(curve, run / "learning_curve.png", title=f"{method} on {settings.task} ({settings.preset})")
+        eval_seconds = time.monotonic() - began
         return success
 
     next_eval = 0
-    while time.monotonic() < deadline:
+    while time.monotonic() + 1.2 * eval_seconds < deadline:
         if env_steps >= next_eval:
             do_eval()
             next_eval = env_steps + settings.eval_every

@@ -24,7 +24,7 @@ in-process trainer executes it), ``/arm/attention`` (Image rgb8: the RGB | Q hea
 crop drawn), ``/arm/policy/decision`` (String JSON: ``stamp_ns``, ``step``, ``explore``,
 ``pixel`` [row, col], ``action`` [8], ``checkpoint_step``, plus ``low_dim`` [11] and
 ``observation_stamp_ns``), and the exact input of the agent: ``/arm/policy/observation/rgb``,
-``/arm/policy/observation/points`` (NaN already replaced by 0, as the agent saw it),
+``/arm/policy/observation/points`` (NaN where the camera had no depth, as in the demos),
 ``/arm/policy/observation/low_dim`` (Float32MultiArray). The topics are those
 :mod:`arm_policy.episode_dataset` reads back from the recorder's bags.
 

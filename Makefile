@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PKGS := $(wildcard src/*/package.xml)
 PKG_SRC := $(shell find src -name '*.py' -o -name 'package.xml' -o -name 'setup.cfg' -o -name '*.xml' -o -name '*.yaml' 2>/dev/null)
 
-.PHONY: setup test demos bench clean
+.PHONY: setup test demos sim-train bench clean
 
 setup: $(VENV)/.deps-stamp install/.build-stamp
 
@@ -32,7 +32,17 @@ install/.build-stamp: $(VENV)/.deps-stamp $(PKG_SRC)
 test: setup
 	source env.sh && python -m pytest -q src test
 
-# The current main job: record scripted demonstrations as rosbag2 (MCAP) files.
+# The main job: the whole learning loop over ROS 2 (arm launch sim_train) with its embedded
+# defaults: reach_target, the cpu agent preset (64x64 images), 10 demos, a 30-minute budget that
+# includes the demos and the final evaluation. A fresh run folder each time; resume one with
+# `make sim-train RUN=runs/sim_train-...` (same command, same folder).
+TASK ?= reach_target
+MINUTES ?= 30
+RUN ?= runs/sim_train-$(shell date +%Y%m%d-%H%M%S)
+sim-train: setup
+	source env.sh && arm launch sim_train task:=$(TASK) preset:=cpu minutes:=$(MINUTES) run_dir:=$(RUN)
+
+# Record scripted demonstrations as rosbag2 (MCAP) files.
 demos: setup
 	source env.sh && arm demos --task reach_target --episodes 10 --seed 0 --out runs/demos-$$(date +%Y%m%d-%H%M%S)
 

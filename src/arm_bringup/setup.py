@@ -26,6 +26,7 @@ setup(
         "console_scripts": [
             "arm = arm_bringup.cli:main",
             "recorder = arm_bringup.recorder:main",
+            "episode_runner = arm_bringup.episode_runner:main",
         ],
     },
 )

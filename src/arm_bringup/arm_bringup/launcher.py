@@ -15,7 +15,9 @@ What ``ros2 launch`` does for a list of ``launch_ros`` Nodes, for machines witho
 * SIGINT/SIGTERM/SIGHUP to the launcher, or the exit of any node without ``respawn``, stop the
   rest: SIGINT to every group, after ``sigint_timeout`` SIGTERM, after ``sigterm_timeout``
   SIGKILL (a second Ctrl-C skips to the next step). A node with ``respawn`` is restarted after
-  ``respawn_delay`` seconds instead.
+  ``respawn_delay`` seconds instead, at most ``respawn_max_retries`` times (-1: always, as
+  launch_ros), and never after exit code 2 (our nodes' "bad parameter": a restart would fail
+  the same way); then its exit stops the rest like any other node's.
 
 Exit code (:func:`run`): 0 when the launch was stopped on request and every node stopped on
 SIGINT, or when the first node to exit exited with 0; ``10 + i`` when node ``i`` of the list (0-based) is
@@ -330,12 +332,20 @@ def run(
                     if child.pump is not None:
                         child.pump.join(timeout=1.0)  # print its last lines first
                     code = _describe_code(proc.returncode)
-                    if child.spec.respawn:
+                    retries = child.spec.respawn_max_retries
+                    spent = retries >= 0 and child.starts - 1 >= retries
+                    if child.spec.respawn and proc.returncode != EXIT_USAGE and not spent:
                         output.launch(f"{child.name} exited with code {code}; respawning in "
                                       f"{child.spec.respawn_delay:g} s")
                         child.restart_at = now + child.spec.respawn_delay
                     else:
-                        output.launch(f"{child.name} exited with code {code}; stopping the rest")
+                        why = ""
+                        if child.spec.respawn:
+                            why = (" (bad parameters: not respawning)"
+                                   if proc.returncode == EXIT_USAGE else
+                                   f" after {retries} respawns")
+                        output.launch(f"{child.name} exited with code {code}{why}; "
+                                      f"stopping the rest")
                         if proc.returncode != 0:
                             blamed = child
                         stop.set()
@@ -429,8 +439,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m arm_bringup.launcher NODES.json``: run a node list given as JSON.
 
     The file holds a list of objects with NodeSpec's fields (package, executable, name,
-    parameters, remappings, respawn, respawn_delay, params_files) and optionally ``path``: the
-    executable to run instead of looking it up.
+    parameters, remappings, respawn, respawn_delay, respawn_max_retries, params_files) and
+    optionally ``path``: the executable to run instead of looking it up.
     """
     import argparse
 

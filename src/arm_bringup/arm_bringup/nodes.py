@@ -68,8 +68,9 @@ class NodeSpec:
     ``parameters`` are the overrides applied after the params files (``-p k:=v`` on the command
     line; a dict after the YAML path in ``Node(parameters=[...])``). ``remappings`` are
     ``(from, to)`` pairs. ``respawn``: restart after ``respawn_delay`` seconds when it exits
-    (otherwise its exit stops the whole launch). ``condition``: the name of a boolean launch
-    argument that must be true for the node to run (None: always runs).
+    (otherwise its exit stops the whole launch), at most ``respawn_max_retries`` times (-1: no
+    limit). ``condition``: the name of a boolean launch argument that must be true for the node
+    to run (None: always runs).
     """
 
     package: str
@@ -79,6 +80,7 @@ class NodeSpec:
     remappings: list[tuple[str, str]] = field(default_factory=list)
     respawn: bool = False
     respawn_delay: float = 2.0
+    respawn_max_retries: int = -1
     params_files: list[str] = field(default_factory=list)
     condition: str | None = None
 
@@ -87,14 +89,17 @@ class NodeSpec:
 class LaunchArgument:
     """``name:=value`` on the command line.
 
-    ``targets``: the ``(node_name, parameter)`` pairs the value is written to; with targets the
-    default is read from the params file (``default`` stays None). Arguments without targets
-    (``params_file``, ``record``) carry their own ``default`` and are used by :func:`resolve`.
+    ``targets``: the ``(node_name, parameter)`` pairs the value is written to, or
+    ``(node_name, parameter, template)`` where the value is written as ``template.format(value)``
+    (``run_dir:=runs/x`` -> the recorder's ``output_dir`` ``runs/x/bags`` with ``"{}/bags"``);
+    with targets the default is read from the params file for the first target (``default``
+    stays None). Arguments without targets (``params_file``, ``record``) carry their own
+    ``default`` and are used by :func:`resolve`.
     """
 
     name: str
     description: str
-    targets: tuple[tuple[str, str], ...] = ()
+    targets: tuple[tuple[str, ...], ...] = ()
     default: str | None = None
 
 
@@ -135,6 +140,23 @@ def _control_node() -> NodeSpec:
 
 def _recorder() -> NodeSpec:
     return NodeSpec("arm_bringup", "recorder", "recorder", condition="record")
+
+
+def _policy_node() -> NodeSpec:
+    return NodeSpec("arm_policy", "policy_node", "policy_node")
+
+
+def _training_node() -> NodeSpec:
+    # Respawned: killed or crashed, it resumes from its newest checkpoint and the bags, while
+    # the actor keeps acting on the last weights it loaded.
+    # A crash loop ends after 10 restarts instead of running out the budget.
+    return NodeSpec("arm_policy", "training_node", "training_node", respawn=True,
+                    respawn_delay=2.0, respawn_max_retries=10)
+
+
+def _episode_runner() -> NodeSpec:
+    # Not respawned: its exit 0 at the end of the budget ends the whole launch.
+    return NodeSpec("arm_bringup", "episode_runner", "episode_runner")
 
 
 def _params_file_arg(preset: str) -> LaunchArgument:
@@ -196,11 +218,55 @@ REAL = Preset(
     ),
 )
 
-#: Launch configurations by name. `sim_train` (sim + policy_node + training_node + recorder)
-#: joins here with the training issue: add a Preset and a config/sim_train.yaml.
+SIM_TRAIN = Preset(
+    name="sim_train",
+    description="the whole learning loop on one machine: sim_node, perception_node, "
+                "control_node, recorder (one bag per episode), training_node (respawned), "
+                "policy_node and the episode_runner, whose exit at the end of the budget ends it",
+    params_file="sim_train.yaml",
+    nodes=(_sim_node(), _perception_node(), _control_node(),
+           dataclasses.replace(_recorder(), condition=None),  # the trainer's data: always on
+           _training_node(), _policy_node(), _episode_runner()),
+    arguments=(
+        LaunchArgument("task", "task to learn (see `arm tasks`)",
+                       (("episode_runner", "task"), ("sim_node", "task"),
+                        ("training_node", "task"))),
+        LaunchArgument("run_dir", "run folder: demos/, bags/, checkpoints/, metrics.csv, "
+                       "learning_curve.png, attention/, summary.json; an existing one is resumed",
+                       (("episode_runner", "run_dir"), ("training_node", "run_dir"),
+                        ("policy_node", "run_dir"), ("recorder", "output_dir", "{}/bags"))),
+        LaunchArgument("minutes", "wall-clock budget, final evaluation included (0: no limit)",
+                       (("episode_runner", "minutes"),)),
+        LaunchArgument("episodes", "training episodes of the run (0: no limit)",
+                       (("episode_runner", "episodes"),)),
+        LaunchArgument("preset", "agent preset (cpu: 64x64 images, paper: 128x128; set "
+                       "image_size to match)",
+                       (("training_node", "preset"), ("episode_runner", "preset"))),
+        LaunchArgument("image_size", "camera width and height: simulator, perception and demos",
+                       (("sim_node", "image_size"), ("perception_node", "image_size"),
+                        ("episode_runner", "image_size"))),
+        LaunchArgument("demos", "expert demos recorded into the run folder first",
+                       (("episode_runner", "demos"), ("training_node", "min_demos"))),
+        LaunchArgument("episode_length", "agent steps (next-best poses) per episode",
+                       (("episode_runner", "episode_length"), ("policy_node", "episode_length"),
+                        ("training_node", "episode_length"))),
+        LaunchArgument("eval_every", "training env steps between evaluations",
+                       (("episode_runner", "eval_every"),)),
+        LaunchArgument("eval_episodes", "episodes per evaluation (no exploration)",
+                       (("episode_runner", "eval_episodes"),)),
+        LaunchArgument("seed", "first demo seed; training episode i uses seed + 10000 + i",
+                       (("episode_runner", "seed"),)),
+        LaunchArgument("real_time", "true: simulate in real time; false: as fast as possible",
+                       (("sim_node", "real_time"),)),
+        _params_file_arg("sim_train"),
+    ),
+)
+
+#: Launch configurations by name.
 PRESETS: dict[str, Preset] = {
     "sim": SIM,
     "real": REAL,
+    "sim_train": SIM_TRAIN,
 }
 
 
@@ -270,7 +336,7 @@ def argument_defaults(preset: str | Preset,
         if arg.name == "params_file":
             out[arg.name] = str(path)
         elif arg.targets:
-            node, param = arg.targets[0]
+            node, param = arg.targets[0][:2]
             value = _file_value(params, node, param)
             out[arg.name] = "" if value is None else _to_text(value)
         else:
@@ -330,6 +396,10 @@ def _fit(where: str, text: str, reference: Any) -> Any:
     """Parse ``text`` as YAML and fit it to the type of the params file's ``reference``."""
     value = _parse_text(text)
     if reference is None:
+        if isinstance(value, dict):  # ROS parameters have no map type: rcl would refuse the -p
+            raise ArgumentError(f"{where}:={text!r}: a mapping is not a ROS parameter value; "
+                                f"to pass it as a string (e.g. JSON) quote it: "
+                                f"{where}:='\"...\"', or set it in the params file")
         return value
     if isinstance(reference, bool):
         if isinstance(value, bool):
@@ -391,8 +461,9 @@ def resolve(preset: str | Preset,
     overrides: dict[str, dict[str, Any]] = {n: {} for n in node_names}
     for name, text in given.items():
         if name in declared:
-            for node, param in declared[name].targets:
-                overrides[node][param] = _fit(name, text, _file_value(file_params, node, param))
+            for node, param, *template in declared[name].targets:
+                value = template[0].format(text) if template else text
+                overrides[node][param] = _fit(name, value, _file_value(file_params, node, param))
         elif "." in name:
             node, param = name.split(".", 1)
             overrides[node][param] = _fit(name, text, _file_value(file_params, node, param))
@@ -419,7 +490,8 @@ def describe_arguments(preset: str | Preset,
     for arg in preset.arguments:
         lines.append(f"    '{arg.name}':")
         lines.append(f"        {arg.description}")
-        sets = ", ".join(f"{n}.{p}" for n, p in arg.targets)
+        sets = ", ".join(f"{t[0]}.{t[1]}" + (f" as {t[2]!r}" if len(t) > 2 else "")
+                         for t in arg.targets)
         lines.append(f"        (default: '{defaults[arg.name]}'" + (f"; sets {sets})" if sets else ")"))
     lines.append("    'NODE.PARAMETER': any parameter of "
                  + ", ".join(s.name for s in preset.nodes))
@@ -485,17 +557,19 @@ def _launch_setup(context, preset_name: str, *args, **kwargs):
                      for k, v in spec.parameters.items()}
         extra: dict[str, Any] = {}
         if spec.respawn:
-            extra.update(respawn=True, respawn_delay=spec.respawn_delay)
+            extra.update(respawn=True, respawn_delay=spec.respawn_delay,
+                         respawn_max_retries=spec.respawn_max_retries)
         else:
             extra["on_exit"] = Shutdown(reason=f"{spec.name} exited")
-        actions.append(Node(
-            package=spec.package,
-            executable=spec.executable,
-            name=spec.name,
-            parameters=[*spec.params_files, overrides],
-            remappings=list(spec.remappings),
-            output="screen",
-            emulate_tty=True,
-            **extra,
-        ))
+        common = dict(package=spec.package, executable=spec.executable, name=spec.name,
+                      parameters=[*spec.params_files, overrides],
+                      remappings=list(spec.remappings), output="screen", emulate_tty=True)
+        try:
+            actions.append(Node(**common, **extra))
+        except TypeError:
+            if "respawn_max_retries" not in extra:
+                raise
+            # launch before Iron (Humble) has no respawn_max_retries: respawn without a limit
+            extra.pop("respawn_max_retries")
+            actions.append(Node(**common, **extra))
     return actions

@@ -134,6 +134,25 @@ def test_respawn_restarts_the_node_and_its_exits_do_not_stop_the_launch(launch, 
     assert wait_dead(starts + list(started_pids(w).values()), 2.0) == []
 
 
+def test_respawns_are_limited_and_a_bad_parameter_exit_is_not_respawned(launch, tmp_path):
+    w = launch([
+        node("steady", "sleeper"),
+        node("flaky", "sleeper", "--exit-after", "0.2", "--code", "1", respawn=True,
+             respawn_delay=0.2, respawn_max_retries=2),
+    ])
+    assert w.wait(timeout=30) == launcher.EXIT_NODE_BASE + 1, w.text
+    assert w.text.count("[launch] flaky exited with code 1; respawning in 0.2 s") == 2
+    assert "[launch] flaky exited with code 1 after 2 respawns; stopping the rest" in w.text
+    w = launch([
+        node("steady", "sleeper"),
+        node("misconfigured", "sleeper", "--exit-after", "0.2", "--code", "2", respawn=True,
+             respawn_delay=0.2),
+    ])
+    assert w.wait(timeout=30) == launcher.EXIT_NODE_BASE + 1, w.text
+    assert "[launch] misconfigured exited with code 2 (bad parameters: not respawning); " \
+        "stopping the rest" in w.text
+
+
 def test_sigkilled_launcher_takes_its_nodes_along(launch):
     w = launch([node("a", "sleeper"), node("b", "talker")])
     w.wait_for(r"^\[b\] ready")

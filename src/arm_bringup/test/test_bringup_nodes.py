@@ -262,3 +262,84 @@ def test_arm_launch_cli_usage_errors_show_args_and_print(capsys):
         ["sim_node", "perception_node", "control_node", "recorder"]
     assert "-r __node:=sim_node --params-file " in lines[0]
     assert lines[0].endswith("-p task:=stack_wine")
+
+
+# --------------------------------------------------------------------------- sim_train
+
+SIM_TRAIN_NODES = ["sim_node", "perception_node", "control_node", "recorder", "training_node",
+                   "policy_node", "episode_runner"]
+
+
+def _file_params(specs):
+    return nodes.load_params_file(specs[0].params_files[0])
+
+
+def test_sim_train_runs_the_seven_nodes_and_only_the_trainer_respawns():
+    specs = resolve("sim_train")
+    assert [s.name for s in specs] == SIM_TRAIN_NODES
+    assert [(s.package, s.executable) for s in specs] == [
+        ("arm_sim", "sim_node"), ("arm_perception", "perception_node"),
+        ("arm_control", "control_node"), ("arm_bringup", "recorder"),
+        ("arm_policy", "training_node"), ("arm_policy", "policy_node"),
+        ("arm_bringup", "episode_runner")]
+    assert [s.name for s in specs if s.respawn] == ["training_node"]
+    assert all(s.params_files == [str(nodes.config_dir() / "sim_train.yaml")] for s in specs)
+    assert all(s.parameters == {} for s in specs)
+
+
+def test_sim_train_params_are_consistent_across_nodes():
+    from arm_policy.config import PRESETS as AGENT_PRESETS
+
+    params = _file_params(resolve("sim_train"))
+    runner = params["episode_runner"]
+    size = AGENT_PRESETS[runner["preset"]].image_size
+    assert runner["preset"] == params["training_node"]["preset"] == "cpu" and size == 64
+    assert params["sim_node"]["image_size"] == params["perception_node"]["image_size"] == \
+        runner["image_size"] == size
+    run_dir = runner["run_dir"]
+    assert params["training_node"]["run_dir"] == params["policy_node"]["run_dir"] == run_dir
+    assert params["recorder"]["output_dir"] == f"{run_dir}/bags"
+    assert params["sim_node"]["task"] == params["training_node"]["task"] == runner["task"]
+    assert params["policy_node"]["episode_length"] == params["training_node"]["episode_length"] \
+        == runner["episode_length"] == 10
+    assert params["training_node"]["min_demos"] == runner["demos"] == 10
+    assert runner["minutes"] == 30.0 and params["sim_node"]["real_time"] is True
+    # the recorder keeps what the trainer turns into transitions (docs/design.md contract)
+    from arm_bringup.episode_runner import RECORDED
+
+    assert set(RECORDED) - {"/arm/episode"} <= set(params["recorder"]["topics"])
+    assert {"/arm/next_best_pose", "/arm/gripper_goal"} <= set(params["recorder"]["topics"])
+
+
+def test_sim_train_arguments_reach_every_node_that_needs_them():
+    specs = by_name(resolve("sim_train", ["run_dir:=/tmp/r", "image_size:=32", "minutes:=1.5",
+                                          "task:=pick_up_cup", "episode_length:=3",
+                                          "demos:=2", "preset:=paper"]))
+    for name in ("episode_runner", "training_node", "policy_node"):
+        assert specs[name].parameters["run_dir"] == "/tmp/r"
+    assert specs["recorder"].parameters == {"output_dir": "/tmp/r/bags"}
+    for name in ("sim_node", "perception_node", "episode_runner"):
+        assert specs[name].parameters["image_size"] == 32
+    for name in ("episode_runner", "training_node", "policy_node"):
+        assert specs[name].parameters["episode_length"] == 3
+    for name in ("sim_node", "training_node", "episode_runner"):
+        assert specs[name].parameters["task"] == "pick_up_cup"
+    assert specs["episode_runner"].parameters["minutes"] == 1.5
+    assert specs["training_node"].parameters["preset"] == "paper"
+    assert nodes.argument_defaults("sim_train")["run_dir"] == "runs/sim_train"
+    assert "recorder.output_dir as '{}/bags'" in nodes.describe_arguments("sim_train")
+
+
+def test_sim_train_launch_file_respawns_the_trainer_and_ends_with_the_others(monkeypatch):
+    _fake_launch_modules(monkeypatch)
+    declared, built = _run_launch_file(PKG_DIR / "launch" / "sim_train.launch.py",
+                                       {"run_dir": "/tmp/r", "minutes": "2"})
+    assert list(declared) == [a.name for a in nodes.PRESETS["sim_train"].arguments]
+    built = {n.kwargs["name"]: n for n in built}
+    assert list(built) == SIM_TRAIN_NODES
+    trainer = built.pop("training_node").kwargs
+    assert trainer["respawn"] is True and "on_exit" not in trainer
+    assert trainer["respawn_max_retries"] == 10
+    assert all(type(n.kwargs["on_exit"]).__name__ == "Shutdown" for n in built.values())
+    assert built["recorder"].kwargs["parameters"][1]["output_dir"].args == ("/tmp/r/bags",)
+    assert built["episode_runner"].kwargs["parameters"][1]["minutes"] == 2.0

@@ -1,0 +1,613 @@
+"""episode_runner: drives the episodes of `arm launch sim_train` (the actor side of the loop).
+
+Examples::
+
+    arm launch sim_train task:=reach_target minutes:=30 run_dir:=runs/reach
+    ros2 run arm_bringup episode_runner --ros-args -p task:=reach_target -p run_dir:=runs/reach \
+        -p minutes:=5.0 -p eval_every:=50 -p eval_episodes:=5
+
+At start it records the missing expert demos into ``run_dir/demos/TASK`` (in-process, the same
+bags as ``arm demos``), waits for the recorder and for the policy's first checkpoint, then runs
+training episodes (explore) and, every ``eval_every`` env steps, evaluation episodes (no
+exploration, fixed scenes) until the budget is spent; then a final evaluation, ``summary.json``
+and exit 0, which ends the launch.
+
+One episode (the contract in docs/design.md, "Learning over the graph")::
+
+    set sim_node's `seed` (rcl_interfaces SetParameters) -> /arm/sim/reset
+    /arm/episode "start train/episode_NNNNNN" (or eval/...)  -> the recorder opens a bag
+    /arm/policy/reset
+    per step: /arm/policy/act (explore) -> the next /arm/control/result -> reward
+              (-1 not reached, +1 /arm/task/success, else 0) -> /arm/episode/step (String JSON)
+    /arm/episode "end"
+
+An episode the graph cannot finish (the policy refuses or does not answer, no control result)
+is aborted (``/arm/episode abort``: the recorder drops its bag) and not counted; ``max_aborts``
+in a row end the run with exit code 1 and the reason. Stopped by Ctrl-C or the launcher, it
+still writes ``summary.json``.
+
+It writes to the run folder: ``config.json`` (its parameters; the trainer's are in
+``training/config.json``), ``metrics.csv`` (one row per evaluation: env_steps, eval_success,
+eval_return, episodes, updates, checkpoint_step, train_success, ...), ``learning_curve.png``,
+``attention/env_step_NNNNNNN.png`` (the /arm/attention heat map of the first decision of each
+evaluation) and ``summary.json`` (eval_success of the last evaluation, best_eval_success,
+env_steps, episodes, updates, checkpoint_step, wall_seconds, ...). Restarted on the same run
+folder it continues the episode numbers, env steps and metrics where the bags and metrics.csv
+end. The bookkeeping is ROS-free in ``arm_bringup.episodes``; this node only talks to the graph.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.srv import SetParameters
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import (QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy,
+                       qos_profile_sensor_data)
+from sensor_msgs.msg import Image
+from std_msgs.msg import Bool, String
+from std_srvs.srv import SetBool, Trigger
+
+from arm_bringup import episodes as ep
+
+RELIABLE = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
+STATUS_QOS = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
+                        durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+# Results and episode commands are commands, not samples (as the control node's QoS).
+COMMANDS = QoSProfile(depth=1000, reliability=QoSReliabilityPolicy.RELIABLE)
+
+EPISODE_TOPIC = "/arm/episode"
+STATUS_TOPIC = "/arm/training/status"
+#: Topics a recorder must be subscribed to before the first episode: the decision topics of the
+#: contract and the step messages; without them the training node would get empty bags.
+RECORDED = ["/arm/episode", ep.STEP_TOPIC, "/arm/policy/decision", "/arm/policy/observation/rgb",
+            "/arm/policy/observation/points", "/arm/policy/observation/low_dim"]
+
+
+class Shutdown(Exception):
+    """ROS was shut down (Ctrl-C, the launcher stopping us) while we waited."""
+
+
+class EpisodeAborted(Exception):
+    """The graph could not complete an episode (no decision, no control result): not the
+    agent's doing, so the episode is dropped instead of being learned from."""
+
+
+class EpisodeRunner(Node):
+    def __init__(self) -> None:
+        super().__init__("episode_runner")
+        d = lambda text: ParameterDescriptor(description=text)  # noqa: E731
+        self.declare_parameter("task", "reach_target", d("task name (see `arm tasks`)"))
+        self.declare_parameter("run_dir", "runs/sim_train", d("run folder shared with "
+                               "training_node and policy_node"))
+        self.declare_parameter("bag_dir", "", d("the recorder's output folder (empty: RUN_DIR/bags)"))
+        self.declare_parameter("seed", 0, d("first demo seed; training episode i uses seed+10000+i"))
+        self.declare_parameter("preset", "cpu", d("agent preset; image_size must fit it ('': no "
+                               "check, e.g. when training_node.agent_overrides sets image_size)"))
+        self.declare_parameter("image_size", 64, d("camera size of the demos it records (must "
+                               "match sim_node and the agent preset)"))
+        self.declare_parameter("episode_length", 10, d("agent steps (next-best poses) per episode"))
+        self.declare_parameter("minutes", 30.0, d("wall-clock budget of this launch, final "
+                               "evaluation included (0: no limit, stop after `episodes`)"))
+        self.declare_parameter("episodes", 0, d("training episodes of the run (0: no limit)"))
+        self.declare_parameter("eval_every", 250, d("training env steps between evaluations "
+                               "(0: only the final one)"))
+        self.declare_parameter("eval_episodes", 10, d("episodes per evaluation (no exploration)"))
+        self.declare_parameter("eval_at_start", False, d("also evaluate the untrained agent "
+                               "before the first training episode (costs one evaluation)"))
+        self.declare_parameter("demos", 10, d("expert demos the run folder must hold"))
+        self.declare_parameter("action_timeout", 15.0, d("seconds to wait for /arm/policy/act"))
+        self.declare_parameter("result_timeout", 30.0, d("seconds to wait for /arm/control/result"))
+        self.declare_parameter("checkpoint_timeout", 600.0, d("seconds to wait for the first "
+                               "checkpoint before giving up"))
+        self.declare_parameter("sim_node", "sim_node", d("name of the simulator node (its seed "
+                               "parameter is set before each reset)"))
+        self.declare_parameter("require_subscribers", RECORDED, d("topics a recorder must "
+                               "subscribe to before the first episode ([] : no recorder)"))
+        self.declare_parameter("success_window", 20, d("training episodes in the success rate"))
+        self.declare_parameter("max_aborts", 5, d("episodes in a row the graph may fail before "
+                               "the runner gives up with the reason (exit 1)"))
+        p = lambda name: self.get_parameter(name).value  # noqa: E731
+        self.settings = {name: param.value for name, param in
+                         sorted(self.get_parameters_by_prefix("").items())
+                         if name != "use_sim_time"}  # for config.json
+
+        from arm_sim.tasks import TASK_NAMES
+
+        self.task = p("task")
+        if self.task not in TASK_NAMES:
+            raise ValueError(f"unknown task {self.task!r}; valid tasks: {', '.join(TASK_NAMES)}")
+        self.image_size = int(p("image_size"))
+        self._check_preset(p("preset"), self.image_size)
+        self.run_dir = Path(p("run_dir")).expanduser()
+        self.bag_dir = Path(p("bag_dir")).expanduser() if p("bag_dir") else self.run_dir / "bags"
+        self.seed = int(p("seed"))
+        self.episode_length = int(p("episode_length"))
+        self.eval_every = int(p("eval_every"))
+        self.eval_episodes = int(p("eval_episodes"))
+        self.eval_at_start = bool(p("eval_at_start"))
+        self.demos = int(p("demos"))
+        self.action_timeout = float(p("action_timeout"))
+        self.result_timeout = float(p("result_timeout"))
+        self.checkpoint_timeout = float(p("checkpoint_timeout"))
+        self.required = [t for t in p("require_subscribers") if t]
+        for name, value, low in (("episode_length", self.episode_length, 1),
+                                 ("eval_episodes", self.eval_episodes, 1),
+                                 ("demos", self.demos, 0), ("eval_every", self.eval_every, 0)):
+            if value < low:
+                raise ValueError(f"{name} must be at least {low}, got {value}")
+        self.budget = ep.Budget(float(p("minutes")), int(p("episodes")))  # ValueError if neither
+        self.window = int(p("success_window"))
+        self.max_aborts = int(p("max_aborts"))
+        self.aborts = 0  # episodes in a row the graph failed
+
+        # ------------------------------------------------------------ graph
+        self.pub_episode = self.create_publisher(String, EPISODE_TOPIC, COMMANDS)
+        self.pub_step = self.create_publisher(String, ep.STEP_TOPIC, COMMANDS)
+        self.results: list[tuple[float, str]] = []  # (receive time, text)
+        self.success: tuple[float, bool] | None = None  # latest /arm/task/success
+        self.attention: deque[Image] = deque(maxlen=8)
+        self.status: dict[str, Any] = {}
+        self.create_subscription(String, "/arm/control/result", self._on_result, COMMANDS)
+        self.create_subscription(Bool, "/arm/task/success", self._on_success, RELIABLE)
+        # best effort matches a reliable or a best-effort publisher
+        self.create_subscription(Image, "/arm/attention", lambda m: self.attention.append(m),
+                                 qos_profile_sensor_data)
+        # transient local: training_node latches its status, so we get it at once
+        self.create_subscription(String, STATUS_TOPIC, self._on_status, STATUS_QOS)
+        self.act = self.create_client(SetBool, "/arm/policy/act")
+        self.policy_reset = self.create_client(Trigger, "/arm/policy/reset")
+        self.sim_reset = self.create_client(Trigger, "/arm/sim/reset")
+        self.sim_params = self.create_client(SetParameters, f"/{p('sim_node')}/set_parameters")
+        self.executor_ = SingleThreadedExecutor(context=self.context)
+        self.executor_.add_node(self)
+
+        self.counter = ep.EpisodeCounter(window=self.window)
+        self.last_eval_env_steps: int | None = None
+        self.eval_names: set[str] = set()
+        self.evals: list[dict[str, Any]] = []  # this launch's evaluations
+        self.previous_evals: list[dict[str, Any]] = []  # metrics.csv rows of earlier launches
+        self.episode_seconds: deque[float] = deque(maxlen=20)  # recent training episodes
+        self.eval_seconds: float | None = None
+        self.checkpoint_step: int | None = None
+        self.logger_ = None  # RunLogger, opened in run()
+
+    @staticmethod
+    def _check_preset(name: str, image_size: int) -> None:
+        from arm_policy.config import PRESETS  # a dataclass module: no torch import
+
+        if not name:
+            return
+        if name not in PRESETS:
+            raise ValueError(f"unknown agent preset {name!r}; presets: {', '.join(PRESETS)}")
+        if PRESETS[name].image_size != image_size:
+            raise ValueError(
+                f"image_size {image_size} does not fit agent preset {name!r}, which is built for "
+                f"{PRESETS[name].image_size}x{PRESETS[name].image_size} images; set image_size:="
+                f"{PRESETS[name].image_size} (sim_node, perception_node and the demos follow it)")
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_result(self, msg: String) -> None:
+        self.results.append((time.monotonic(), msg.data))
+
+    def _on_success(self, msg: Bool) -> None:
+        self.success = (time.monotonic(), bool(msg.data))
+
+    def _on_status(self, msg: String) -> None:
+        try:
+            status = json.loads(msg.data)
+        except ValueError:
+            return
+        if isinstance(status, dict):
+            self.status = status
+
+    # ------------------------------------------------------------------ waiting
+    def spin_until(self, done: Callable[[], bool], timeout: float, period: float = 0.05) -> bool:
+        """Process callbacks until ``done()`` or ``timeout`` seconds; raises Shutdown."""
+        end = time.monotonic() + timeout
+        while True:
+            if done():
+                return True
+            if not self.context.ok():
+                raise Shutdown()
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                self.executor_.spin_once(timeout_sec=min(period, left))
+            except ExternalShutdownException:
+                raise Shutdown() from None
+
+    def call(self, client, request, timeout: float):
+        """A service call that waits for the server first; None when it does not answer."""
+        if not self.spin_until(client.service_is_ready, timeout):
+            return None
+        future = client.call_async(request)
+        if not self.spin_until(future.done, timeout):
+            client.remove_pending_request(future)
+            return None
+        return future.result()
+
+    def wait_for_graph(self) -> None:
+        """Services of sim, policy and the recorder's subscriptions, with a line per wait."""
+        clients = [(self.sim_reset, "/arm/sim/reset"), (self.sim_params, self.sim_params.srv_name),
+                   (self.policy_reset, "/arm/policy/reset"), (self.act, "/arm/policy/act")]
+        for client, name in clients:
+            while not self.spin_until(client.service_is_ready, 10.0):
+                self.get_logger().info(f"waiting for the service {name}")
+        for topic in self.required:
+            while not self.spin_until(lambda t=topic: self.count_subscribers(t) > 0, 10.0):
+                self.get_logger().info(f"waiting for a recorder to subscribe to {topic}")
+
+    def wait_for_checkpoint(self) -> None:
+        """The policy answers act with success=False until training_node's first checkpoint."""
+        folder = self.run_dir / "checkpoints"
+        start = time.monotonic()
+        last_line = 0.0
+        while not any(folder.glob("step_*.pt")):
+            now = time.monotonic()
+            if now - start > self.checkpoint_timeout or self.budget.left() <= 0:
+                raise RuntimeError(f"no checkpoint in {folder} after {now - start:.0f} s; is "
+                                   f"training_node running and writing to this run_dir? "
+                                   f"({self._status_text()})")
+            if now - last_line >= 10.0:
+                last_line = now
+                state = f" ({self._status_text()})" if self.status else ""
+                self.get_logger().info(f"waiting for the first checkpoint in {folder}: "
+                                       f"training_node writes it once the demos are loaded{state}")
+            self.spin_until(lambda: False, 1.0)
+
+    # ------------------------------------------------------------------ start
+    def record_missing_demos(self) -> None:
+        from arm_sim.demos import record_demos
+
+        folder = self.run_dir / "demos"
+        missing = ep.missing_demo_seeds(folder / self.task, self.seed, self.demos)
+        if not missing:
+            self.get_logger().info(f"{self.demos} demos of {self.task} in {folder / self.task}")
+            return
+        self.get_logger().info(f"recording {len(missing)} of {self.demos} demos of {self.task} at "
+                               f"{self.image_size}x{self.image_size} into {folder / self.task}")
+        for first, count in ep.contiguous_runs(missing):
+            summary = record_demos(self.task, count, first, folder, self.image_size,
+                                   progress=self.get_logger().info)
+            if summary["successes"] < count:
+                self.get_logger().warning(f"{count - summary['successes']} of {count} expert demos "
+                                          f"failed (kept; the trainer decides what to use)")
+
+    def resume(self) -> None:
+        point = ep.scan_run(self.run_dir, self.bag_dir)
+        for bag, why in point.skipped:
+            self.get_logger().warning(f"skipping bag {bag}: {why}")
+        self.counter = ep.EpisodeCounter.resume(point, self.window)
+        self.last_eval_env_steps = point.last_eval_env_steps
+        self.eval_names = set(point.eval_names)
+        if (self.run_dir / "metrics.csv").is_file():
+            from arm_policy.run_log import read_metrics
+
+            self.previous_evals = [r for r in read_metrics(self.run_dir) if "eval_success" in r]
+        if point.next_episode:
+            self.get_logger().info(
+                f"resuming {self.run_dir}: {point.episodes} training episodes, {point.env_steps} "
+                f"env steps in {self.bag_dir / ep.TRAIN_DIR}; next episode {point.next_episode}"
+                + (f", last evaluation at env step {point.last_eval_env_steps}"
+                   if point.last_eval_env_steps is not None else ""))
+
+    # ------------------------------------------------------------------ one episode
+    def set_seed_and_reset(self, seed: int) -> None:
+        request = SetParameters.Request()
+        request.parameters = [Parameter("seed", value=int(seed)).to_parameter_msg()]
+        answer = self.call(self.sim_params, request, 10.0)
+        if answer is None or not answer.results or not answer.results[0].successful:
+            reason = answer.results[0].reason if answer is not None and answer.results else "no answer"
+            raise EpisodeAborted(f"cannot set the simulator's seed to {seed}: {reason}")
+        answer = self.call(self.sim_reset, Trigger.Request(), 10.0)
+        if answer is None or not answer.success:
+            raise EpisodeAborted(f"/arm/sim/reset failed: {answer.message if answer else 'no answer'}")
+        if f"seed={seed}" not in answer.message:
+            raise EpisodeAborted(f"/arm/sim/reset answered {answer.message!r}, expected seed={seed}")
+
+    def decide(self, explore: bool) -> dict[str, Any]:
+        """One /arm/policy/act call -> the decision JSON. A refusal (success=False: no fresh
+        observation yet, ...) is asked again up to twice; no answer aborts the episode at once,
+        since a late decision may still reach the arm."""
+        for attempt in range(3):
+            answer = self.call(self.act, SetBool.Request(data=explore), self.action_timeout)
+            if answer is None:
+                raise EpisodeAborted(f"/arm/policy/act did not answer within "
+                                     f"{self.action_timeout:g} s")
+            if answer.success:
+                try:
+                    return json.loads(answer.message)
+                except ValueError:
+                    raise EpisodeAborted(f"/arm/policy/act answered no decision JSON: "
+                                         f"{answer.message[:200]!r}") from None
+            self.spin_until(lambda: False, 1.0)
+        raise EpisodeAborted(f"the policy did not decide: {answer.message}")
+
+    def wait_result(self, since: int) -> tuple[str, bool]:
+        """The first control result after index ``since`` and the task success after it."""
+        if not self.spin_until(lambda: len(self.results) > since, self.result_timeout):
+            raise EpisodeAborted(f"no /arm/control/result within {self.result_timeout:g} s")
+        received, text = self.results[since]
+        # success as the simulator reports it after the move (it publishes at its control rate)
+        self.spin_until(lambda: self.success is not None and self.success[0] > received, 1.0)
+        return text, bool(self.success[1]) if self.success is not None else False
+
+    def run_episode(self, name: str, seed: int, explore: bool,
+                    snapshot: Path | None = None) -> tuple[int, float, bool, int]:
+        """(steps, return, success, checkpoint step) of one episode; EpisodeAborted if the graph
+        failed it (the recorder drops its bag)."""
+        try:
+            self.set_seed_and_reset(seed)
+            self.pub_episode.publish(String(data=f"start {name}"))
+            answer = self.call(self.policy_reset, Trigger.Request(), 10.0)
+            if answer is None or not answer.success:
+                raise EpisodeAborted(f"/arm/policy/reset failed: "
+                                     f"{answer.message if answer else 'no answer'}")
+            total, checkpoint = 0.0, -1
+            for step in range(self.episode_length):
+                since = len(self.results)
+                decision = self.decide(explore)
+                checkpoint = int(decision.get("checkpoint_step", -1))
+                if snapshot is not None and step == 0:
+                    self.save_attention(int(decision.get("stamp_ns", 0)), snapshot)
+                text, success = self.wait_result(since)
+                outcome = ep.outcome_of(text)
+                reward, terminal = ep.step_reward(outcome, success, step, self.episode_length)
+                total += reward
+                record = ep.StepRecord(step, reward, terminal, outcome, success and reward > 0,
+                                       int(decision.get("stamp_ns", 0)), name)
+                self.pub_step.publish(String(data=record.to_json()))
+                if terminal:
+                    break
+        except EpisodeAborted as err:
+            self.pub_episode.publish(String(data="abort"))
+            self.aborts += 1
+            if self.aborts >= self.max_aborts:
+                raise RuntimeError(f"{self.aborts} episodes in a row failed; the last: {err}") \
+                    from None
+            raise
+        self.aborts = 0
+        self.pub_episode.publish(String(data=f"end {name}"))
+        return step + 1, total, reward > 0, checkpoint
+
+    def save_attention(self, stamp_ns: int, path: Path) -> None:
+        """The /arm/attention heat map published with the decision of ``stamp_ns``, as PNG."""
+        import cv2
+
+        from arm_perception.ros_conversions import image_to_numpy, stamp_to_nanoseconds
+
+        def match():
+            return next((m for m in self.attention
+                         if stamp_to_nanoseconds(m.header.stamp) == stamp_ns), None)
+
+        if not self.spin_until(lambda: match() is not None, 2.0):
+            self.get_logger().warning(f"no /arm/attention image with the decision's stamp "
+                                      f"{stamp_ns}; no snapshot at {path.name}")
+            return
+        rgb = image_to_numpy(match(), kind="color")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+    # ------------------------------------------------------------------ progress
+    def _status_text(self) -> str:
+        """training_node's latest status (String JSON on /arm/training/status) as one line:
+        state, updates, replay size, checkpoint and the losses of the last update."""
+        st = self.status
+        if not st:
+            return "training status: none yet"
+        parts = [f"training {st.get('state', '?')}"]
+        for key, label in (("updates", "updates"), ("transitions", "replay"),
+                           ("checkpoint_step", "saved")):
+            if isinstance(st.get(key), (int, float)) and not isinstance(st.get(key), bool):
+                parts.append(f"{label} {st[key]:g}")
+        losses = st.get("losses")
+        if isinstance(losses, dict):
+            parts += [f"{k} {v:.3g}" for k, v in losses.items()
+                      if isinstance(v, (int, float)) and math.isfinite(v)]
+        if st.get("error"):
+            parts.append(f"error {st['error']}")
+        return "  ".join(parts)
+
+    def updates(self) -> int | None:
+        value = self.status.get("updates", self.status.get("step"))
+        return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    def progress(self, what: str) -> None:
+        c = self.counter
+        rate = c.success_rate()
+        evals = self.previous_evals + self.evals
+        last = f"{evals[-1]['eval_success']:.2f}" if evals else "-"
+        self.get_logger().info(
+            f"[{self.budget.elapsed() / 60:5.1f} min] {what}  env steps {c.env_steps}  "
+            f"episodes {c.episodes}  train success {'-' if math.isnan(rate) else f'{rate:.2f}'}"
+            f" (last {len(c.recent)})  eval success {last}  checkpoint {self.checkpoint_step}  "
+            + self._status_text())
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self) -> dict[str, Any]:
+        t0 = time.monotonic()
+        env_steps = self.counter.env_steps
+        wins, returns, steps, checkpoints = 0, [], 0, []
+        done = 0
+        for i in range(self.eval_episodes):
+            name = ep.eval_episode_name(env_steps, i, self.eval_names)
+            snapshot = (self.run_dir / "attention" / f"env_step_{env_steps:07d}.png") if i == 0 else None
+            for attempt in range(3):
+                try:
+                    n, total, success, checkpoint = self.run_episode(
+                        name, ep.eval_seed(i), explore=False, snapshot=snapshot)
+                    break
+                except EpisodeAborted as err:
+                    self.get_logger().warning(f"{name} aborted ({err}); retrying")
+            else:
+                self.get_logger().error(f"{name} failed 3 times; left out of the evaluation")
+                continue
+            self.eval_names.add(name)
+            done += 1
+            wins += success
+            returns.append(total)
+            steps += n
+            checkpoints.append(checkpoint)
+        self.eval_seconds = time.monotonic() - t0
+        self.last_eval_env_steps = env_steps
+        rate = wins / done if done else math.nan
+        self.checkpoint_step = min(checkpoints) if checkpoints else self.checkpoint_step
+        row = {"env_steps": env_steps, "eval_success": rate,
+               "eval_return": sum(returns) / len(returns) if returns else math.nan,
+               "eval_episodes": done, "eval_steps": steps, "episodes": self.counter.episodes,
+               "checkpoint_step": self.checkpoint_step if self.checkpoint_step is not None else -1,
+               "eval_seconds": round(self.eval_seconds, 1)}
+        rate_train = self.counter.success_rate()
+        if not math.isnan(rate_train):
+            row["train_success"] = rate_train
+        if self.updates() is not None:
+            row["updates"] = self.updates()
+        self.evals.append(row)
+        self.logger_.log(env_steps, **row)
+        self.plot()
+        self.progress(f"EVAL {wins}/{done} success ({self.eval_seconds:.0f} s)")
+        return row
+
+    def plot(self) -> None:
+        from arm_policy.plots import plot_learning_curve
+        from arm_policy.run_log import read_metrics
+
+        rows = [r for r in read_metrics(self.run_dir) if "eval_success" in r]
+        plot_learning_curve(rows, self.run_dir / "learning_curve.png",
+                            title=f"ARM on {self.task} over ROS 2 (sim_train)")
+
+    def eval_estimate(self) -> float:
+        """Seconds an evaluation takes: the last one, else eval_episodes average episodes."""
+        if self.eval_seconds is not None:
+            return self.eval_seconds
+        return self.eval_episodes * self.episode_estimate(mean=True)
+
+    def episode_estimate(self, mean: bool = False) -> float:
+        """Seconds of a training episode: the longest (or the mean) of the recent ones; before
+        any, 2.5 s per pose (a move at half speed in real time)."""
+        recent = self.episode_seconds
+        if not recent:
+            return self.episode_length * 2.5
+        return sum(recent) / len(recent) if mean else max(recent)
+
+    # ------------------------------------------------------------------ the run
+    def run(self) -> int:
+        from arm_policy.run_log import RunLogger, write_config
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        # the run's episode settings; training_node writes its own to training/config.json
+        write_config(self.run_dir, {"episode_runner": self.settings,
+                                    "training_config": "training/config.json"})
+        self.record_missing_demos()
+        self.resume()
+        self.logger_ = RunLogger(self.run_dir, tensorboard=False)
+        try:
+            self.wait_for_graph()
+            self.wait_for_checkpoint()
+            limits = [f"{self.budget.seconds / 60:g} min"] if math.isfinite(self.budget.seconds) \
+                else []
+            limits += [f"{self.budget.episodes} training episodes"] if self.budget.episodes else []
+            self.get_logger().info(
+                f"running {self.task}: episodes of up to {self.episode_length} poses, evaluation "
+                f"({self.eval_episodes} episodes) every {self.eval_every} env steps; budget "
+                + " or ".join(limits))
+            self.loop()
+            if self.last_eval_env_steps != self.counter.env_steps or not self.evals:
+                self.evaluate()
+        finally:
+            self.finish()
+        return 0
+
+    def loop(self) -> None:
+        margin = 10.0  # seconds for the launch to stop every node after we exit
+        while True:
+            c = self.counter
+            reserve = self.eval_estimate() * 1.1 + margin
+            if ep.eval_due(c.env_steps, self.last_eval_env_steps, self.eval_every,
+                           self.eval_at_start):
+                if self.budget.left() < reserve * 2:
+                    return  # no time for this one and the final one: the final one it is
+                self.evaluate()
+                continue
+            if self.budget.training_done(c.episodes, reserve + self.episode_estimate()):
+                return
+            name = ep.train_episode_name(c.next_episode)
+            t0 = time.monotonic()
+            try:
+                steps, total, success, checkpoint = self.run_episode(
+                    name, ep.train_seed(self.seed, c.next_episode), explore=True)
+            except EpisodeAborted as err:
+                self.get_logger().warning(f"{name} aborted, not counted: {err}")
+                c.skip_episode()
+                continue
+            self.episode_seconds.append(time.monotonic() - t0)
+            self.checkpoint_step = checkpoint
+            c.finish_episode(steps, success)
+            self.progress(f"{name} {'SUCCESS' if success else 'failure'} in {steps} steps "
+                          f"(return {total:+g})")
+
+    def finish(self) -> None:
+        """summary.json from what this launch saw (also when it is stopped early)."""
+        from arm_policy.run_log import write_summary
+
+        if self.logger_ is not None:
+            self.logger_.close()
+        evals = self.previous_evals + self.evals
+        last = evals[-1] if evals else {}
+        best = max((e["eval_success"] for e in evals if not math.isnan(e["eval_success"])),
+                   default=None)
+        eval_success = last.get("eval_success")
+        write_summary(
+            self.run_dir, task=self.task,
+            eval_success=None if eval_success is None or math.isnan(eval_success) else eval_success,
+            best_eval_success=best, env_steps=self.counter.env_steps,
+            episodes=self.counter.episodes,
+            episodes_this_launch=self.counter.episodes - self.counter.resumed_episodes,
+            updates=self.updates(), checkpoint_step=self.checkpoint_step,
+            eval_episodes=self.eval_episodes, evaluations_this_launch=len(self.evals),
+            wall_seconds=round(self.budget.elapsed(), 1))
+        line = f"summary: {self.run_dir / 'summary.json'}"
+        if self.context.ok():
+            self.get_logger().info(line)
+        else:  # stopped by Ctrl-C / the launcher: /rosout is gone, stderr still reaches people
+            print(f"[episode_runner] {line}", file=sys.stderr, flush=True)
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    code = 0
+    node = None
+    try:
+        try:
+            node = EpisodeRunner()
+        except ValueError as err:  # a bad parameter: say which, exit 2 like our other nodes
+            rclpy.logging.get_logger("episode_runner").fatal(str(err))
+            return 2
+        code = node.run()
+        if code == 0:
+            node.get_logger().info("budget spent; run finished")
+    except (KeyboardInterrupt, Shutdown, ExternalShutdownException):
+        code = 0  # stopped by the launcher or Ctrl-C: finish() has written the summary
+    except RuntimeError as err:
+        rclpy.logging.get_logger("episode_runner").fatal(str(err))
+        code = 1
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,6 +6,8 @@ Examples:
     arm demos --task pick_up_cup --episodes 5 --out runs/demos --image-size 64
     arm train --inprocess --task reach_target --preset cpu --demos 10 --minutes 30 --out runs/reach
     arm launch sim task:=pick_up_cup
+    arm launch sim_train task:=reach_target minutes:=30 run_dir:=runs/reach
+    arm launch sim_train --show-args
     arm topic list
     arm topic echo /joint_states --once
     arm topic hz /camera/front/color/image_raw

@@ -286,7 +286,7 @@ def test_policy_node_acts_reloads_and_survives_a_corrupt_checkpoint(policy, harn
     assert len(transitions) == len(decisions) >= 6
     for k, (t, d) in enumerate(zip(transitions, decisions)):
         np.testing.assert_array_equal(t.rgb, rgb)
-        np.testing.assert_array_equal(t.point_cloud, np.nan_to_num(points))  # as the agent saw it
+        np.testing.assert_array_equal(t.point_cloud, points)  # as the agent saw it (NaN depth kept)
         np.testing.assert_allclose(t.low_dim, d["low_dim"], atol=1e-6)
         assert t.pixel.tolist() == d["pixel"] and t.index == d["step"]
         np.testing.assert_allclose(t.action, d["action"], atol=1e-6)

@@ -4,6 +4,7 @@ Examples:
     python bench/bench_learning.py                       # updates/s and decision latency (about 3 min)
     python bench/bench_learning.py --only latency
     python bench/bench_learning.py --only reach --minutes 30   # env steps / wall time to 90% on reach_target
+    python bench/bench_learning.py --only reach --run runs/reach   # the same figures from a finished run
 
 Figures:
     updates   ARM updates per second at batch 32 and 128 for each preset (CPU; CUDA too when present)
@@ -13,6 +14,7 @@ Figures:
 """
 import argparse
 import json
+import pathlib
 import sys
 import tempfile
 import time
@@ -82,25 +84,41 @@ def bench_latency(devices, decisions=50):
                  p95=round(float(np.percentile(ms, 95)), 2), target="<= 20")
 
 
-def bench_reach(minutes, preset_name="cpu"):
+def reach_figures(run, start: float, minutes, preset_name: str) -> None:
+    """Emit env steps and wall time to the first evaluation >= 90% of the run folder ``run``
+    (in-process or sim_train layout: metrics.csv with step, wall_time, eval_success)."""
     from arm_policy.run_log import read_metrics
+
+    run = pathlib.Path(run)
+    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
+    first = next((r for r in read_metrics(run) if r.get("eval_success", 0) >= 0.9), None)
+    extra = {"budget_minutes": minutes, "preset": preset_name, "final_eval_success": summary.get("eval_success"),
+             "run": str(run)}
+    emit("reach_target_env_steps_to_90pct", None if first is None else first["step"], "env steps", **extra)
+    emit("reach_target_wall_seconds_to_90pct", None if first is None else first["wall_time"] - start, "s", **extra)
+
+
+def bench_reach(minutes, preset_name="cpu", run=None):
     from arm_policy.train_inprocess import TrainSettings, train
 
+    if run is not None:  # an existing run folder: its config.json is written when training starts
+        config = json.loads((pathlib.Path(run) / "config.json").read_text())
+        reach_figures(run, (pathlib.Path(run) / "config.json").stat().st_mtime,
+                      config["train"]["minutes"], config["train"]["preset"])
+        return
     with tempfile.TemporaryDirectory() as run:
         start = time.time()  # metrics.csv's wall_time is epoch seconds
-        summary = train(TrainSettings(task="reach_target", preset=preset_name, demos=10, minutes=minutes, out=run),
-                        log=lambda line: print(line, file=sys.stderr, flush=True))
-        first = next((r for r in read_metrics(run) if r.get("eval_success", 0) >= 0.9), None)
-    emit("reach_target_env_steps_to_90pct", None if first is None else first["step"], "env steps",
-         budget_minutes=minutes, preset=preset_name, final_eval_success=summary["eval_success"])
-    emit("reach_target_wall_seconds_to_90pct", None if first is None else first["wall_time"] - start, "s",
-         budget_minutes=minutes, preset=preset_name)
+        train(TrainSettings(task="reach_target", preset=preset_name, demos=10, minutes=minutes, out=run),
+              log=lambda line: print(line, file=sys.stderr, flush=True))
+        reach_figures(run, start, minutes, preset_name)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=["updates", "latency", "reach"])
     parser.add_argument("--minutes", type=float, default=30.0, help="budget of the reach figure")
+    parser.add_argument("--run", help="reach figure from this finished `arm train --inprocess` run "
+                        "folder instead of a new run")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per updates figure")
     args = parser.parse_args()
     import torch
@@ -111,7 +129,7 @@ def main():
     if args.only in (None, "latency"):
         bench_latency(devices)
     if args.only == "reach":  # a half-hour run: only when asked
-        bench_reach(args.minutes)
+        bench_reach(args.minutes, run=args.run)
     return 0
 
 

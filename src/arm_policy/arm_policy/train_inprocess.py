@@ -24,6 +24,7 @@ from .replay import PrioritizedReplay
 from .run_log import RunLogger, write_config, write_summary
 
 EVAL_SEED_BASE = 1_000_000  # evaluation scenes never overlap the demo or training seeds
+PROGRESS_SECONDS = 30.0  # between progress lines while training (evaluations always print one)
 
 
 @dataclass
@@ -149,13 +150,19 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
         eval_seconds = time.monotonic() - began
         return success
 
-    next_eval = 0
+    next_eval, last_progress, recent = 0, time.monotonic(), []
     while time.monotonic() + 1.2 * eval_seconds < deadline:
         if env_steps >= next_eval:
             do_eval()
             next_eval = env_steps + settings.eval_every
-        run_episode(task, agent, settings.seed + 10_000 + episodes, True, settings.episode_length, learn)
+        recent = (recent + [run_episode(task, agent, settings.seed + 10_000 + episodes, True,
+                                        settings.episode_length, learn)])[-20:]
         episodes += 1
+        if time.monotonic() - last_progress >= PROGRESS_SECONDS:
+            last_progress = time.monotonic()
+            log(f"[{(last_progress - start) / 60:5.1f} min] env steps {env_steps}  episodes {episodes}  "
+                f"updates {updates}  exploring success (last {len(recent)}) {np.mean(recent):.2f}  "
+                f"next eval at {next_eval} env steps")
     final = do_eval()
     save_checkpoint(run, updates, agent.state_dict(), keep_last=settings.keep_checkpoints)
     logger.close()

@@ -107,7 +107,20 @@ class ARMAgent:
             b, _, h, w = obs.shape
             return None, torch.tensor([h // 2, w // 2], device=self.device).expand(b, 2)
         q = (net or self.attention)(obs, low_dim)
-        return q, QAttention.argmax_pixel(q.min(dim=1).values)
+        return q, QAttention.argmax_pixel(self._in_workspace(q.min(dim=1).values, obs))
+
+    def _in_workspace(self, q: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        """(B, H, W) Q with pixels outside the widened action bounds at -inf
+        (``attention_workspace_margin``); an image without any such pixel is left as it is."""
+        margin = self.cfg.attention_workspace_margin
+        if margin < 0:
+            return q
+        bounds = torch.as_tensor(self.action_bounds, device=obs.device)
+        lo, hi = (bounds[0] - margin)[None, :, None, None], (bounds[1] + margin)[None, :, None, None]
+        points, valid = obs[:, 3:6], obs[:, 6] > 0  # obs_tensor's layout: rgb, xyz, validity
+        inside = valid & ((points >= lo) & (points <= hi)).all(dim=1)
+        inside = inside | ~inside.flatten(1).any(dim=1)[:, None, None]
+        return q.masked_fill(~inside, float("-inf"))
 
     @staticmethod
     def _check(name: str, value: torch.Tensor) -> None:

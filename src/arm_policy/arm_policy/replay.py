@@ -3,7 +3,9 @@
 P(i) = p_i^alpha / sum_k p_k^alpha; importance weights w_i = (N P(i))^-beta / max_batch w, so in
 (0, 1]; beta is annealed linearly from ``beta`` to ``beta_final`` over ``beta_steps`` sample
 calls; new items get the largest priority seen so far. Demo and agent transitions share one
-buffer (a ``demo`` flag is kept). Storage is compact numpy: RGB uint8, point clouds float16
+buffer (a ``demo`` flag is kept); with ``demo_fraction`` f > 0 a batch takes round(f B) items
+from the demos and the rest from the agent's transitions, each part prioritised within its own
+kind, and P(i) is that mixture's probability, so the importance weights stay exact. Storage is compact numpy: RGB uint8, point clouds float16
 (NaN kept: no depth), the rest float32/int64; memory is allocated on the first ``add``.
 """
 from __future__ import annotations
@@ -62,12 +64,16 @@ class PrioritizedReplay:
 
     def __init__(self, capacity: int, alpha: float = 0.7, beta: float = 0.5,
                  beta_final: float = 1.0, beta_steps: int = 40_000, eps: float = 1e-6,
-                 seed: int | None = None):
+                 seed: int | None = None, demo_fraction: float = 0.0):
         if capacity < 1:
             raise ValueError("capacity must be >= 1")
+        if not 0 <= demo_fraction < 1:
+            raise ValueError(f"demo_fraction {demo_fraction} must be in [0, 1)")
+        self.demo_fraction = float(demo_fraction)
         self.capacity, self.alpha, self.eps = int(capacity), float(alpha), float(eps)
         self.beta0, self.beta_final, self.beta_steps = float(beta), float(beta_final), int(beta_steps)
-        self.tree = SumTree(self.capacity)
+        self.tree = SumTree(self.capacity)  # every item
+        self.kind_trees = {True: SumTree(self.capacity), False: SumTree(self.capacity)}  # demo / agent
         self.rng = np.random.default_rng(seed)
         self.max_priority = 1.0
         self.samples_drawn = 0  # sample() calls, for beta annealing
@@ -78,7 +84,7 @@ class PrioritizedReplay:
     @classmethod
     def from_config(cls, cfg: ARMConfig, seed: int | None = None) -> "PrioritizedReplay":
         return cls(cfg.replay_capacity, cfg.replay_alpha, cfg.replay_beta, cfg.replay_beta_final,
-                   cfg.replay_beta_steps, cfg.priority_eps, seed)
+                   cfg.replay_beta_steps, cfg.priority_eps, seed, cfg.replay_demo_fraction)
 
     def __len__(self) -> int:
         return self._size
@@ -123,7 +129,7 @@ class PrioritizedReplay:
             arr[i] = t[k]
         p = self.max_priority if priority is None else max(float(priority), self.eps)
         self.max_priority = max(self.max_priority, p)
-        self.tree.set(i, p ** self.alpha)
+        self._set_priority(np.array([i]), np.array([p ** self.alpha]))
         self._next = (i + 1) % self.capacity
         self._size = min(self._size + 1, self.capacity)
         return i
@@ -139,21 +145,46 @@ class PrioritizedReplay:
         """
         if self._size == 0:
             raise ValueError("cannot sample from an empty replay")
-        total = self.tree.total
-        edges = np.linspace(0.0, total, batch_size + 1)
-        mass = self.rng.uniform(edges[:-1], edges[1:])
-        idx = np.minimum(self.tree.find(np.minimum(mass, np.nextafter(total, 0))), self._size - 1)
-        pri = self.tree.get(idx)
-        bad = pri <= 0  # float round-off landing on an empty leaf: resample uniformly
-        if bad.any():
-            idx[bad] = self.rng.integers(0, self._size, bad.sum())
-            pri = self.tree.get(idx)
-        probs = pri / total
+        demo_mass, agent_mass = self.kind_trees[True].total, self.kind_trees[False].total
+        n_demo = int(round(self.demo_fraction * batch_size))
+        if self.demo_fraction == 0 or demo_mass <= 0 or agent_mass <= 0 or n_demo in (0, batch_size):
+            idx, probs = self._sample_tree(self.tree, batch_size)
+        else:
+            d_idx, d_probs = self._sample_tree(self.kind_trees[True], n_demo)
+            a_idx, a_probs = self._sample_tree(self.kind_trees[False], batch_size - n_demo)
+            idx = np.concatenate([d_idx, a_idx])
+            share = n_demo / batch_size
+            probs = np.concatenate([share * d_probs, (1 - share) * a_probs])
         weights = (self._size * probs) ** (-self.beta)
         weights = (weights / weights.max()).astype(np.float32)
         self.samples_drawn += 1
         batch = {k: arr[idx] for k, arr in self._store.items()}
         return batch, idx, weights
+
+    def _sample_tree(self, tree: SumTree, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """n stratified draws from ``tree`` -> (indices, their probabilities within the tree)."""
+        total = tree.total
+        edges = np.linspace(0.0, total, n + 1)
+        mass = self.rng.uniform(edges[:-1], edges[1:])
+        idx = np.minimum(tree.find(np.minimum(mass, np.nextafter(total, 0))), self._size - 1)
+        pri = tree.get(idx)
+        bad = pri <= 0  # float round-off landing on an empty leaf: redraw among the tree's items
+        if bad.any():
+            live = np.flatnonzero(tree.get(np.arange(self._size)) > 0)
+            idx[bad] = self.rng.choice(live, bad.sum())
+            pri = tree.get(idx)
+        return idx, pri / total
+
+    def _set_priority(self, idx: np.ndarray, stored: np.ndarray) -> None:
+        """Stored priorities (already ^alpha) of slots ``idx``, in the shared and kind trees."""
+        self.tree.set(idx, stored)
+        demo = self._store["demo"][idx]
+        for kind in (True, False):
+            mine = demo == kind
+            if mine.any():
+                self.kind_trees[kind].set(idx[mine], stored[mine])
+            if (~mine).any():  # a ring slot that changed kind is emptied in the other tree
+                self.kind_trees[kind].set(idx[~mine], 0.0)
 
     def update_priorities(self, indices, priorities) -> None:
         """Set priorities (e.g. |TD error|) of sampled items; stored as (p + eps)^alpha."""
@@ -161,4 +192,4 @@ class PrioritizedReplay:
         if not np.all(np.isfinite(p)):
             raise ValueError("non-finite priority")
         self.max_priority = max(self.max_priority, float(p.max()))
-        self.tree.set(np.asarray(indices, dtype=np.int64), p ** self.alpha)
+        self._set_priority(np.asarray(indices, dtype=np.int64), p ** self.alpha)

@@ -324,3 +324,25 @@ def test_without_attention_the_pose_agent_sees_the_whole_image():
     assert tuple(pixel) == (8, 8) and action.shape == (8,) and not q_map.any()
     clone = ARMAgent.from_state_dict(agent.state_dict(), "cpu")
     assert clone.attention is None and clone.updates == 1
+
+
+def test_attention_only_picks_points_inside_the_widened_workspace():
+    """With attention_workspace_margin the argmax (acting and the double-DQN target) skips pixels
+    whose 3-D point is outside the action bounds + margin or has no depth, whatever their Q."""
+    torch.manual_seed(0)
+    bounds = np.array([[0.0, 0.0, 0.9], [0.2, 0.2, 1.1]], np.float32)
+    agent = ARMAgent(TINY.replace(attention_workspace_margin=0.05), bounds, device="cpu")
+    rng = np.random.default_rng(0)
+    rgb, _, _ = scene(rng)
+    pc = np.full((16, 16, 3), [1.0, 1.0, 1.0], np.float32)  # everything far outside...
+    pc[10:12, 3:5] = [0.22, 0.1, 1.0]  # ...but a 2x2 patch within 5 cm of the bounds
+    pc[10, 3] = np.nan  # (one of them without depth)
+    for _ in range(5):
+        low_dim = rng.normal(size=11).astype(np.float32)
+        pixel, _, q_map = agent.act({"rgb": rgb, "point_cloud": pc, "low_dim": low_dim}, explore=False)
+        assert tuple(pixel) in {(10, 4), (11, 3), (11, 4)}
+        assert np.isfinite(q_map).all()  # the published heat map stays the raw Q
+    # An image with no pixel in the workspace still gets a decision.
+    far = np.full((16, 16, 3), 5.0, np.float32)
+    pixel, _, _ = agent.act({"rgb": rgb, "point_cloud": far, "low_dim": low_dim}, explore=False)
+    assert pixel.shape == (2,)

@@ -109,3 +109,37 @@ def test_from_config_and_errors():
     r.add(_transition(0))
     with pytest.raises(ValueError):
         r.update_priorities([0], [np.nan])
+
+
+def test_demo_fraction_keeps_the_demos_in_every_batch_with_exact_weights():
+    """10 demos among 990 agent transitions: half of every batch is still demos, and the importance
+    weights are those of the mixture (demo items 50x more likely than their 1% share)."""
+    r = PrioritizedReplay(capacity=1000, alpha=1.0, beta=1.0, seed=0, demo_fraction=0.5)
+    for i in range(1000):
+        r.add(_transition(i), demo=i < 10)
+    batch, idx, w = r.sample(32)
+    assert batch["demo"].sum() == 16 and np.all(idx[:16] < 10) and np.all(idx[16:] >= 10)
+    # P(demo) = 0.5/10, P(agent) = 0.5/990 at equal priorities; w = (N P)^-1 / max.
+    np.testing.assert_allclose(w[:16], (10 / 990), rtol=1e-5)
+    np.testing.assert_allclose(w[16:], 1.0, rtol=1e-5)
+
+    # Priorities still act within each kind: one agent item with all the agent mass.
+    r.update_priorities(np.arange(10, 1000), np.full(990, 1e-9))
+    r.update_priorities([500], [1.0])
+    batch, idx, _ = r.sample(32)
+    assert np.all(idx[16:] == 500) and np.all(idx[:16] < 10)
+
+
+def test_demo_fraction_falls_back_to_one_buffer_while_a_kind_is_missing():
+    r = PrioritizedReplay(capacity=8, seed=0, demo_fraction=0.5)
+    for i in range(8):
+        r.add(_transition(i), demo=True)
+    batch, _, w = r.sample(6)
+    assert batch["demo"].all() and np.all((w > 0) & (w <= 1))
+    # The ring overwrites demo slots with agent items: they leave the demo part.
+    for i in range(6):
+        r.add(_transition(100 + i), demo=False)
+    batch, idx, _ = r.sample(8)
+    assert batch["demo"].sum() == 4 and set(idx[:4]) <= {6, 7} and set(idx[4:]) <= set(range(6))
+    with pytest.raises(ValueError, match="demo_fraction"):
+        PrioritizedReplay(capacity=8, demo_fraction=1.0)

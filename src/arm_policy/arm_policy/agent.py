@@ -149,7 +149,8 @@ class ARMAgent:
         q, pixel = self._attend(x, low_dim)
         q_map = q.min(dim=1).values[0] if q is not None else torch.zeros(x.shape[-2:])
         sample, _, mean = self.actor(crop(x, pixel, self.cfg.crop_size), low_dim,
-                                     deterministic=not explore)
+                                     deterministic=not explore,
+                                     noise_scale=self.cfg.exploration_noise_scale)
         action = sample if explore else mean
         return (pixel[0].cpu().numpy(), action[0].float().cpu().numpy(),
                 q_map.float().cpu().numpy())

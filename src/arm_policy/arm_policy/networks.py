@@ -200,8 +200,10 @@ class Actor(nn.Module):
         rotation = 2.0 * (1.0 - (action[:, 3:7] * target[:, 3:7]).sum(1).abs())
         return dxyz.pow(2).sum(1) + rotation + (2.0 * (action[:, 7] - target[:, 7])).pow(2)
 
-    def forward(self, crop_obs: torch.Tensor, low_dim: torch.Tensor, deterministic: bool = False):
-        """-> (action (B, 8), log_prob (B,), mean action (B, 8))."""
+    def forward(self, crop_obs: torch.Tensor, low_dim: torch.Tensor, deterministic: bool = False,
+                noise_scale: float = 1.0):
+        """-> (action (B, 8), log_prob (B,), mean action (B, 8)). ``noise_scale`` < 1 samples a
+        narrower behaviour policy (exploration only; learning always uses 1)."""
         anchor = self.anchor(crop_obs)
         x = self.stem(crop_obs)
         x = torch.cat([x, _tile(low_dim, *x.shape[-2:])], dim=1)
@@ -211,7 +213,7 @@ class Actor(nn.Module):
         log_std = self.log_std_max - F.softplus(self.log_std_max - log_std)
         log_std = self.log_std_min + F.softplus(log_std - self.log_std_min)
         std = log_std.exp()
-        u = mu if deterministic else mu + std * torch.randn_like(mu)
+        u = mu if deterministic else mu + noise_scale * std * torch.randn_like(mu)
         noise = (u - mu) / std
         log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(1)
         log_prob = log_prob - (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(1)

@@ -346,3 +346,16 @@ def test_attention_only_picks_points_inside_the_widened_workspace():
     far = np.full((16, 16, 3), 5.0, np.float32)
     pixel, _, _ = agent.act({"rgb": rgb, "point_cloud": far, "low_dim": low_dim}, explore=False)
     assert pixel.shape == (2,)
+
+
+def test_exploration_noise_scale_narrows_only_the_behaviour_policy():
+    torch.manual_seed(0)
+    actor = Actor(TINY, BOUNDS)
+    x = obs_tensor(torch.zeros(1, 16, 16, 3, dtype=torch.uint8), torch.zeros(1, 16, 16, 3))
+    crops, low_dim = crop(x, torch.tensor([[8, 8]]), 8).expand(500, -1, -1, -1), torch.zeros(500, 11)
+    with torch.no_grad():
+        wide, _, mean = actor(crops, low_dim)
+        narrow, _, _ = actor(crops, low_dim, noise_scale=0.25)
+    spread = lambda a: (a[:, :3] - mean[:, :3]).abs().mean().item()  # noqa: E731
+    assert spread(narrow) < 0.4 * spread(wide)
+    assert spread(narrow) > 0  # still exploring

@@ -28,6 +28,9 @@ def test_a_tiny_run_leaves_a_complete_run_folder(tmp_path):
     assert list((run / "attention").glob("*.png"))
     evals = [r for r in read_metrics(run) if "eval_success" in r]
     assert len(evals) >= 2
+    for row in evals:  # every evaluation says which part of the agent was off
+        assert 0 <= row["eval_attention_on_keyframe"] <= 1 and 0 <= row["eval_unexecutable"] <= 1
+        assert row["eval_attention_error_px"] >= 0 and row["eval_pose_error_cm"] >= 0
 
     checkpoint = load_latest_valid(run)
     assert checkpoint is not None and checkpoint.step == summary["updates"]
@@ -40,3 +43,34 @@ def test_a_tiny_run_leaves_a_complete_run_folder(tmp_path):
     task.close()
     assert q_map.shape == (32, 32) and np.all((0 <= pixel) & (pixel < 32))
     assert action.shape == (8,) and abs(np.linalg.norm(action[3:7]) - 1) < 1e-4
+
+
+def test_an_episode_reports_each_parts_distance_from_the_expert_keyframe():
+    """An agent that attends to the expert's keyframe pixel and goes to its pose has both errors
+    ~0 and succeeds; the report is what tells a failing run's attention from its pose agent."""
+    from arm_sim.environment import Environment
+    from arm_policy.train_inprocess import _expert_keyframe, run_episode
+
+    task = Environment(image_size=(32, 32)).get_task("reach_target")
+
+    class Expert:  # stands in for ARMAgent.act with the scripted expert's answer
+        def act(self, o, explore):
+            _, px = _expert_keyframe(task, obs)
+            pose = task.task.expert(task.sim)[0].pose
+            return px, np.r_[pose, 1.0].astype(np.float32), np.zeros((32, 32))
+
+    _, obs = task.reset(seed=3)
+    result = run_episode(task, Expert(), seed=3, explore=False, episode_length=2)
+    assert result.success and result.outcome == "success"
+    assert result.attention_error_px == 0 and result.pose_error_m < 1e-6
+
+    class Wrong(Expert):
+        def act(self, o, explore):
+            px, action, q = super().act(o, explore)
+            return px + 5, action + np.r_[0.0, 0.0, 0.3, np.zeros(5)].astype(np.float32), q
+
+    result = run_episode(task, Wrong(), seed=3, explore=False, episode_length=2)
+    task.close()
+    assert not result.success and result.outcome != "success"
+    assert abs(result.attention_error_px - np.hypot(5, 5)) < 1e-6
+    assert abs(result.pose_error_m - 0.3) < 1e-5

@@ -5,6 +5,7 @@ Examples:
     arm demos --task reach_target --episodes 10 --seed 0 --out runs/demos
     arm demos --task pick_up_cup --episodes 5 --out runs/demos --image-size 64
     arm train --inprocess --task reach_target --preset cpu --demos 10 --minutes 30 --out runs/reach
+    arm evaluate runs/reach --all
     arm launch sim task:=pick_up_cup
     arm launch sim_train task:=reach_target minutes:=30 run_dir:=runs/reach
     arm launch sim_train --show-args
@@ -24,6 +25,23 @@ def _cmd_tasks(args) -> int:
 
     print("\n".join(TASK_NAMES))
     return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from arm_policy.train_inprocess import evaluate_checkpoints
+
+    if args.episodes < 1:
+        print("arm evaluate: --episodes must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        results = evaluate_checkpoints(args.run, args.episodes, args.all,
+                                       log=lambda line: print(line, file=sys.stderr, flush=True))
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        print(f"arm evaluate: {e}", file=sys.stderr)
+        return 1
+    for r in results:
+        print(json.dumps(r))
+    return 0 if results else 1
 
 
 def _cmd_demos(args) -> int:
@@ -63,7 +81,8 @@ def _cmd_train(args) -> int:
         return 2
     settings = TrainSettings(task=args.task, preset=args.preset, demos=args.demos, minutes=args.minutes,
                              out=args.out, seed=args.seed, eval_every=args.eval_every,
-                             eval_episodes=args.eval_episodes, attention=not args.no_attention)
+                             eval_episodes=args.eval_episodes, keep_checkpoints=args.keep_checkpoints,
+                             attention=not args.no_attention)
     summary = train(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(json.dumps(summary))
     return 0
@@ -153,9 +172,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the first demo; training seeds follow")
     p.add_argument("--eval-every", type=int, default=100, help="environment steps between evaluations")
     p.add_argument("--eval-episodes", type=int, default=25, help="episodes per evaluation (default 25)")
+    p.add_argument("--keep-checkpoints", type=int, default=5,
+                   help="checkpoints kept (one every 500 updates; default 5, the newest)")
     p.add_argument("--no-attention", action="store_true",
                    help="the paper's SAC baseline: the pose agent on the full image, no Q-attention")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a run's checkpoints in-process, saying what failed",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description=(
+                           "Examples:\n"
+                           "    arm evaluate runs/reach\n"
+                           "    arm evaluate runs/sim_train-20261202-001500 --episodes 10\n"
+                           "    arm evaluate runs/reach --all        # every kept checkpoint: where did it decay?\n\n"
+                           "Runs the evaluation scenes of training (fixed seeds, no exploration) on the\n"
+                           "in-process simulator. Per episode (stderr): the outcome, how far the attended pixel\n"
+                           "was from the scripted expert's first keyframe, and how far the first pose was from\n"
+                           "it. One JSON line per checkpoint on stdout (eval_success, attention on keyframe,\n"
+                           "median errors, unexecutable fraction)."))
+    p.add_argument("run", help="run folder of `arm train --inprocess` or `arm launch sim_train`")
+    p.add_argument("--episodes", type=int, default=25, help="evaluation scenes (default 25)")
+    p.add_argument("--all", action="store_true", help="every kept checkpoint, oldest first (default: newest)")
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("demos", help="record scripted expert demonstrations as rosbag2 (MCAP)",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description=(

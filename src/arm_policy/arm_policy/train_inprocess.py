@@ -8,6 +8,7 @@ learning_curve.png, attention/ (snapshots) and summary.json.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,22 +54,48 @@ def sim_observation(obs, step: int, episode_length: int) -> dict:
                              obs.gripper_joint_positions, step, episode_length)
 
 
+@dataclass
+class EpisodeResult:
+    """How one episode went, and at its first decision how far each part of the agent was from
+    the scripted expert's first keyframe (the next-best pose a demo of this scene would take)."""
+
+    success: bool
+    outcome: str  # "success", "out of steps" or the unexecutable pose's outcome ("ik_failed", ...)
+    attention_error_px: float  # attended pixel -> expert keyframe's pixel (Q-attention's error)
+    pose_error_m: float  # chosen xyz -> expert keyframe's xyz (the next-best-pose agent's error)
+
+
+def _expert_keyframe(task, obs) -> tuple[np.ndarray, np.ndarray]:
+    """(xyz, pixel) of the scripted expert's first waypoint in the scene just reset."""
+    from .demo_dataset import target_pixel
+
+    xyz = np.asarray(task.task.expert(task.sim)[0].pose[:3], dtype=np.float64)
+    return xyz, target_pixel(xyz, obs.camera_intrinsics, obs.camera_extrinsics, obs.front_rgb.shape)
+
+
 def run_episode(task, agent: ARMAgent, seed: int, explore: bool, episode_length: int,
-                on_transition: Callable[[dict], None] | None = None, snapshot: Callable | None = None) -> bool:
+                on_transition: Callable[[dict], None] | None = None,
+                snapshot: Callable | None = None) -> EpisodeResult:
     """One episode: reset, then next-best poses until success, an unexecutable pose (reward -1,
-    as in the paper) or episode_length poses. Returns success."""
+    as in the paper) or episode_length poses."""
     from arm_sim.environment import InvalidActionError
 
     _, obs = task.reset(seed=seed)
+    expert_xyz, expert_pixel = _expert_keyframe(task, obs)
+    attention_error = pose_error = float("nan")
+    outcome = "out of steps"
     for step in range(episode_length):
         o = sim_observation(obs, step, episode_length)
         pixel, action, q_map = agent.act(o, explore=explore)
-        if snapshot is not None and step == 0:
-            snapshot(o["rgb"], q_map, pixel)
+        if step == 0:
+            attention_error = float(np.linalg.norm(pixel - expert_pixel))
+            pose_error = float(np.linalg.norm(action[:3] - expert_xyz))
+            if snapshot is not None:
+                snapshot(o["rgb"], q_map, pixel)
         try:
             next_obs, reward, terminal = task.step(np.r_[action[:7], float(action[7] > 0.5)])
-        except InvalidActionError:
-            next_obs, reward, terminal = obs, -1.0, True
+        except InvalidActionError as e:
+            next_obs, reward, terminal, outcome = obs, -1.0, True, e.outcome
         terminal = terminal or step == episode_length - 1
         if on_transition is not None:
             n = sim_observation(next_obs, step + 1, episode_length)
@@ -78,14 +105,34 @@ def run_episode(task, agent: ARMAgent, seed: int, explore: bool, episode_length:
                            "next_low_dim": n["low_dim"]})
         obs = next_obs
         if terminal:
-            return reward > 0
-    return False
+            break
+    success = reward > 0
+    return EpisodeResult(success, "success" if success else outcome, attention_error, pose_error)
 
 
-def evaluate(task, agent, episodes: int, episode_length: int, snapshot=None) -> float:
-    wins = sum(run_episode(task, agent, EVAL_SEED_BASE + i, False, episode_length,
-                           snapshot=snapshot if i == 0 else None) for i in range(episodes))
-    return wins / episodes
+def summarise(results: list[EpisodeResult]) -> dict[str, float]:
+    """Success rate and why the rest failed: ``attention_on_keyframe`` (first attended pixel within
+    2 px of the expert's keyframe), median first-decision errors, the fraction of episodes ended by
+    an unexecutable pose."""
+    attention = np.array([r.attention_error_px for r in results])
+    return {"eval_success": float(np.mean([r.success for r in results])),
+            "eval_attention_on_keyframe": float(np.mean(attention <= 2.0)),
+            "eval_attention_error_px": float(np.median(attention)),
+            "eval_pose_error_cm": float(np.median([100 * r.pose_error_m for r in results])),
+            "eval_unexecutable": float(np.mean([r.outcome not in ("success", "out of steps")
+                                                for r in results]))}
+
+
+def evaluate(task, agent, episodes: int, episode_length: int, snapshot=None,
+             on_episode: Callable[[int, EpisodeResult], None] | None = None) -> dict[str, float]:
+    """:func:`summarise` of ``episodes`` evaluation scenes (fixed seeds), without exploration."""
+    results = []
+    for i in range(episodes):
+        results.append(run_episode(task, agent, EVAL_SEED_BASE + i, False, episode_length,
+                                   snapshot=snapshot if i == 0 else None))
+        if on_episode is not None:
+            on_episode(i, results[-1])
+    return summarise(results)
 
 
 def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
@@ -137,16 +184,25 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
     def do_eval():
         nonlocal eval_seconds
         began = time.monotonic()
-        success = evaluate(task, agent, settings.eval_episodes, settings.episode_length,
-                           snapshot if settings.attention else None)
-        curve.append({"env_steps": env_steps, "eval_success": success})
-        logger.log(env_steps, eval_success=success, updates=updates, episodes=episodes,
+        result = evaluate(task, agent, settings.eval_episodes, settings.episode_length,
+                          snapshot if settings.attention else None)
+        success = result["eval_success"]
+        curve.append({"env_steps": env_steps, **result})
+        logger.log(env_steps, **result, updates=updates, episodes=episodes,
                    **{k: v for k, v in metrics.items() if np.isscalar(v)})
         log(f"[{(time.monotonic() - start) / 60:5.1f} min] env steps {env_steps}  episodes {episodes}  "
-            f"updates {updates}  eval success {success:.2f}  "
+            f"updates {updates}  eval success {success:.2f}  (attention on the keyframe "
+            f"{result['eval_attention_on_keyframe']:.2f}, median pose error "
+            f"{result['eval_pose_error_cm']:.1f} cm, unexecutable {result['eval_unexecutable']:.2f})  "
             + "  ".join(f"{k} {v:.3g}" for k, v in metrics.items() if np.isscalar(v)))
         method = "ARM" if settings.attention else "SAC (no Q-attention)"
-        plot_learning_curve(curve, run / "learning_curve.png", title=f"{method} on {settings.task} ({settings.preset})")
+        # beside success: how often Q-attention alone was right (the first decision's pixel)
+        attention_curve = [{"env_steps": r["env_steps"], "eval_success": r["eval_attention_on_keyframe"]}
+                           for r in curve] if settings.attention else None
+        plot_learning_curve(curve, run / "learning_curve.png", label=f"{method} success",
+                            title=f"{method} on {settings.task} ({settings.preset})",
+                            compare=("attention within 2 px of the expert keyframe", attention_curve)
+                            if attention_curve else None)
         eval_seconds = time.monotonic() - began
         return success
 
@@ -156,7 +212,7 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
             do_eval()
             next_eval = env_steps + settings.eval_every
         recent = (recent + [run_episode(task, agent, settings.seed + 10_000 + episodes, True,
-                                        settings.episode_length, learn)])[-20:]
+                                        settings.episode_length, learn).success])[-20:]
         episodes += 1
         if time.monotonic() - last_progress >= PROGRESS_SECONDS:
             last_progress = time.monotonic()
@@ -171,3 +227,49 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
                "episodes": episodes, "updates": updates, "wall_seconds": round(time.monotonic() - start, 1)}
     write_summary(run, **summary)
     return summary
+
+
+def evaluate_checkpoints(run_dir, episodes: int = 25, every_checkpoint: bool = False,
+                         log: Callable[[str], None] = print) -> list[dict]:
+    """Evaluate a run folder's newest (or every) checkpoint on the evaluation scenes, in-process.
+
+    Works for `arm train --inprocess` and `arm launch sim_train` runs alike (the task and the
+    episode length come from RUN/config.json). Returns one dict per checkpoint: ``updates`` and
+    what :func:`evaluate` reports; logs one line per episode saying which part went wrong.
+    """
+    from arm_sim.environment import Environment
+
+    from .checkpoints import CheckpointError, list_checkpoints, load_checkpoint
+    from .run_log import read_json
+
+    run = Path(run_dir)
+    config = read_json(run / "config.json")["config"]
+    section = config.get("train") or config.get("episode_runner")
+    if section is None:
+        raise ValueError(f"{run / 'config.json'} holds neither an in-process nor a sim_train run")
+    task_name, episode_length = section["task"], int(section["episode_length"])
+    paths = list_checkpoints(run)
+    if not paths:
+        raise FileNotFoundError(f"no checkpoints under {run / 'checkpoints'}")
+    results, task = [], None
+    for path in paths if every_checkpoint else paths[-1:]:
+        try:
+            agent = ARMAgent.from_state_dict(load_checkpoint(path), device="cpu")
+        except CheckpointError as e:
+            log(f"skipping {path}: {e}")
+            continue
+        if task is None:
+            size = agent.cfg.image_size
+            task = Environment(image_size=(size, size)).get_task(task_name)
+
+        def report(i, r, name=path.name):
+            log(f"{name} scene {i:2d}: {r.outcome:12s} attention {r.attention_error_px:5.1f} px "
+                f"from the expert keyframe, first pose {100 * r.pose_error_m:5.1f} cm from it")
+
+        result = {"checkpoint": str(path), "updates": agent.updates,
+                  **evaluate(task, agent, episodes, episode_length, on_episode=report)}
+        results.append(result)
+        log(json.dumps(result))
+    if task is not None:
+        task.close()
+    return results

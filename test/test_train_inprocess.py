@@ -7,7 +7,7 @@ import numpy as np
 from arm_policy.agent import ARMAgent
 from arm_policy.checkpoints import load_latest_valid
 from arm_policy.run_log import read_metrics
-from arm_policy.train_inprocess import TrainSettings, sim_observation, train
+from arm_policy.train_inprocess import TrainSettings, evaluate_checkpoints, sim_observation, train
 
 
 def test_a_tiny_run_leaves_a_complete_run_folder(tmp_path):
@@ -43,6 +43,21 @@ def test_a_tiny_run_leaves_a_complete_run_folder(tmp_path):
     task.close()
     assert q_map.shape == (32, 32) and np.all((0 <= pixel) & (pixel < 32))
     assert action.shape == (8,) and abs(np.linalg.norm(action[3:7]) - 1) < 1e-4
+
+    # `arm evaluate RUN --all`: each kept checkpoint re-evaluated on the same scenes, with a line per scene
+    lines = []
+    results = evaluate_checkpoints(run, episodes=2, every_checkpoint=True, log=lines.append)
+    assert [r["updates"] for r in results] == sorted(r["updates"] for r in results)
+    assert len(results) == min(len(list((run / "checkpoints").glob("step_*.pt"))), settings.keep_checkpoints)
+    assert results[-1]["updates"] == summary["updates"]
+    assert sum("scene" in line for line in lines) == 2 * len(results)
+
+
+def test_arm_evaluate_names_what_is_missing(tmp_path):
+    import subprocess
+
+    done = subprocess.run(["arm", "evaluate", str(tmp_path / "nowhere")], capture_output=True, text=True)
+    assert done.returncode == 1 and "nowhere" in done.stderr and "config.json" in done.stderr
 
 
 def test_an_episode_reports_each_parts_distance_from_the_expert_keyframe():

@@ -52,12 +52,24 @@ def test_a_tiny_run_leaves_a_complete_run_folder(tmp_path):
     assert results[-1]["updates"] == summary["updates"]
     assert sum("scene" in line for line in lines) == 2 * len(results)
 
+    # `arm plot`: runs side by side in one PNG
+    import subprocess
+
+    png = tmp_path / "side_by_side.png"
+    done = subprocess.run(["arm", "plot", f"ARM={run}", f"again={run}", "--out", str(png)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
+
 
 def test_arm_evaluate_names_what_is_missing(tmp_path):
     import subprocess
 
     done = subprocess.run(["arm", "evaluate", str(tmp_path / "nowhere")], capture_output=True, text=True)
     assert done.returncode == 1 and "nowhere" in done.stderr and "config.json" in done.stderr
+    done = subprocess.run(["arm", "plot", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.png")],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "nowhere has no metrics.csv" in done.stderr
 
 
 def test_an_episode_reports_each_parts_distance_from_the_expert_keyframe():

@@ -6,6 +6,7 @@ Examples:
     arm demos --task pick_up_cup --episodes 5 --out runs/demos --image-size 64
     arm train --inprocess --task reach_target --preset cpu --demos 10 --minutes 30 --out runs/reach
     arm evaluate runs/reach --all
+    arm plot ARM=runs/reach SAC=runs/reach_sac --out runs/reach_vs_sac.png
     arm launch sim task:=pick_up_cup
     arm launch sim_train task:=reach_target minutes:=30 run_dir:=runs/reach
     arm launch sim_train --show-args
@@ -42,6 +43,31 @@ def _cmd_evaluate(args) -> int:
     for r in results:
         print(json.dumps(r))
     return 0 if results else 1
+
+
+def _cmd_plot(args) -> int:
+    from pathlib import Path
+
+    from arm_policy.plots import plot_learning_curve
+    from arm_policy.run_log import read_metrics
+
+    curves = {}
+    for run in args.runs:
+        label, _, folder = run.rpartition("=") if "=" in run else (Path(run).name, "", run)
+        try:
+            rows = [r for r in read_metrics(folder) if "eval_success" in r]
+        except FileNotFoundError:
+            print(f"arm plot: {folder} has no metrics.csv (not a run folder?)", file=sys.stderr)
+            return 1
+        if not rows:
+            print(f"arm plot: {folder} has no evaluation yet", file=sys.stderr)
+            return 1
+        curves[label] = rows
+    (first, rows), *rest = curves.items()
+    out = plot_learning_curve(rows, args.out, x="step", label=first, compare=dict(rest) or None,
+                              title=args.title)
+    print(out)
+    return 0
 
 
 def _cmd_demos(args) -> int:
@@ -193,6 +219,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=25, help="evaluation scenes (default 25)")
     p.add_argument("--all", action="store_true", help="every kept checkpoint, oldest first (default: newest)")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("plot", help="evaluation success vs env steps of several runs in one PNG",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description=(
+                           "Examples:\n"
+                           "    arm plot ARM=runs/reach SAC=runs/reach_sac --out runs/reach_vs_sac.png\n"
+                           "    arm plot runs/reach runs/sim_train-20261202-001500 --out /tmp/paths.png\n\n"
+                           "Each RUN is a run folder (`arm train --inprocess` or `arm launch sim_train`), optionally\n"
+                           "LABEL=RUN; the legend uses the label or the folder's name."))
+    p.add_argument("runs", nargs="+", metavar="[LABEL=]RUN", help="run folders to draw")
+    p.add_argument("--out", required=True, help="PNG to write")
+    p.add_argument("--title", default="evaluation success vs env steps", help="plot title")
+    p.set_defaults(func=_cmd_plot)
 
     p = sub.add_parser("demos", help="record scripted expert demonstrations as rosbag2 (MCAP)",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description=(

@@ -122,12 +122,13 @@ def learning_curve_image(rows: Sequence[Mapping], x: str = "env_steps", y: str =
     x0, x1 = (float(xs.min()), float(xs.max())) if xs.size else (0.0, 1.0)
     if x1 <= x0:
         x0, x1 = x0 - 0.5 if x0 != 0 else 0.0, x1 + 1.0
-    if 0 <= x0 <= 0.2 * x1:
-        x0 = 0.0  # start the x axis at 0 when the data nearly does
+    rate = bool(ys.size) and ys.min() >= 0 and ys.max() <= 1 and ("success" in y or "rate" in y)
+    if 0 <= x0 <= (0.5 if rate else 0.2) * x1:
+        x0 = 0.0  # start the x axis at 0 when the data nearly does (a success curve: from its start)
     if ylim is not None:
         y0, y1 = map(float, ylim)
-    elif ys.size and ys.min() >= 0 and ys.max() <= 1 and ("success" in y or "rate" in y):
-        y0, y1 = 0.0, 1.0
+    elif rate:
+        y0, y1 = -0.03, 1.05  # a little room, so 0% and 100% are not drawn on the frame
     elif ys.size:
         y0, y1 = float(ys.min()), float(ys.max())
         pad = 0.05 * (y1 - y0) if y1 > y0 else max(abs(y0) * 0.1, 1.0)
@@ -136,7 +137,7 @@ def learning_curve_image(rows: Sequence[Mapping], x: str = "env_steps", y: str =
         y0, y1 = 0.0, 1.0
     xt, yt = _nice_ticks(x0, x1), _nice_ticks(y0, y1)
     x0, x1 = min(x0, xt[0]), max(x1, xt[-1])
-    if ylim is None:
+    if ylim is None and not rate:
         y0, y1 = min(y0, yt[0]), max(y1, yt[-1])
     xlabels, ylabels = _tick_labels(xt), _tick_labels(yt)
 
@@ -196,11 +197,11 @@ def learning_curve_image(rows: Sequence[Mapping], x: str = "env_steps", y: str =
     img[top:top + ph + 1, left:left + pw + 1] = plot
     cv2.rectangle(img, (left, top), (left + pw, top + ph), _AXIS, 1)
 
-    # legend, top-left inside the plot
+    # legend inside the plot: bottom-right for a success curve (it rises to the top), else top-left
     names = [f"{name}" + ("" if cx.size else " (no data)") for name, cx, _ in data]
     lw = max(_text_size(n, 0.5)[0] for n in names) + 50
     lh = 24 * len(names) + 8
-    lx, ly = left + 10, top + 10
+    lx, ly = (left + pw - 10 - lw, top + ph - 10 - lh) if rate else (left + 10, top + 10)
     cv2.rectangle(img, (lx, ly), (lx + lw, ly + lh), (255, 255, 255), -1)
     cv2.rectangle(img, (lx, ly), (lx + lw, ly + lh), (170, 170, 170), 1)
     for i, n in enumerate(names):

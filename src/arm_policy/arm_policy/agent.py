@@ -57,9 +57,13 @@ def _frozen_copy(net: nn.Module) -> nn.Module:
 
 
 class ARMAgent:
-    """Q-attention + next-best-pose agent. ``action_bounds``: (2, 3) xyz min/max from the demos."""
+    """Q-attention + next-best-pose agent. ``action_bounds``: (2, 3) xyz min/max from the demos.
+    ``seed`` seeds torch (initial weights, then the exploration noise) for a repeatable run."""
 
-    def __init__(self, config: ARMConfig, action_bounds, device: str | torch.device | None = None):
+    def __init__(self, config: ARMConfig, action_bounds, device: str | torch.device | None = None,
+                 seed: int | None = None):
+        if seed is not None:
+            torch.manual_seed(seed)
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.cfg = config

@@ -187,7 +187,7 @@ class BagTrainer:
                            f"preset {s.preset!r} + overrides in {sorted(changed)}")
             self.config = self.agent.cfg
         else:
-            self.agent = ARMAgent(self.config, action_bounds(demos), s.device or None)
+            self.agent = ARMAgent(self.config, action_bounds(demos), s.device or None, seed=s.seed)
 
         size = self.config.image_size
         shape = demos[0].rgb.shape[:2]

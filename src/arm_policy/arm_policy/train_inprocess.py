@@ -154,7 +154,7 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
     transitions = load_demos(demo_dir, settings.task, episode_length=settings.episode_length)
     if not transitions:
         raise RuntimeError(f"no usable demos under {demo_dir / settings.task}")
-    agent = ARMAgent(cfg, action_bounds(transitions))
+    agent = ARMAgent(cfg, action_bounds(transitions), seed=settings.seed)
     replay = PrioritizedReplay.from_config(cfg, seed=settings.seed)
     replay.extend(transitions, demo=True)
     log(f"{len(transitions)} demo transitions; agent on {agent.device}")

@@ -110,7 +110,7 @@ class TrainingNode(Node):
         augmentation_every = param("augmentation_every", AUGMENTATION_EVERY,
                                    "Demo augmentation: a transition from every M-th frame "
                                    "(0 = off).")
-        seed = param("seed", 0, "Seed of the replay sampler.")
+        seed = param("seed", 0, "Seed of the initial weights and the replay sampler.")
         device = param("device", "", "torch device; '' = cuda if available, else cpu.")
         torch_threads = param("torch_threads", 0, "torch intra-op threads; 0 = torch's default.")
         self._poll_period = float(param("poll_period", 2.0, "Seconds between scans of "

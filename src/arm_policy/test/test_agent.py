@@ -192,6 +192,18 @@ def test_state_dict_round_trip_gives_identical_outputs():
     assert m1["critic_loss"] == m2["critic_loss"]
 
 
+def test_a_seed_makes_the_initial_agent_and_its_exploration_repeatable():
+    obs = {k: v[0] for k, v in batch_of(np.random.default_rng(0), 1).items()
+           if k in ("rgb", "point_cloud", "low_dim")}
+
+    def first_decisions(seed):
+        agent = ARMAgent(TINY, BOUNDS, "cpu", seed=seed)
+        return [agent.act(obs, explore=True)[1] for _ in range(2)]
+
+    np.testing.assert_array_equal(first_decisions(5), first_decisions(5))
+    assert not np.array_equal(first_decisions(5)[0], first_decisions(6)[0])
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_runs_on_cuda():
     agent = ARMAgent(TINY, BOUNDS, "cuda")

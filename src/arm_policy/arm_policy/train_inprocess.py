@@ -191,9 +191,11 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
         logger.log(env_steps, **result, updates=updates, episodes=episodes,
                    **{k: v for k, v in metrics.items() if np.isscalar(v)})
         log(f"[{(time.monotonic() - start) / 60:5.1f} min] env steps {env_steps}  episodes {episodes}  "
-            f"updates {updates}  eval success {success:.2f}  (attention on the keyframe "
-            f"{result['eval_attention_on_keyframe']:.2f}, median pose error "
-            f"{result['eval_pose_error_cm']:.1f} cm, unexecutable {result['eval_unexecutable']:.2f})  "
+            f"updates {updates}  eval success {success:.2f}  ("
+            + (f"attention on the keyframe {result['eval_attention_on_keyframe']:.2f}, "
+               if settings.attention else "")
+            + f"median pose error {result['eval_pose_error_cm']:.1f} cm, unexecutable "
+            f"{result['eval_unexecutable']:.2f})  "
             + "  ".join(f"{k} {v:.3g}" for k, v in metrics.items() if np.isscalar(v)))
         method = "ARM" if settings.attention else "SAC (no Q-attention)"
         # beside success: how often Q-attention alone was right (the first decision's pixel)

@@ -55,7 +55,9 @@ def _cmd_plot(args) -> int:
     for run in args.runs:
         label, _, folder = run.rpartition("=") if "=" in run else (Path(run).name, "", run)
         try:
-            rows = [r for r in read_metrics(folder) if "eval_success" in r]
+            # in-process runs log against env steps ("step"); sim_train has an env_steps column
+            rows = [{**r, "env_steps": r.get("env_steps", r["step"])}
+                    for r in read_metrics(folder) if "eval_success" in r]
         except FileNotFoundError:
             print(f"arm plot: {folder} has no metrics.csv (not a run folder?)", file=sys.stderr)
             return 1
@@ -64,7 +66,7 @@ def _cmd_plot(args) -> int:
             return 1
         curves[label] = rows
     (first, rows), *rest = curves.items()
-    out = plot_learning_curve(rows, args.out, x="step", label=first, compare=dict(rest) or None,
+    out = plot_learning_curve(rows, args.out, label=first, compare=dict(rest) or None,
                               title=args.title)
     print(out)
     return 0

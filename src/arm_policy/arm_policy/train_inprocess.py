@@ -8,7 +8,6 @@ learning_curve.png, attention/ (snapshots) and summary.json.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -271,7 +270,6 @@ def evaluate_checkpoints(run_dir, episodes: int = 25, every_checkpoint: bool = F
         result = {"checkpoint": str(path), "updates": agent.updates,
                   **evaluate(task, agent, episodes, episode_length, on_episode=report)}
         results.append(result)
-        log(json.dumps(result))
     if task is not None:
         task.close()
     return results

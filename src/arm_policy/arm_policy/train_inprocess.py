@@ -208,12 +208,15 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
         return success
 
     next_eval, last_progress, recent = 0, time.monotonic(), []
-    while time.monotonic() + 1.2 * eval_seconds < deadline:
+    episode_seconds = 0.0  # the last training episode's (with its updates): one more must fit too
+    while time.monotonic() + 1.2 * eval_seconds + episode_seconds < deadline:
         if env_steps >= next_eval:
             do_eval()
             next_eval = env_steps + settings.eval_every
+        began = time.monotonic()
         recent = (recent + [run_episode(task, agent, settings.seed + 10_000 + episodes, True,
                                         settings.episode_length, learn).success])[-20:]
+        episode_seconds = time.monotonic() - began
         episodes += 1
         if time.monotonic() - last_progress >= PROGRESS_SECONDS:
             last_progress = time.monotonic()

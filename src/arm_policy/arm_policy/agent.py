@@ -15,8 +15,9 @@
 4. Polyak averaging of both target networks (tau).
 
 The demo terms are off in the ``paper`` preset (see config.CPU_DIFFERENCES for why ``cpu`` uses
-them); with ``imitate_successes`` "demos" are the demo transitions and the agent's successful ones. Without Q-attention (``cfg.q_attention`` False, the paper's SAC baseline) step 1 is
-skipped and the pose agent's "crop" is the whole image.
+them); with ``imitate_successes`` "demos" are the demo transitions and the agent's successful
+ones. Without Q-attention (``cfg.q_attention`` False, the paper's SAC baseline) step 1 is skipped
+and the pose agent's "crop" is the whole image.
 
 Rewards are multiplied by ``reward_scale`` here (the replay holds raw rewards). New priorities
 are the mean |TD| of the Q-attention and the critic (the replay applies alpha).

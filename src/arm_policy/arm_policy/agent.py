@@ -15,9 +15,10 @@
 4. Polyak averaging of both target networks (tau).
 
 The demo terms are off in the ``paper`` preset (see config.CPU_DIFFERENCES for why ``cpu`` uses
-them); with ``imitate_successes`` "demos" are the demo transitions and the agent's successful
-ones. Without Q-attention (``cfg.q_attention`` False, the paper's SAC baseline) step 1 is skipped
-and the pose agent's "crop" is the whole image.
+them); with ``imitate_successes`` "demos" are the demo transitions and every transition of the
+agent's successful episodes (the replay's ``success`` flag). Without Q-attention
+(``cfg.q_attention`` False, the paper's SAC baseline) step 1 is skipped and the pose agent's
+"crop" is the whole image.
 
 Rewards are multiplied by ``reward_scale`` here (the replay holds raw rewards). New priorities
 are the mean |TD| of the Q-attention and the critic (the replay applies alpha).
@@ -175,8 +176,8 @@ class ARMAgent:
         b = reward.shape[0]
         w_is = torch.ones(b, device=self.device) if weights is None else self._t(weights)
         demo = self._t(batch["demo"]) if "demo" in batch else torch.zeros(b, device=self.device)
-        if cfg.imitate_successes:  # what worked is imitated like a demo
-            demo = torch.maximum(demo, (reward > 0).float())
+        if cfg.imitate_successes and "success" in batch:  # what worked is imitated like a demo
+            demo = torch.maximum(demo, self._t(batch["success"]))
         n_demo = demo.sum().clamp_min(1.0)
         metrics: dict[str, Any] = {}
 

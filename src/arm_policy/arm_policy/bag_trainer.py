@@ -231,7 +231,9 @@ class BagTrainer:
                        f"{bad[0].rgb.shape[0]}x{bad[0].rgb.shape[1]}, the agent expects "
                        f"{size}x{size}")
             return 0
-        self.replay.extend(transitions, demo=False)
+        # an episode bag is closed: its outcome is its last reward (> 0 only on success)
+        self.replay.extend(transitions, demo=False,
+                           success=bool(transitions) and transitions[-1].reward > 0)
         self.agent_transitions += len(transitions)
         self.episodes += 1
         return len(transitions)

@@ -87,7 +87,7 @@ class ARMConfig:
     #: TD3+BC's form: the squared error (normalised action space) is scaled by this times the
     #: batch's mean |Q|, so the term keeps its balance with -Q whatever the reward scale.
     demo_actor_weight: float = 0.0
-    #: both demo terms also act on the agent's own successful transitions (reward > 0):
+    #: both demo terms also act on every transition of the agent's own successful episodes:
     #: self-imitation, so the pose agent is held to what worked in many scenes, not only the demos'.
     imitate_successes: bool = False
     actor_lr: float = 3e-3

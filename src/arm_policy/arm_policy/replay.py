@@ -5,8 +5,11 @@ P(i) = p_i^alpha / sum_k p_k^alpha; importance weights w_i = (N P(i))^-beta / ma
 calls; new items get the largest priority seen so far. Demo and agent transitions share one
 buffer (a ``demo`` flag is kept); with ``demo_fraction`` f > 0 a batch takes round(f B) items
 from the demos and the rest from the agent's transitions, each part prioritised within its own
-kind, and P(i) is that mixture's probability, so the importance weights stay exact. Storage is compact numpy: RGB uint8, point clouds float16
-(NaN kept: no depth), the rest float32/int64; memory is allocated on the first ``add``.
+kind, and P(i) is that mixture's probability, so the importance weights stay exact. A ``success``
+flag marks the agent's transitions from episodes that ended in success (``mark_success`` once the
+episode is over): ``ARMConfig.imitate_successes`` imitates them like demos, while they are still
+sampled as agent transitions. Storage is compact numpy: RGB uint8, point clouds float16 (NaN
+kept: no depth), the rest float32/int64; memory is allocated on the first ``add``.
 """
 from __future__ import annotations
 
@@ -60,7 +63,7 @@ class PrioritizedReplay:
     """Ring buffer of ARM transitions with proportional prioritised sampling."""
 
     FIELDS = ("rgb", "point_cloud", "low_dim", "pixel", "action", "reward", "terminal",
-              "next_rgb", "next_point_cloud", "next_low_dim", "demo")
+              "next_rgb", "next_point_cloud", "next_low_dim", "demo", "success")
 
     def __init__(self, capacity: int, alpha: float = 0.7, beta: float = 0.5,
                  beta_final: float = 1.0, beta_steps: int = 40_000, eps: float = 1e-6,
@@ -110,18 +113,22 @@ class PrioritizedReplay:
             "next_point_cloud": np.empty((n, h, w, 3), np.float16),
             "next_low_dim": np.empty((n, ld), np.float32),
             "demo": np.empty((n,), np.bool_),
+            "success": np.empty((n,), np.bool_),
         }
 
-    def add(self, transition: Any, demo: bool | None = None, priority: float | None = None) -> int:
+    def add(self, transition: Any, demo: bool | None = None, priority: float | None = None,
+            success: bool = False) -> int:
         """Store a ``demo_dataset.Transition`` (or any object / dict with its fields) -> its slot.
 
-        ``demo`` defaults to True for a Transition-like object without a ``demo`` field.
+        ``demo`` defaults to True for a Transition-like object without a ``demo`` field;
+        ``success``: it belongs to an agent episode that succeeded (see ``mark_success``).
         New items get the maximum priority so far unless ``priority`` is given.
         """
         t = transition if isinstance(transition, dict) else {
             k: getattr(transition, k) for k in self.FIELDS if hasattr(transition, k)}
         t = dict(t)
         t["demo"] = bool(t.get("demo", True) if demo is None else demo)
+        t["success"] = bool(success)
         if self._store is None:
             self._allocate(t)
         i = self._next
@@ -134,9 +141,14 @@ class PrioritizedReplay:
         self._size = min(self._size + 1, self.capacity)
         return i
 
-    def extend(self, transitions, demo: bool | None = None) -> None:
+    def extend(self, transitions, demo: bool | None = None, success: bool = False) -> None:
         for t in transitions:
-            self.add(t, demo=demo)
+            self.add(t, demo=demo, success=success)
+
+    def mark_success(self, indices) -> None:
+        """Flag slots (``add``'s return values) as parts of an episode that ended in success:
+        known only once it is over, after its transitions were already being learned from."""
+        self._store["success"][np.asarray(indices, dtype=np.int64)] = True
 
     def sample(self, batch_size: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """Stratified proportional sample -> (batch dict of numpy arrays, indices, weights).

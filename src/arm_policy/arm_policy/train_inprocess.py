@@ -166,9 +166,11 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
     def snapshot(rgb, q_map, pixel):
         attention_snapshot(rgb, q_map, pixel, cfg.crop_size, run / "attention" / f"env_step_{env_steps:07d}.png")
 
+    episode_slots: list[int] = []  # the running episode's replay slots, flagged if it succeeds
+
     def learn(transition):
         nonlocal env_steps, updates, metrics
-        replay.add(transition, demo=False)
+        episode_slots.append(replay.add(transition, demo=False))
         env_steps += 1
         for _ in range(settings.updates_per_step):
             batch, idx, weights = replay.sample(cfg.batch_size)
@@ -214,8 +216,12 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
             do_eval()
             next_eval = env_steps + settings.eval_every
         began = time.monotonic()
-        recent = (recent + [run_episode(task, agent, settings.seed + 10_000 + episodes, True,
-                                        settings.episode_length, learn).success])[-20:]
+        episode_slots.clear()
+        success = run_episode(task, agent, settings.seed + 10_000 + episodes, True,
+                              settings.episode_length, learn).success
+        if success:
+            replay.mark_success(episode_slots)
+        recent = (recent + [success])[-20:]
         episode_seconds = time.monotonic() - began
         episodes += 1
         if time.monotonic() - last_progress >= PROGRESS_SECONDS:

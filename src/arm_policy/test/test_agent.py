@@ -298,22 +298,23 @@ def test_demo_actor_term_pulls_the_mean_pose_onto_the_demo_pose():
     assert after[7] < 0.1  # gripper open
 
 
-def test_with_imitate_successes_the_agents_successful_transitions_count_as_demos():
+def test_with_imitate_successes_the_agents_successful_episodes_count_as_demos():
     b = batch_of(np.random.default_rng(6), 8)
     b["demo"] = np.zeros(8, bool)
-    b["reward"] = np.r_[np.ones(4), np.zeros(3), -1.0].astype(np.float32)
+    b["reward"] = np.r_[0, 1, 0, 1, np.zeros(3), -1.0].astype(np.float32)
     cfg = TINY.replace(demo_actor_weight=1.0, demo_attention_weight=1.0)
 
-    def demo_terms(imitate, rewards):
+    def demo_terms(imitate, success):
         torch.manual_seed(0)
         agent = ARMAgent(cfg.replace(imitate_successes=imitate), BOUNDS, "cpu")
-        m = agent.update({**b, "reward": rewards}, np.ones(8, np.float32))
+        m = agent.update({**b, "success": success}, np.ones(8, np.float32))
         return m["actor_demo"], m["q_attention_demo"]
 
-    assert all(v == 0 for v in demo_terms(False, b["reward"]))  # the paper: demos only
-    assert all(v > 0 for v in demo_terms(True, b["reward"]))  # the 4 successes are imitated
-    failures_only = np.r_[np.zeros(7), -1.0].astype(np.float32)
-    assert all(v == 0 for v in demo_terms(True, failures_only))  # a failure never is
+    two_successful_episodes = np.r_[np.ones(4), np.zeros(4)].astype(bool)  # rewarded or not
+    assert all(v == 0 for v in demo_terms(False, two_successful_episodes))  # the paper: demos only
+    assert all(v > 0 for v in demo_terms(True, two_successful_episodes))
+    # a rewarded step is not imitated by itself: only what the replay flags as a success
+    assert all(v == 0 for v in demo_terms(True, np.zeros(8, bool)))
 
 
 def test_demo_attention_term_ranks_the_demo_pixel_higher():

@@ -143,3 +143,22 @@ def test_demo_fraction_falls_back_to_one_buffer_while_a_kind_is_missing():
     assert batch["demo"].sum() == 4 and set(idx[:4]) <= {6, 7} and set(idx[4:]) <= set(range(6))
     with pytest.raises(ValueError, match="demo_fraction"):
         PrioritizedReplay(capacity=8, demo_fraction=1.0)
+
+
+def test_a_successful_episode_is_flagged_after_the_fact_and_stays_an_agent_transition():
+    r = PrioritizedReplay(capacity=8, seed=0, demo_fraction=0.5)
+    for i in range(2):
+        r.add(_transition(i), demo=True)
+    episode = [r.add(_transition(10 + i), demo=False) for i in range(3)]
+    failed = [r.add(_transition(20 + i), demo=False) for i in range(3)]
+    batch, idx, _ = r.sample(64)
+    assert not batch["success"].any()  # outcome not known yet
+    r.mark_success(episode)
+    batch, idx, _ = r.sample(64)
+    np.testing.assert_array_equal(batch["success"], np.isin(idx, episode))
+    assert batch["success"].any() and not np.isin(idx, failed)[batch["success"]].any()
+    assert not batch["demo"][batch["success"]].any() and batch["demo"].sum() == 32
+    reused = [r.add(_transition(30 + i), demo=False) for i in range(3)]  # the ring wraps
+    assert episode[0] in reused
+    batch, idx, _ = r.sample(64)
+    assert not batch["success"][idx == episode[0]].any()  # a reused slot starts unflagged

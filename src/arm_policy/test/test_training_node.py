@@ -27,7 +27,7 @@ from std_msgs.msg import String  # noqa: E402
 from arm_policy.agent import NumericalError  # noqa: E402
 from arm_policy.bag_trainer import BagTrainer, BagTrainerSettings, TrainingFailed  # noqa: E402
 from arm_policy.checkpoints import list_checkpoints, load_checkpoint  # noqa: E402
-from arm_policy.episode_dataset import write_agent_episode  # noqa: E402
+from arm_policy.episode_dataset import read_agent_episode, write_agent_episode  # noqa: E402
 from arm_policy.run_log import read_metrics  # noqa: E402
 from arm_policy.training_node import STATUS_QOS, TOPIC_TRAINING_STATUS, parse_overrides  # noqa: E402
 
@@ -50,8 +50,8 @@ def demos(tmp_path_factory) -> Path:
     return root
 
 
-def agent_episode(path: Path, n: int = 3, seed: int = 0) -> Path:
-    """A 3-decision episode bag as the recorder writes it, ending in success."""
+def agent_episode(path: Path, n: int = 3, seed: int = 0, success: bool = True) -> Path:
+    """A 3-decision episode bag as the recorder writes it, ending in success (or cut short)."""
     rng = np.random.default_rng(seed)
     decisions = []
     for k in range(n):
@@ -62,7 +62,7 @@ def agent_episode(path: Path, n: int = 3, seed: int = 0) -> Path:
             point_cloud=rng.normal(size=(SIZE, SIZE, 3)).astype(np.float32),
             low_dim=rng.normal(size=11).astype(np.float32), pixel=[5, 7],
             action=np.r_[0.3, 0.0, 1.0, q / np.linalg.norm(q) * np.sign(q[3]), 1.0],
-            reward=1.0 if k == n - 1 else 0.0, terminal=k == n - 1))
+            reward=1.0 if k == n - 1 and success else 0.0, terminal=k == n - 1))
     return write_agent_episode(path, decisions)
 
 
@@ -235,3 +235,18 @@ def test_a_numerical_failure_stops_training_without_a_poisoned_checkpoint(demos,
         trainer.save_checkpoint()
     assert trainer.close() is None and steps(run) == good
     shutil.rmtree(run)
+
+
+def test_every_transition_of_a_successful_episode_bag_is_flagged_for_self_imitation(demos, tmp_path):
+    trainer = BagTrainer(BagTrainerSettings(
+        run_dir=str(tmp_path / "run"), demos_dir=str(demos), updates_per_step=0,
+        agent_overrides={"image_size": SIZE, "batch_size": 8}), log=lambda line: None)
+    trainer.start()
+    won = read_agent_episode(agent_episode(tmp_path / "won", seed=1))
+    lost = read_agent_episode(agent_episode(tmp_path / "lost", seed=2, success=False))
+    assert trainer.add_episode(tmp_path / "won", won) == trainer.add_episode(tmp_path / "lost", lost) == 3
+    batch, _, _ = trainer.replay.sample(512)
+    flagged = {tuple(x) for x in batch["low_dim"][batch["success"]]}
+    assert flagged == {tuple(t.low_dim) for t in won}  # all three decisions, the lost ones never
+    assert not batch["demo"][batch["success"]].any()
+    trainer.close()

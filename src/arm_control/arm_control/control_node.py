@@ -9,8 +9,8 @@
                metres, a forward position controller), /arm/control/result (std_msgs/String, reliable,
                one per goal, starting with reached / unreachable / collision / timeout / invalid),
                /arm/ee_pose (geometry_msgs/PoseStamped, TCP in world) and /arm/gripper_open
-               (std_msgs/Bool, the commanded gripper state as RLBench reports it; before any
-               command, read off the fingers) with each joint state
+               (std_msgs/Bool, the commanded gripper state as RLBench reports it; read off the
+               fingers before any command and after a reset outside this node) with each joint state
 
 The planning scene is the work cell (robot + table); the math lives in arm_control.motion and
 arm_control.goal_executor.
@@ -32,7 +32,7 @@ from std_msgs.msg import Bool, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from . import panda
-from .goal_executor import Goal, GoalExecutor
+from .goal_executor import Goal, GoalExecutor, reported_gripper_open
 from .node_main import run_node
 from .motion import InvalidPose, MotionPlanner, validate_pose
 from .planner import PLANNERS
@@ -148,9 +148,8 @@ class ControlNode(Node):
         o = ee.pose.orientation
         o.x, o.y, o.z, o.w = pose[3:].tolist()
         self.pub_ee.publish(ee)
-        is_open = self.gripper_commanded
-        if is_open is None and self.fingers is not None:
-            is_open = bool(np.min(self.fingers) > 0.9 * panda.FINGER_OPEN)
+        is_open = reported_gripper_open(self.gripper_commanded, self.fingers, idle=not self.executor_.busy)
+        self.gripper_commanded = is_open
         if is_open is not None:
             self.pub_gripper_open.publish(Bool(data=is_open))
 

@@ -31,6 +31,7 @@ def test_a_tiny_run_leaves_a_complete_run_folder(tmp_path):
     for row in evals:  # every evaluation says which part of the agent was off
         assert 0 <= row["eval_attention_on_keyframe"] <= 1 and 0 <= row["eval_unexecutable"] <= 1
         assert row["eval_attention_error_px"] >= 0 and row["eval_pose_error_cm"] >= 0
+        assert 0 <= row["eval_keyframes_matched"] <= 1
 
     checkpoint = load_latest_valid(run)
     assert checkpoint is not None and checkpoint.step == summary["updates"]
@@ -101,3 +102,31 @@ def test_an_episode_reports_each_parts_distance_from_the_expert_keyframe():
     assert not result.success and result.outcome != "success"
     assert abs(result.attention_error_px - np.hypot(5, 5)) < 1e-6
     assert abs(result.pose_error_m - 0.3) < 1e-5
+
+
+def test_a_multi_step_episode_reports_how_many_expert_keyframes_it_matched_in_order():
+    """pick_up_cup's expert has three keyframes (above, grasp, lift): its own poses match all
+    three; the same poses with the gripper never closing stall after the first."""
+    from arm_sim.environment import Environment
+    from arm_policy.train_inprocess import run_episode, summarise
+
+    task = Environment(image_size=(32, 32)).get_task("pick_up_cup")
+
+    class Expert:  # plays the scene's scripted keyframes as next-best poses
+        def __init__(self, keep_open=False):
+            self.keep_open, self.step = keep_open, 0
+
+        def act(self, o, explore):
+            if self.step == 0:
+                self.waypoints = task.task.expert(task.sim)
+            wp = self.waypoints[min(self.step, len(self.waypoints) - 1)]
+            self.step += 1
+            gripper = 1.0 if self.keep_open else wp.gripper
+            return np.zeros(2, int), np.r_[wp.pose, gripper].astype(np.float32), np.zeros((32, 32))
+
+    expert = run_episode(task, Expert(), seed=4, explore=False, episode_length=5)
+    stalled = run_episode(task, Expert(keep_open=True), seed=4, explore=False, episode_length=5)
+    task.close()
+    assert expert.success and (expert.keyframes_matched, expert.keyframes) == (3, 3)
+    assert not stalled.success and (stalled.keyframes_matched, stalled.keyframes) == (1, 3)
+    assert summarise([expert, stalled])["eval_keyframes_matched"] == (1 + 1 / 3) / 2

@@ -24,6 +24,7 @@ from .replay import PrioritizedReplay
 from .run_log import RunLogger, write_config, write_summary
 
 EVAL_SEED_BASE = 1_000_000  # evaluation scenes never overlap the demo or training seeds
+KEYFRAME_TOLERANCE_M = 0.03  # a pose this close to the expert's next keyframe (same gripper) matches it
 PROGRESS_SECONDS = 30.0  # between progress lines while training (evaluations always print one)
 
 
@@ -62,6 +63,10 @@ class EpisodeResult:
     outcome: str  # "success", "out of steps" or the unexecutable pose's outcome ("ik_failed", ...)
     attention_error_px: float  # attended pixel -> expert keyframe's pixel (Q-attention's error)
     pose_error_m: float  # chosen xyz -> expert keyframe's xyz (the next-best-pose agent's error)
+    #: how far through a multi-step task it got: executed poses that matched the expert's keyframes
+    #: in order (within KEYFRAME_TOLERANCE_M, same gripper state), out of ``keyframes``
+    keyframes_matched: int = 0
+    keyframes: int = 1
 
 
 def _expert_keyframe(task, obs) -> tuple[np.ndarray, np.ndarray]:
@@ -81,6 +86,8 @@ def run_episode(task, agent: ARMAgent, seed: int, explore: bool, episode_length:
 
     _, obs = task.reset(seed=seed)
     expert_xyz, expert_pixel = _expert_keyframe(task, obs)
+    waypoints = task.task.expert(task.sim)
+    matched = 0
     attention_error = pose_error = float("nan")
     outcome = "out of steps"
     for step in range(episode_length):
@@ -93,6 +100,8 @@ def run_episode(task, agent: ARMAgent, seed: int, explore: bool, episode_length:
                 snapshot(o["rgb"], q_map, pixel)
         try:
             next_obs, reward, terminal = task.step(np.r_[action[:7], float(action[7] > 0.5)])
+            if matched < len(waypoints) and _matches(action, waypoints[matched]):
+                matched += 1
         except InvalidActionError as e:
             next_obs, reward, terminal, outcome = obs, -1.0, True, e.outcome
         terminal = terminal or step == episode_length - 1
@@ -106,20 +115,28 @@ def run_episode(task, agent: ARMAgent, seed: int, explore: bool, episode_length:
         if terminal:
             break
     success = reward > 0
-    return EpisodeResult(success, "success" if success else outcome, attention_error, pose_error)
+    return EpisodeResult(success, "success" if success else outcome, attention_error, pose_error,
+                         matched, len(waypoints))
+
+
+def _matches(action: np.ndarray, waypoint) -> bool:
+    return bool(np.linalg.norm(action[:3] - waypoint.pose[:3]) < KEYFRAME_TOLERANCE_M
+                and (action[7] > 0.5) == (waypoint.gripper > 0.5))
 
 
 def summarise(results: list[EpisodeResult]) -> dict[str, float]:
     """Success rate and why the rest failed: ``attention_on_keyframe`` (first attended pixel within
     2 px of the expert's keyframe), median first-decision errors, the fraction of episodes ended by
-    an unexecutable pose."""
+    an unexecutable pose, and ``keyframes_matched``: the mean share of the expert's keyframes the
+    executed poses matched in order (where a multi-step task stalls)."""
     attention = np.array([r.attention_error_px for r in results])
     return {"eval_success": float(np.mean([r.success for r in results])),
             "eval_attention_on_keyframe": float(np.mean(attention <= 2.0)),
             "eval_attention_error_px": float(np.median(attention)),
             "eval_pose_error_cm": float(np.median([100 * r.pose_error_m for r in results])),
             "eval_unexecutable": float(np.mean([r.outcome not in ("success", "out of steps")
-                                                for r in results]))}
+                                                for r in results])),
+            "eval_keyframes_matched": float(np.mean([r.keyframes_matched / r.keyframes for r in results]))}
 
 
 def evaluate(task, agent, episodes: int, episode_length: int, snapshot=None,
@@ -196,16 +213,20 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
             + (f"attention on the keyframe {result['eval_attention_on_keyframe']:.2f}, "
                if settings.attention else "")
             + f"median pose error {result['eval_pose_error_cm']:.1f} cm, unexecutable "
-            f"{result['eval_unexecutable']:.2f})  "
+            f"{result['eval_unexecutable']:.2f}, expert keyframes matched "
+            f"{result['eval_keyframes_matched']:.2f})  "
             + "  ".join(f"{k} {v:.3g}" for k, v in metrics.items() if np.isscalar(v)))
         method = "ARM" if settings.attention else "SAC (no Q-attention)"
-        # beside success: how often Q-attention alone was right (the first decision's pixel)
-        attention_curve = [{"env_steps": r["env_steps"], "eval_success": r["eval_attention_on_keyframe"]}
-                           for r in curve] if settings.attention else None
+        # beside success: how often Q-attention alone was right (the first decision's pixel) and
+        # how far through the expert's keyframes the poses got (where a multi-step task stalls)
+        def beside(key):
+            return [{"env_steps": r["env_steps"], "eval_success": r[key]} for r in curve]
+
+        compare = {"expert keyframes matched (share)": beside("eval_keyframes_matched")}
+        if settings.attention:
+            compare["attention within 2 px of the expert keyframe"] = beside("eval_attention_on_keyframe")
         plot_learning_curve(curve, run / "learning_curve.png", label=f"{method} success",
-                            title=f"{method} on {settings.task} ({settings.preset})",
-                            compare=("attention within 2 px of the expert keyframe", attention_curve)
-                            if attention_curve else None)
+                            title=f"{method} on {settings.task} ({settings.preset})", compare=compare)
         eval_seconds = time.monotonic() - began
         return success
 
@@ -274,7 +295,8 @@ def evaluate_checkpoints(run_dir, episodes: int = 25, every_checkpoint: bool = F
 
         def report(i, r, name=path.name):
             log(f"{name} scene {i:2d}: {r.outcome:12s} attention {r.attention_error_px:5.1f} px "
-                f"from the expert keyframe, first pose {100 * r.pose_error_m:5.1f} cm from it")
+                f"from the expert keyframe, first pose {100 * r.pose_error_m:5.1f} cm from it, "
+                f"{r.keyframes_matched}/{r.keyframes} expert keyframes matched")
 
         result = {"checkpoint": str(path), "updates": agent.updates,
                   **evaluate(task, agent, episodes, episode_length, on_episode=report)}

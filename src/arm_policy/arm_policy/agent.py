@@ -36,6 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import ARMConfig
+from .demo_dataset import action_bounds, relative_xyz_range
 from .networks import Actor, ConfidenceCritic, QAttention, crop, obs_tensor
 
 __all__ = ["ARMAgent", "NumericalError"]
@@ -59,11 +60,13 @@ def _frozen_copy(net: nn.Module) -> nn.Module:
 
 
 class ARMAgent:
-    """Q-attention + next-best-pose agent. ``action_bounds``: (2, 3) xyz min/max from the demos.
-    ``seed`` seeds torch (initial weights, then the exploration noise) for a repeatable run."""
+    """Q-attention + next-best-pose agent. ``action_bounds``: (2, 3) xyz min/max from the demos;
+    ``relative_range``: (3,) the relative actor's reach per axis (default: the config's on every
+    axis); :meth:`from_demos` measures both. ``seed`` seeds torch (initial weights, then the
+    exploration noise) for a repeatable run."""
 
     def __init__(self, config: ARMConfig, action_bounds, device: str | torch.device | None = None,
-                 seed: int | None = None):
+                 seed: int | None = None, relative_range=None):
         if seed is not None:
             torch.manual_seed(seed)
         if device is None:
@@ -78,7 +81,7 @@ class ARMAgent:
         self.attention_target = _frozen_copy(self.attention) if cfg.q_attention else None
         self.critic = ConfidenceCritic(cfg).to(dev)
         self.critic_target = _frozen_copy(self.critic)
-        self.actor = Actor(cfg, self.action_bounds).to(dev)
+        self.actor = Actor(cfg, self.action_bounds, relative_range).to(dev)
         self.log_alpha = torch.tensor(float(np.log(cfg.init_alpha)), device=dev, requires_grad=True)
 
         self.attention_opt = torch.optim.Adam(self.attention.parameters(), lr=cfg.attention_lr,
@@ -89,6 +92,12 @@ class ARMAgent:
                                           weight_decay=cfg.weight_decay)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
         self.updates = 0
+
+    @classmethod
+    def from_demos(cls, config: ARMConfig, demos, device=None, seed: int | None = None) -> "ARMAgent":
+        """A new agent whose action bounds and relative reach cover the demo transitions."""
+        return cls(config, action_bounds(demos), device, seed,
+                   relative_range=relative_xyz_range(demos, config.relative_xyz_range))
 
     @property
     def alpha(self) -> torch.Tensor:

@@ -47,8 +47,7 @@ import numpy as np
 from .agent import ARMAgent, NumericalError
 from .checkpoints import list_checkpoints, load_latest_valid, save_checkpoint
 from .config import ARMConfig, preset
-from .demo_dataset import (AUGMENTATION_EVERY, DEFAULT_EPISODE_LENGTH, Transition, action_bounds,
-                           load_demos)
+from .demo_dataset import AUGMENTATION_EVERY, DEFAULT_EPISODE_LENGTH, Transition, load_demos
 from .episode_dataset import list_bags
 from .replay import PrioritizedReplay
 from .run_log import RunLogger, write_config
@@ -187,7 +186,7 @@ class BagTrainer:
                            f"preset {s.preset!r} + overrides in {sorted(changed)}")
             self.config = self.agent.cfg
         else:
-            self.agent = ARMAgent(self.config, action_bounds(demos), s.device or None, seed=s.seed)
+            self.agent = ARMAgent.from_demos(self.config, demos, s.device or None, seed=s.seed)
 
         size = self.config.image_size
         shape = demos[0].rgb.shape[:2]

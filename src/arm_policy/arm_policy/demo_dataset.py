@@ -63,6 +63,7 @@ __all__ = [
     "episode_transitions",
     "load_demos",
     "low_dim_state",
+    "relative_xyz_range",
     "target_pixel",
     "time_feature",
     "transition_starts",
@@ -332,3 +333,25 @@ def action_bounds(transitions: Iterable[Transition], widen: float = 0.2,
     lo, hi = xyz.min(axis=0), xyz.max(axis=0)
     margin = np.maximum(widen * (hi - lo), min_margin)
     return np.stack([lo - margin, hi + margin])
+
+
+def relative_xyz_range(transitions: Iterable[Transition], minimum: float,
+                       widen: float = 0.2) -> np.ndarray:
+    """(3,) per-axis reach (metres) of the relative actor (``ARMConfig.actor_relative_xyz``): the
+    largest offset on each axis of a demo action from the 3-D point at its attention pixel (the
+    actor's anchor), times 1 + ``widen`` as the bounds are, and at least ``minimum``.
+
+    Why it is measured: a keyframe in free space projects onto a pixel whose point lies on what
+    is behind it. pick_up_cup's pre-grasp pose, 12 cm above the cup, lands on the table 14-15 cm
+    away on x and 18 cm on z; take_lid_off_saucepan's 19-20 / 21 cm. A fixed 10 cm reach could not
+    express the first keyframe of those tasks at all. Pixels without depth (the actor anchors at
+    the middle of the bounds there) are left out.
+    """
+    offsets = []
+    for t in transitions:
+        point = np.asarray(t.point_cloud[int(t.pixel[0]), int(t.pixel[1])], dtype=np.float64)
+        if np.all(np.isfinite(point)):
+            offsets.append(np.abs(np.asarray(t.action[:3], dtype=np.float64) - point))
+    if not offsets:
+        return np.full(3, float(minimum))
+    return np.maximum((1.0 + widen) * np.max(offsets, axis=0), float(minimum))

@@ -146,16 +146,18 @@ class Actor(nn.Module):
     """Tanh-squashed Gaussian over 8-D next-best poses, from a crop and the low-dim state.
 
     Squashed a in (-1, 1)^8 maps to: xyz inside ``action_bounds`` (2, 3), or, with
-    ``cfg.actor_relative_xyz``, ``anchor + a[:3] * cfg.relative_xyz_range`` clipped into the
-    bounds, where the anchor is the 3-D point at the crop's centre (the Q-attention's pixel: the
-    crop was chosen there, so the pose is predicted around it); a quaternion (a[3:7]
+    ``cfg.actor_relative_xyz``, ``anchor + a[:3] * relative_range`` clipped into the bounds,
+    where the anchor is the 3-D point at the crop's centre (the Q-attention's pixel: the crop was
+    chosen there, so the pose is predicted around it) and ``relative_range`` (3,) the per-axis
+    reach (``demo_dataset.relative_xyz_range``; default ``cfg.relative_xyz_range`` on every
+    axis); a quaternion (a[3:7]
     normalised, canonical sign); gripper (a[7] + 1) / 2 in [0, 1]. ``log_prob`` is of the
     squashed 8-D sample: Gaussian log-density of the pre-tanh sample u minus
     sum log(1 - tanh(u)^2), in the stable form 2 (log 2 - u - softplus(-2u)). The affine maps and
     the quaternion normalisation are not part of it (constants / not a bijection; as the authors).
     """
 
-    def __init__(self, cfg: ARMConfig, action_bounds):
+    def __init__(self, cfg: ARMConfig, action_bounds, relative_range=None):
         super().__init__()
         self.stem = _Stem(cfg.pose_stem, 3, norm=True)
         self.convs = nn.Sequential(
@@ -167,10 +169,11 @@ class Actor(nn.Module):
             nn.Linear(cfg.actor_hidden, 16))
         self.log_std_min, self.log_std_max = cfg.log_std_min, cfg.log_std_max
         self.relative = cfg.actor_relative_xyz
-        self.relative_range = cfg.relative_xyz_range
         bounds = torch.as_tensor(action_bounds, dtype=torch.float32).reshape(2, 3)
         self.register_buffer("xyz_low", bounds[0].clone())
         self.register_buffer("xyz_high", bounds[1].clone())
+        reach = cfg.relative_xyz_range if relative_range is None else relative_range
+        self.register_buffer("relative_range", torch.as_tensor(reach, dtype=torch.float32).expand(3).clone())
 
     def anchor(self, crop_obs: torch.Tensor) -> torch.Tensor:
         """(B, 7, s, s) crops -> (B, 3) the world point at the crop centre (the middle of the

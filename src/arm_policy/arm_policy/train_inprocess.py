@@ -18,7 +18,7 @@ import numpy as np
 from .agent import ARMAgent
 from .checkpoints import save_checkpoint
 from .config import preset, without_attention
-from .demo_dataset import action_bounds, agent_observation, load_demos
+from .demo_dataset import agent_observation, load_demos
 from .plots import attention_snapshot, plot_learning_curve
 from .replay import PrioritizedReplay
 from .run_log import RunLogger, write_config, write_summary
@@ -170,7 +170,7 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
     transitions = load_demos(demo_dir, settings.task, episode_length=settings.episode_length)
     if not transitions:
         raise RuntimeError(f"no usable demos under {demo_dir / settings.task}")
-    agent = ARMAgent(cfg, action_bounds(transitions), seed=settings.seed)
+    agent = ARMAgent.from_demos(cfg, transitions, seed=settings.seed)
     replay = PrioritizedReplay.from_config(cfg, seed=settings.seed)
     replay.extend(transitions, demo=True)
     log(f"{len(transitions)} demo transitions; agent on {agent.device}")

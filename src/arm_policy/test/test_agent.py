@@ -272,6 +272,20 @@ def test_relative_actor_stays_within_range_of_the_attended_point():
     assert torch.isclose(actor.pose_error(pose, moved, anchor), torch.tensor(1.0))
 
 
+def test_relative_reach_is_per_axis_and_travels_with_the_checkpoint():
+    reach = np.array([0.05, 0.1, 0.2], np.float32)
+    agent = ARMAgent(TINY.replace(actor_relative_xyz=True), BOUNDS, "cpu", relative_range=reach)
+    x = torch.zeros(64, 7, 8, 8)
+    x[:, 3:6, 4, 4] = torch.tensor([0.1, 0.0, 1.1])
+    x[:, 6, 4, 4] = 1.0
+    a, _, _ = agent.actor(x, torch.randn(64, 11))
+    offset = (a[:, :3] - torch.tensor([0.1, 0.0, 1.1])).abs()
+    assert torch.all(offset <= torch.as_tensor(reach) + 1e-6)
+    assert offset[:, 2].max() > 0.1  # z reaches further than the config's 0.1 m default would allow
+    reloaded = ARMAgent.from_state_dict(agent.state_dict(), "cpu")
+    assert torch.equal(reloaded.actor.relative_range, torch.as_tensor(reach))
+
+
 def test_demo_actor_term_pulls_the_mean_pose_onto_the_demo_pose():
     torch.manual_seed(0)
     cfg = TINY.replace(actor_relative_xyz=True, demo_actor_weight=1.0, actor_lr=3e-3)

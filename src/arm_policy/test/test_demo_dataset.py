@@ -18,6 +18,7 @@ from arm_policy.demo_dataset import (
     episode_keyframes,
     episode_transitions,
     load_demos,
+    relative_xyz_range,
     low_dim_state,
     target_pixel,
     time_feature,
@@ -295,3 +296,26 @@ def test_real_pick_up_cup_demo(tmp_path):
         assert isinstance(t, Transition)
         assert np.all((0 < t.pixel) & (t.pixel < 31))  # the TCP is in view, not clipped
         assert np.linalg.norm(t.action[3:7]) == pytest.approx(1.0) and t.action[6] > -0.05
+
+    # the pre-grasp keyframe hangs 12 cm above the cup: its pixel's point is on the table behind,
+    # out of a 10 cm reach; the measured reach covers every demo action from its anchor
+    reach = relative_xyz_range(trs, minimum=0.1)
+    assert reach.shape == (3,) and np.all(reach >= 0.1) and reach.max() > 0.15
+    for t in trs:
+        anchor = t.point_cloud[t.pixel[0], t.pixel[1]]
+        if np.all(np.isfinite(anchor)):
+            assert np.all(np.abs(t.action[:3] - anchor) <= reach)
+
+
+def test_relative_reach_is_the_largest_demo_offset_widened_and_never_below_the_minimum():
+    cloud = np.zeros((4, 4, 3), np.float32)
+    cloud[0, 0] = np.nan  # no depth: left out
+
+    def tr(xyz, pixel=(1, 1)):
+        return SimpleNamespace(action=np.array([*xyz, 0, 0, 0, 1, 1], np.float32), point_cloud=cloud,
+                               pixel=np.array(pixel))
+
+    np.testing.assert_allclose(relative_xyz_range([tr([0.3, -0.05, 0.0]), tr([0.0, 0.0, 0.02]),
+                                                   tr([9.0, 9.0, 9.0], pixel=(0, 0))], minimum=0.1),
+                               [0.36, 0.1, 0.1], atol=1e-6)
+    np.testing.assert_allclose(relative_xyz_range([], minimum=0.1), [0.1] * 3)

@@ -195,7 +195,9 @@ CPU_DIFFERENCES: dict[str, str] = {
     "attention_workspace_margin": "0.1 (paper: none): attend only to points within 10 cm of "
         "the demos' pose bounds. Measured: the failing evaluation episodes attended to the same "
         "two out-of-workspace pixels (the robot's top at the image edge, the far wall), whose Q "
-        "bootstrapped itself up; no next-best pose can lie there.",
+        "bootstrapped itself up; no next-best pose can lie there. The relative actor's reach "
+        "widens it per axis (take_lid_off_saucepan: 25 cm on x and z), or 15 of its 87 demo "
+        "pixels, on the table behind the free-space pre-grasp pose, could never be attended.",
     "exploration_noise_scale": "0.25 (paper 1): the policy's std on xyz grew to 5-9 cm (the "
         "entropy target is a sum over 8 dims; rotation and gripper took the precision), so only "
         "1 in 8 exploring episodes hit the 5 cm target even with attention on it, and each miss "

@@ -393,6 +393,23 @@ def test_attention_only_picks_points_inside_the_widened_workspace():
     assert pixel.shape == (2,)
 
 
+def test_the_relative_actors_reach_widens_the_attention_workspace_per_axis():
+    """A pixel 20 cm beyond the bounds on x is attended by an actor that reaches 25 cm on x
+    (a free-space keyframe's pixel lies on what is behind it), not by one that reaches 10 cm."""
+    bounds = np.array([[0.0, 0.0, 0.9], [0.2, 0.2, 1.1]], np.float32)
+    pc = np.full((16, 16, 3), [1.0, 1.0, 1.0], np.float32)
+    pc[5, 5] = [0.4, 0.1, 1.0]  # 20 cm past the bounds on x
+    pc[12, 12] = [0.25, 0.1, 1.0]  # 5 cm past: inside either way
+    obs = obs_tensor(torch.zeros(1, 16, 16, 3, dtype=torch.uint8), torch.as_tensor(pc)[None])
+    q = torch.zeros(1, 16, 16)
+    q[0, 5, 5] = 10.0  # the far pixel has the best Q
+    cfg = TINY.replace(attention_workspace_margin=0.05, actor_relative_xyz=True)
+    for reach, attended in ((np.array([0.25, 0.1, 0.1]), (5, 5)), (0.1, (12, 12))):
+        agent = ARMAgent(cfg, bounds, device="cpu", relative_range=reach)
+        masked = agent._in_workspace(q.clone(), obs)
+        assert tuple(divmod(int(masked.flatten().argmax()), 16)) == attended
+
+
 def test_exploration_noise_scale_narrows_only_the_behaviour_policy():
     torch.manual_seed(0)
     actor = Actor(TINY, BOUNDS)

@@ -63,8 +63,9 @@ class EpisodeResult:
     outcome: str  # "success", "out of steps" or the unexecutable pose's outcome ("ik_failed", ...)
     attention_error_px: float  # attended pixel -> expert keyframe's pixel (Q-attention's error)
     pose_error_m: float  # chosen xyz -> expert keyframe's xyz (the next-best-pose agent's error)
-    #: how far through a multi-step task it got: executed poses that matched the expert's keyframes
-    #: in order (within KEYFRAME_TOLERANCE_M, same gripper state), out of ``keyframes``
+    #: how far along the expert's path it went: the expert's keyframes matched one after the other
+    #: from the first by executed poses (within KEYFRAME_TOLERANCE_M, same gripper state; a pose
+    #: that misses the next keyframe does not end the count, the next pose may still match it)
     keyframes_matched: int = 0
     keyframes: int = 1
 

@@ -110,7 +110,8 @@ def _text_size(s, scale=0.5, thick=1):
 
 def learning_curve_image(rows: Sequence[Mapping], x: str = "env_steps", y: str = "eval_success",
                          title: str | None = None, compare=None, *, label: str = "ARM",
-                         size: tuple[int, int] = (800, 500), ylim=None) -> np.ndarray:
+                         size: tuple[int, int] = (800, 500), ylim=None,
+                         ylabel: str | None = None) -> np.ndarray:
     """The plot of ``plot_learning_curve`` as an (H, W, 3) RGB uint8 array (``size`` = (W, H))."""
     W, H = size
     img = np.full((H, W, 3), _BG, np.uint8)
@@ -142,7 +143,21 @@ def learning_curve_image(rows: Sequence[Mapping], x: str = "env_steps", y: str =
     xlabels, ylabels = _tick_labels(xt), _tick_labels(yt)
 
     left = 30 + max(_text_size(s, 0.45)[0] for s in ylabels) + 12
-    right, top, bottom = 25, 50 if title else 25, 60
+    right, top = 25, 50 if title else 25
+    # the legend goes under the x label, entries left to right in as many rows as they need,
+    # so that no curve is ever hidden behind it
+    names = [f"{name}" + ("" if cx.size else " (no data)") for name, cx, _ in data]
+    entry_w = [_text_size(n, 0.5)[0] + 60 for n in names]
+    rows_of, row, used = [], [], 0
+    for i, w in enumerate(entry_w):
+        if row and used + w > W - left - right:
+            rows_of.append(row)
+            row, used = [], 0
+        row.append(i)
+        used += w
+    rows_of.append(row)
+    legend_h = 24 * len(rows_of)
+    bottom = 60 + legend_h
     pw, ph = W - left - right, H - top - bottom
 
     def px(v):
@@ -170,10 +185,11 @@ def learning_curve_image(rows: Sequence[Mapping], x: str = "env_steps", y: str =
 
     # axis labels (the y label is drawn horizontally on a strip, then rotated)
     xw, xh, _ = _text_size(x, 0.55)
-    _text(img, x, (left + pw // 2 - xw // 2, H - 14), 0.55)
-    yw, yh, ybase = _text_size(y, 0.55)
+    _text(img, x, (left + pw // 2 - xw // 2, top + ph + 50), 0.55)
+    ylabel = ylabel or y
+    yw, yh, ybase = _text_size(ylabel, 0.55)
     strip = np.full((yh + ybase + 4, yw + 4, 3), _BG, np.uint8)
-    _text(strip, y, (2, yh + 2), 0.55)
+    _text(strip, ylabel, (2, yh + 2), 0.55)
     strip = np.ascontiguousarray(np.rot90(strip))
     sy = max(0, top + ph // 2 - strip.shape[0] // 2)
     sx = 6
@@ -197,35 +213,32 @@ def learning_curve_image(rows: Sequence[Mapping], x: str = "env_steps", y: str =
     img[top:top + ph + 1, left:left + pw + 1] = plot
     cv2.rectangle(img, (left, top), (left + pw, top + ph), _AXIS, 1)
 
-    # legend inside the plot: bottom-right for a success curve (it rises to the top), else top-left
-    names = [f"{name}" + ("" if cx.size else " (no data)") for name, cx, _ in data]
-    lw = max(_text_size(n, 0.5)[0] for n in names) + 50
-    lh = 24 * len(names) + 8
-    lx, ly = (left + pw - 10 - lw, top + ph - 10 - lh) if rate else (left + 10, top + 10)
-    cv2.rectangle(img, (lx, ly), (lx + lw, ly + lh), (255, 255, 255), -1)
-    cv2.rectangle(img, (lx, ly), (lx + lw, ly + lh), (170, 170, 170), 1)
-    for i, n in enumerate(names):
-        col = CURVE_COLORS[i % len(CURVE_COLORS)]
-        yy = ly + 16 + 24 * i
-        cv2.line(img, (lx + 8, yy), (lx + 36, yy), col, 2, cv2.LINE_AA)
-        cv2.circle(img, (lx + 22, yy), 4, col, -1, cv2.LINE_AA)
-        _text(img, n, (lx + 44, yy + 5), 0.5)
+    # legend under the plot
+    for r, members in enumerate(rows_of):
+        yy, xx = top + ph + 60 + 24 * r + 10, left
+        for i in members:
+            col = CURVE_COLORS[i % len(CURVE_COLORS)]
+            cv2.line(img, (xx, yy), (xx + 28, yy), col, 2, cv2.LINE_AA)
+            cv2.circle(img, (xx + 14, yy), 4, col, -1, cv2.LINE_AA)
+            _text(img, names[i], (xx + 36, yy + 5), 0.5)
+            xx += entry_w[i]
     return img
 
 
 def plot_learning_curve(rows: Sequence[Mapping], out_png: os.PathLike | str,
                         x: str = "env_steps", y: str = "eval_success", title: str | None = None,
                         compare=None, *, label: str = "ARM", size: tuple[int, int] = (800, 500),
-                        ylim=None) -> Path:
+                        ylim=None, ylabel: str | None = None) -> Path:
     """Write a line plot of ``y`` against ``x`` to ``out_png`` (``size`` = (W, H) pixels).
 
     ``rows``: dicts such as ``run_log.read_metrics`` returns; rows lacking ``x`` or ``y`` (or
     with non-finite values) are skipped, points are sorted by ``x``. ``compare`` adds curves:
     a rows list (legend "baseline"), a ``(label, rows)`` pair, or ``{label: rows, ...}``.
     A ``y`` named like a success rate whose values lie in [0, 1] gets a fixed 0..1 axis.
+    ``ylabel`` names the y axis (default: ``y``). The legend lies under the plot.
     """
     return _write_png(out_png, learning_curve_image(rows, x, y, title, compare, label=label,
-                                                    size=size, ylim=ylim))
+                                                    size=size, ylim=ylim, ylabel=ylabel))
 
 
 # --------------------------------------------------------------------------- attention maps

@@ -227,7 +227,8 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
         if settings.attention:
             compare["attention within 2 px of the expert keyframe"] = beside("eval_attention_on_keyframe")
         plot_learning_curve(curve, run / "learning_curve.png", label=f"{method} success",
-                            title=f"{method} on {settings.task} ({settings.preset})", compare=compare)
+                            title=f"{method} on {settings.task} ({settings.preset})", compare=compare,
+                            ylabel=f"share of the {settings.eval_episodes} evaluation episodes")
         eval_seconds = time.monotonic() - began
         return success
 

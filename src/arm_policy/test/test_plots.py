@@ -112,3 +112,15 @@ def test_heatmap_image_small_and_float_inputs():
         heatmap_image(np.zeros((32, 48, 3), np.uint8), np.zeros((16, 16)), (0, 0))
     with pytest.raises(TypeError, match="out_png"):
         attention_snapshot(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8)), (4, 4))
+
+
+def test_the_legend_lies_under_the_plot_so_no_curve_hides_behind_it():
+    flat = [{"env_steps": 100 * i, "eval_success": 0.0} for i in range(20)]  # along the bottom
+    names = {"a long name for the second curve": flat, "and another long one for the third": flat}
+    img = learning_curve_image(flat, compare=names, size=(800, 500))
+    below = img[-60:]  # the legend rows, under the x label
+    for color in CURVE_COLORS[:3]:
+        assert count_color(below, color) > 20
+    # the 0% line is drawn all the way across the plot in the last curve's colour (on top)
+    rows_with_curve = np.flatnonzero(np.all(img == np.array(CURVE_COLORS[2], np.uint8), axis=-1).sum(1) > 500)
+    assert rows_with_curve.size and rows_with_curve.max() < 500 - 60

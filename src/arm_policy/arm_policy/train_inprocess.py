@@ -70,11 +70,13 @@ class EpisodeResult:
     keyframes: int = 1
 
 
-def _expert_keyframe(task, obs) -> tuple[np.ndarray, np.ndarray]:
-    """(xyz, pixel) of the scripted expert's first waypoint in the scene just reset."""
+def _expert_keyframe(task, obs, waypoints=None) -> tuple[np.ndarray, np.ndarray]:
+    """(xyz, pixel) of the scripted expert's first waypoint in the scene just reset
+    (``waypoints``: the expert's, if the caller has them already)."""
     from .demo_dataset import target_pixel
 
-    xyz = np.asarray(task.task.expert(task.sim)[0].pose[:3], dtype=np.float64)
+    waypoints = task.task.expert(task.sim) if waypoints is None else waypoints
+    xyz = np.asarray(waypoints[0].pose[:3], dtype=np.float64)
     return xyz, target_pixel(xyz, obs.camera_intrinsics, obs.camera_extrinsics, obs.front_rgb.shape)
 
 
@@ -86,8 +88,8 @@ def run_episode(task, agent: ARMAgent, seed: int, explore: bool, episode_length:
     from arm_sim.environment import InvalidActionError
 
     _, obs = task.reset(seed=seed)
-    expert_xyz, expert_pixel = _expert_keyframe(task, obs)
     waypoints = task.task.expert(task.sim)
+    expert_xyz, expert_pixel = _expert_keyframe(task, obs, waypoints)
     matched = 0
     attention_error = pose_error = float("nan")
     outcome = "out of steps"

@@ -33,7 +33,7 @@ test: setup
 	source env.sh && python -m pytest -q src test
 
 # The main job: the whole learning loop over ROS 2 (arm launch sim_train) with its embedded
-# defaults: reach_target, the cpu agent preset (64x64 images), 10 demos, a 30-minute budget that
+# defaults: reach_target, the cpu agent preset (64x64 images), 100 demos, a 30-minute budget that
 # includes the demos and the final evaluation. A fresh run folder each time; resume one with
 # `make sim-train RUN=runs/sim_train-...` (same command, same folder).
 TASK ?= reach_target

@@ -32,7 +32,7 @@ def _batch(size, batch, rng):
     pc = lambda: rng.normal(size=(batch, s, s, 3)).astype(np.float32)  # noqa: E731
     rgb = lambda: rng.integers(0, 255, (batch, s, s, 3), dtype=np.uint8)  # noqa: E731
     return {"rgb": rgb(), "point_cloud": pc(), "low_dim": rng.normal(size=(batch, 11)).astype(np.float32),
-            "pixel": rng.integers(0, s, (batch, 2)),
+            "pixel": rng.integers(0, s, (batch, 2)), "next_pixel": rng.integers(0, s, (batch, 2)),
             "action": np.tile(np.r_[0.45, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0], (batch, 1)).astype(np.float32),
             "reward": rng.integers(0, 2, batch).astype(np.float32), "terminal": rng.integers(0, 2, batch).astype(bool),
             "next_rgb": rgb(), "next_point_cloud": pc(), "next_low_dim": rng.normal(size=(batch, 11)).astype(np.float32),

@@ -130,3 +130,36 @@ def test_a_multi_step_episode_reports_how_many_expert_keyframes_it_matched_in_or
     assert expert.success and (expert.keyframes_matched, expert.keyframes) == (3, 3)
     assert not stalled.success and (stalled.keyframes_matched, stalled.keyframes) == (1, 3)
     assert summarise([expert, stalled])["eval_keyframes_matched"] == (1 + 1 / 3) / 2
+
+
+def test_each_transition_names_the_next_decisions_pixel_and_a_cut_bootstraps():
+    """The critic's next crop is cut where the agent looked next; the last transition of an
+    episode cut by its step limit is a timeout, its next pixel the attention's choice there."""
+    from arm_policy.config import preset
+    from arm_policy.train_inprocess import run_episode
+    from arm_sim.environment import Environment
+
+    cfg = preset("cpu", image_size=32, batch_size=8)
+    agent = ARMAgent(cfg, [[0.2, -0.3, 0.8], [0.6, 0.3, 1.2]], device="cpu", seed=0)
+    pixels, act = [], agent.act
+
+    def recording_act(obs, explore):
+        out = act(obs, explore)
+        pixels.append(out[0])
+        return out
+
+    agent.act = recording_act
+    transitions = []
+    task = Environment(image_size=(32, 32)).get_task("pick_and_lift")  # not solved by chance
+    run_episode(task, agent, seed=3, explore=True, episode_length=3, on_transition=transitions.append)
+    task.close()
+    assert len(transitions) >= 1
+    for i, t in enumerate(transitions[:-1]):
+        assert np.array_equal(t["next_pixel"], pixels[i + 1]) and not t["terminal"]
+    last = transitions[-1]
+    assert last["terminal"]
+    if last["timeout"]:  # cut after 3 poses: one more look at the last observation
+        assert len(transitions) == 3 and len(pixels) == 4
+        assert np.array_equal(last["next_pixel"], pixels[-1]) and last["reward"] == 0.0
+    else:  # an unexecutable pose: reward 0, the end
+        assert last["reward"] == 0.0 and np.array_equal(last["next_pixel"], last["pixel"])

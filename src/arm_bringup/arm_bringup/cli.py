@@ -4,8 +4,9 @@ Examples:
     arm tasks
     arm demos --task reach_target --episodes 10 --seed 0 --out runs/demos
     arm demos --task pick_up_cup --episodes 5 --out runs/demos --image-size 64
-    arm train --inprocess --task reach_target --preset cpu --demos 10 --minutes 30 --out runs/reach
+    arm train --inprocess --task pick_up_cup --minutes 30 --out runs/cup
     arm evaluate runs/reach --all
+    arm benchmark --tasks pick_up_cup,take_lid_off_saucepan --methods arm,sac,bc --minutes 120 --out runs/bench
     arm plot ARM=runs/reach SAC=runs/reach_sac --out runs/reach_vs_sac.png
     arm launch sim task:=pick_up_cup
     arm launch sim_train task:=reach_target minutes:=30 run_dir:=runs/reach
@@ -25,6 +26,32 @@ def _cmd_tasks(args) -> int:
     from arm_sim.tasks import TASK_NAMES
 
     print("\n".join(TASK_NAMES))
+    return 0
+
+
+def _cmd_benchmark(args) -> int:
+    from arm_policy.benchmark import BenchmarkSettings, run_benchmark, write_report
+    from arm_sim.tasks import TASK_NAMES
+
+    def log(line):
+        print(line, file=sys.stderr, flush=True)
+
+    if args.report:
+        write_report(args.out, log)
+        return 0
+    tasks = list(TASK_NAMES) if args.tasks == "all" else [t for t in args.tasks.split(",") if t]
+    try:
+        settings = BenchmarkSettings(tasks=tasks, methods=[m for m in args.methods.split(",") if m],
+                                     demos=args.demos, minutes=args.minutes, seeds=args.seeds,
+                                     jobs=args.jobs, out=args.out, preset=args.preset,
+                                     eval_every=args.eval_every, eval_episodes=args.eval_episodes)
+    except ValueError as e:
+        print(f"arm benchmark: {e}", file=sys.stderr)
+        return 2
+    try:
+        run_benchmark(settings, log)
+    except KeyboardInterrupt:
+        return 130
     return 0
 
 
@@ -110,7 +137,7 @@ def _cmd_train(args) -> int:
     settings = TrainSettings(task=args.task, preset=args.preset, demos=args.demos, minutes=args.minutes,
                              out=args.out, seed=args.seed, eval_every=args.eval_every,
                              eval_episodes=args.eval_episodes, keep_checkpoints=args.keep_checkpoints,
-                             attention=not args.no_attention)
+                             method="sac" if args.no_attention else args.method)
     summary = train(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(json.dumps(summary))
     return 0
@@ -183,18 +210,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train ARM in-process on the simulator (no ROS)",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description=(
                            "Examples:\n"
-                           "    arm train --inprocess --task reach_target --preset cpu --demos 10 --minutes 30 --out runs/reach\n"
                            "    arm train --inprocess --task pick_up_cup --minutes 120 --out runs/cup\n"
-                           "    arm train --inprocess --task reach_target --no-attention --out runs/reach_sac\n\n"
-                           "Records the demos into OUT/demos first, then trains with periodic evaluation (no\n"
-                           "exploration) until the time budget; OUT holds config.json, checkpoints/, metrics.csv,\n"
-                           "tensorboard/, learning_curve.png, attention/ and summary.json. Training over the ROS\n"
-                           "graph (training_node) is `arm launch sim_train`, not this command."))
+                           "    arm train --inprocess --task pick_up_cup --method bc --minutes 10 --out runs/cup_bc\n"
+                           "    arm train --inprocess --task reach_target --method sac --demos 10 --out runs/reach_sac\n\n"
+                           "Records the demos into OUT/demos first, evaluates the untrained agent, then trains with\n"
+                           "periodic evaluation (no exploration) until the time budget; OUT holds config.json,\n"
+                           "checkpoints/, metrics.csv, tensorboard/, learning_curve.png, attention/ and summary.json\n"
+                           "(untrained_success beside eval_success). The same command on an unfinished OUT resumes\n"
+                           "it from its newest checkpoint. Training over the ROS graph (training_node) is\n"
+                           "`arm launch sim_train`, not this command."))
     p.add_argument("--inprocess", action="store_true", required=True,
                    help="run simulator, agent and replay in this process (required: the ROS path is a launch)")
     p.add_argument("--task", default="reach_target", help="task name (see `arm tasks`)")
     p.add_argument("--preset", default="cpu", help="agent preset: cpu (default) or paper")
-    p.add_argument("--demos", type=int, default=10, help="expert demonstrations to record (default 10)")
+    p.add_argument("--method", default="arm", choices=["arm", "sac", "bc"],
+                   help="arm (default); sac: the pose agent on the whole image, no Q-attention; "
+                        "bc: the same networks supervised on the demos only")
+    p.add_argument("--demos", type=int, default=100,
+                   help="expert demonstrations to record (default 100, the paper's)")
     p.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget (default 30)")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--seed", type=int, default=0, help="seed of the first demo; training seeds follow")
@@ -202,9 +235,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-episodes", type=int, default=25, help="episodes per evaluation (default 25)")
     p.add_argument("--keep-checkpoints", type=int, default=5,
                    help="checkpoints kept (one every 500 updates; default 5, the newest)")
-    p.add_argument("--no-attention", action="store_true",
-                   help="the paper's SAC baseline: the pose agent on the full image, no Q-attention")
+    p.add_argument("--no-attention", action="store_true", help="the same as --method sac")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("benchmark", help="the paper's Fig. 6: tasks x methods x seeds, resumable",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description=(
+                           "Examples:\n"
+                           "    arm benchmark --tasks pick_up_cup,take_lid_off_saucepan --minutes 120 --out runs/bench\n"
+                           "    arm benchmark --tasks all --methods arm,sac,bc --minutes 30 --seeds 2 --jobs 2 --out runs/bench\n"
+                           "    arm benchmark --report --out runs/bench      # the report from the cells done so far\n\n"
+                           "Trains every (task, method, seed) cell in process (`arm train --inprocess`, one run\n"
+                           "folder each under OUT/cells), one after another or --jobs side by side with one torch\n"
+                           "thread each, and writes OUT/results.csv, OUT/results.md (final success beside the\n"
+                           "untrained agent's, the mean of the last evaluations, where it fails) and OUT/curves.png.\n"
+                           "Resumable: run the same command again; finished cells are skipped and an interrupted\n"
+                           "one resumes from its newest checkpoint."))
+    p.add_argument("--tasks", default="pick_up_cup,take_lid_off_saucepan",
+                   help="comma-separated task names, or all (default: pick_up_cup,take_lid_off_saucepan)")
+    p.add_argument("--methods", default="arm,sac,bc", help="comma-separated: arm, sac, bc (default: all three)")
+    p.add_argument("--demos", type=int, default=100, help="demos per task, shared by its cells (default 100)")
+    p.add_argument("--minutes", type=float, default=30.0, help="training budget per cell (default 30)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per (task, method): 0..K-1 (default 1)")
+    p.add_argument("--jobs", type=int, default=1, help="cells side by side, one torch thread each (default 1)")
+    p.add_argument("--preset", default="cpu", help="agent preset: cpu (default) or paper")
+    p.add_argument("--eval-every", type=int, default=100, help="environment steps between evaluations")
+    p.add_argument("--eval-episodes", type=int, default=25, help="episodes per evaluation (default 25)")
+    p.add_argument("--out", required=True, help="benchmark folder")
+    p.add_argument("--report", action="store_true", help="only rewrite the report from the finished cells")
+    p.set_defaults(func=_cmd_benchmark)
 
     p = sub.add_parser("evaluate", help="evaluate a run's checkpoints in-process, saying what failed",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description=(

@@ -102,9 +102,9 @@ class EpisodeRunner(Node):
         self.declare_parameter("eval_every", 250, d("training env steps between evaluations "
                                "(0: only the final one)"))
         self.declare_parameter("eval_episodes", 10, d("episodes per evaluation (no exploration)"))
-        self.declare_parameter("eval_at_start", False, d("also evaluate the untrained agent "
-                               "before the first training episode (costs one evaluation)"))
-        self.declare_parameter("demos", 10, d("expert demos the run folder must hold"))
+        self.declare_parameter("eval_at_start", True, d("evaluate the untrained agent first "
+                               "(summary.json: untrained_success; costs one evaluation)"))
+        self.declare_parameter("demos", 100, d("expert demos the run folder must hold (the paper: 100)"))
         self.declare_parameter("action_timeout", 15.0, d("seconds to wait for /arm/policy/act"))
         self.declare_parameter("result_timeout", 30.0, d("seconds to wait for /arm/control/result"))
         self.declare_parameter("checkpoint_timeout", 600.0, d("seconds to wait for the first "
@@ -363,7 +363,7 @@ class EpisodeRunner(Node):
                     self.save_attention(int(decision.get("stamp_ns", 0)), snapshot)
                 text, success = self.wait_result(since)
                 outcome = ep.outcome_of(text)
-                reward, terminal = ep.step_reward(outcome, success, step, self.episode_length)
+                reward, terminal, _ = ep.step_reward(outcome, success, step, self.episode_length)
                 total += reward
                 record = ep.StepRecord(step, reward, terminal, outcome, success and reward > 0,
                                        int(decision.get("stamp_ns", 0)), name)
@@ -568,9 +568,17 @@ class EpisodeRunner(Node):
         best = max((e["eval_success"] for e in evals if not math.isnan(e["eval_success"])),
                    default=None)
         eval_success = last.get("eval_success")
+        finite = [e["eval_success"] for e in evals if not math.isnan(e["eval_success"])]
+        # the first evaluation, at env step 0, is the untrained agent's (eval_at_start); the
+        # checkpoint it acted on is named: the trainer runs on while the evaluation does
+        first = evals[0] if evals and evals[0]["env_steps"] == 0 else None
         write_summary(
             self.run_dir, task=self.task,
             eval_success=None if eval_success is None or math.isnan(eval_success) else eval_success,
+            untrained_success=None if first is None or math.isnan(first["eval_success"])
+            else first["eval_success"],
+            untrained_checkpoint_step=None if first is None else first.get("checkpoint_step"),
+            eval_success_last_mean=float(sum(finite[-3:]) / len(finite[-3:])) if finite else None,
             best_eval_success=best, env_steps=self.counter.env_steps,
             episodes=self.counter.episodes,
             episodes_this_launch=self.counter.episodes - self.counter.resumed_episodes,

@@ -5,16 +5,16 @@ Example::
     from arm_bringup.episodes import EpisodeCounter, scan_run, step_reward
     point = scan_run("runs/sim_train")            # what earlier launches left in the run folder
     counter = EpisodeCounter.resume(point)
-    reward, terminal = step_reward("reached", success=True, step=0, episode_length=10)
+    reward, terminal, timeout = step_reward("reached", success=True, step=0, episode_length=10)
     counter.finish_episode(steps=1, success=True)
     print(counter.env_steps, counter.episodes, counter.success_rate())
 
 The rules match the in-process trainer (``arm_policy.train_inprocess``) so both paths see the
 same episodes:
 
-* reward: -1 and the episode ends when the pose was not ``reached`` (the paper's "unreachable
-  pose" rule: the control agent could not execute it); +1 and the end on task success; else 0.
-  The ``episode_length``-th step always ends the episode.
+* reward: ``arm_policy.rewards.step_reward`` (one rule for both paths): 0 and the episode ends
+  when the pose was not ``reached`` (the authors' rule: the control agent could not execute it);
+  +1 and the end on task success; else 0. The ``episode_length``-th step always ends the episode.
 * seeds: demos ``seed, seed+1, ...``; training episode ``i`` uses ``seed + 10_000 + i``;
   evaluation episode ``i`` uses ``1_000_000 + i`` (the same scenes at every evaluation, and never
   a training or demo scene).
@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from arm_policy.rewards import step_reward
 
 __all__ = [
     "Budget",
@@ -110,20 +112,6 @@ def outcome_of(result: str) -> str:
     3.1 mm (plan 12.0 ms, ...)"`` -> ``"reached"``; ``""`` when there is none."""
     m = _OUTCOME.match(result or "")
     return m.group(1).lower() if m else ""
-
-
-def step_reward(outcome: str, success: bool, step: int, episode_length: int) -> tuple[float, bool]:
-    """(reward, terminal) of agent step ``step`` (0-based).
-
-    Not ``reached`` (unreachable, collision, timeout, invalid): -1 and the end, as in the paper;
-    success after reaching the pose: +1 and the end; else 0, ending at the ``episode_length``-th
-    step (a time limit, cut like the in-process trainer cuts it).
-    """
-    if outcome != "reached":
-        return -1.0, True
-    if success:
-        return 1.0, True
-    return 0.0, step >= episode_length - 1
 
 
 @dataclass

@@ -11,14 +11,14 @@ from arm_bringup import episodes as ep
 
 
 @pytest.mark.parametrize("outcome, success, step, expect", [
-    ("reached", False, 0, (0.0, False)),
-    ("reached", True, 0, (1.0, True)),
-    ("reached", False, 9, (0.0, True)),          # the 10th pose ends the episode
-    ("unreachable", False, 3, (-1.0, True)),     # the paper's rule
-    ("collision", False, 0, (-1.0, True)),
-    ("timeout", True, 0, (-1.0, True)),          # not executed: success does not count
-    ("invalid", False, 0, (-1.0, True)),
-    ("", False, 0, (-1.0, True)),
+    ("reached", False, 0, (0.0, False, False)),
+    ("reached", True, 0, (1.0, True, False)),
+    ("reached", False, 9, (0.0, True, True)),     # the 10th pose cuts the episode: a timeout
+    ("unreachable", False, 3, (0.0, True, False)),  # the authors' rule: 0 and the end
+    ("collision", False, 0, (0.0, True, False)),
+    ("timeout", True, 0, (0.0, True, False)),     # not executed: success does not count
+    ("invalid", False, 0, (0.0, True, False)),
+    ("", False, 0, (0.0, True, False)),
 ])
 def test_step_reward_follows_the_paper_and_the_in_process_trainer(outcome, success, step, expect):
     assert ep.step_reward(outcome, success, step, episode_length=10) == expect

@@ -302,7 +302,7 @@ def test_sim_train_params_are_consistent_across_nodes():
     assert params["sim_node"]["task"] == params["training_node"]["task"] == runner["task"]
     assert params["policy_node"]["episode_length"] == params["training_node"]["episode_length"] \
         == runner["episode_length"] == 10
-    assert params["training_node"]["min_demos"] == runner["demos"] == 10
+    assert params["training_node"]["min_demos"] == runner["demos"] == 100  # the paper's number
     assert runner["minutes"] == 30.0 and params["sim_node"]["real_time"] is True
     # the recorder keeps what the trainer turns into transitions (docs/design.md contract)
     from arm_bringup.episode_runner import RECORDED

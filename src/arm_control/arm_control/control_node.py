@@ -32,7 +32,7 @@ from std_msgs.msg import Bool, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from . import panda
-from .goal_executor import Goal, GoalExecutor, reported_gripper_open
+from .goal_executor import Goal, GoalExecutor
 from .node_main import run_node
 from .motion import InvalidPose, MotionPlanner, validate_pose
 from .planner import PLANNERS
@@ -81,7 +81,6 @@ class ControlNode(Node):
         self.kinematics = motion.kinematics
         self.q = self.dq = self.fingers = None
         self.gripper_goals: dict[int, float] = {}
-        self.gripper_commanded: bool | None = None  # open? None until the first command
 
         self.pub_traj = self.create_publisher(JointTrajectory, p("trajectory_topic"), RELIABLE)
         self.pub_gripper = self.create_publisher(Float64MultiArray, p("gripper_topic"), RELIABLE)
@@ -148,10 +147,8 @@ class ControlNode(Node):
         o = ee.pose.orientation
         o.x, o.y, o.z, o.w = pose[3:].tolist()
         self.pub_ee.publish(ee)
-        is_open = reported_gripper_open(self.gripper_commanded, self.fingers, idle=not self.executor_.busy)
-        self.gripper_commanded = is_open
-        if is_open is not None:
-            self.pub_gripper_open.publish(Bool(data=is_open))
+        if self.fingers is not None:  # measured, as RLBench's low-dim state
+            self.pub_gripper_open.publish(Bool(data=panda.gripper_is_open(self.fingers)))
 
     def step(self):
         now = self.get_clock().now().nanoseconds * 1e-9
@@ -159,7 +156,6 @@ class ControlNode(Node):
         if out.trajectory is not None:
             self.pub_traj.publish(self.to_msg(out.trajectory))
         if out.gripper_open is not None:
-            self.gripper_commanded = out.gripper_open > 0.5
             self.pub_gripper.publish(Float64MultiArray(data=[out.gripper_open * panda.FINGER_OPEN]))
         for r in out.results:
             self.publish_result(r.text())

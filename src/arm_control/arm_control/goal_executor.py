@@ -47,25 +47,6 @@ class Commands:
     results: list[Result] = field(default_factory=list)
 
 
-def reported_gripper_open(commanded: bool | None, fingers: np.ndarray | None, idle: bool) -> bool | None:
-    """RLBench's ``gripper_open``: the last commanded state, read off the fingers where that is stale.
-
-    Before any command the fingers decide. While no goal runs (``idle``), fingers fully open
-    under a "closed" command, or fully shut under an "open" one, were moved by something other
-    than this node (a simulator reset, an operator): the fingers decide then too. Fingers resting
-    on a grasped object are neither, so a held object keeps reading as closed.
-    """
-    if fingers is None:
-        return commanded
-    fully_open = bool(np.min(fingers) > 0.9 * panda.FINGER_OPEN)
-    fully_shut = bool(np.max(fingers) < 0.1 * panda.FINGER_OPEN)
-    if commanded is None or (idle and fully_open):
-        return fully_open
-    if idle and fully_shut:
-        return False
-    return commanded
-
-
 class GoalExecutor:
     def __init__(self, motion: MotionPlanner, position_tolerance: float = 0.01,
                  settle_velocity: float = 0.02, timeout_margin: float = 3.0, gripper_seconds: float = 1.5):

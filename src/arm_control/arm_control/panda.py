@@ -19,3 +19,13 @@ NEUTRAL = np.array([0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785])
 
 FINGER_OPEN = 0.04  # metres per finger
 FINGER_CLOSED = 0.0
+
+
+#: a finger this far open (of FINGER_OPEN) or more reads as open (RLBench: open amount > 0.9)
+OPEN_FRACTION = 0.9
+
+
+def gripper_is_open(fingers) -> bool:
+    """RLBench's ``gripper_open``: measured, not commanded. True when both fingers are at least
+    ``OPEN_FRACTION`` open; fingers closing, opening or resting on a grasped object read closed."""
+    return bool(np.min(np.asarray(fingers, dtype=float)) > OPEN_FRACTION * FINGER_OPEN)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from arm_control import panda
-from arm_control.goal_executor import Goal, GoalExecutor, reported_gripper_open
+from arm_control.goal_executor import Goal, GoalExecutor
 from arm_control.motion import MotionPlanner
 from arm_control.robot_model import workcell_xml
 from arm_control.transforms import top_down_quat
@@ -88,21 +88,8 @@ def test_an_arm_that_never_moves_times_out(motion):
 OPEN, SHUT, ON_CUP = np.full(2, panda.FINGER_OPEN), np.zeros(2), np.full(2, 0.028)
 
 
-def test_gripper_open_is_read_off_the_fingers_before_any_command():
-    assert reported_gripper_open(None, OPEN, idle=True) is True
-    assert reported_gripper_open(None, ON_CUP, idle=True) is False
-    assert reported_gripper_open(None, None, idle=True) is None
-
-
-def test_a_reset_outside_the_node_overrides_a_stale_command_once_no_goal_runs():
-    # the sim reset (or an operator) opened the fingers the node had closed, and the other way
-    assert reported_gripper_open(False, OPEN, idle=True) is True
-    assert reported_gripper_open(True, SHUT, idle=True) is False
-    # while a goal runs the fingers lag the command: the command stands
-    assert reported_gripper_open(False, OPEN, idle=False) is False
-    assert reported_gripper_open(True, SHUT, idle=False) is True
-
-
-def test_fingers_resting_on_a_grasped_object_still_read_as_closed():
-    assert reported_gripper_open(False, ON_CUP, idle=True) is False
-    assert reported_gripper_open(True, ON_CUP, idle=True) is True  # opening, blocked or slow: the command stands
+def test_gripper_open_is_measured_off_the_fingers_as_rlbench():
+    assert panda.gripper_is_open(OPEN) is True
+    assert panda.gripper_is_open(SHUT) is False
+    assert panda.gripper_is_open(ON_CUP) is False  # resting on a grasped object: closed
+    assert panda.gripper_is_open([panda.FINGER_OPEN, 0.5 * panda.FINGER_OPEN]) is False  # moving

@@ -1,24 +1,27 @@
 """ARM agent: Q-attention (Eq. 5) -> crop -> next-best-pose SAC with a confidence-aware critic (Eq. 6).
 
-``update`` reads top to bottom like the paper, on one prioritised batch:
+``update`` reads top to bottom like the paper and the authors' code (stepjam/ARM), on one
+prioritised batch; H is the Huber loss, b = 0 where the episode ended (a timeout is no end:
+it bootstraps), r the reward x ``reward_scale``:
 
-1. Q-attention: y = r + gamma (1 - d) min_k Q'_k(s', argmax min_k Q_k(s', .))   (double DQN)
-   L = w_is * [sum_k (Q_k(s, pixel) - y)^2 + lambda * 0.5 * sum_k sum_pixels Q_k(s)^2]
+1. Q-attention: y = clamp(max(r, 0) + gamma b min_k Q'_k(s', argmax min_k Q_k(s', .)), 0, 100)
+   L = mean_batch w_is sum_k H(Q_k(s, pixel) - y) + lambda * 0.5 * sum_batch,k,pixels Q_k(s)^2
        + demo_attention_weight * mean_demos sum_k [logsumexp_pixels Q_k(s) - Q_k(s, demo pixel)]
-2. Critic on crops at the demo/stored pixel (next crop at the Q-attention's choice on s'):
-   y = r + gamma (1 - d) (min_k Q'_k(s', a') - alpha log pi(a'|s')), a' ~ pi(s'),
-   Q'_k taken at twin k's most confident pixel;
-   L = w_is * sum_k mean_pixels[(Q_k,ij - y)^2 c_k,ij - w log c_k,ij]
-3. Actor: L = w_is * (alpha log pi(a|s) - min_k Q_k(s, a)), Q at the most confident pixel,
+2. Critic on the crop at the stored pixel; the next crop at the stored *next* pixel (the next
+   decision's, for a demo the next keyframe's), per-pixel targets:
+   y_ij = r + gamma b (min_k Q'_k,ij(s', a') - alpha log pi(a'|s')), a' ~ pi(s')
+   L = mean_batch w_is sum_k mean_ij[H(Q_k,ij - y_ij) c_k,ij - w log c_k,ij]
+3. Actor: L = w_is * (alpha log pi(a|s) - min_k Q_k(s, a)), Q at each twin's most confident pixel,
    + demo_actor_weight * mean|Q| * mean_demos |mean_pi(s) - a_demo|^2 (normalised action space);
-   temperature: L_alpha = -log_alpha (log pi + target_entropy)
+   with ``alpha_auto_tune`` the temperature: L_alpha = -log_alpha (log pi + target_entropy)
 4. Polyak averaging of both target networks (tau).
 
-The demo terms are off in the ``paper`` preset (see config.CPU_DIFFERENCES for why ``cpu`` uses
-them); with ``imitate_successes`` "demos" are the demo transitions and every transition of the
-agent's successful episodes (the replay's ``success`` flag). Without Q-attention
-(``cfg.q_attention`` False, the paper's SAC baseline) step 1 is skipped and the pose agent's
-"crop" is the whole image.
+Gradients are clipped by value (``grad_clip``). The demo terms are off in the ``paper`` preset
+(see config.CPU_DIFFERENCES for why ``cpu`` uses them); with ``imitate_successes`` "demos" are
+the demo transitions and every transition of the agent's successful episodes (the replay's
+``success`` flag). Without Q-attention (``cfg.q_attention`` False, the paper's SAC baseline)
+step 1 is skipped and the pose agent's "crop" is the whole image. :class:`BCAgent` is the
+behaviour-cloning baseline on the same networks.
 
 Rewards are multiplied by ``reward_scale`` here (the replay holds raw rewards). New priorities
 are the mean |TD| of the Q-attention and the critic (the replay applies alpha).
@@ -39,7 +42,7 @@ from .config import ARMConfig
 from .demo_dataset import action_bounds, relative_xyz_range
 from .networks import Actor, ConfidenceCritic, QAttention, crop, obs_tensor
 
-__all__ = ["ARMAgent", "NumericalError"]
+__all__ = ["ARMAgent", "BCAgent", "NumericalError"]
 
 
 class NumericalError(RuntimeError):
@@ -101,6 +104,7 @@ class ARMAgent:
 
     @property
     def alpha(self) -> torch.Tensor:
+        """The SAC temperature: ``init_alpha`` unless ``alpha_auto_tune`` moves it."""
         return self.log_alpha.exp()
 
     # ------------------------------------------------------------------ helpers
@@ -152,8 +156,9 @@ class ARMAgent:
         self._check(f"{name} loss", loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
-        self._check(f"{name} gradient norm", grad_norm)
+        # the norm (not clipped) only to catch NaN/inf before they reach the weights
+        self._check(f"{name} gradient norm", nn.utils.clip_grad_norm_(params, float("inf")))
+        nn.utils.clip_grad_value_(params, self.cfg.grad_clip)
         opt.step()
 
     # ------------------------------------------------------------------ acting
@@ -176,38 +181,73 @@ class ARMAgent:
                 q_map.float().cpu().numpy())
 
     # ------------------------------------------------------------------ learning
+    def _batch(self, batch: dict[str, np.ndarray], weights) -> dict[str, torch.Tensor]:
+        """A replay batch as tensors: observations, pixels (centred without Q-attention), the
+        scaled reward, ``bootstrap`` (0 where the episode really ended; a timeout is not an end),
+        importance weights and the ``demo`` mask (with ``imitate_successes``: also every
+        transition of a successful episode)."""
+        obs = self._obs(batch["rgb"], batch["point_cloud"])
+        next_obs = self._obs(batch["next_rgb"], batch["next_point_cloud"])
+        b = obs.shape[0]
+        terminal = self._t(batch["terminal"])
+        timeout = self._t(batch["timeout"]) if "timeout" in batch else torch.zeros_like(terminal)
+        demo = self._t(batch["demo"]) if "demo" in batch else torch.zeros(b, device=self.device)
+        if self.cfg.imitate_successes and "success" in batch:
+            demo = torch.maximum(demo, self._t(batch["success"]))
+        if self.attention is None:  # the SAC baseline: the whole image, whatever pixel is stored
+            pixel = next_pixel = self._attend(obs, None)[1]
+        else:
+            pixel = self._t(batch["pixel"], torch.long)
+            next_pixel = self._t(batch["next_pixel"], torch.long)
+        return {"obs": obs, "next_obs": next_obs, "low_dim": self._t(batch["low_dim"]),
+                "next_low_dim": self._t(batch["next_low_dim"]), "pixel": pixel,
+                "next_pixel": next_pixel, "action": self._t(batch["action"]),
+                "reward": self.cfg.reward_scale * self._t(batch["reward"]),
+                "bootstrap": 1.0 - terminal * (1.0 - timeout),
+                "w_is": torch.ones(b, device=self.device) if weights is None else self._t(weights),
+                "demo": demo}
+
+    @torch.no_grad()
+    def targets(self, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """The Bellman targets of a batch (:meth:`_batch`'s tensors), from the target networks:
+        (Q-attention's y (B,) or None without Q-attention, the critic's per-pixel y (B, s, s)).
+
+        Q-attention: double DQN on s' from the rewards >= 0, clamped to [0, q_clamp]. Critic:
+        r + gamma b (min_k Q'_k,ij(s', a') - alpha log pi(a'|s')) on the crop of s' at the stored
+        next pixel, a' ~ pi on that crop."""
+        cfg, reward, bootstrap = self.cfg, t["reward"], t["bootstrap"]
+        y_att = None
+        if self.attention is not None:
+            _, next_choice = self._attend(t["next_obs"], t["next_low_dim"])
+            q_next = QAttention.at_pixel(self.attention_target(t["next_obs"], t["next_low_dim"]),
+                                         next_choice).min(dim=1).values
+            y_att = (reward.clamp_min(0.0) + cfg.gamma * bootstrap * q_next).clamp(0.0, cfg.q_clamp)
+        next_crop = crop(t["next_obs"], t["next_pixel"], cfg.crop_size)
+        next_action, next_log_pi, _ = self.actor(next_crop, t["next_low_dim"])
+        q_t, _ = self.critic_target(next_crop, t["next_low_dim"], next_action)  # (B, 2, s, s)
+        next_value = q_t.min(dim=1).values - self.alpha * next_log_pi[:, None, None]
+        return y_att, reward[:, None, None] + cfg.gamma * bootstrap[:, None, None] * next_value
+
     def update(self, batch: dict[str, np.ndarray], weights=None) -> dict[str, Any]:
         """One gradient step of every part on a replay batch -> metrics (floats) + ``priorities``
         (np.ndarray (B,), mean |TD| of Q-attention and critic, for ``update_priorities``)."""
         cfg = self.cfg
-        obs = self._obs(batch["rgb"], batch["point_cloud"])
-        next_obs = self._obs(batch["next_rgb"], batch["next_point_cloud"])
-        low_dim, next_low_dim = self._t(batch["low_dim"]), self._t(batch["next_low_dim"])
-        pixel = self._t(batch["pixel"], torch.long)
-        action = self._t(batch["action"])
-        reward = cfg.reward_scale * self._t(batch["reward"])
-        not_done = 1.0 - self._t(batch["terminal"])
-        b = reward.shape[0]
-        w_is = torch.ones(b, device=self.device) if weights is None else self._t(weights)
-        demo = self._t(batch["demo"]) if "demo" in batch else torch.zeros(b, device=self.device)
-        if cfg.imitate_successes and "success" in batch:  # what worked is imitated like a demo
-            demo = torch.maximum(demo, self._t(batch["success"]))
+        t = self._batch(batch, weights)
+        obs, low_dim, w_is, demo = t["obs"], t["low_dim"], t["w_is"], t["demo"]
         n_demo = demo.sum().clamp_min(1.0)
         metrics: dict[str, Any] = {}
 
-        # 1. Q-attention (double DQN on the next observation, Q regularisation) -------------
-        with torch.no_grad():
-            _, next_pixel = self._attend(next_obs, next_low_dim)
+        # 0. Bellman targets from the target networks, before any part moves ------------------
+        y_att, y = self.targets(t)
+
+        # 1. Q-attention at the stored pixel (Huber), Q regularisation ------------------------
         if self.attention is not None:
-            with torch.no_grad():
-                q_next = QAttention.at_pixel(self.attention_target(next_obs, next_low_dim),
-                                             next_pixel).min(dim=1).values
-                y_att = (reward + cfg.gamma * not_done * q_next).clamp(-cfg.q_clamp, cfg.q_clamp)
             q_map = self.attention(obs, low_dim)  # (B, 2, H, W)
-            q_pixel = QAttention.at_pixel(q_map, pixel)  # (B, 2)
-            td_att = q_pixel - y_att[:, None]
-            q_reg = cfg.q_reg_weight * 0.5 * q_map.pow(2).sum(dim=(1, 2, 3))
-            attention_loss = (w_is * (td_att.pow(2).sum(1) + q_reg)).mean()
+            q_pixel = QAttention.at_pixel(q_map, t["pixel"])  # (B, 2)
+            bellman_att = F.smooth_l1_loss(q_pixel, y_att[:, None].expand_as(q_pixel),
+                                           reduction="none").sum(1)
+            q_reg = cfg.q_reg_weight * 0.5 * q_map.pow(2).sum()  # over the batch, as the authors
+            attention_loss = (w_is * bellman_att).mean() + q_reg
             if cfg.demo_attention_weight:
                 # the demo pixel must win the softmax over all pixels (both heads)
                 margin = (torch.logsumexp(q_map.flatten(2), dim=2) - q_pixel).sum(1)
@@ -216,27 +256,18 @@ class ARMAgent:
                 metrics["q_attention_demo"] = attention_demo
             self._step("q_attention", attention_loss, self.attention_opt,
                        list(self.attention.parameters()))
-            td_att = td_att.detach().abs().mean(1)
-            metrics.update(q_attention_loss=attention_loss, q_reg=q_reg.mean(),
+            td_att = (q_pixel.detach() - y_att[:, None]).abs().mean(1)
+            metrics.update(q_attention_loss=attention_loss, q_reg=q_reg,
                            q_attention_td=td_att.mean())
 
-        # 2. confidence-aware critic on the crops ------------------------------------------
-        if self.attention is None:  # the whole image, whatever pixel a demo names
-            _, pixel = self._attend(obs, low_dim)
-        crop_obs = crop(obs, pixel, cfg.crop_size)
-        next_crop = crop(next_obs, next_pixel, cfg.crop_size)
+        # 2. confidence-aware critic on the crops at the stored pixels, per-pixel targets -----
+        crop_obs = crop(obs, t["pixel"], cfg.crop_size)
         alpha = self.alpha.detach()
-        with torch.no_grad():
-            next_action, next_log_pi, _ = self.actor(next_crop, next_low_dim)
-            q_t, c_t = self.critic_target(next_crop, next_low_dim, next_action)
-            q_next_pose = ConfidenceCritic.best(q_t, c_t).min(dim=1).values
-            y = reward + cfg.gamma * not_done * (q_next_pose - alpha * next_log_pi)
-            y = y.clamp(-cfg.q_clamp, cfg.q_clamp)
-        q, conf_logit = self.critic(crop_obs, low_dim, action)  # (B, 2, s, s) each
-        bellman = (q - y[:, None, None, None]).pow(2)
+        q, conf_logit = self.critic(crop_obs, low_dim, t["action"])  # (B, 2, s, s) each
+        bellman = F.smooth_l1_loss(q, y[:, None].expand_as(q), reduction="none")
         per_pixel = bellman * torch.sigmoid(conf_logit) - cfg.confidence_weight * F.logsigmoid(conf_logit)
         critic_loss = (w_is * per_pixel.mean(dim=(2, 3)).sum(dim=1)).mean()
-        td_critic = ConfidenceCritic.best(q.detach(), conf_logit.detach()) - y[:, None]
+        td_critic = (q.detach() - y[:, None]).abs().mean(dim=(1, 2, 3))
         self._step("critic", critic_loss, self.critic_opt, list(self.critic.parameters()))
 
         # 3. actor (SAC) and temperature ------------------------------------------------------
@@ -245,14 +276,16 @@ class ARMAgent:
         q_pi = ConfidenceCritic.best(*self.critic(crop_obs, low_dim, pi_action)).min(dim=1).values
         actor_loss = (w_is * (alpha * log_pi - q_pi)).mean()
         if cfg.demo_actor_weight:
-            error = self.actor.pose_error(mean_action, action, self.actor.anchor(crop_obs))
+            error = self.actor.pose_error(mean_action, t["action"], self.actor.anchor(crop_obs))
             actor_demo = (demo * error).sum() / n_demo
             actor_loss = actor_loss + cfg.demo_actor_weight * q_pi.detach().abs().mean().clamp_min(1.0) * actor_demo
             metrics["actor_demo"] = actor_demo
         self._step("actor", actor_loss, self.actor_opt, list(self.actor.parameters()))
         self.critic.requires_grad_(True)
-        alpha_loss = -(self.log_alpha * (log_pi.detach() + cfg.target_entropy)).mean()
-        self._step("alpha", alpha_loss, self.alpha_opt, [self.log_alpha])
+        if cfg.alpha_auto_tune:
+            alpha_loss = -(self.log_alpha * (log_pi.detach() + cfg.target_entropy)).mean()
+            self._step("alpha", alpha_loss, self.alpha_opt, [self.log_alpha])
+            metrics["alpha_loss"] = alpha_loss
 
         # 4. target networks -----------------------------------------------------------------
         if self.attention is not None:
@@ -260,15 +293,19 @@ class ARMAgent:
         _soft_update(self.critic, self.critic_target, cfg.tau)
         self.updates += 1
 
-        td_critic = td_critic.abs().mean(1)
         priorities = td_critic if self.attention is None else 0.5 * (td_att + td_critic)
-        metrics.update(critic_loss=critic_loss, actor_loss=actor_loss, alpha_loss=alpha_loss,
-                       alpha=self.alpha, critic_td=td_critic.mean(),
+        metrics.update(critic_loss=critic_loss, actor_loss=actor_loss, alpha=self.alpha,
+                       critic_td=td_critic.mean(),
                        confidence=torch.sigmoid(conf_logit.detach()).mean(), log_pi=log_pi.mean())
+        return self._metrics(metrics, priorities)
+
+    @staticmethod
+    def _metrics(metrics: dict[str, torch.Tensor], priorities: torch.Tensor) -> dict[str, Any]:
+        """Tensors -> floats in one device sync, plus ``priorities`` as float64 numpy."""
         names = list(metrics)
         values = torch.stack([metrics[k].detach().float() for k in names]).cpu().numpy()
         out: dict[str, Any] = {k: float(v) for k, v in zip(names, values)}
-        out["priorities"] = priorities.cpu().numpy().astype(np.float64)
+        out["priorities"] = priorities.detach().cpu().numpy().astype(np.float64)
         return out
 
     _NETS = ("attention", "attention_target", "critic", "critic_target", "actor")
@@ -286,7 +323,8 @@ class ARMAgent:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume (nets, targets, optimisers, temperature, config)."""
         self.check_parameters()
-        state: dict[str, Any] = {"config": self.cfg.to_dict(), "action_bounds": self.action_bounds.tolist(),
+        state: dict[str, Any] = {"method": self.method, "config": self.cfg.to_dict(),
+                                 "action_bounds": self.action_bounds.tolist(),
                                  "updates": self.updates, "log_alpha": self.log_alpha.detach().clone()}
         for key in self._NETS + self._OPTIMISERS:
             part = getattr(self, key)
@@ -302,8 +340,43 @@ class ARMAgent:
             self.log_alpha.copy_(state["log_alpha"].to(self.device))
         self.updates = int(state.get("updates", 0))
 
+    @property
+    def method(self) -> str:
+        """``arm``, or ``sac`` for the baseline without Q-attention (checkpoints carry it)."""
+        return "arm" if self.cfg.q_attention else "sac"
+
     @classmethod
     def from_state_dict(cls, state: dict[str, Any], device=None) -> "ARMAgent":
-        agent = cls(ARMConfig.from_dict(state["config"]), state["action_bounds"], device)
+        """The agent a checkpoint names (``method``; older checkpoints: ARM), restored."""
+        kind = BCAgent if state.get("method") == "bc" else ARMAgent
+        agent = kind(ARMConfig.from_dict(state["config"]), state["action_bounds"], device)
         agent.load_state_dict(state)
         return agent
+
+
+class BCAgent(ARMAgent):
+    """The paper's behaviour-cloning baseline: ARM's networks trained on the demo transitions
+    only, by supervised learning. Q-attention is a classification over pixels (cross-entropy of
+    each head's Q map as logits against the demo's next-keyframe pixel); the actor's mean pose
+    regresses the demo action (``Actor.pose_error``, on the crop at the demo pixel). The critic
+    is not trained. It acts like ARM (argmax pixel, mean pose)."""
+
+    method = "bc"
+
+    def update(self, batch: dict[str, np.ndarray], weights=None) -> dict[str, Any]:
+        t = self._batch(batch, None)  # uniform: the demos are all there is, no priorities
+        b = t["obs"].shape[0]
+        q_map = self.attention(t["obs"], t["low_dim"])  # (B, 2, H, W)
+        w = q_map.shape[-1]
+        flat_pixel = (t["pixel"][:, 0] * w + t["pixel"][:, 1])[:, None].expand(b, 2)
+        attention_loss = F.cross_entropy(q_map.flatten(2).transpose(1, 2), flat_pixel)
+        self._step("q_attention", attention_loss, self.attention_opt, list(self.attention.parameters()))
+        crop_obs = crop(t["obs"], t["pixel"], self.cfg.crop_size)
+        _, _, mean_action = self.actor(crop_obs, t["low_dim"], deterministic=True)
+        actor_loss = self.actor.pose_error(mean_action, t["action"], self.actor.anchor(crop_obs)).mean()
+        self._step("actor", actor_loss, self.actor_opt, list(self.actor.parameters()))
+        self.updates += 1
+        on_pixel = (QAttention.argmax_pixel(q_map.detach().min(dim=1).values) == t["pixel"]).all(1)
+        return self._metrics({"bc_attention_loss": attention_loss, "bc_actor_loss": actor_loss,
+                              "bc_attention_accuracy": on_pixel.float().mean()},
+                             torch.ones(b, device=self.device))

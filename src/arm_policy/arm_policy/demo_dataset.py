@@ -15,13 +15,18 @@ For every frame t of an episode, ``next_keyframe(t)`` is the first keyframe afte
   command); 8 values, float32. The environment executes it as "move there, then set the gripper";
 * ``reward``: the next keyframe's reward; ``terminal``: the next keyframe is the last frame;
 * ``index`` (t) and ``next_index`` (the next keyframe), and the next observation
-  (``next_rgb``, ``next_point_cloud``, ``next_low_dim``) for the Bellman target. Observations of
-  one frame are shared (not copied) between the transitions that use them.
+  (``next_rgb``, ``next_point_cloud``, ``next_low_dim``) for the Bellman target, with
+  ``next_pixel``: the decision the demo takes there, the keyframe after the next one projected
+  into the next keyframe's image (the critic's next crop is cut there, as in the authors' code;
+  for a terminal transition it repeats ``pixel``, unused). Observations of one frame are shared
+  (not copied) between the transitions that use them.
 
 Which frames start a transition: frame 0 and every keyframe but the last (the keyframe chain:
 0 -> k0 -> k1 -> ... -> last frame), plus demo augmentation: every ``augmentation_every``-th frame
-(t % M == 0) that is not already in the chain. The paper uses M = 5, the authors' code 10 (our
-default). ``augmentation_every=0`` turns augmentation off.
+(t % M == 0) that is not already in the chain, and from each such frame the whole remaining
+chain after it (t -> k_i, then k_i -> k_i+1 -> ... -> last, as the authors' code adds it, so the
+later stages of a multi-step task weigh as much as the first). The paper uses M = 5, the
+authors' code 10 (our default). ``augmentation_every=0`` turns augmentation off.
 
 Low-dim state (``LOW_DIM_SIZE`` = 11 values, float32), as RLBench/ARM:
 ``[gripper_open, x, y, z, qx, qy, qz, qw, finger_1, finger_2, time]`` with the quaternion made
@@ -36,6 +41,7 @@ The policy builds its state with :func:`low_dim_state` too.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from collections.abc import Iterable, Sequence
@@ -100,7 +106,9 @@ class Transition:
     next_rgb: np.ndarray
     next_point_cloud: np.ndarray
     next_low_dim: np.ndarray
-    augmented: bool = False  # from demo augmentation (not on the keyframe chain)
+    next_pixel: np.ndarray  # (2,) int64: the decision at the next observation (see module doc)
+    augmented: bool = False  # from demo augmentation (an augmented frame and the chain after it)
+    timeout: bool = False  # the episode was cut by its step limit here: terminal but bootstrapped
     episode: str = ""  # where it came from (the bag path)
 
 
@@ -229,8 +237,8 @@ def episode_transitions(
     stopped_velocity: float = STOPPED_VELOCITY,
     stop_buffer: int = STOP_BUFFER,
 ) -> list[Transition]:
-    """ARM transitions of one episode: the keyframe chain first, then augmented ones, each in
-    frame order. ``keyframes`` overrides discovery. Raises ValueError for an unusable episode
+    """ARM transitions of one episode: the keyframe chain first, then each augmented frame's
+    transition followed by (shared copies of) the chain transitions after it. ``keyframes`` overrides discovery. Raises ValueError for an unusable episode
     (fewer than 2 frames, a target behind the camera, a zero quaternion)."""
     T = len(episode)
     if T < 2:
@@ -260,23 +268,29 @@ def episode_transitions(
             cache[t] = (rgb, points, low_dim[t].copy())
         return cache[t]
 
-    out: list[Transition] = []
-    for starts, is_aug in ((chain, False), (augmented, True)):
-        for t in starts:
-            k = int(nxt[t])
-            rgb, points, ld = obs(t)
-            nrgb, npoints, nld = obs(k)
-            pixel = target_pixel(episode.gripper_pose[k, :3], K, E, (h, w))
-            action = np.concatenate(
-                [episode.gripper_pose[k, :3], quat[k], [float(episode.gripper_open[k])]]
-            ).astype(np.float32)
-            out.append(Transition(
-                rgb=rgb, point_cloud=points, low_dim=ld, pixel=pixel, action=action,
-                reward=float(episode.reward[k]), terminal=bool(k == T - 1),
-                index=int(t), next_index=k,
-                next_rgb=nrgb, next_point_cloud=npoints, next_low_dim=nld,
-                augmented=is_aug, episode=str(episode.path),
-            ))
+    def transition(t: int, is_aug: bool) -> Transition:
+        k = int(nxt[t])
+        rgb, points, ld = obs(t)
+        nrgb, npoints, nld = obs(k)
+        pixel = target_pixel(episode.gripper_pose[k, :3], K, E, (h, w))
+        next_pixel = pixel if k == T - 1 else target_pixel(episode.gripper_pose[nxt[k], :3], K, E, (h, w))
+        action = np.concatenate(
+            [episode.gripper_pose[k, :3], quat[k], [float(episode.gripper_open[k])]]
+        ).astype(np.float32)
+        return Transition(
+            rgb=rgb, point_cloud=points, low_dim=ld, pixel=pixel, action=action,
+            reward=float(episode.reward[k]), terminal=bool(k == T - 1),
+            index=int(t), next_index=k,
+            next_rgb=nrgb, next_point_cloud=npoints, next_low_dim=nld, next_pixel=next_pixel,
+            augmented=is_aug, episode=str(episode.path),
+        )
+
+    out = [transition(t, False) for t in chain]
+    for t in augmented:
+        first = transition(t, True)
+        out.append(first)
+        out.extend(dataclasses.replace(c, augmented=True) for c in out[:len(chain)]
+                   if c.index >= first.next_index)
     return out
 
 

@@ -26,7 +26,10 @@ Decision JSON (policy_node): ``stamp_ns``, ``step``, ``explore``, ``pixel`` [row
 Transition k (decisions in stamp order): the observation of decision k (rgb, point cloud,
 low-dim: exactly what the policy fed the agent), ``pixel`` and ``action`` of decision k, ``reward``
 and ``terminal`` of its step, and as next observation the observation of decision k+1, or its own
-observation when k is terminal or the last decision of the bag. A decision without a step
+observation when k is terminal or the last decision of the bag; ``next_pixel`` is decision
+k+1's pixel (where the critic's next crop is cut). The bag holds no observation after the last
+decision, so a time-limit cut is stored as terminal here (the in-process trainer bootstraps
+through it: ``Transition.timeout``). A decision without a step
 message (the episode was cut while it executed) or without its observation images gives no
 transition; the transition before a decision without images is dropped too (no next
 observation). ``index`` is the decision's ``step``, ``next_index`` the next decision's.
@@ -358,9 +361,10 @@ def _read_agent_episode(path: Path) -> list[Transition]:
                            f"is outside the {h}x{w} image", path, TOPIC_DECISION)
         last = k == len(decisions) - 1
         if step["terminal"] or last:
-            nxt, next_index = obs, d["step"]
+            nxt, next_index, next_pixel = obs, d["step"], d["pixel"]
         else:
             nxt, next_index = observation(decisions[k + 1]), decisions[k + 1]["step"]
+            next_pixel = decisions[k + 1]["pixel"]
             if nxt is None:
                 continue
             if nxt[0].shape != obs[0].shape:
@@ -371,6 +375,7 @@ def _read_agent_episode(path: Path) -> list[Transition]:
             action=d["action"].copy(), reward=float(step["reward"]),
             terminal=bool(step["terminal"]), index=int(d["step"]), next_index=int(next_index),
             next_rgb=nxt[0], next_point_cloud=nxt[1], next_low_dim=nxt[2],
+            next_pixel=np.asarray(next_pixel, dtype=np.int64).copy(),
             augmented=False, episode=str(path)))
     return out
 

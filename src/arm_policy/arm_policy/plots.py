@@ -111,8 +111,9 @@ def _text_size(s, scale=0.5, thick=1):
 def learning_curve_image(rows: Sequence[Mapping], x: str = "env_steps", y: str = "eval_success",
                          title: str | None = None, compare=None, *, label: str = "ARM",
                          size: tuple[int, int] = (800, 500), ylim=None,
-                         ylabel: str | None = None) -> np.ndarray:
-    """The plot of ``plot_learning_curve`` as an (H, W, 3) RGB uint8 array (``size`` = (W, H))."""
+                         ylabel: str | None = None, bands: Mapping | None = None) -> np.ndarray:
+    """The plot of ``plot_learning_curve`` as an (H, W, 3) RGB uint8 array (``size`` = (W, H)).
+    ``bands``: {curve label: (x, low, high)} shades a spread (over seeds) under that curve."""
     W, H = size
     img = np.full((H, W, 3), _BG, np.uint8)
     curves = [(label, rows)] + _normalise_compare(compare)
@@ -199,8 +200,17 @@ def learning_curve_image(rows: Sequence[Mapping], x: str = "env_steps", y: str =
         tw, th, _ = _text_size(title, 0.7, 2)
         _text(img, title, (max(5, W // 2 - tw // 2), 12 + th), 0.7, (20, 20, 20), 2)
 
-    # curves, clipped to the plot area
+    # curves, clipped to the plot area; spreads shaded under them
     plot = img[top:top + ph + 1, left:left + pw + 1].copy()
+    for i, (name, _, _) in enumerate(data):
+        if bands and name in bands:
+            bx, lo, hi = (np.asarray(v, dtype=float) for v in bands[name])
+            if bx.size > 1:
+                poly = [(px(a) - left, py(b) - top) for a, b in zip(bx, hi)]
+                poly += [(px(a) - left, py(b) - top) for a, b in zip(bx[::-1], lo[::-1])]
+                shade = plot.copy()
+                cv2.fillPoly(shade, [np.asarray(poly, np.int32)], CURVE_COLORS[i % len(CURVE_COLORS)])
+                plot = cv2.addWeighted(shade, 0.2, plot, 0.8, 0.0)
     for i, (name, cx, cy) in enumerate(data):
         col = CURVE_COLORS[i % len(CURVE_COLORS)]
         pts = np.stack([[px(a) - left for a in cx], [py(b) - top for b in cy]], 1) \

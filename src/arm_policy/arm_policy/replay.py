@@ -62,8 +62,8 @@ class SumTree:
 class PrioritizedReplay:
     """Ring buffer of ARM transitions with proportional prioritised sampling."""
 
-    FIELDS = ("rgb", "point_cloud", "low_dim", "pixel", "action", "reward", "terminal",
-              "next_rgb", "next_point_cloud", "next_low_dim", "demo", "success")
+    FIELDS = ("rgb", "point_cloud", "low_dim", "pixel", "action", "reward", "terminal", "timeout",
+              "next_rgb", "next_point_cloud", "next_low_dim", "next_pixel", "demo", "success")
 
     def __init__(self, capacity: int, alpha: float = 0.7, beta: float = 0.5,
                  beta_final: float = 1.0, beta_steps: int = 40_000, eps: float = 1e-6,
@@ -109,9 +109,11 @@ class PrioritizedReplay:
             "action": np.empty((n, 8), np.float32),
             "reward": np.empty((n,), np.float32),
             "terminal": np.empty((n,), np.bool_),
+            "timeout": np.empty((n,), np.bool_),
             "next_rgb": np.empty((n, h, w, 3), np.uint8),
             "next_point_cloud": np.empty((n, h, w, 3), np.float16),
             "next_low_dim": np.empty((n, ld), np.float32),
+            "next_pixel": np.empty((n, 2), np.int64),
             "demo": np.empty((n,), np.bool_),
             "success": np.empty((n,), np.bool_),
         }
@@ -127,6 +129,10 @@ class PrioritizedReplay:
         t = transition if isinstance(transition, dict) else {
             k: getattr(transition, k) for k in self.FIELDS if hasattr(transition, k)}
         t = dict(t)
+        t.setdefault("timeout", False)
+        if "next_pixel" not in t:
+            raise KeyError("a transition needs next_pixel: the pixel of the decision taken at its "
+                           "next observation (where the critic's next crop is cut)")
         t["demo"] = bool(t.get("demo", True) if demo is None else demo)
         t["success"] = bool(success)
         if self._store is None:

@@ -1,13 +1,24 @@
 """In-process ARM training for experiments: the same agent and replay as the ROS training node, on
 the in-process simulator (no DDS), with periodic evaluation and a run folder.
 
-    arm train --inprocess --task reach_target --preset cpu --demos 10 --minutes 30 --out runs/reach
+    arm train --inprocess --task pick_up_cup --minutes 30 --out runs/cup
+    arm train --inprocess --task pick_up_cup --method bc --minutes 10 --out runs/cup_bc
+    arm train --inprocess --task reach_target --method sac --demos 10 --out runs/reach_sac
+
+Methods: ``arm`` (Q-attention + next-best-pose agent), ``sac`` (the paper's baseline: the same
+pose agent on the whole image) and ``bc`` (the same networks, supervised on the demos only).
+The first evaluation runs before any update: ``untrained_success`` in summary.json is the floor
+the final success is read against, on the same scenes.
 
 RUN/ holds config.json, demos/ (the recorded demo bags), checkpoints/, metrics.csv, tensorboard/,
-learning_curve.png, attention/ (snapshots) and summary.json.
+learning_curve.png, attention/ (snapshots) and summary.json. Run the same command on a run folder
+without summary.json to resume it from its newest checkpoint (its replay restarts from the demos;
+the budget counts the time already spent).
 """
 from __future__ import annotations
 
+import csv
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,17 +26,21 @@ from typing import Callable
 
 import numpy as np
 
-from .agent import ARMAgent
+from .agent import ARMAgent, BCAgent
 from .checkpoints import save_checkpoint
 from .config import preset, without_attention
 from .demo_dataset import agent_observation, load_demos
 from .plots import attention_snapshot, plot_learning_curve
 from .replay import PrioritizedReplay
+from .rewards import step_reward
 from .run_log import RunLogger, write_config, write_summary
 
 EVAL_SEED_BASE = 1_000_000  # evaluation scenes never overlap the demo or training seeds
 KEYFRAME_TOLERANCE_M = 0.03  # a pose this close to the expert's next keyframe (same gripper) matches it
 PROGRESS_SECONDS = 30.0  # between progress lines while training (evaluations always print one)
+#: method -> how it is named on plots
+METHODS = {"arm": "ARM", "sac": "SAC (no Q-attention)", "bc": "BC (demos only)"}
+LAST_EVALUATIONS = 3  # summary.json's eval_success_last_mean: the mean of the last ones
 
 
 @dataclass
@@ -34,7 +49,8 @@ class TrainSettings:
 
     task: str = "reach_target"
     preset: str = "cpu"
-    demos: int = 10
+    method: str = "arm"  # arm, sac (no Q-attention) or bc (behaviour cloning on the demos)
+    demos: int = 100  # the paper gives every method 100
     minutes: float = 30.0
     out: str = "runs/train"
     seed: int = 0
@@ -45,7 +61,13 @@ class TrainSettings:
     checkpoint_every: int = 500  # updates
     keep_checkpoints: int = 5
     agent_overrides: dict = field(default_factory=dict)  # ARMConfig fields changed from the preset
-    attention: bool = True  # False: the paper's SAC baseline (config.without_attention)
+    demo_dir: str = ""  # where the demo bags are (recorded there if missing); default OUT/demos
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
+        if self.demos < 1:
+            raise ValueError(f"demos must be at least 1, got {self.demos}")
 
 
 def sim_observation(obs, step: int, episode_length: int) -> dict:
@@ -83,8 +105,13 @@ def _expert_keyframe(task, obs, waypoints=None) -> tuple[np.ndarray, np.ndarray]
 def run_episode(task, agent: ARMAgent, seed: int, explore: bool, episode_length: int,
                 on_transition: Callable[[dict], None] | None = None,
                 snapshot: Callable | None = None) -> EpisodeResult:
-    """One episode: reset, then next-best poses until success, an unexecutable pose (reward -1,
-    as in the paper) or episode_length poses."""
+    """One episode: reset, then next-best poses until success, an unexecutable pose or
+    episode_length poses (rewards: :func:`arm_policy.rewards.step_reward`).
+
+    ``on_transition`` receives each transition once the next decision is known: its
+    ``next_pixel`` is the pixel the agent chose at the next observation (the critic's next crop);
+    after a time-limit cut, the Q-attention's choice at the last observation (bootstrapped).
+    """
     from arm_sim.environment import InvalidActionError
 
     _, obs = task.reset(seed=seed)
@@ -92,31 +119,41 @@ def run_episode(task, agent: ARMAgent, seed: int, explore: bool, episode_length:
     expert_xyz, expert_pixel = _expert_keyframe(task, obs, waypoints)
     matched = 0
     attention_error = pose_error = float("nan")
-    outcome = "out of steps"
+    outcome, reward, pending = "out of steps", 0.0, None
     for step in range(episode_length):
         o = sim_observation(obs, step, episode_length)
         pixel, action, q_map = agent.act(o, explore=explore)
+        if pending is not None:
+            on_transition({**pending, "next_pixel": pixel})
+            pending = None
         if step == 0:
             attention_error = float(np.linalg.norm(pixel - expert_pixel))
             pose_error = float(np.linalg.norm(action[:3] - expert_xyz))
             if snapshot is not None:
                 snapshot(o["rgb"], q_map, pixel)
         try:
-            next_obs, reward, terminal = task.step(np.r_[action[:7], float(action[7] > 0.5)])
+            next_obs, _, success = task.step(np.r_[action[:7], float(action[7] > 0.5)])
+            result = "reached"
             if matched < len(waypoints) and _matches(action, waypoints[matched]):
                 matched += 1
         except InvalidActionError as e:
-            next_obs, reward, terminal, outcome = obs, -1.0, True, e.outcome
-        terminal = terminal or step == episode_length - 1
+            next_obs, success, result = obs, False, e.outcome
+            outcome = e.outcome
+        reward, terminal, timeout = step_reward(result, success, step, episode_length)
         if on_transition is not None:
             n = sim_observation(next_obs, step + 1, episode_length)
-            on_transition({"rgb": o["rgb"], "point_cloud": o["point_cloud"], "low_dim": o["low_dim"],
-                           "pixel": pixel, "action": action, "reward": reward, "terminal": terminal,
-                           "next_rgb": n["rgb"], "next_point_cloud": n["point_cloud"],
-                           "next_low_dim": n["low_dim"]})
+            pending = {"rgb": o["rgb"], "point_cloud": o["point_cloud"], "low_dim": o["low_dim"],
+                       "pixel": pixel, "action": action, "reward": reward, "terminal": terminal,
+                       "timeout": timeout, "next_rgb": n["rgb"], "next_point_cloud": n["point_cloud"],
+                       "next_low_dim": n["low_dim"]}
         obs = next_obs
         if terminal:
             break
+    if pending is not None:
+        # after a cut the target bootstraps at the decision the agent would take next; after a
+        # real end it is not read (the pixel of the last decision stands in)
+        next_pixel = agent.act(n, explore=False)[0] if pending["timeout"] else pending["pixel"]
+        on_transition({**pending, "next_pixel": next_pixel})
     success = reward > 0
     return EpisodeResult(success, "success" if success else outcome, attention_error, pose_error,
                          matched, len(waypoints))
@@ -154,43 +191,107 @@ def evaluate(task, agent, episodes: int, episode_length: int, snapshot=None,
     return summarise(results)
 
 
+def _keep_metrics_until(run: Path, env_steps: int) -> None:
+    """Drop metrics.csv rows logged after ``env_steps`` (an interrupted attempt past the checkpoint
+    it resumes from; -1: a fresh start), so the curve has each evaluation once."""
+    path = run / "metrics.csv"
+    if not path.exists():
+        return
+    if env_steps < 0:
+        path.unlink()
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    col = rows[0].index("step") if "step" in rows[0] else None  # RunLogger's step: env steps
+    kept = [rows[0]] + [r for r in rows[1:] if col is None or (len(r) > col and r[col]
+                                                               and float(r[col]) <= env_steps)]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows(kept)
+    os.replace(tmp, path)
+
+
+def agent_config(settings: TrainSettings):
+    """The ARMConfig a run trains: the preset, the overrides, and the method's form of it."""
+    cfg = preset(settings.preset, **settings.agent_overrides)
+    return without_attention(cfg) if settings.method == "sac" else cfg
+
+
+def summarise_curve(curve: list[dict]) -> dict:
+    """summary.json's success figures from the evaluations in order: the untrained agent's (the
+    first, before any update), the final one, the best (a maximum over repeated evaluations of
+    the same scenes, which flatters) and the mean of the last ``LAST_EVALUATIONS``."""
+    success = [float(r["eval_success"]) for r in curve]
+    return {"untrained_success": success[0], "eval_success": success[-1],
+            "best_success": max(success),
+            "eval_success_last_mean": float(np.mean(success[-LAST_EVALUATIONS:])),
+            **{k: v for k, v in curve[-1].items() if k.startswith("eval_") and k != "eval_success"}}
+
+
 def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
     from arm_sim.demos import record_demos
     from arm_sim.environment import Environment
 
-    start = time.monotonic()
-    deadline = start + settings.minutes * 60
+    from .checkpoints import load_latest_valid
+    from .run_log import read_metrics
+
     run = Path(settings.out)
     run.mkdir(parents=True, exist_ok=True)
-    cfg = preset(settings.preset, **settings.agent_overrides)
-    if not settings.attention:
-        cfg = without_attention(cfg)
+    cfg = agent_config(settings)
     write_config(run, {"train": asdict(settings), "agent": cfg.to_dict()})
-    demo_dir = run / "demos"
+    demo_dir = Path(settings.demo_dir) if settings.demo_dir else run / "demos"
     if not (demo_dir / settings.task).exists():
         log(f"recording {settings.demos} demos of {settings.task} at {cfg.image_size}x{cfg.image_size}")
         record_demos(settings.task, settings.demos, settings.seed, demo_dir, cfg.image_size, progress=log)
-    transitions = load_demos(demo_dir, settings.task, episode_length=settings.episode_length)
+    transitions = load_demos(demo_dir, settings.task, episode_length=settings.episode_length,
+                             max_episodes=settings.demos)
     if not transitions:
         raise RuntimeError(f"no usable demos under {demo_dir / settings.task}")
-    agent = ARMAgent.from_demos(cfg, transitions, seed=settings.seed)
+    kind = BCAgent if settings.method == "bc" else ARMAgent
+    agent = kind.from_demos(cfg, transitions, seed=settings.seed)
     replay = PrioritizedReplay.from_config(cfg, seed=settings.seed)
     replay.extend(transitions, demo=True)
-    log(f"{len(transitions)} demo transitions; agent on {agent.device}")
+
+    curve, env_steps, episodes, updates, metrics, elapsed = [], 0, 0, 0, {}, 0.0
+    resumed = load_latest_valid(run)
+    if resumed is not None:
+        agent.load_state_dict(resumed.state)
+        progress = resumed.state.get("progress", {})
+        env_steps, episodes = int(progress.get("env_steps", 0)), int(progress.get("episodes", 0))
+        elapsed, updates = float(progress.get("elapsed_seconds", 0.0)), agent.updates
+        curve = [{"env_steps": row["step"], **{k: v for k, v in row.items() if k.startswith("eval_")}}
+                 for row in (read_metrics(run / "metrics.csv") if (run / "metrics.csv").exists() else [])
+                 if "eval_success" in row and row["step"] <= env_steps]
+        log(f"resuming {run} from {resumed.path.name}: {updates} updates, {env_steps} env steps, "
+            f"{elapsed / 60:.1f} of {settings.minutes:g} min spent (the replay restarts from the demos)")
+    _keep_metrics_until(run, env_steps if resumed is not None else -1)
+    start = time.monotonic() - elapsed
+    deadline = start + settings.minutes * 60
+    log(f"{settings.method}: {len(transitions)} demo transitions from {settings.demos} demos; "
+        f"agent on {agent.device}")
 
     task = Environment(image_size=(cfg.image_size, cfg.image_size)).get_task(settings.task)
     logger = RunLogger(run)
-    curve, env_steps, episodes, updates, metrics = [], 0, 0, 0, {}
+    attends = settings.method != "sac"
     (run / "attention").mkdir(exist_ok=True)
 
     def snapshot(rgb, q_map, pixel):
         attention_snapshot(rgb, q_map, pixel, cfg.crop_size, run / "attention" / f"env_step_{env_steps:07d}.png")
 
+    def checkpoint():
+        state = {**agent.state_dict(), "progress": {
+            "env_steps": env_steps, "episodes": episodes,
+            "elapsed_seconds": round(time.monotonic() - start, 1)}}
+        save_checkpoint(run, updates, state, keep_last=settings.keep_checkpoints)
+
     episode_slots: list[int] = []  # the running episode's replay slots, flagged if it succeeds
 
     def learn(transition):
         nonlocal env_steps, updates, metrics
-        episode_slots.append(replay.add(transition, demo=False))
+        if settings.method != "bc":  # BC learns from the demos only
+            episode_slots.append(replay.add(transition, demo=False))
         env_steps += 1
         for _ in range(settings.updates_per_step):
             batch, idx, weights = replay.sample(cfg.batch_size)
@@ -198,7 +299,7 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
             replay.update_priorities(idx, metrics.pop("priorities"))
             updates += 1
             if updates % settings.checkpoint_every == 0:
-                save_checkpoint(run, updates, agent.state_dict(), keep_last=settings.keep_checkpoints)
+                checkpoint()
 
     eval_seconds = 0.0  # the last evaluation's duration: the final one must fit in the budget
 
@@ -206,35 +307,38 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
         nonlocal eval_seconds
         began = time.monotonic()
         result = evaluate(task, agent, settings.eval_episodes, settings.episode_length,
-                          snapshot if settings.attention else None)
+                          snapshot if attends else None)
         success = result["eval_success"]
         curve.append({"env_steps": env_steps, **result})
         logger.log(env_steps, **result, updates=updates, episodes=episodes,
                    **{k: v for k, v in metrics.items() if np.isscalar(v)})
-        log(f"[{(time.monotonic() - start) / 60:5.1f} min] env steps {env_steps}  episodes {episodes}  "
-            f"updates {updates}  eval success {success:.2f}  ("
-            + (f"attention on the keyframe {result['eval_attention_on_keyframe']:.2f}, "
-               if settings.attention else "")
+        log(f"[{(time.monotonic() - start) / 60:5.1f} min] {settings.task} {settings.method}  "
+            f"env steps {env_steps}  episodes {episodes}  updates {updates}  eval success {success:.2f}"
+            + ("  (untrained)" if updates == 0 else f"  (untrained {curve[0]['eval_success']:.2f})")
+            + "  (" + (f"attention on the keyframe {result['eval_attention_on_keyframe']:.2f}, "
+                       if attends else "")
             + f"median pose error {result['eval_pose_error_cm']:.1f} cm, unexecutable "
             f"{result['eval_unexecutable']:.2f}, expert keyframes matched "
             f"{result['eval_keyframes_matched']:.2f})  "
             + "  ".join(f"{k} {v:.3g}" for k, v in metrics.items() if np.isscalar(v)))
-        method = "ARM" if settings.attention else "SAC (no Q-attention)"
+        name = METHODS[settings.method]
         # beside success: how often Q-attention alone was right (the first decision's pixel) and
         # how far through the expert's keyframes the poses got (where a multi-step task stalls)
         def beside(key):
             return [{"env_steps": r["env_steps"], "eval_success": r[key]} for r in curve]
 
         compare = {"expert keyframes matched (share)": beside("eval_keyframes_matched")}
-        if settings.attention:
+        if attends:
             compare["attention within 2 px of the expert keyframe"] = beside("eval_attention_on_keyframe")
-        plot_learning_curve(curve, run / "learning_curve.png", label=f"{method} success",
-                            title=f"{method} on {settings.task} ({settings.preset})", compare=compare,
+        plot_learning_curve(curve, run / "learning_curve.png", label=f"{name} success",
+                            title=f"{name} on {settings.task} ({settings.preset}, {settings.demos} demos)",
+                            compare=compare,
                             ylabel=f"share of the {settings.eval_episodes} evaluation episodes")
         eval_seconds = time.monotonic() - began
         return success
 
-    next_eval, last_progress, recent = 0, time.monotonic(), []
+    next_eval = (curve[-1]["env_steps"] + settings.eval_every) if curve else 0
+    last_progress, recent = time.monotonic(), []
     episode_seconds = 0.0  # the last training episode's (with its updates): one more must fit too
     while time.monotonic() + 1.2 * eval_seconds + episode_seconds < deadline:
         if env_steps >= next_eval:
@@ -242,9 +346,9 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
             next_eval = env_steps + settings.eval_every
         began = time.monotonic()
         episode_slots.clear()
-        success = run_episode(task, agent, settings.seed + 10_000 + episodes, True,
+        success = run_episode(task, agent, settings.seed + 10_000 + episodes, settings.method != "bc",
                               settings.episode_length, learn).success
-        if success:
+        if success and episode_slots:
             replay.mark_success(episode_slots)
         recent = (recent + [success])[-20:]
         episode_seconds = time.monotonic() - began
@@ -252,14 +356,17 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
         if time.monotonic() - last_progress >= PROGRESS_SECONDS:
             last_progress = time.monotonic()
             log(f"[{(last_progress - start) / 60:5.1f} min] env steps {env_steps}  episodes {episodes}  "
-                f"updates {updates}  exploring success (last {len(recent)}) {np.mean(recent):.2f}  "
-                f"next eval at {next_eval} env steps")
-    final = do_eval()
-    save_checkpoint(run, updates, agent.state_dict(), keep_last=settings.keep_checkpoints)
+                f"updates {updates}  {'exploring ' if settings.method != 'bc' else ''}success "
+                f"(last {len(recent)}) {np.mean(recent):.2f}  next eval at {next_eval} env steps")
+    if not curve or curve[-1]["env_steps"] != env_steps:
+        do_eval()
+    checkpoint()
     logger.close()
     task.close()
-    summary = {"task": settings.task, "preset": settings.preset, "attention": settings.attention, "eval_success": final, "env_steps": env_steps,
-               "episodes": episodes, "updates": updates, "wall_seconds": round(time.monotonic() - start, 1)}
+    summary = {"task": settings.task, "preset": settings.preset, "method": settings.method,
+               "demos": settings.demos, "seed": settings.seed, **summarise_curve(curve),
+               "evaluations": len(curve), "env_steps": env_steps, "episodes": episodes,
+               "updates": updates, "wall_seconds": round(time.monotonic() - start, 1)}
     write_summary(run, **summary)
     return summary
 

@@ -35,16 +35,16 @@ def scene(rng, size=16, target=None):
 
 def batch_of(rng, n, size=16):
     out = {k: [] for k in ("rgb", "point_cloud", "low_dim", "pixel", "action", "reward",
-                           "terminal", "next_rgb", "next_point_cloud", "next_low_dim")}
+                           "terminal", "next_rgb", "next_point_cloud", "next_low_dim", "next_pixel")}
     for _ in range(n):
         rgb, pc, px = scene(rng, size)
-        nrgb, npc, _ = scene(rng, size)
+        nrgb, npc, npx = scene(rng, size)
         q = rng.normal(size=4)
         q = q / np.linalg.norm(q) * np.sign(q[3])
         vals = dict(rgb=rgb, point_cloud=pc, low_dim=rng.normal(size=11).astype(np.float32),
                     pixel=px, action=np.concatenate([rng.uniform(BOUNDS[0], BOUNDS[1]), q, [1.0]]),
                     reward=1.0, terminal=True, next_rgb=nrgb, next_point_cloud=npc,
-                    next_low_dim=rng.normal(size=11).astype(np.float32))
+                    next_low_dim=rng.normal(size=11).astype(np.float32), next_pixel=npx)
         for k, v in vals.items():
             out[k].append(v)
     return {k: np.asarray(v) for k, v in out.items()}
@@ -60,6 +60,11 @@ def test_presets_round_trip_and_differ_where_documented():
     assert (p.image_size, p.batch_size, p.replay_capacity, p.crop_size) == (128, 128, 100_000, 16)
     assert (p.tau, p.gamma, p.reward_scale, p.confidence_weight) == (0.005, 0.99, 100.0, 1.0)
     assert c.image_size == 64 and c.batch_size == 32
+    # the authors' optimisation: grads clipped by value at 5, a fixed temperature of 0.05,
+    # lambda 1e-7, Q-attention targets in [0, 100]; cpu keeps a tuned temperature (CPU_DIFFERENCES)
+    assert (p.grad_clip, p.alpha_auto_tune, p.init_alpha, p.q_reg_weight, p.q_clamp) == (
+        5.0, False, 0.05, 1e-7, 100.0)
+    assert c.alpha_auto_tune and c.init_alpha == 0.2
     assert preset("cpu", batch_size=8).batch_size == 8
     with pytest.raises(ValueError):
         ARMConfig.from_dict({**p.to_dict(), "bogus": 1})
@@ -134,8 +139,10 @@ def test_actor_log_prob_finite_for_extreme_actions():
 
 
 def test_repeated_updates_on_a_batch_lower_the_losses():
+    """Huber losses on targets of 100 fall about linearly in the step size; at the paper's 5e-4
+    30 steps move Q-attention by ~1, so this uses the higher learning rate of the learning test."""
     torch.manual_seed(0)
-    agent = ARMAgent(TINY, BOUNDS, "cpu")
+    agent = ARMAgent(TINY.replace(attention_lr=3e-3), BOUNDS, "cpu")
     b = batch_of(np.random.default_rng(1), 16)
     w = np.linspace(0.5, 1.0, 16).astype(np.float32)
     first = agent.update(b, w)
@@ -146,22 +153,165 @@ def test_repeated_updates_on_a_batch_lower_the_losses():
     assert last["q_attention_td"] < first["q_attention_td"]
 
 
-@pytest.mark.parametrize("field", ["reward", "low_dim", "action"])
-def test_nan_guard_names_the_loss(field):
-    agent = ARMAgent(TINY, BOUNDS, "cpu")
+@pytest.mark.parametrize("field, attention_low_dim, poisoned", [
+    ("reward", False, "q_attention"),
+    ("low_dim", True, "q_attention"),  # tiled over the Q-attention input (the cpu preset)
+    ("low_dim", False, "critic"),  # the authors' Q-attention does not read it: the critic is first
+    ("action", False, "critic"),
+])
+def test_nan_guard_names_the_loss(field, attention_low_dim, poisoned):
+    agent = ARMAgent(TINY.replace(attention_low_dim=attention_low_dim), BOUNDS, "cpu")
     b = batch_of(np.random.default_rng(2), 4)
-    before = {k: v.clone() for k, v in agent.attention.state_dict().items()}
+    net = agent.attention if poisoned == "q_attention" else agent.critic
+    before = {k: v.clone() for k, v in net.state_dict().items()}
     b[field] = b[field].astype(np.float32)
     b[field][1] = np.nan
-    with pytest.raises(NumericalError, match="loss"):
+    with pytest.raises(NumericalError, match=f"non-finite {poisoned} loss"):
         agent.update(b, np.ones(4, np.float32))
-    if field != "action":  # the Q-attention never stepped on a poisoned loss
-        for k, v in agent.attention.state_dict().items():
-            assert torch.equal(v, before[k])
+    for k, v in net.state_dict().items():  # the network never stepped on its poisoned loss
+        assert torch.equal(v, before[k])
     with torch.no_grad():
         next(agent.actor.parameters()).fill_(float("inf"))
     with pytest.raises(NumericalError, match="actor parameter"):
         agent.state_dict()
+
+
+def _tensors(agent, b):
+    obs = obs_tensor(torch.as_tensor(b["rgb"]), torch.as_tensor(b["point_cloud"]))
+    next_obs = obs_tensor(torch.as_tensor(b["next_rgb"]), torch.as_tensor(b["next_point_cloud"]))
+    return (obs, next_obs, torch.as_tensor(b["low_dim"]), torch.as_tensor(b["next_low_dim"]),
+            torch.as_tensor(b["pixel"]), torch.as_tensor(b["next_pixel"]))
+
+
+@pytest.mark.parametrize("reward, target", [(-1.0, 0.0), (0.5, 50.0), (2.0, 100.0)])
+def test_q_attention_loss_is_huber_to_a_nonnegative_clamped_target_plus_batch_q_reg(reward, target):
+    """Terminal transitions: y = clamp(max(100 r, 0), 0, 100); the loss is the importance-weighted
+    batch mean of the heads' summed Huber losses, plus lambda/2 * sum of Q^2 over the whole batch."""
+    torch.manual_seed(0)
+    cfg = TINY.replace(q_reg_weight=1e-2)
+    agent = ARMAgent(cfg, BOUNDS, "cpu")
+    b = batch_of(np.random.default_rng(10), 8)
+    b["reward"] = np.full(8, reward, np.float32)
+    w = np.linspace(0.25, 1.0, 8).astype(np.float32)
+    obs, _, low_dim, _, pixel, _ = _tensors(agent, b)
+    with torch.no_grad():
+        q_map = agent.attention(obs, low_dim)
+    q_pixel = q_map[torch.arange(8), :, pixel[:, 0], pixel[:, 1]]  # (B, 2)
+    error = q_pixel - target
+    huber = torch.where(error.abs() < 1, 0.5 * error ** 2, error.abs() - 0.5).sum(1)
+    q_reg = 1e-2 * 0.5 * q_map.pow(2).sum()
+    m = agent.update(b, w)
+    assert m["q_reg"] == pytest.approx(q_reg.item(), rel=1e-4)
+    assert m["q_attention_loss"] == pytest.approx((torch.as_tensor(w) * huber).mean().item() + q_reg.item(),
+                                                  rel=1e-4)
+    assert m["q_attention_td"] == pytest.approx(error.abs().mean().item(), rel=1e-4)
+
+
+def test_critic_regresses_every_pixel_of_its_crop_on_that_pixels_target():
+    """y_ij = r + gamma b (min_k Q'_k,ij(s', a') - alpha log pi(a'|s')) on the crop of s' at the
+    stored next pixel (b = 0 only where the episode really ended, not at a timeout); the loss is
+    the importance-weighted batch mean of sum_k mean_ij [Huber(Q_k,ij - y_ij) c - w log c]."""
+    torch.manual_seed(0)
+    cfg = TINY
+    agent = ARMAgent(cfg, BOUNDS, "cpu")
+    n = 8
+    b = batch_of(np.random.default_rng(11), n)
+    b["reward"] = np.r_[1.0, 0.0, 0.0, 1.0, np.zeros(4)].astype(np.float32)
+    b["terminal"] = np.r_[True, True, False, True, np.zeros(4, bool)]
+    b["timeout"] = np.r_[False, True, False, False, np.zeros(4, bool)]
+    w = np.linspace(0.5, 1.0, n).astype(np.float32)
+    obs, next_obs, low_dim, next_low_dim, pixel, next_pixel = _tensors(agent, b)
+    s = cfg.crop_size
+    torch.manual_seed(3)  # the same a' ~ pi(s') as the update draws
+    with torch.no_grad():
+        next_crop = crop(next_obs, next_pixel, s)
+        a_next, log_pi_next, _ = agent.actor(next_crop, next_low_dim)
+        q_t, _ = agent.critic_target(next_crop, next_low_dim, a_next)
+        # ended, cut by the time limit (bootstraps), going on, ended, going on x4
+        bootstrap = torch.tensor([0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0])[:, None, None]
+        y = (100.0 * torch.as_tensor(b["reward"])[:, None, None]
+             + cfg.gamma * bootstrap * (q_t.min(1).values - cfg.init_alpha * log_pi_next[:, None, None]))
+        q, c = agent.critic(crop(obs, pixel, s), low_dim, torch.as_tensor(b["action"], dtype=torch.float32))
+        error = q - y[:, None]
+        huber = torch.where(error.abs() < 1, 0.5 * error ** 2, error.abs() - 0.5)
+        per_pixel = huber * torch.sigmoid(c) - cfg.confidence_weight * torch.nn.functional.logsigmoid(c)
+        loss = (torch.as_tensor(w) * per_pixel.mean((2, 3)).sum(1)).mean()
+    assert y.shape == (n, s, s) and y[2].std() > 0  # targets really differ across the crop
+    torch.manual_seed(3)
+    m = agent.update(b, w)
+    assert m["critic_loss"] == pytest.approx(loss.item(), rel=1e-4)
+    assert m["critic_td"] == pytest.approx(error.abs().mean().item(), rel=1e-4)
+
+
+def test_a_timeout_bootstraps_like_a_non_terminal_step_and_a_real_end_does_not():
+    b = batch_of(np.random.default_rng(12), 8)
+    b["reward"] = np.zeros(8, np.float32)
+
+    def metrics(terminal, timeout):
+        torch.manual_seed(0)
+        agent = ARMAgent(TINY, BOUNDS, "cpu")
+        batch = {**b, "terminal": np.full(8, terminal), "timeout": np.full(8, timeout)}
+        m = agent.update(batch, np.ones(8, np.float32))
+        return m["critic_loss"], m["critic_td"], m["q_attention_td"]
+
+    assert metrics(True, True) == metrics(False, False)
+    assert metrics(True, True) != metrics(True, False)
+    # a batch without the field: nothing was cut
+    torch.manual_seed(0)
+    m = ARMAgent(TINY, BOUNDS, "cpu").update({**b, "terminal": np.ones(8, bool)}, np.ones(8, np.float32))
+    assert (m["critic_loss"], m["critic_td"], m["q_attention_td"]) == metrics(True, False)
+
+
+def test_the_critics_next_crop_is_cut_at_the_stored_next_pixel():
+    """Moving next_pixel moves the critic's bootstrap crop (its loss changes); Q-attention's own
+    double-DQN target picks its pixel on s' itself (its loss does not)."""
+    b = batch_of(np.random.default_rng(13), 8)
+    b["terminal"] = np.zeros(8, bool)
+
+    def losses(next_pixel):
+        torch.manual_seed(0)
+        agent = ARMAgent(TINY, BOUNDS, "cpu")
+        m = agent.update({**b, "next_pixel": next_pixel}, np.ones(8, np.float32))
+        return m["q_attention_loss"], m["critic_loss"]
+
+    moved = (b["next_pixel"] + 7) % 16
+    (att_a, critic_a), (att_b, critic_b) = losses(b["next_pixel"]), losses(moved)
+    assert att_a == att_b and critic_a != critic_b
+    assert losses(b["next_pixel"]) == (att_a, critic_a)  # repeatable: the change is the pixel's
+
+
+def test_gradients_are_clipped_by_value():
+    """Every gradient element is clipped into [-grad_clip, grad_clip] (many sit at the bound:
+    not a norm clip, which would scale them all below it)."""
+    b = batch_of(np.random.default_rng(14), 8)
+
+    def grads(clip):
+        torch.manual_seed(0)
+        agent = ARMAgent(TINY.replace(grad_clip=clip), BOUNDS, "cpu")
+        agent.update(b, np.ones(8, np.float32))  # each net keeps the gradient of its last step
+        return {name: torch.cat([p.grad.flatten() for p in getattr(agent, name).parameters()
+                                 if p.grad is not None])
+                for name in ("attention", "critic", "actor")}
+
+    raw, clipped = grads(1e9), grads(1e-3)
+    for name in raw:
+        assert raw[name].abs().max() > 1e-2, name  # the clip has something to do
+        assert clipped[name].abs().max() <= 1e-3 * (1 + 1e-6), name
+        assert (clipped[name].abs() >= 1e-3 * (1 - 1e-6)).sum() > 1, name
+
+
+def test_alpha_is_fixed_unless_auto_tuned():
+    b = batch_of(np.random.default_rng(15), 8)
+    fixed = ARMAgent(TINY, BOUNDS, "cpu")
+    for _ in range(3):
+        m = fixed.update(b, np.ones(8, np.float32))
+    assert "alpha_loss" not in m
+    assert m["alpha"] == pytest.approx(TINY.init_alpha) and fixed.alpha.item() == pytest.approx(0.05)
+    tuned = ARMAgent(TINY.replace(alpha_auto_tune=True, alpha_lr=1e-2), BOUNDS, "cpu")
+    for _ in range(3):
+        m = tuned.update(b, np.ones(8, np.float32))
+    assert np.isfinite(m["alpha_loss"])
+    assert abs(tuned.alpha.item() - 0.05) > 1e-3
 
 
 def test_state_dict_round_trip_gives_identical_outputs():

@@ -1,6 +1,7 @@
 """Specification of demo episodes -> ARM transitions (arm_policy.demo_dataset)."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -109,11 +110,39 @@ def test_synthetic_episode_keyframes(episode):
 
 
 def test_keyframe_chain_and_augmentation_starts(episode):
+    """Each augmented frame t gives t -> next keyframe, then the rest of the keyframe chain from
+    that keyframe on (as the authors' code), flagged augmented."""
     trs = episode_transitions(episode, augmentation_every=4)
     got = [(t.index, t.next_index, t.augmented) for t in trs]
     chain = [(0, 10, False), (10, 20, False), (20, 29, False)]
-    aug = [(4, 10, True), (8, 10, True), (12, 20, True), (16, 20, True), (24, 29, True), (28, 29, True)]
+    rest = {10: [(10, 20, True), (20, 29, True)], 20: [(20, 29, True)], 29: []}
+    aug = [(4, 10, True), *rest[10], (8, 10, True), *rest[10],
+           (12, 20, True), *rest[20], (16, 20, True), *rest[20],
+           (24, 29, True), *rest[29], (28, 29, True), *rest[29]]
     assert got == chain + aug
+
+
+def test_augmented_chain_copies_equal_the_chain_and_share_its_observations(episode):
+    trs = episode_transitions(episode, augmentation_every=4)
+    chain = {t.index: t for t in trs[:3]}
+    copies = [t for t in trs[3:] if t.index in chain]
+    assert len(copies) == 6 and all(t.augmented for t in copies)
+    for c in copies:
+        original = chain[c.index]
+        for f in dataclasses.fields(Transition):
+            if f.name == "augmented":
+                continue
+            a, b = getattr(c, f.name), getattr(original, f.name)
+            if isinstance(a, np.ndarray):
+                assert a is b, f.name  # the same arrays, not copies of them
+            else:
+                assert a == b, f.name
+
+
+def remaining_chain(t: int) -> int:
+    """Transitions an augmented frame t adds: t -> its next keyframe, then one per later keyframe
+    (k_i -> k_i+1 ... -> last frame): as many as there are keyframes after t."""
+    return sum(k > t for k in KEYFRAMES)
 
 
 @pytest.mark.parametrize(
@@ -124,8 +153,35 @@ def test_augmentation_counts(episode, every, expected):
     chain, aug = transition_starts(KEYFRAMES, T, every)
     assert chain == [0, 10, 20] and aug == expected
     trs = episode_transitions(episode, augmentation_every=every)
-    assert len(trs) == 3 + len(expected)
-    assert sum(t.augmented for t in trs) == len(expected)
+    n_aug = sum(remaining_chain(t) for t in expected)
+    # by hand: M=4: 4, 8 -> 3 each; 12, 16 -> 2 each; 24, 28 -> 1 each. M=5: 3 + 2 + 1.
+    # M=1: frames 1-9 -> 3 each, 11-19 -> 2 each, 21-28 -> 1 each.
+    assert n_aug == {0: 0, 10: 0, 4: 12, 5: 6, 1: 9 * 3 + 9 * 2 + 8 * 1}[every]
+    assert len(trs) == 3 + n_aug
+    assert sum(t.augmented for t in trs) == n_aug
+    assert [t.index for t in trs if t.augmented and t.index not in chain] == expected
+
+
+def test_next_pixel_is_the_decision_at_the_next_keyframe(episode):
+    """next_pixel: the keyframe after the next one, projected into the next keyframe's image (the
+    pixel the demo's next transition attends to); a terminal transition repeats its own pixel."""
+    trs = episode_transitions(episode, augmentation_every=4)
+    chain = {t.index: t for t in trs if not t.augmented}
+    after = {10: 20, 20: 29}
+    for tr in trs:
+        assert tr.next_pixel.shape == (2,) and tr.next_pixel.dtype == np.int64
+        assert not tr.timeout  # a demo runs to its end
+        if tr.terminal:
+            assert tr.next_index == 29
+            np.testing.assert_array_equal(tr.next_pixel, tr.pixel)
+        else:
+            assert tuple(tr.next_pixel) == KEY_PIXELS[after[tr.next_index]]
+            np.testing.assert_array_equal(tr.next_pixel, chain[tr.next_index].pixel)
+            assert tuple(tr.next_pixel) != tuple(tr.pixel)  # not the current decision
+        # and it round-trips: the next observation's point there is that keyframe's TCP
+        k = after.get(tr.next_index, tr.next_index)
+        np.testing.assert_allclose(tr.next_point_cloud[tuple(tr.next_pixel)], episode.gripper_pose[k, :3],
+                                   atol=1e-5)
 
 
 def test_target_pixel_is_the_next_keyframe_projected_and_round_trips_through_the_point_cloud(episode):
@@ -256,7 +312,10 @@ def test_load_demos_skips_corrupt_and_unsuccessful_bags_with_warnings(tmp_path):
     messages = [(w.category, str(w.message)) for w in record]
     assert any(c is BagWarning and "seed_000002.mcap" in m for c, m in messages)
     assert any(c is DemoWarning and "seed_000003" in m for c, m in messages)
-    assert len(trs) == 2 * 9
+    # per episode: 3 chain transitions + 12 augmented at M=4 (frames 4 and 8 add 3 each, 12 and
+    # 16 add 2 each, 24 and 28 add 1 each)
+    assert len(trs) == 2 * (3 + 12)
+    assert sum(t.augmented for t in trs) == 2 * 12
     assert sorted({Path(t.episode).name for t in trs}) == ["seed_000000", "seed_000001"]
     ep = read_episode(root / "task" / "seed_000000")
     assert episode_keyframes(ep) == KEYFRAMES

@@ -12,6 +12,7 @@ from arm_policy.demo_dataset import LOW_DIM_SIZE
 from arm_policy.episode_dataset import (AGENT_TOPIC_TYPES, decision_message,
                                         iter_agent_episodes, list_bags, load_agent_episodes,
                                         parse_decision, read_agent_episode, write_agent_episode)
+from arm_policy.rewards import FAILURE_REWARD, step_reward
 
 SIZE = 8
 T0 = 1_800_000_000 * 10**9
@@ -29,8 +30,11 @@ def decisions(n: int, seed: int = 0, success: bool = True) -> list[dict]:
             rgb=rng.integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8), point_cloud=points,
             low_dim=np.r_[1.0, rng.normal(size=LOW_DIM_SIZE - 2), 1 - 2 * k / 9].astype(np.float32),
             pixel=[k, SIZE - 1 - k], action=np.r_[0.1 * k, 0.2, 0.9, 0.0, 0.0, 0.0, 1.0, k % 2],
-            reward=(1.0 if success else -1.0) if last else 0.0, terminal=last,
             outcome="reached" if success or not last else "unreachable", success=success and last))
+        # the reward and end as the episode runner records them (arm_policy.rewards)
+        reward, terminal, _ = step_reward(out[-1]["outcome"], out[-1]["success"], k, episode_length=10)
+        assert terminal == last
+        out[-1].update(reward=reward, terminal=terminal)
     return out
 
 
@@ -53,7 +57,10 @@ def test_transitions_chain_each_decision_to_the_next_observation(tmp_path):
         np.testing.assert_array_equal(t.next_rgb, nxt["rgb"])
         np.testing.assert_array_equal(t.next_point_cloud, nxt["point_cloud"])
         np.testing.assert_array_equal(t.next_low_dim, nxt["low_dim"])
-        assert t.episode == str(bag) and not t.augmented
+        # the critic's next crop is cut where the next decision attended (the terminal one: its own)
+        assert t.next_pixel.tolist() == nxt["pixel"] and t.next_pixel.dtype == np.int64
+        assert t.episode == str(bag) and not t.augmented and not t.timeout
+    assert [t.next_pixel.tolist() for t in trs] == [[1, 6], [2, 5], [3, 4], [3, 4]]
     # low_dim matched by order when the decisions do not carry it: the same transitions
     by_order = read_agent_episode(write_agent_episode(tmp_path / "by_order", ds,
                                                       low_dim_in_decision=False))
@@ -68,9 +75,18 @@ def test_an_episode_cut_mid_step_and_an_unreachable_end(tmp_path):
     trs = read_agent_episode(write_agent_episode(tmp_path / "cut", ds))
     assert [(t.index, t.next_index, t.terminal) for t in trs] == [(0, 1, False), (1, 2, False)]
     np.testing.assert_array_equal(trs[1].next_rgb, ds[2]["rgb"])
+    assert trs[1].next_pixel.tolist() == ds[2]["pixel"]  # the cut decision still names its pixel
 
+    # an unexecutable pose ends the episode with the failure reward: 0 (the authors'), not -1
+    assert FAILURE_REWARD == 0.0
+    assert step_reward("unreachable", False, 3, episode_length=10) == (0.0, True, False)
+    assert step_reward("timeout", True, 0, episode_length=10) == (0.0, True, False)  # not executed
+    assert step_reward("reached", True, 0, episode_length=10) == (1.0, True, False)
+    assert step_reward("reached", False, 9, episode_length=10) == (0.0, True, True)  # cut: bootstraps
+    assert step_reward("reached", False, 8, episode_length=10) == (0.0, False, False)
     failed = read_agent_episode(write_agent_episode(tmp_path / "failed", decisions(2, success=False)))
-    assert [(t.reward, t.terminal) for t in failed] == [(0.0, False), (-1.0, True)]
+    assert [(t.reward, t.terminal, t.timeout) for t in failed] == [(0.0, False, False),
+                                                                  (0.0, True, False)]
 
 
 def test_unreadable_bags_are_skipped_with_a_warning_naming_them(tmp_path):

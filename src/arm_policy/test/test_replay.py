@@ -1,6 +1,8 @@
 """Prioritised replay: proportional sampling, priority updates, importance weights, storage."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -17,7 +19,7 @@ def _transition(i: int) -> dict:
                 low_dim=np.full(11, i, np.float32), pixel=np.array([i % H, 1]),
                 action=np.full(8, i, np.float32), reward=float(i), terminal=bool(i % 2),
                 next_rgb=np.zeros((H, H, 3), np.uint8), next_point_cloud=pc,
-                next_low_dim=np.zeros(11, np.float32))
+                next_low_dim=np.zeros(11, np.float32), next_pixel=np.array([1, i % H]))
 
 
 def _filled(n: int, alpha: float = 1.0, **kw) -> PrioritizedReplay:
@@ -42,6 +44,28 @@ def test_storage_and_batch_fields():
     np.testing.assert_array_equal(batch["reward"], idx.astype(np.float32))
     np.testing.assert_array_equal(batch["low_dim"][:, 0], idx)
     assert batch["demo"].all() and w.shape == (16,)
+    # the next decision's pixel travels with the transition (the critic's next crop is cut there)
+    assert batch["next_pixel"].dtype == np.int64 and batch["next_pixel"].shape == (16, 2)
+    np.testing.assert_array_equal(batch["next_pixel"], np.stack([np.ones_like(idx), idx % H], 1))
+    # no time-limit cut unless the transition says so
+    assert batch["timeout"].dtype == np.bool_ and not batch["timeout"].any()
+
+
+def test_next_pixel_is_required_and_timeout_is_optional():
+    r = PrioritizedReplay(capacity=4, seed=0)
+    missing = _transition(0)
+    del missing["next_pixel"]
+    with pytest.raises(KeyError, match="next_pixel"):
+        r.add(missing)
+    with pytest.raises(KeyError, match="next_pixel"):  # an object without the field, too
+        r.add(SimpleNamespace(**missing))
+    assert len(r) == 0  # nothing half-stored
+    cut = r.add({**_transition(1), "terminal": True, "timeout": True})
+    ended = r.add({**_transition(2), "terminal": True})
+    batch, idx, _ = r.sample(32)
+    assert set(idx.tolist()) == {cut, ended}
+    np.testing.assert_array_equal(batch["timeout"], idx == cut)
+    assert batch["terminal"].all()  # a cut episode still ends; only the target bootstraps
 
 
 def test_ring_buffer_overwrites_oldest():

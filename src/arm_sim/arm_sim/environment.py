@@ -4,7 +4,7 @@ The action is ARM's: a tool-centre-point pose (xyz + quaternion xyzw) and a grip
 in [0, 1]. It goes through the same path as the ROS control node: validate -> IK -> OMPL ->
 ruckig -> execute at the control rate, then the gripper acts (RLBench's MoveArmThenGripper).
 A pose that cannot be reached raises InvalidActionError with the planner's outcome, as RLBench
-does; ARM turns that into reward -1 and the end of the episode.
+does; ARM turns that into reward 0 and the end of the episode (the authors' rule, arm_policy.rewards).
 
     env = Environment(image_size=(128, 128))
     task = env.get_task("reach_target")

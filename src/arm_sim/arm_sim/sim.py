@@ -258,7 +258,7 @@ class PandaSim:
             camera_extrinsics=extrinsics,
             joint_positions=self.joint_positions(),
             joint_velocities=self.joint_velocities(),
-            gripper_open=bool(self.gripper_target > 0.5),
+            gripper_open=panda.gripper_is_open(self.finger_positions()),
             gripper_pose=self.tcp_pose(),
             gripper_joint_positions=self.finger_positions(),
             misc={"stamp": self.time},

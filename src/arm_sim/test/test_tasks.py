@@ -94,3 +94,14 @@ def test_observation_fields_match_rlbench_names_and_shapes(env):
     assert obs.gripper_open is True
     assert abs(np.linalg.norm(obs.gripper_pose[3:]) - 1) < 1e-6
     task.close()
+
+
+def test_gripper_open_is_measured_from_the_fingers_not_the_command(env):
+    task = env.get_task("pick_up_cup")
+    _, obs = task.reset(seed=0)
+    task.sim.set_gripper(0.0)  # commanded shut, the fingers have not moved yet
+    assert task.sim.observe().gripper_open is True
+    task.sim.step(30)
+    closed = task.sim.observe()
+    assert closed.gripper_open is False and closed.gripper_joint_positions.max() < 0.01
+    task.close()

@@ -1,0 +1,366 @@
+"""The paper's Fig. 6 on this machine: every (task, method, seed) cell trained in process, then one
+table, one CSV and one figure.
+
+    arm benchmark --tasks pick_up_cup,take_lid_off_saucepan --methods arm,sac,bc --minutes 120 --out runs/bench
+    arm benchmark --tasks all --methods arm,sac,bc --demos 100 --minutes 30 --seeds 2 --jobs 2 --out runs/bench
+    arm benchmark --report --out runs/bench          # rewrite the report from the cells done so far
+
+Each cell is an ``arm train --inprocess`` run folder, ``OUT/cells/TASK/METHOD/seed_K``; the
+demos of a task are recorded once into ``OUT/demos`` and shared by its cells (same scenes for
+every method). Cells run one after another, or ``--jobs N`` side by side, each with one torch
+thread. The benchmark resumes: a cell with a summary.json is done and skipped; an interrupted one
+resumes from its newest checkpoint; so a long grid can span several sittings (run the same
+command again). After every cell it writes
+
+* ``OUT/results.csv``: one row per finished cell (task, method, seed, untrained / final / best
+  success, the mean of the last evaluations, env steps, updates, wall seconds, and the final
+  evaluation's diagnosis: attention on the keyframe, pose error, expert keyframes matched,
+  unexecutable poses);
+* ``OUT/results.md``: task x method, final success (mean over seeds) beside the untrained
+  value, the mean of the last evaluations and the diagnosis;
+* ``OUT/curves.png``: one panel per task, evaluation success against env steps, one line per
+  method (mean over seeds), the spread over seeds shaded.
+
+Evaluation uses the trainer's 25 fixed scenes, disjoint from the demos and training scenes.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .run_log import read_json, read_metrics
+from .train_inprocess import LAST_EVALUATIONS, METHODS, TrainSettings, agent_config
+
+__all__ = ["BenchmarkSettings", "Cell", "run_benchmark", "write_report", "RESULT_COLUMNS"]
+
+RESULT_COLUMNS = ["task", "method", "seed", "untrained_success", "final_success", "best_success",
+                  "env_steps", "updates", "wall_seconds", "last_mean_success",
+                  "attention_on_keyframe", "pose_error_cm", "keyframes_matched", "unexecutable"]
+#: results.csv column <- summary.json key
+_FROM_SUMMARY = {"untrained_success": "untrained_success", "final_success": "eval_success",
+                 "best_success": "best_success", "last_mean_success": "eval_success_last_mean",
+                 "env_steps": "env_steps", "updates": "updates", "wall_seconds": "wall_seconds",
+                 "attention_on_keyframe": "eval_attention_on_keyframe",
+                 "pose_error_cm": "eval_pose_error_cm", "keyframes_matched": "eval_keyframes_matched",
+                 "unexecutable": "eval_unexecutable"}
+
+
+@dataclass
+class BenchmarkSettings:
+    """What ``arm benchmark`` takes; saved as OUT/benchmark.json."""
+
+    tasks: list[str] = field(default_factory=lambda: ["pick_up_cup", "take_lid_off_saucepan"])
+    methods: list[str] = field(default_factory=lambda: ["arm", "sac", "bc"])
+    demos: int = 100
+    minutes: float = 30.0  # per cell, training (demo recording is shared and not counted)
+    seeds: int = 1  # seeds 0 .. seeds-1
+    jobs: int = 1
+    out: str = "runs/benchmark"
+    preset: str = "cpu"
+    eval_every: int = 100
+    eval_episodes: int = 25
+    checkpoint_every: int = 500
+    #: ARMConfig overrides for every cell (tests: small images)
+    agent_overrides: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from arm_sim.tasks import TASK_NAMES
+
+        unknown = [t for t in self.tasks if t not in TASK_NAMES]
+        if unknown:
+            raise ValueError(f"unknown task(s) {', '.join(unknown)}; valid: {', '.join(TASK_NAMES)}")
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad:
+            raise ValueError(f"unknown method(s) {', '.join(bad)}; valid: {', '.join(METHODS)}")
+        if self.seeds < 1 or self.jobs < 1 or self.demos < 1 or self.minutes <= 0:
+            raise ValueError("seeds, jobs and demos must be >= 1 and minutes > 0")
+
+
+@dataclass(frozen=True)
+class Cell:
+    task: str
+    method: str
+    seed: int
+
+    def folder(self, out: Path) -> Path:
+        return out / "cells" / self.task / self.method / f"seed_{self.seed}"
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}/{self.method}/seed_{self.seed}"
+
+
+def cells(settings: BenchmarkSettings) -> list[Cell]:
+    return [Cell(t, m, s) for t in settings.tasks for m in settings.methods for s in range(settings.seeds)]
+
+
+def cell_settings(settings: BenchmarkSettings, cell: Cell) -> TrainSettings:
+    out = Path(settings.out)
+    return TrainSettings(task=cell.task, preset=settings.preset, method=cell.method,
+                         demos=settings.demos, minutes=settings.minutes, out=str(cell.folder(out)),
+                         seed=cell.seed, eval_every=settings.eval_every,
+                         eval_episodes=settings.eval_episodes,
+                         checkpoint_every=settings.checkpoint_every,
+                         agent_overrides=dict(settings.agent_overrides),
+                         demo_dir=str(out / "demos"))
+
+
+def _record_shared_demos(settings: BenchmarkSettings, log: Callable[[str], None]) -> None:
+    """The demos of every task, once (seed 0 on), at the preset's image size."""
+    from arm_sim.demos import record_demos
+
+    size = agent_config(cell_settings(settings, cells(settings)[0])).image_size
+    for task in settings.tasks:
+        folder = Path(settings.out) / "demos" / task
+        have = len([p for p in folder.glob("seed_*") if not p.name.endswith(".partial")]) if folder.exists() else 0
+        if have >= settings.demos:
+            continue
+        if have:  # an interrupted recording: start the task's demos again
+            import shutil
+
+            shutil.rmtree(folder)
+        log(f"recording {settings.demos} demos of {task} at {size}x{size}")
+        record_demos(task, settings.demos, 0, folder.parent, size, progress=log)
+
+
+def _run_cell_subprocess(settings: TrainSettings, log: Callable[[str], None],
+                         children: list[subprocess.Popen]) -> int:
+    """One cell in a child process with one torch thread; its lines forwarded to ``log`` and to
+    the cell's train.log."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "arm_policy.benchmark", "--cell", json.dumps(dataclasses.asdict(settings))]
+    Path(settings.out).mkdir(parents=True, exist_ok=True)
+    child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    children.append(child)
+    prefix = f"[{settings.task}/{settings.method}/seed_{settings.seed}] "
+    with open(Path(settings.out) / "train.log", "a") as f:
+        for line in child.stdout:
+            f.write(line)
+            f.flush()
+            log(prefix + line.rstrip())
+    return child.wait()
+
+
+def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = print) -> list[dict]:
+    """Run (or resume) every cell, then write the report; returns the results rows."""
+    from .train_inprocess import train
+
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "benchmark.json").write_text(json.dumps(dataclasses.asdict(settings), indent=2))
+    _record_shared_demos(settings, log)
+    todo = [c for c in cells(settings) if not (c.folder(out) / "summary.json").exists()]
+    done = len(cells(settings)) - len(todo)
+    log(f"benchmark: {len(cells(settings))} cells, {done} done, {len(todo)} to run "
+        f"({settings.minutes:g} min each, {settings.jobs} at a time)")
+    if settings.jobs == 1:
+        for cell in todo:
+            log(f"cell {cell.name}")
+            train(cell_settings(settings, cell), log=lambda line, c=cell: log(f"[{c.name}] {line}"))
+            write_report(out, log)
+        return write_report(out, log)
+
+    children: list[subprocess.Popen] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    queue = list(todo)
+
+    def worker():
+        while True:
+            with lock:
+                if not queue:
+                    return
+                cell = queue.pop(0)
+            rc = _run_cell_subprocess(cell_settings(settings, cell), log, children)
+            with lock:
+                if rc != 0:
+                    failures.append(f"{cell.name} (exit {rc})")
+                write_report(out, log)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(settings.jobs)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(0.5)
+    except KeyboardInterrupt:
+        log("interrupted: stopping the running cells (run the same command to resume)")
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        raise
+    if failures:
+        log("cells that failed (rerun to resume them): " + ", ".join(failures))
+    return write_report(out, log)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _rows(out: Path) -> list[dict]:
+    rows = []
+    for summary_path in sorted((out / "cells").glob("*/*/seed_*/summary.json")):
+        summary = read_json(summary_path)
+        row = {"task": summary["task"], "method": summary["method"], "seed": summary["seed"]}
+        row.update({col: summary.get(key, float("nan")) for col, key in _FROM_SUMMARY.items()})
+        rows.append(row)
+    return rows
+
+
+def _curves(out: Path, task: str, method: str) -> list[list[dict]]:
+    runs = []
+    for folder in sorted((out / "cells" / task / method).glob("seed_*")):
+        if (folder / "metrics.csv").exists():
+            evals = [{"env_steps": r["step"], **r} for r in read_metrics(folder) if "eval_success" in r]
+            if evals:
+                runs.append(evals)
+    return runs
+
+
+def _mean_and_spread(runs: list[list[dict]]):
+    """Mean over seeds of the success curves on the union of their env steps (each seed's curve
+    held at its last value past its end), and the min / max."""
+    xs = np.unique(np.concatenate([[r["env_steps"] for r in run] for run in runs]).astype(float))
+    ys = []
+    for run in runs:
+        x = np.array([r["env_steps"] for r in run], float)
+        y = np.array([r["eval_success"] for r in run], float)
+        order = np.argsort(x)
+        ys.append(np.interp(xs, x[order], y[order]))
+    ys = np.array(ys)
+    return xs, ys.mean(0), ys.min(0), ys.max(0)
+
+
+def _fmt(values) -> str:
+    values = [v for v in values if v == v]
+    return f"{np.mean(values):.2f}" if values else "-"
+
+
+def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> list[dict]:
+    """results.csv, results.md and curves.png from the finished cells under ``out``."""
+    from .checkpoints import atomic_write_bytes
+    from .plots import CURVE_COLORS, _write_png, learning_curve_image  # noqa: F401
+
+    out = Path(out)
+    rows = _rows(out)
+    lines = [",".join(RESULT_COLUMNS)]
+    for r in rows:
+        lines.append(",".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in RESULT_COLUMNS))
+    atomic_write_bytes(out / "results.csv", ("\n".join(lines) + "\n").encode())
+
+    settings = read_json(out / "benchmark.json") if (out / "benchmark.json").exists() else {}
+    tasks = list(dict.fromkeys(settings.get("tasks", []) + [r["task"] for r in rows]))
+    methods = list(dict.fromkeys(settings.get("methods", []) + [r["method"] for r in rows]))
+
+    def cell_rows(task, method):
+        return [r for r in rows if r["task"] == task and r["method"] == method]
+
+    md = [f"# Benchmark: {', '.join(tasks)}", "",
+          f"Preset `{settings.get('preset', '?')}`, {settings.get('demos', '?')} demos, "
+          f"{settings.get('minutes', '?')} min per cell, {settings.get('eval_episodes', 25)} fixed "
+          "evaluation scenes never seen in training. Each entry: final success, mean over seeds "
+          f"(untrained agent on the same scenes; mean of the last {LAST_EVALUATIONS} evaluations; "
+          "seeds finished). A final value within 0.1 of its untrained one is marked *floor*.", "",
+          "| task | " + " | ".join(METHODS.get(m, m) for m in methods) + " |",
+          "|---|" + "---|" * len(methods)]
+    for task in tasks:
+        entries = []
+        for m in methods:
+            rs = cell_rows(task, m)
+            if not rs:
+                entries.append("not run")
+                continue
+            final, untrained = _fmt([r["final_success"] for r in rs]), _fmt([r["untrained_success"] for r in rs])
+            floor = abs(float(final) - float(untrained)) < 0.1
+            entries.append(f"**{final}** (untrained {untrained}; last {_fmt([r['last_mean_success'] for r in rs])}; "
+                           f"{len(rs)} seed{'s' if len(rs) > 1 else ''})" + (" *floor*" if floor else ""))
+        md.append(f"| {task} | " + " | ".join(entries) + " |")
+    md += ["", "## Where it fails: the final evaluation's diagnosis (mean over seeds)", "",
+           "attention on keyframe: share of scenes whose first attended pixel is within 2 px of the "
+           "expert's first keyframe; pose error: median distance of the first pose from it; keyframes "
+           "matched: share of the expert's keyframes the executed poses matched in order; "
+           "unexecutable: share of episodes ended by a pose the arm could not execute.", "",
+           "| task | method | final | attention on keyframe | pose error (cm) | keyframes matched | "
+           "unexecutable | env steps | updates |", "|---|---|---|---|---|---|---|---|---|"]
+    for task in tasks:
+        for m in methods:
+            rs = cell_rows(task, m)
+            if rs:
+                md.append(f"| {task} | {m} | {_fmt([r['final_success'] for r in rs])} | "
+                          f"{_fmt([r['attention_on_keyframe'] for r in rs])} | "
+                          f"{_fmt([r['pose_error_cm'] for r in rs])} | "
+                          f"{_fmt([r['keyframes_matched'] for r in rs])} | "
+                          f"{_fmt([r['unexecutable'] for r in rs])} | "
+                          f"{int(np.mean([r['env_steps'] for r in rs]))} | "
+                          f"{int(np.mean([r['updates'] for r in rs]))} |")
+    md += ["", "Command: `arm benchmark " + " ".join(
+        f"--{k.replace('_', '-')} {','.join(v) if isinstance(v, list) else v}"
+        for k, v in settings.items() if k in ("tasks", "methods", "demos", "minutes", "seeds", "jobs",
+                                              "preset", "out")) + "`", ""]
+    atomic_write_bytes(out / "results.md", "\n".join(md).encode())
+
+    panels = []
+    for task in tasks:
+        curves, bands = {}, {}
+        for m in methods:
+            runs = _curves(out, task, m)
+            if runs:
+                xs, mean, lo, hi = _mean_and_spread(runs)
+                label = f"{METHODS.get(m, m)} ({len(runs)} seed{'s' if len(runs) > 1 else ''})"
+                curves[label] = [{"env_steps": x, "eval_success": y} for x, y in zip(xs, mean)]
+                if len(runs) > 1:
+                    bands[label] = (xs, lo, hi)
+        if not curves:
+            continue
+        first, *rest = curves.items()
+        panels.append(learning_curve_image(first[1], title=task, compare=dict(rest), label=first[0],
+                                           size=(640, 420), ylabel="evaluation success",
+                                           bands=bands))
+    if panels:
+        cols = min(2, len(panels))
+        while len(panels) % cols:
+            panels.append(np.full_like(panels[0], 255))
+        grid = np.concatenate([np.concatenate(panels[i:i + cols], axis=1)
+                               for i in range(0, len(panels), cols)], axis=0)
+        _write_png(out / "curves.png", grid)
+    log(f"report: {out / 'results.md'} ({len(rows)} cells finished)")
+    return rows
+
+
+def _main_cell(settings_json: str) -> int:
+    """Entry point of one cell's child process (``--jobs`` > 1)."""
+    import torch
+
+    from .train_inprocess import train
+
+    torch.set_num_threads(1)
+    settings = TrainSettings(**json.loads(settings_json))
+    train(settings, log=lambda line: print(line, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--cell":
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        sys.exit(_main_cell(sys.argv[2]))
+    print("usage: arm benchmark --help (this module's --cell is for the benchmark's own children)",
+          file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,69 @@
+"""`arm benchmark`: a tiny two-task grid writes results.csv, results.md and curves.png, and
+survives being killed mid-cell: the rerun skips finished cells and resumes the interrupted one
+from its newest checkpoint."""
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+from arm_policy.run_log import read_json, read_metrics
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    from arm_policy.benchmark import BenchmarkSettings, run_benchmark
+    settings = BenchmarkSettings(tasks=["reach_target", "pick_up_cup"], methods=["arm"], demos=2,
+                                 minutes=0.4, out=sys.argv[1], eval_every=4, eval_episodes=2,
+                                 checkpoint_every=8,
+                                 agent_overrides={"image_size": 32, "batch_size": 8})
+    run_benchmark(settings, log=lambda line: print(line, flush=True))
+""")
+
+
+def benchmark(out, **kwargs) -> subprocess.Popen:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-c", SCRIPT, str(out)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True, **kwargs)
+
+
+def test_a_killed_benchmark_resumes_and_reports(tmp_path):
+    out = tmp_path / "bench"
+    first_cell = out / "cells" / "reach_target" / "arm" / "seed_0"
+    proc = benchmark(out)
+    try:  # kill the whole benchmark once the first cell has a checkpoint
+        deadline = time.monotonic() + 240
+        while not list((first_cell / "checkpoints").glob("step_*.pt")):
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "no checkpoint within 4 minutes"
+            time.sleep(0.5)
+        time.sleep(1.0)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (first_cell / "summary.json").exists()
+
+    rerun = benchmark(out)
+    log, _ = rerun.communicate(timeout=400)
+    assert rerun.returncode == 0, log
+    assert "resuming" in log and "seed_0" in log
+
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [(r["task"], r["method"], r["seed"]) for r in rows] == [
+        ("pick_up_cup", "arm", "0"), ("reach_target", "arm", "0")]
+    for r in rows:
+        assert 0 <= float(r["untrained_success"]) <= 1 and 0 <= float(r["final_success"]) <= 1
+        assert float(r["best_success"]) >= float(r["final_success"]) and int(float(r["updates"])) > 0
+    md = (out / "results.md").read_text()
+    assert "| reach_target |" in md and "untrained" in md and "keyframes matched" in md
+    assert (out / "curves.png").stat().st_size > 5000
+
+    # the resumed cell kept one curve: each evaluation once, in env-step order, from the untrained one
+    steps = [r["step"] for r in read_metrics(first_cell) if "eval_success" in r]
+    assert steps[0] == 0 and steps == sorted(set(steps))
+    summary = read_json(first_cell / "summary.json")
+    assert summary["untrained_success"] == read_metrics(first_cell)[0]["eval_success"]

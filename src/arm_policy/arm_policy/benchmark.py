@@ -84,6 +84,10 @@ class BenchmarkSettings:
         bad = [m for m in self.methods if m not in METHODS]
         if bad:
             raise ValueError(f"unknown method(s) {', '.join(bad)}; valid: {', '.join(METHODS)}")
+        from .config import PRESETS
+
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; presets: {', '.join(PRESETS)}")
         if self.seeds < 1 or self.jobs < 1 or self.demos < 1 or self.minutes <= 0:
             raise ValueError("seeds, jobs and demos must be >= 1 and minutes > 0")
 
@@ -275,7 +279,8 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
 
     md = [f"# Benchmark: {', '.join(tasks)}", "",
           f"Preset `{settings.get('preset', '?')}`, {settings.get('demos', '?')} demos, "
-          f"{settings.get('minutes', '?')} min per cell, {settings.get('eval_episodes', 25)} fixed "
+          f"{settings.get('minutes', '?')} min per cell in the last invocation (each cell's own "
+          f"wall time in the table below), {settings.get('eval_episodes', 25)} fixed "
           "evaluation scenes never seen in training. Each entry: final success, mean over seeds "
           f"(untrained agent on the same scenes; mean of the last {LAST_EVALUATIONS} evaluations; "
           "seeds finished). A final value within 0.1 of its untrained one is marked *floor*.", "",
@@ -299,7 +304,7 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
            "matched: share of the expert's keyframes the executed poses matched in order; "
            "unexecutable: share of episodes ended by a pose the arm could not execute.", "",
            "| task | method | final | attention on keyframe | pose error (cm) | keyframes matched | "
-           "unexecutable | env steps | updates |", "|---|---|---|---|---|---|---|---|---|"]
+           "unexecutable | env steps | updates | minutes |", "|---|---|---|---|---|---|---|---|---|---|"]
     for task in tasks:
         for m in methods:
             rs = cell_rows(task, m)
@@ -310,7 +315,8 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
                           f"{_fmt([r['keyframes_matched'] for r in rs])} | "
                           f"{_fmt([r['unexecutable'] for r in rs])} | "
                           f"{int(np.mean([r['env_steps'] for r in rs]))} | "
-                          f"{int(np.mean([r['updates'] for r in rs]))} |")
+                          f"{int(np.mean([r['updates'] for r in rs]))} | "
+                          f"{np.mean([r['wall_seconds'] for r in rs]) / 60:.0f} |")
     md += ["", "Command: `arm benchmark " + " ".join(
         f"--{k.replace('_', '-')} {','.join(v) if isinstance(v, list) else v}"
         for k, v in settings.items() if k in ("tasks", "methods", "demos", "minutes", "seeds", "jobs",

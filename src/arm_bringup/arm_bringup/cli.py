@@ -137,7 +137,15 @@ def _cmd_train(args) -> int:
     settings = TrainSettings(task=args.task, preset=args.preset, demos=args.demos, minutes=args.minutes,
                              out=args.out, seed=args.seed, eval_every=args.eval_every,
                              eval_episodes=args.eval_episodes, keep_checkpoints=args.keep_checkpoints,
-                             method="sac" if args.no_attention else args.method)
+                             method="sac" if args.no_attention else args.method, device=args.device,
+                             agent_overrides={} if args.amp is None else {"amp": args.amp})
+    try:
+        from arm_policy.agent import resolve_device
+
+        resolve_device(args.device)
+    except (RuntimeError, ValueError) as error:
+        print(f"arm train: {error}", file=sys.stderr)
+        return 2
     summary = train(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(json.dumps(summary))
     return 0
@@ -212,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "Examples:\n"
                            "    arm train --inprocess --task pick_up_cup --minutes 120 --out runs/cup\n"
                            "    arm train --inprocess --task pick_up_cup --method bc --minutes 10 --out runs/cup_bc\n"
-                           "    arm train --inprocess --task reach_target --method sac --demos 10 --out runs/reach_sac\n\n"
+                           "    arm train --inprocess --task reach_target --method sac --demos 10 --out runs/reach_sac\n"
+                           "    arm train --inprocess --task pick_up_cup --device cuda --amp bf16 --out runs/cup_gpu\n\n"
                            "Records the demos into OUT/demos first, evaluates the untrained agent, then trains with\n"
                            "periodic evaluation (no exploration) until the time budget; OUT holds config.json,\n"
                            "checkpoints/, metrics.csv, tensorboard/, learning_curve.png, attention/ and summary.json\n"
@@ -236,6 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-checkpoints", type=int, default=5,
                    help="checkpoints kept (one every 500 updates; default 5, the newest)")
     p.add_argument("--no-attention", action="store_true", help="the same as --method sac")
+    p.add_argument("--device", default="auto",
+                   help="where the agent learns: cpu, cuda or auto (default: CUDA when present)")
+    p.add_argument("--amp", choices=["off", "bf16"], default=None,
+                   help="bf16: forward passes under bfloat16 autocast (fp32 weights and losses); "
+                        "default: the preset's (off)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("benchmark", help="the paper's Fig. 6: tasks x methods x seeds, resumable",

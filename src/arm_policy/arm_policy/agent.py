@@ -30,6 +30,7 @@ optimiser step that would spread it.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Any
 
@@ -42,11 +43,28 @@ from .config import ARMConfig
 from .demo_dataset import action_bounds, relative_xyz_range
 from .networks import Actor, ConfidenceCritic, QAttention, crop, obs_tensor
 
-__all__ = ["ARMAgent", "BCAgent", "NumericalError"]
+__all__ = ["ARMAgent", "BCAgent", "NumericalError", "resolve_device"]
+
+
+_part = torch.profiler.record_function  # a named range in torch.profiler traces, ~free otherwise
 
 
 class NumericalError(RuntimeError):
     """A loss, gradient or parameter of the agent became NaN/inf."""
+
+
+def resolve_device(name: str | torch.device | None) -> torch.device:
+    """``cpu``, ``cuda`` (``cuda:N``) or ``auto``/None (CUDA when present) -> a torch device;
+    asking for CUDA where there is none is a clear error, not a crash deep inside torch."""
+    if name is None or str(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {str(name)!r} asked for, but this PyTorch "
+                           f"({torch.__version__}) sees no CUDA GPU; use --device cpu or auto")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {str(name)!r}: choose cpu, cuda or auto")
+    return device
 
 
 def _soft_update(net: nn.Module, target: nn.Module, tau: float) -> None:
@@ -72,10 +90,8 @@ class ARMAgent:
                  seed: int | None = None, relative_range=None):
         if seed is not None:
             torch.manual_seed(seed)
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
         self.cfg = config
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.action_bounds = np.asarray(action_bounds, dtype=np.float32).reshape(2, 3)
         cfg, dev = config, self.device
 
@@ -94,7 +110,19 @@ class ARMAgent:
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr,
                                           weight_decay=cfg.weight_decay)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
+        self._attention_params = list(self.attention.parameters()) if cfg.q_attention else []
+        self._critic_params = list(self.critic.parameters())
+        self._actor_params = list(self.actor.parameters())
         self.updates = 0
+        self._deferred_checks: list[tuple[str, torch.Tensor]] | None = None
+
+    def _autocast(self):
+        """bfloat16 autocast of the forward passes when ``amp == 'bf16'`` (losses stay fp32)."""
+        if self.cfg.amp == "bf16":
+            if self.device.type == "cpu" and not torch.backends.mkldnn.is_available():
+                raise RuntimeError("amp='bf16' on the CPU needs PyTorch built with oneDNN")
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     @classmethod
     def from_demos(cls, config: ARMConfig, demos, device=None, seed: int | None = None) -> "ARMAgent":
@@ -109,8 +137,8 @@ class ARMAgent:
 
     # ------------------------------------------------------------------ helpers
     def _obs(self, rgb, point_cloud) -> torch.Tensor:
-        rgb = torch.as_tensor(np.asarray(rgb), device=self.device)
-        pc = torch.as_tensor(np.asarray(point_cloud), device=self.device)
+        rgb = self._to_device(torch.as_tensor(np.asarray(rgb)))
+        pc = self._to_device(torch.as_tensor(np.asarray(point_cloud)))
         h, w = rgb.shape[1:3]
         if h != self.cfg.image_size or w != self.cfg.image_size:
             raise ValueError(f"images are {h}x{w}; this config expects "
@@ -118,7 +146,13 @@ class ARMAgent:
         return obs_tensor(rgb, pc)
 
     def _t(self, x, dtype=torch.float32) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(x), dtype=dtype, device=self.device)
+        return self._to_device(torch.as_tensor(np.asarray(x), dtype=dtype))
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        """Host tensor -> the agent's device; to a GPU through pinned memory, without waiting."""
+        if self.device.type != "cuda":
+            return x
+        return x.pin_memory().to(self.device, non_blocking=True)
 
     def _attend(self, obs: torch.Tensor, low_dim: torch.Tensor, net: nn.Module | None = None):
         """-> (per-pixel Q (B, 2, H, W) or None without Q-attention, chosen pixels (B, 2))."""
@@ -146,10 +180,23 @@ class ARMAgent:
         inside = inside | ~inside.flatten(1).any(dim=1)[:, None, None]
         return q.masked_fill(~inside, float("-inf"))
 
-    @staticmethod
-    def _check(name: str, value: torch.Tensor) -> None:
-        if not bool(torch.isfinite(value).all()):
+    def _check(self, name: str, value: torch.Tensor) -> None:
+        """NumericalError if ``value`` is not all finite. Inside an update on a GPU the check is
+        deferred to the update's one device sync (:meth:`_metrics`): the optimiser steps of that
+        update may then already have taken the NaN in, but the error still stops training before
+        any checkpoint is written from those weights (``state_dict`` checks every parameter)."""
+        if self._deferred_checks is not None:
+            self._deferred_checks.append((name, torch.isfinite(value.detach()).all(), value.detach()))
+        elif not bool(torch.isfinite(value).all()):
             raise NumericalError(f"non-finite {name}: {value.detach().flatten()[:4].tolist()}")
+
+    def _raise_deferred(self) -> None:
+        checks, self._deferred_checks = self._deferred_checks or [], None
+        if checks:
+            finite = torch.stack([ok for _, ok, _ in checks]).cpu().tolist()
+            for (name, _, value), ok in zip(checks, finite):
+                if not ok:
+                    raise NumericalError(f"non-finite {name}: {value.flatten()[:4].tolist()}")
 
     def _step(self, name: str, loss: torch.Tensor, opt: torch.optim.Optimizer,
               params: list[torch.Tensor]) -> None:
@@ -171,11 +218,13 @@ class ARMAgent:
         """
         x = self._obs(np.asarray(obs["rgb"])[None], np.asarray(obs["point_cloud"])[None])
         low_dim = self._t(obs["low_dim"])[None]
-        q, pixel = self._attend(x, low_dim)
+        with self._autocast():
+            q, pixel = self._attend(x, low_dim)
         q_map = q.min(dim=1).values[0] if q is not None else torch.zeros(x.shape[-2:])
-        sample, _, mean = self.actor(crop(x, pixel, self.cfg.crop_size), low_dim,
-                                     deterministic=not explore,
-                                     noise_scale=self.cfg.exploration_noise_scale)
+        with self._autocast():
+            sample, _, mean = self.actor(crop(x, pixel, self.cfg.crop_size), low_dim,
+                                         deterministic=not explore,
+                                         noise_scale=self.cfg.exploration_noise_scale)
         action = sample if explore else mean
         return (pixel[0].cpu().numpy(), action[0].float().cpu().numpy(),
                 q_map.float().cpu().numpy())
@@ -217,91 +266,116 @@ class ARMAgent:
         next pixel, a' ~ pi on that crop."""
         cfg, reward, bootstrap = self.cfg, t["reward"], t["bootstrap"]
         y_att = None
-        if self.attention is not None:
-            _, next_choice = self._attend(t["next_obs"], t["next_low_dim"])
-            q_next = QAttention.at_pixel(self.attention_target(t["next_obs"], t["next_low_dim"]),
-                                         next_choice).min(dim=1).values
-            y_att = (reward.clamp_min(0.0) + cfg.gamma * bootstrap * q_next).clamp(0.0, cfg.q_clamp)
-        next_crop = crop(t["next_obs"], t["next_pixel"], cfg.crop_size)
-        next_action, next_log_pi, _ = self.actor(next_crop, t["next_low_dim"])
-        q_t, _ = self.critic_target(next_crop, t["next_low_dim"], next_action)  # (B, 2, s, s)
-        next_value = q_t.min(dim=1).values - self.alpha * next_log_pi[:, None, None]
+        with self._autocast():
+            if self.attention is not None:
+                _, next_choice = self._attend(t["next_obs"], t["next_low_dim"])
+                q_next = QAttention.at_pixel(self.attention_target(t["next_obs"], t["next_low_dim"]),
+                                             next_choice).float().min(dim=1).values
+                y_att = (reward.clamp_min(0.0) + cfg.gamma * bootstrap * q_next).clamp(0.0, cfg.q_clamp)
+            next_crop = crop(t["next_obs"], t["next_pixel"], cfg.crop_size)
+            next_action, next_log_pi, _ = self.actor(next_crop, t["next_low_dim"])
+            q_t, _ = self.critic_target(next_crop, t["next_low_dim"], next_action)  # (B, 2, s, s)
+        next_value = q_t.float().min(dim=1).values - self.alpha * next_log_pi.float()[:, None, None]
         return y_att, reward[:, None, None] + cfg.gamma * bootstrap[:, None, None] * next_value
 
     def update(self, batch: dict[str, np.ndarray], weights=None) -> dict[str, Any]:
         """One gradient step of every part on a replay batch -> metrics (floats) + ``priorities``
-        (np.ndarray (B,), mean |TD| of Q-attention and critic, for ``update_priorities``)."""
-        cfg = self.cfg
-        t = self._batch(batch, weights)
-        obs, low_dim, w_is, demo = t["obs"], t["low_dim"], t["w_is"], t["demo"]
-        n_demo = demo.sum().clamp_min(1.0)
+        (np.ndarray (B,), mean |TD| of Q-attention and critic, for ``update_priorities``).
+        Each part runs in a ``torch.profiler`` range of its name (``bench_learning --only profile``)."""
+        with _part("batch_to_tensors"):
+            t = self._batch(batch, weights)
+        # on a GPU no host sync until the metrics are read
+        self._deferred_checks = [] if self.device.type == "cuda" else None
         metrics: dict[str, Any] = {}
-
-        # 0. Bellman targets from the target networks, before any part moves ------------------
-        y_att, y = self.targets(t)
-
-        # 1. Q-attention at the stored pixel (Huber), Q regularisation ------------------------
+        with _part("targets"):  # from the target networks, before any part moves
+            y_att, y = self.targets(t)
+        td_att = None
         if self.attention is not None:
-            q_map = self.attention(obs, low_dim)  # (B, 2, H, W)
-            q_pixel = QAttention.at_pixel(q_map, t["pixel"])  # (B, 2)
-            bellman_att = F.smooth_l1_loss(q_pixel, y_att[:, None].expand_as(q_pixel),
-                                           reduction="none").sum(1)
-            q_reg = cfg.q_reg_weight * 0.5 * q_map.pow(2).sum()  # over the batch, as the authors
-            attention_loss = (w_is * bellman_att).mean() + q_reg
-            if cfg.demo_attention_weight:
-                # the demo pixel must win the softmax over all pixels (both heads)
-                margin = (torch.logsumexp(q_map.flatten(2), dim=2) - q_pixel).sum(1)
-                attention_demo = (demo * margin).sum() / n_demo
-                attention_loss = attention_loss + cfg.demo_attention_weight * attention_demo
-                metrics["q_attention_demo"] = attention_demo
-            self._step("q_attention", attention_loss, self.attention_opt,
-                       list(self.attention.parameters()))
-            td_att = (q_pixel.detach() - y_att[:, None]).abs().mean(1)
-            metrics.update(q_attention_loss=attention_loss, q_reg=q_reg,
-                           q_attention_td=td_att.mean())
-
-        # 2. confidence-aware critic on the crops at the stored pixels, per-pixel targets -----
-        crop_obs = crop(obs, t["pixel"], cfg.crop_size)
-        alpha = self.alpha.detach()
-        q, conf_logit = self.critic(crop_obs, low_dim, t["action"])  # (B, 2, s, s) each
-        bellman = F.smooth_l1_loss(q, y[:, None].expand_as(q), reduction="none")
-        per_pixel = bellman * torch.sigmoid(conf_logit) - cfg.confidence_weight * F.logsigmoid(conf_logit)
-        critic_loss = (w_is * per_pixel.mean(dim=(2, 3)).sum(dim=1)).mean()
-        td_critic = (q.detach() - y[:, None]).abs().mean(dim=(1, 2, 3))
-        self._step("critic", critic_loss, self.critic_opt, list(self.critic.parameters()))
-
-        # 3. actor (SAC) and temperature ------------------------------------------------------
+            with _part("q_attention/forward"), self._autocast():
+                attention_loss, td_att = self._attention_loss(t, y_att, metrics)
+            with _part("q_attention/backward_step"):
+                self._step("q_attention", attention_loss, self.attention_opt, self._attention_params)
+        with _part("critic/forward"), self._autocast():
+            crop_obs = crop(t["obs"], t["pixel"], self.cfg.crop_size)
+            critic_loss, td_critic = self._critic_loss(t, crop_obs, y, metrics)
+        with _part("critic/backward_step"):
+            self._step("critic", critic_loss, self.critic_opt, self._critic_params)
         self.critic.requires_grad_(False)
-        pi_action, log_pi, mean_action = self.actor(crop_obs, low_dim)
-        q_pi = ConfidenceCritic.best(*self.critic(crop_obs, low_dim, pi_action)).min(dim=1).values
-        actor_loss = (w_is * (alpha * log_pi - q_pi)).mean()
-        if cfg.demo_actor_weight:
-            error = self.actor.pose_error(mean_action, t["action"], self.actor.anchor(crop_obs))
-            actor_demo = (demo * error).sum() / n_demo
-            actor_loss = actor_loss + cfg.demo_actor_weight * q_pi.detach().abs().mean().clamp_min(1.0) * actor_demo
-            metrics["actor_demo"] = actor_demo
-        self._step("actor", actor_loss, self.actor_opt, list(self.actor.parameters()))
+        with _part("actor/forward"), self._autocast():
+            actor_loss, log_pi = self._actor_loss(t, crop_obs, metrics)
+        with _part("actor/backward_step"):
+            self._step("actor", actor_loss, self.actor_opt, self._actor_params)
         self.critic.requires_grad_(True)
-        if cfg.alpha_auto_tune:
-            alpha_loss = -(self.log_alpha * (log_pi.detach() + cfg.target_entropy)).mean()
-            self._step("alpha", alpha_loss, self.alpha_opt, [self.log_alpha])
-            metrics["alpha_loss"] = alpha_loss
-
-        # 4. target networks -----------------------------------------------------------------
-        if self.attention is not None:
-            _soft_update(self.attention, self.attention_target, cfg.tau)
-        _soft_update(self.critic, self.critic_target, cfg.tau)
+        if self.cfg.alpha_auto_tune:
+            with _part("alpha"):
+                self._step("alpha", self._alpha_loss(log_pi, metrics), self.alpha_opt, [self.log_alpha])
+        with _part("target_networks"):
+            if self.attention is not None:
+                _soft_update(self.attention, self.attention_target, self.cfg.tau)
+            _soft_update(self.critic, self.critic_target, self.cfg.tau)
         self.updates += 1
+        priorities = td_critic if td_att is None else 0.5 * (td_att + td_critic)
+        with _part("metrics_sync"):
+            return self._metrics(metrics, priorities)
 
-        priorities = td_critic if self.attention is None else 0.5 * (td_att + td_critic)
-        metrics.update(critic_loss=critic_loss, actor_loss=actor_loss, alpha=self.alpha,
-                       critic_td=td_critic.mean(),
-                       confidence=torch.sigmoid(conf_logit.detach()).mean(), log_pi=log_pi.mean())
-        return self._metrics(metrics, priorities)
+    def _attention_loss(self, t, y_att, metrics):
+        """Eq. 5 with the authors' Huber and Q regularisation (+ the optional demo margin)
+        -> (loss, |TD| (B,))."""
+        cfg, w_is, demo = self.cfg, t["w_is"], t["demo"]
+        q_map = self.attention(t["obs"], t["low_dim"]).float()  # (B, 2, H, W)
+        q_pixel = QAttention.at_pixel(q_map, t["pixel"])  # (B, 2)
+        bellman = F.smooth_l1_loss(q_pixel, y_att[:, None].expand_as(q_pixel), reduction="none").sum(1)
+        q_reg = cfg.q_reg_weight * 0.5 * q_map.pow(2).sum()  # over the batch, as the authors
+        loss = (w_is * bellman).mean() + q_reg
+        if cfg.demo_attention_weight:
+            # the demo pixel must win the softmax over all pixels (both heads)
+            margin = (torch.logsumexp(q_map.flatten(2), dim=2) - q_pixel).sum(1)
+            attention_demo = (demo * margin).sum() / demo.sum().clamp_min(1.0)
+            loss = loss + cfg.demo_attention_weight * attention_demo
+            metrics["q_attention_demo"] = attention_demo
+        td = (q_pixel.detach() - y_att[:, None]).abs().mean(1)
+        metrics.update(q_attention_loss=loss, q_reg=q_reg, q_attention_td=td.mean())
+        return loss, td
 
-    @staticmethod
-    def _metrics(metrics: dict[str, torch.Tensor], priorities: torch.Tensor) -> dict[str, Any]:
-        """Tensors -> floats in one device sync, plus ``priorities`` as float64 numpy."""
+    def _critic_loss(self, t, crop_obs, y, metrics):
+        """Eq. 6: the confidence-aware twin critic on the crop at the stored pixel, per-pixel
+        Huber against the per-pixel targets -> (loss, |TD| (B,))."""
+        q, conf_logit = self.critic(crop_obs, t["low_dim"], t["action"])  # (B, 2, s, s) each
+        q, conf_logit = q.float(), conf_logit.float()
+        bellman = F.smooth_l1_loss(q, y[:, None].expand_as(q), reduction="none")
+        per_pixel = bellman * torch.sigmoid(conf_logit) - self.cfg.confidence_weight * F.logsigmoid(conf_logit)
+        loss = (t["w_is"] * per_pixel.mean(dim=(2, 3)).sum(dim=1)).mean()
+        td = (q.detach() - y[:, None]).abs().mean(dim=(1, 2, 3))
+        metrics.update(critic_loss=loss, critic_td=td.mean(),
+                       confidence=torch.sigmoid(conf_logit.detach()).mean())
+        return loss, td
+
+    def _actor_loss(self, t, crop_obs, metrics):
+        """SAC's actor loss alpha log pi - min_k Q_k at each twin's most confident pixel (the
+        critic frozen) + the optional demo term -> (loss, log pi (B,))."""
+        cfg, demo = self.cfg, t["demo"]
+        pi_action, log_pi, mean_action = self.actor(crop_obs, t["low_dim"])
+        log_pi = log_pi.float()
+        q_pi = ConfidenceCritic.best(*self.critic(crop_obs, t["low_dim"], pi_action)).float().min(dim=1).values
+        loss = (t["w_is"] * (self.alpha.detach() * log_pi - q_pi)).mean()
+        if cfg.demo_actor_weight:
+            error = self.actor.pose_error(mean_action.float(), t["action"], self.actor.anchor(crop_obs))
+            actor_demo = (demo * error).sum() / demo.sum().clamp_min(1.0)
+            loss = loss + cfg.demo_actor_weight * q_pi.detach().abs().mean().clamp_min(1.0) * actor_demo
+            metrics["actor_demo"] = actor_demo
+        metrics.update(actor_loss=loss, alpha=self.alpha, log_pi=log_pi.mean())
+        return loss, log_pi
+
+    def _alpha_loss(self, log_pi, metrics):
+        """SAC's temperature loss -log alpha (log pi + target entropy)."""
+        loss = -(self.log_alpha * (log_pi.detach() + self.cfg.target_entropy)).mean()
+        metrics["alpha_loss"] = loss
+        return loss
+
+    def _metrics(self, metrics: dict[str, torch.Tensor], priorities: torch.Tensor) -> dict[str, Any]:
+        """Tensors -> floats in one device sync (after the deferred finiteness checks), plus
+        ``priorities`` as float64 numpy."""
+        self._raise_deferred()
         names = list(metrics)
         values = torch.stack([metrics[k].detach().float() for k in names]).cpu().numpy()
         out: dict[str, Any] = {k: float(v) for k, v in zip(names, values)}
@@ -313,6 +387,7 @@ class ARMAgent:
 
     def check_parameters(self) -> None:
         """Raise NumericalError if any parameter is non-finite (call before saving)."""
+        self._deferred_checks = None  # always at once, whatever an interrupted update left
         for name in ("attention", "critic", "actor"):
             net = getattr(self, name)
             for pname, p in (net.named_parameters() if net is not None else ()):

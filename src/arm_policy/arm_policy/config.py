@@ -120,6 +120,12 @@ class ARMConfig:
     #: every gradient element is clipped into [-grad_clip, grad_clip] (authors: by value, 5).
     grad_clip: float = 5.0
 
+    # ---------------------------------------------------------------- compute (what is learned stays
+    # the same within the tolerance ``bench/bench_learning.py`` measures as loss_rel_diff)
+    #: "bf16": forward passes under bfloat16 autocast, fp32 master weights and fp32 losses (CPUs with
+    #: AVX-512 BF16 / AMX, CUDA GPUs); "off": fp32 throughout.
+    amp: str = "off"
+
     # ---------------------------------------------------------------- prioritised replay
     replay_capacity: int = 100_000
     #: priority exponent (P(i) ~ p_i^alpha); authors 0.7.
@@ -143,6 +149,8 @@ class ARMConfig:
                              f"{2 ** len(self.unet_filters)} (one halving per U-Net level)")
         if self.crop_size < 1 or self.crop_size > self.image_size:
             raise ValueError(f"crop_size {self.crop_size} must be in [1, image_size]")
+        if self.amp not in ("off", "bf16"):
+            raise ValueError(f"amp {self.amp!r} must be 'off' or 'bf16'")
         if not 0 <= self.replay_demo_fraction < 1:
             raise ValueError(f"replay_demo_fraction {self.replay_demo_fraction} must be in [0, 1)")
         if not 0 < self.tau <= 1 or not 0 <= self.gamma < 1:

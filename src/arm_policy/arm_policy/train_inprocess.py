@@ -62,6 +62,7 @@ class TrainSettings:
     keep_checkpoints: int = 5
     agent_overrides: dict = field(default_factory=dict)  # ARMConfig fields changed from the preset
     demo_dir: str = ""  # where the demo bags are (recorded there if missing); default OUT/demos
+    device: str = "auto"  # cpu, cuda or auto (CUDA when present); the simulator stays on the CPU
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -250,7 +251,7 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
     if not transitions:
         raise RuntimeError(f"no usable demos under {demo_dir / settings.task}")
     kind = BCAgent if settings.method == "bc" else ARMAgent
-    agent = kind.from_demos(cfg, transitions, seed=settings.seed)
+    agent = kind.from_demos(cfg, transitions, device=settings.device, seed=settings.seed)
     replay = PrioritizedReplay.from_config(cfg, seed=settings.seed)
     replay.extend(transitions, demo=True)
 

@@ -72,7 +72,7 @@ def _replay(cfg, rng, size=256):
 
 
 def _agent(cfg, device, options):
-    from arm_policy.agent import ARMAgent
+    from arm_policy.agents import ARMAgent
 
     return ARMAgent(cfg.replace(**options), BOUNDS, device=device, seed=0)
 
@@ -256,7 +256,7 @@ def main():
     args = parser.parse_args()
     import torch
 
-    from arm_policy.agent import resolve_device
+    from arm_policy.agents import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

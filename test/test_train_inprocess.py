@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from arm_policy.agent import ARMAgent
+from arm_policy.agents import ARMAgent, from_checkpoint
 from arm_policy.checkpoints import load_latest_valid
 from arm_policy.run_log import read_metrics
 from arm_policy.train_inprocess import TrainSettings, evaluate_checkpoints, sim_observation, train
@@ -35,7 +35,7 @@ def test_a_tiny_run_leaves_a_complete_run_folder(tmp_path):
 
     checkpoint = load_latest_valid(run)
     assert checkpoint is not None and checkpoint.step == summary["updates"]
-    agent = ARMAgent.from_state_dict(checkpoint.state)
+    agent = from_checkpoint(checkpoint.state)
     from arm_sim.environment import Environment
 
     task = Environment(image_size=(32, 32)).get_task("reach_target")

@@ -140,7 +140,7 @@ def _cmd_train(args) -> int:
                              method="sac" if args.no_attention else args.method, device=args.device,
                              agent_overrides={} if args.amp is None else {"amp": args.amp})
     try:
-        from arm_policy.agent import resolve_device
+        from arm_policy.agents import resolve_device
 
         resolve_device(args.device)
     except (RuntimeError, ValueError) as error:

@@ -9,7 +9,7 @@
 
 What it mirrors from the in-process trainer (``train_inprocess.py``): the agent, the replay
 (demo transitions with ``demo=True``, agent transitions with ``demo=False``), one update =
-sample -> ``ARMAgent.update`` -> ``update_priorities``, and ``updates_per_step``: at most that
+sample -> ``Agent.update`` -> ``update_priorities``, and ``updates_per_step``: at most that
 many updates per agent transition collected (0 = no cap). The cap counts over the whole run:
 ``updates <= updates_per_step * agent transitions``, so a resumed run that already made its
 updates waits for new episodes instead of making them again.
@@ -29,7 +29,7 @@ logged) gives the agent, its optimisers, its update count and its action bounds;
 refilled from every demo and episode bag. If checkpoints exist but none loads, ``start`` refuses
 (``RuntimeError``): writing a new checkpoint 0 next to them would be silently starting over.
 
-Numerical failure: :class:`~arm_policy.agent.NumericalError` from an update (or from the
+Numerical failure: :class:`~arm_policy.agents.NumericalError` from an update (or from the
 parameter check before a save) marks the trainer failed; it re-raises, and no checkpoint is
 written from then on, so the newest checkpoint on disk stays the last good one.
 """
@@ -44,7 +44,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .agent import ARMAgent, NumericalError
+from .agents import Agent, ARMAgent, NumericalError, from_checkpoint
 from .checkpoints import list_checkpoints, load_latest_valid, save_checkpoint
 from .config import ARMConfig, preset
 from .demo_dataset import AUGMENTATION_EVERY, DEFAULT_EPISODE_LENGTH, Transition, load_demos
@@ -128,7 +128,7 @@ class BagTrainer:
         self.training_dir = self.run_dir / TRAINING_SUBDIR
         self._log = log
         self._warn = warn or log
-        self.agent: ARMAgent | None = None
+        self.agent: Agent | None = None
         self.replay: PrioritizedReplay | None = None
         self.logger: RunLogger | None = None
         self.demo_transitions = 0
@@ -176,7 +176,7 @@ class BagTrainer:
                 f"all {len(found)} checkpoints in {found[0].parent} are unreadable; move them "
                 "away to start over, or fix the run folder")
         if loaded is not None:
-            self.agent = ARMAgent.from_state_dict(loaded.state, s.device or None)
+            self.agent = from_checkpoint(loaded.state, s.device or None)
             self.checkpoint_step = self.resumed_from = loaded.step
             changed = {k: (v, self.config.to_dict().get(k))
                        for k, v in self.agent.cfg.to_dict().items()

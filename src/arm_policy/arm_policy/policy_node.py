@@ -13,7 +13,7 @@ Services:
 * ``/arm/policy/act`` (std_srvs/SetBool, ``data`` = explore): waits up to
   ``observation_timeout`` s for an rgb + points pair stamped at or after the request (paired by
   identical header stamp), builds the agent's input with ``demo_dataset.agent_observation``,
-  calls ``ARMAgent.act``, publishes, and answers ``success=True, message=<decision JSON>``;
+  calls the agent's ``act``, publishes, and answers ``success=True, message=<decision JSON>``;
   ``success=False, message=<reason>`` when it cannot decide (no checkpoint yet, no fresh
   observation, malformed input, wrong image size, a non-finite action).
 
@@ -34,7 +34,7 @@ the newest one if it is at least ``reload_every`` updates newer than the loaded 
 happen on the executor thread, so never in the middle of a decision's ``act``. An unreadable
 file is logged once and the last good weights keep acting.
 
-The agent logic is :class:`arm_policy.agent.ARMAgent`; this node only converts and calls.
+The agent logic is the checkpoint's agent (:mod:`arm_policy.agents`); this node only converts and calls.
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ from arm_perception.bags import FINGER_JOINT_NAMES, TOPIC_EE_POSE, TOPIC_GRIPPER
 from arm_perception.ros_conversions import (image_to_numpy, numpy_to_image, pointcloud2_to_numpy,
                                             points_to_pointcloud2, stamp_to_nanoseconds)
 
-from .agent import ARMAgent
+from .agents import Agent, from_checkpoint
 from .checkpoints import CheckpointError, list_checkpoints, load_checkpoint, load_latest_valid
 from .demo_dataset import DEFAULT_EPISODE_LENGTH, agent_observation
 from .episode_dataset import (TOPIC_DECISION, TOPIC_OBSERVATION_LOW_DIM, TOPIC_OBSERVATION_POINTS,
@@ -154,7 +154,7 @@ class PolicyNode(Node):
                 raise ValueError(f"parameter device {device!r}: {err}") from None
         self.run_dir = Path(run_dir)
 
-        self.agent: ARMAgent | None = None
+        self.agent: Agent | None = None
         self.checkpoint_step: int | None = None
         self._bad_files: set[tuple[Path, int, int]] = set()  # (path, mtime_ns, size) logged once
         self._logged: set[str] = set()  # errors of the first load, logged once each
@@ -211,7 +211,7 @@ class PolicyNode(Node):
             if key in self._bad_files:
                 continue
             try:
-                agent = ARMAgent.from_state_dict(load_checkpoint(path), self._device)
+                agent = from_checkpoint(load_checkpoint(path), self._device)
             except Exception as err:  # noqa: BLE001 - CheckpointError, or a state of another shape
                 if not path.exists():
                     continue  # removed by the trainer's keep_checkpoints meanwhile: not an error
@@ -241,7 +241,7 @@ class PolicyNode(Node):
                     stat = path.stat()
                     self._bad_files.add((path, stat.st_mtime_ns, stat.st_size))
         try:
-            agent = ARMAgent.from_state_dict(loaded.state, self._device)
+            agent = from_checkpoint(loaded.state, self._device)
         except Exception as err:  # noqa: BLE001 - a checkpoint file of ours, but no agent state
             text = f"checkpoint {loaded.path} holds no ARM agent: {type(err).__name__}: {err}"
             if text not in self._logged:
@@ -250,7 +250,7 @@ class PolicyNode(Node):
             return
         self._use(agent, loaded.step, loaded.path)
 
-    def _use(self, agent: ARMAgent, step: int, path: Path) -> None:
+    def _use(self, agent: Agent, step: int, path: Path) -> None:
         self.agent, self.checkpoint_step = agent, step
         self.get_logger().info(f"acting with checkpoint {path} (update {step}, "
                                f"{agent.cfg.image_size}x{agent.cfg.image_size} images, "

@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from .agent import ARMAgent, BCAgent
+from .agents import Agent, agent_class, from_checkpoint
 from .checkpoints import save_checkpoint
 from .config import preset, without_attention
 from .demo_dataset import agent_observation, load_demos
@@ -103,7 +103,7 @@ def _expert_keyframe(task, obs, waypoints=None) -> tuple[np.ndarray, np.ndarray]
     return xyz, target_pixel(xyz, obs.camera_intrinsics, obs.camera_extrinsics, obs.front_rgb.shape)
 
 
-def run_episode(task, agent: ARMAgent, seed: int, explore: bool, episode_length: int,
+def run_episode(task, agent: Agent, seed: int, explore: bool, episode_length: int,
                 on_transition: Callable[[dict], None] | None = None,
                 snapshot: Callable | None = None) -> EpisodeResult:
     """One episode: reset, then next-best poses until success, an unexecutable pose or
@@ -250,8 +250,7 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
                              max_episodes=settings.demos)
     if not transitions:
         raise RuntimeError(f"no usable demos under {demo_dir / settings.task}")
-    kind = BCAgent if settings.method == "bc" else ARMAgent
-    agent = kind.from_demos(cfg, transitions, device=settings.device, seed=settings.seed)
+    agent = agent_class(settings.method).from_demos(cfg, transitions, device=settings.device, seed=settings.seed)
     replay = PrioritizedReplay.from_config(cfg, seed=settings.seed)
     replay.extend(transitions, demo=True)
 
@@ -397,7 +396,7 @@ def evaluate_checkpoints(run_dir, episodes: int = 25, every_checkpoint: bool = F
     results, task = [], None
     for path in paths if every_checkpoint else paths[-1:]:
         try:
-            agent = ARMAgent.from_state_dict(load_checkpoint(path), device="cpu")
+            agent = from_checkpoint(load_checkpoint(path), device="cpu")
         except CheckpointError as e:
             log(f"skipping {path}: {e}")
             continue

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from arm_policy.agent import ARMAgent, NumericalError
+from arm_policy.agents import ARMAgent, NumericalError
 from arm_policy.config import PRESETS, ARMConfig, preset
 from arm_policy.networks import Actor, crop, obs_tensor
 from arm_policy.replay import PrioritizedReplay

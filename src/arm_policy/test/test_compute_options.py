@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from arm_policy.agent import ARMAgent, NumericalError, resolve_device
+from arm_policy.agents import ARMAgent, NumericalError, resolve_device
 from arm_policy.config import PRESETS, ARMConfig
 from arm_policy.networks import QAttention, _OneChannelConv
 

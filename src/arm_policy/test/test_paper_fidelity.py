@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from arm_policy.agent import ARMAgent, BCAgent
+from arm_policy.agents import ARMAgent, BCAgent, from_checkpoint
 from arm_policy.config import CPU_DIFFERENCES, PRESETS, ARMConfig
 from arm_policy.networks import crop
 from arm_policy.rewards import FAILURE_REWARD, step_reward
@@ -190,4 +190,4 @@ def test_bc_lowers_its_loss_on_a_fixed_batch_and_puts_the_attention_argmax_on_th
     assert last["bc_actor_loss"] < 0.2 * first["bc_actor_loss"]
     assert last["bc_attention_accuracy"] == 1.0
     state = a.state_dict()
-    assert state["method"] == "bc" and isinstance(ARMAgent.from_state_dict(state), BCAgent)
+    assert state["agent"] == "bc" and isinstance(from_checkpoint(state), BCAgent)

@@ -28,7 +28,7 @@ from std_srvs.srv import SetBool, Trigger  # noqa: E402
 
 from arm_perception.ros_conversions import (image_to_numpy, numpy_to_image,  # noqa: E402
                                             points_to_pointcloud2, stamp_to_nanoseconds)
-from arm_policy.agent import ARMAgent  # noqa: E402
+from arm_policy.agents import ARMAgent  # noqa: E402
 from arm_policy.checkpoints import checkpoint_path, save_checkpoint  # noqa: E402
 from arm_policy.config import preset  # noqa: E402
 from arm_policy.demo_dataset import agent_observation  # noqa: E402

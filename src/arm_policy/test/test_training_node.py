@@ -24,7 +24,7 @@ from rclpy.context import Context  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-from arm_policy.agent import NumericalError  # noqa: E402
+from arm_policy.agents import NumericalError  # noqa: E402
 from arm_policy.bag_trainer import BagTrainer, BagTrainerSettings, TrainingFailed  # noqa: E402
 from arm_policy.checkpoints import list_checkpoints, load_checkpoint  # noqa: E402
 from arm_policy.episode_dataset import read_agent_episode, write_agent_episode  # noqa: E402

@@ -39,32 +39,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import ARMConfig
-from .demo_dataset import action_bounds, relative_xyz_range
-from .networks import Actor, ConfidenceCritic, QAttention, crop, obs_tensor
+from ..config import ARMConfig
+from ..demo_dataset import action_bounds, relative_xyz_range
+from ..networks import Actor, ConfidenceCritic, QAttention, crop, obs_tensor
+from .base import Agent, NumericalError, resolve_device
 
-__all__ = ["ARMAgent", "BCAgent", "NumericalError", "resolve_device"]
+__all__ = ["ARMAgent"]
 
 
 _part = torch.profiler.record_function  # a named range in torch.profiler traces, ~free otherwise
-
-
-class NumericalError(RuntimeError):
-    """A loss, gradient or parameter of the agent became NaN/inf."""
-
-
-def resolve_device(name: str | torch.device | None) -> torch.device:
-    """``cpu``, ``cuda`` (``cuda:N``) or ``auto``/None (CUDA when present) -> a torch device;
-    asking for CUDA where there is none is a clear error, not a crash deep inside torch."""
-    if name is None or str(name) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {str(name)!r} asked for, but this PyTorch "
-                           f"({torch.__version__}) sees no CUDA GPU; use --device cpu or auto")
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"device {str(name)!r}: choose cpu, cuda or auto")
-    return device
 
 
 def _soft_update(net: nn.Module, target: nn.Module, tau: float) -> None:
@@ -80,7 +63,7 @@ def _frozen_copy(net: nn.Module) -> nn.Module:
     return target
 
 
-class ARMAgent:
+class ARMAgent(Agent):
     """Q-attention + next-best-pose agent. ``action_bounds``: (2, 3) xyz min/max from the demos;
     ``relative_range``: (3,) the relative actor's reach per axis (default: the config's on every
     axis); :meth:`from_demos` measures both. ``seed`` seeds torch (initial weights, then the
@@ -398,7 +381,7 @@ class ARMAgent:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume (nets, targets, optimisers, temperature, config)."""
         self.check_parameters()
-        state: dict[str, Any] = {"method": self.method, "config": self.cfg.to_dict(),
+        state: dict[str, Any] = {"agent": self.name, "config": self.cfg.to_dict(),
                                  "action_bounds": self.action_bounds.tolist(),
                                  "updates": self.updates, "log_alpha": self.log_alpha.detach().clone()}
         for key in self._NETS + self._OPTIMISERS:
@@ -416,42 +399,12 @@ class ARMAgent:
         self.updates = int(state.get("updates", 0))
 
     @property
-    def method(self) -> str:
-        """``arm``, or ``sac`` for the baseline without Q-attention (checkpoints carry it)."""
+    def name(self) -> str:
+        """``arm``, or ``sac`` for the paper's baseline without Q-attention (checkpoints carry it)."""
         return "arm" if self.cfg.q_attention else "sac"
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any], device=None) -> "ARMAgent":
-        """The agent a checkpoint names (``method``; older checkpoints: ARM), restored."""
-        kind = BCAgent if state.get("method") == "bc" else ARMAgent
-        agent = kind(ARMConfig.from_dict(state["config"]), state["action_bounds"], device)
+        agent = cls(ARMConfig.from_dict(state["config"]), state["action_bounds"], device)
         agent.load_state_dict(state)
         return agent
-
-
-class BCAgent(ARMAgent):
-    """The paper's behaviour-cloning baseline: ARM's networks trained on the demo transitions
-    only, by supervised learning. Q-attention is a classification over pixels (cross-entropy of
-    each head's Q map as logits against the demo's next-keyframe pixel); the actor's mean pose
-    regresses the demo action (``Actor.pose_error``, on the crop at the demo pixel). The critic
-    is not trained. It acts like ARM (argmax pixel, mean pose)."""
-
-    method = "bc"
-
-    def update(self, batch: dict[str, np.ndarray], weights=None) -> dict[str, Any]:
-        t = self._batch(batch, None)  # uniform: the demos are all there is, no priorities
-        b = t["obs"].shape[0]
-        q_map = self.attention(t["obs"], t["low_dim"])  # (B, 2, H, W)
-        w = q_map.shape[-1]
-        flat_pixel = (t["pixel"][:, 0] * w + t["pixel"][:, 1])[:, None].expand(b, 2)
-        attention_loss = F.cross_entropy(q_map.flatten(2).transpose(1, 2), flat_pixel)
-        self._step("q_attention", attention_loss, self.attention_opt, list(self.attention.parameters()))
-        crop_obs = crop(t["obs"], t["pixel"], self.cfg.crop_size)
-        _, _, mean_action = self.actor(crop_obs, t["low_dim"], deterministic=True)
-        actor_loss = self.actor.pose_error(mean_action, t["action"], self.actor.anchor(crop_obs)).mean()
-        self._step("actor", actor_loss, self.actor_opt, list(self.actor.parameters()))
-        self.updates += 1
-        on_pixel = (QAttention.argmax_pixel(q_map.detach().min(dim=1).values) == t["pixel"]).all(1)
-        return self._metrics({"bc_attention_loss": attention_loss, "bc_actor_loss": actor_loss,
-                              "bc_attention_accuracy": on_pixel.float().mean()},
-                             torch.ones(b, device=self.device))

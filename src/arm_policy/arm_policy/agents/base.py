@@ -1,0 +1,75 @@
+"""What every agent offers the trainers, the nodes and the evaluation: the one seam between an
+algorithm and the rest of the stack (no ROS here).
+
+An agent acts on one observation, learns from one replay batch, computes the Bellman targets of
+a batch on their own (so a separate process can label batches), and saves and restores itself;
+its checkpoints carry its ``name`` and config, and ``agents.from_checkpoint`` rebuilds the right
+class from them. ``replay_fields`` names what a stored transition must hold for it.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["Agent", "NumericalError", "resolve_device"]
+
+
+class NumericalError(RuntimeError):
+    """A loss, gradient or parameter of the agent became NaN/inf."""
+
+
+def resolve_device(name: str | torch.device | None) -> torch.device:
+    """``cpu``, ``cuda`` (``cuda:N``) or ``auto``/None (CUDA when present) -> a torch device;
+    asking for CUDA where there is none is a clear error, not a crash deep inside torch."""
+    if name is None or str(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {str(name)!r} asked for, but this PyTorch "
+                           f"({torch.__version__}) sees no CUDA GPU; use --device cpu or auto")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {str(name)!r}: choose cpu, cuda or auto")
+    return device
+
+
+class Agent(abc.ABC):
+    """The interface; see the module docstring. Subclasses set ``cfg``, ``device`` and
+    ``updates`` (gradient steps taken so far)."""
+
+    #: the fields a replay transition must hold for :meth:`update` and :meth:`targets`
+    replay_fields: tuple[str, ...] = ()
+    cfg: Any
+    device: torch.device
+    updates: int
+
+    @property
+    @abc.abstractmethod
+    def name(self) -> str:
+        """The registry name, saved in checkpoints."""
+
+    @abc.abstractmethod
+    def act(self, obs: dict[str, Any], explore: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One observation -> (pixel (2,), action (8,), attention map (H, W))."""
+
+    @abc.abstractmethod
+    def update(self, batch: dict[str, np.ndarray], weights=None) -> dict[str, Any]:
+        """One gradient step on a replay batch -> float metrics + ``priorities`` (np.ndarray (B,))."""
+
+    @abc.abstractmethod
+    def targets(self, t: dict[str, torch.Tensor]):
+        """The Bellman targets of a batch of tensors, from the target networks only."""
+
+    @abc.abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume, with ``agent`` (the name) and ``config``."""
+
+    @abc.abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    @classmethod
+    @abc.abstractmethod
+    def from_state_dict(cls, state: dict[str, Any], device=None) -> "Agent":
+        """A new agent of this class restored from ``state``."""

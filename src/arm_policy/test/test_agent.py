@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from arm_policy.agents import ARMAgent, NumericalError
+from arm_policy.agents import ARMAgent, NumericalError, SACAgent, from_checkpoint
+from arm_policy.agents.sac import CentreCrop
 from arm_policy.config import PRESETS, ARMConfig, preset
 from arm_policy.networks import Actor, crop, obs_tensor
 from arm_policy.replay import PrioritizedReplay
@@ -510,15 +511,17 @@ def test_without_attention_the_pose_agent_sees_the_whole_image():
     assert cfg.crop_size == cfg.image_size and not cfg.q_attention
     with pytest.raises(ValueError, match="whole image"):
         TINY.replace(q_attention=False)
-    agent = ARMAgent(cfg, BOUNDS, "cpu")
-    assert agent.attention is None
+    with pytest.raises(ValueError, match="q_attention=True"):
+        ARMAgent(cfg, BOUNDS, "cpu")
+    agent = SACAgent(cfg, BOUNDS, "cpu")
+    assert isinstance(agent.attention, CentreCrop) and not list(agent.attention.parameters())
     b = batch_of(np.random.default_rng(9), 8)
     m = agent.update(b, np.ones(8, np.float32))
     assert "q_attention_loss" not in m and np.isfinite(m["critic_loss"])
     pixel, action, q_map = agent.act({k: b[k][0] for k in ("rgb", "point_cloud", "low_dim")}, True)
     assert tuple(pixel) == (8, 8) and action.shape == (8,) and not q_map.any()
-    clone = ARMAgent.from_state_dict(agent.state_dict(), "cpu")
-    assert clone.attention is None and clone.updates == 1
+    clone = from_checkpoint(agent.state_dict(), "cpu")
+    assert isinstance(clone, SACAgent) and clone.updates == 1
 
 
 def test_attention_only_picks_points_inside_the_widened_workspace():

@@ -14,12 +14,13 @@ from typing import Any
 from .arm import ARMAgent
 from .base import Agent, NumericalError, resolve_device
 from .bc import BCAgent
+from .sac import SACAgent
 
-__all__ = ["AGENTS", "ARMAgent", "Agent", "BCAgent", "NumericalError", "agent_class",
+__all__ = ["AGENTS", "ARMAgent", "Agent", "BCAgent", "NumericalError", "SACAgent", "agent_class",
            "from_checkpoint", "resolve_device"]
 
-#: registry name -> class; ``sac`` is ARM's class without Q-attention (its config says so)
-AGENTS: dict[str, type[Agent]] = {"arm": ARMAgent, "sac": ARMAgent, "bc": BCAgent}
+#: registry name -> class
+AGENTS: dict[str, type[Agent]] = {"arm": ARMAgent, "sac": SACAgent, "bc": BCAgent}
 
 
 def agent_class(name: str) -> type[Agent]:
@@ -30,5 +31,8 @@ def agent_class(name: str) -> type[Agent]:
 
 def from_checkpoint(state: dict[str, Any], device=None) -> Agent:
     """The agent a checkpoint's state names, restored (checkpoints from before the registry
-    say ``method``, or nothing: ARM)."""
-    return agent_class(state.get("agent", state.get("method", "arm"))).from_state_dict(state, device)
+    say ``method``, or nothing: ARM, or SAC where their config has no Q-attention)."""
+    name = state.get("agent", state.get("method"))
+    if name is None:
+        name = "arm" if state["config"].get("q_attention", True) else "sac"
+    return agent_class(name).from_state_dict(state, device)

@@ -19,9 +19,8 @@ it bootstraps), r the reward x ``reward_scale``:
 Gradients are clipped by value (``grad_clip``). The demo terms are off in the ``paper`` preset
 (see config.CPU_DIFFERENCES for why ``cpu`` uses them); with ``imitate_successes`` "demos" are
 the demo transitions and every transition of the agent's successful episodes (the replay's
-``success`` flag). Without Q-attention (``cfg.q_attention`` False, the paper's SAC baseline)
-step 1 is skipped and the pose agent's "crop" is the whole image. :class:`BCAgent` is the
-behaviour-cloning baseline on the same networks.
+``success`` flag). The paper's SAC baseline (``agents/sac.py``) replaces Q-attention by a
+centred whole-image crop; BC (``agents/bc.py``) trains the same networks by supervision.
 
 Rewards are multiplied by ``reward_scale`` here (the replay holds raw rewards). New priorities
 are the mean |TD| of the Q-attention and the critic (the replay applies alpha).
@@ -78,22 +77,24 @@ class ARMAgent(Agent):
         self.action_bounds = np.asarray(action_bounds, dtype=np.float32).reshape(2, 3)
         cfg, dev = config, self.device
 
-        # Without Q-attention (the SAC baseline) the "crop" is the whole image, centred.
-        self.attention = QAttention(cfg).to(dev) if cfg.q_attention else None
-        self.attention_target = _frozen_copy(self.attention) if cfg.q_attention else None
+        if cfg.q_attention != self.attends:
+            raise ValueError(f"{type(self).__name__} needs q_attention={self.attends} in its config"
+                             + ("" if self.attends else " (config.without_attention)"))
+        self.attention = self._build_attention(cfg).to(dev)
+        self.attention_target = _frozen_copy(self.attention)
         self.critic = ConfidenceCritic(cfg).to(dev)
         self.critic_target = _frozen_copy(self.critic)
         self.actor = Actor(cfg, self.action_bounds, relative_range).to(dev)
         self.log_alpha = torch.tensor(float(np.log(cfg.init_alpha)), device=dev, requires_grad=True)
 
-        self.attention_opt = torch.optim.Adam(self.attention.parameters(), lr=cfg.attention_lr,
-                                              weight_decay=cfg.weight_decay) if cfg.q_attention else None
+        self._attention_params = list(self.attention.parameters())
+        self.attention_opt = torch.optim.Adam(self._attention_params, lr=cfg.attention_lr,
+                                              weight_decay=cfg.weight_decay) if self._attention_params else None
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr,
                                            weight_decay=cfg.weight_decay)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr,
                                           weight_decay=cfg.weight_decay)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
-        self._attention_params = list(self.attention.parameters()) if cfg.q_attention else []
         self._critic_params = list(self.critic.parameters())
         self._actor_params = list(self.actor.parameters())
         self.updates = 0
@@ -137,13 +138,37 @@ class ARMAgent(Agent):
             return x
         return x.pin_memory().to(self.device, non_blocking=True)
 
-    def _attend(self, obs: torch.Tensor, low_dim: torch.Tensor, net: nn.Module | None = None):
-        """-> (per-pixel Q (B, 2, H, W) or None without Q-attention, chosen pixels (B, 2))."""
-        if self.attention is None:
-            b, _, h, w = obs.shape
-            return None, torch.tensor([h // 2, w // 2], device=self.device).expand(b, 2)
-        q = (net or self.attention)(obs, low_dim)
+    #: Q-attention chooses the crop (False: :class:`~arm_policy.agents.sac.SACAgent`)
+    attends = True
+
+    def _build_attention(self, cfg: ARMConfig) -> nn.Module:
+        return QAttention(cfg)
+
+    def _attend(self, obs: torch.Tensor, low_dim: torch.Tensor):
+        """-> (per-pixel Q (B, 2, H, W), chosen pixels (B, 2)): the argmax inside the workspace."""
+        q = self.attention(obs, low_dim)
         return q, QAttention.argmax_pixel(self._in_workspace(q.min(dim=1).values, obs))
+
+    def _stored_pixels(self, batch: dict[str, np.ndarray], obs: torch.Tensor):
+        """The batch's (pixel, next_pixel) as tensors: where the crop and the next crop are cut."""
+        return self._t(batch["pixel"], torch.long), self._t(batch["next_pixel"], torch.long)
+
+    @torch.no_grad()
+    def _attention_targets(self, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Q-attention's y (B,): double DQN on s' from the rewards >= 0, clamped to [0, q_clamp]."""
+        cfg = self.cfg
+        _, next_choice = self._attend(t["next_obs"], t["next_low_dim"])
+        q_next = QAttention.at_pixel(self.attention_target(t["next_obs"], t["next_low_dim"]),
+                                     next_choice).float().min(dim=1).values
+        return (t["reward"].clamp_min(0.0) + cfg.gamma * t["bootstrap"] * q_next).clamp(0.0, cfg.q_clamp)
+
+    def _learn_attention(self, t, y_att, metrics) -> torch.Tensor:
+        """One Q-attention step -> its |TD| (B,) for the priorities."""
+        with _part("q_attention/forward"), self._autocast():
+            attention_loss, td_att = self._attention_loss(t, y_att, metrics)
+        with _part("q_attention/backward_step"):
+            self._step("q_attention", attention_loss, self.attention_opt, self._attention_params)
+        return td_att
 
     def _in_workspace(self, q: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         """(B, H, W) Q with pixels outside the widened action bounds at -inf
@@ -203,7 +228,7 @@ class ARMAgent(Agent):
         low_dim = self._t(obs["low_dim"])[None]
         with self._autocast():
             q, pixel = self._attend(x, low_dim)
-        q_map = q.min(dim=1).values[0] if q is not None else torch.zeros(x.shape[-2:])
+        q_map = q.min(dim=1).values[0]
         with self._autocast():
             sample, _, mean = self.actor(crop(x, pixel, self.cfg.crop_size), low_dim,
                                          deterministic=not explore,
@@ -226,11 +251,7 @@ class ARMAgent(Agent):
         demo = self._t(batch["demo"]) if "demo" in batch else torch.zeros(b, device=self.device)
         if self.cfg.imitate_successes and "success" in batch:
             demo = torch.maximum(demo, self._t(batch["success"]))
-        if self.attention is None:  # the SAC baseline: the whole image, whatever pixel is stored
-            pixel = next_pixel = self._attend(obs, None)[1]
-        else:
-            pixel = self._t(batch["pixel"], torch.long)
-            next_pixel = self._t(batch["next_pixel"], torch.long)
+        pixel, next_pixel = self._stored_pixels(batch, obs)
         return {"obs": obs, "next_obs": next_obs, "low_dim": self._t(batch["low_dim"]),
                 "next_low_dim": self._t(batch["next_low_dim"]), "pixel": pixel,
                 "next_pixel": next_pixel, "action": self._t(batch["action"]),
@@ -242,19 +263,14 @@ class ARMAgent(Agent):
     @torch.no_grad()
     def targets(self, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor | None, torch.Tensor]:
         """The Bellman targets of a batch (:meth:`_batch`'s tensors), from the target networks:
-        (Q-attention's y (B,) or None without Q-attention, the critic's per-pixel y (B, s, s)).
+        (Q-attention's y (B,), see :meth:`_attention_targets`, or None without Q-attention, and the
+        critic's per-pixel y (B, s, s)).
 
-        Q-attention: double DQN on s' from the rewards >= 0, clamped to [0, q_clamp]. Critic:
-        r + gamma b (min_k Q'_k,ij(s', a') - alpha log pi(a'|s')) on the crop of s' at the stored
-        next pixel, a' ~ pi on that crop."""
+        Critic: r + gamma b (min_k Q'_k,ij(s', a') - alpha log pi(a'|s')) on the crop of s' at the
+        stored next pixel, a' ~ pi on that crop."""
         cfg, reward, bootstrap = self.cfg, t["reward"], t["bootstrap"]
-        y_att = None
         with self._autocast():
-            if self.attention is not None:
-                _, next_choice = self._attend(t["next_obs"], t["next_low_dim"])
-                q_next = QAttention.at_pixel(self.attention_target(t["next_obs"], t["next_low_dim"]),
-                                             next_choice).float().min(dim=1).values
-                y_att = (reward.clamp_min(0.0) + cfg.gamma * bootstrap * q_next).clamp(0.0, cfg.q_clamp)
+            y_att = self._attention_targets(t)
             next_crop = crop(t["next_obs"], t["next_pixel"], cfg.crop_size)
             next_action, next_log_pi, _ = self.actor(next_crop, t["next_low_dim"])
             q_t, _ = self.critic_target(next_crop, t["next_low_dim"], next_action)  # (B, 2, s, s)
@@ -272,12 +288,7 @@ class ARMAgent(Agent):
         metrics: dict[str, Any] = {}
         with _part("targets"):  # from the target networks, before any part moves
             y_att, y = self.targets(t)
-        td_att = None
-        if self.attention is not None:
-            with _part("q_attention/forward"), self._autocast():
-                attention_loss, td_att = self._attention_loss(t, y_att, metrics)
-            with _part("q_attention/backward_step"):
-                self._step("q_attention", attention_loss, self.attention_opt, self._attention_params)
+        td_att = self._learn_attention(t, y_att, metrics)
         with _part("critic/forward"), self._autocast():
             crop_obs = crop(t["obs"], t["pixel"], self.cfg.crop_size)
             critic_loss, td_critic = self._critic_loss(t, crop_obs, y, metrics)
@@ -293,8 +304,7 @@ class ARMAgent(Agent):
             with _part("alpha"):
                 self._step("alpha", self._alpha_loss(log_pi, metrics), self.alpha_opt, [self.log_alpha])
         with _part("target_networks"):
-            if self.attention is not None:
-                _soft_update(self.attention, self.attention_target, self.cfg.tau)
+            _soft_update(self.attention, self.attention_target, self.cfg.tau)
             _soft_update(self.critic, self.critic_target, self.cfg.tau)
         self.updates += 1
         priorities = td_critic if td_att is None else 0.5 * (td_att + td_critic)
@@ -372,8 +382,7 @@ class ARMAgent(Agent):
         """Raise NumericalError if any parameter is non-finite (call before saving)."""
         self._deferred_checks = None  # always at once, whatever an interrupted update left
         for name in ("attention", "critic", "actor"):
-            net = getattr(self, name)
-            for pname, p in (net.named_parameters() if net is not None else ()):
+            for pname, p in getattr(self, name).named_parameters():
                 self._check(f"{name} parameter {pname}", p)
         self._check("log_alpha", self.log_alpha)
 
@@ -392,16 +401,14 @@ class ARMAgent(Agent):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key in self._NETS + self._OPTIMISERS:
-            if getattr(self, key) is not None:
-                getattr(self, key).load_state_dict(state[key])
+            part = getattr(self, key)
+            if part is not None and part.state_dict():  # a stand-in without state has none saved
+                part.load_state_dict(state[key])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"].to(self.device))
         self.updates = int(state.get("updates", 0))
 
-    @property
-    def name(self) -> str:
-        """``arm``, or ``sac`` for the paper's baseline without Q-attention (checkpoints carry it)."""
-        return "arm" if self.cfg.q_attention else "sac"
+    name = "arm"
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any], device=None) -> "ARMAgent":

@@ -317,7 +317,8 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
                           f"{int(np.mean([r['env_steps'] for r in rs]))} | "
                           f"{int(np.mean([r['updates'] for r in rs]))} | "
                           f"{np.mean([r['wall_seconds'] for r in rs]) / 60:.0f} |")
-    md += ["", "Command: `arm benchmark " + " ".join(
+    md += ["", "Last invocation (cells run by earlier ones may differ in methods and budget; each "
+           "cell's minutes are in the table): `arm benchmark " + " ".join(
         f"--{k.replace('_', '-')} {','.join(v) if isinstance(v, list) else v}"
         for k, v in settings.items() if k in ("tasks", "methods", "demos", "minutes", "seeds", "jobs",
                                               "preset", "out")) + "`", ""]

@@ -4,7 +4,7 @@ algorithm and the rest of the stack (no ROS here).
 An agent acts on one observation, learns from one replay batch, computes the Bellman targets of
 a batch on their own (so a separate process can label batches), and saves and restores itself;
 its checkpoints carry its ``name`` and config, and ``agents.from_checkpoint`` rebuilds the right
-class from them. ``replay_fields`` names what a stored transition must hold for it.
+class from them.
 """
 from __future__ import annotations
 
@@ -39,8 +39,6 @@ class Agent(abc.ABC):
     """The interface; see the module docstring. Subclasses set ``cfg``, ``device`` and
     ``updates`` (gradient steps taken so far)."""
 
-    #: the fields a replay transition must hold for :meth:`update` and :meth:`targets`
-    replay_fields: tuple[str, ...] = ()
     cfg: Any
     device: torch.device
     updates: int

@@ -99,12 +99,12 @@ class ARMAgent(Agent):
         self._actor_params = list(self.actor.parameters())
         self.updates = 0
         self._deferred_checks: list[tuple[str, torch.Tensor]] | None = None
+        if cfg.amp == "bf16" and self.device.type == "cpu" and not torch.backends.mkldnn.is_available():
+            raise RuntimeError("amp='bf16' on the CPU needs PyTorch built with oneDNN")
 
     def _autocast(self):
         """bfloat16 autocast of the forward passes when ``amp == 'bf16'`` (losses stay fp32)."""
         if self.cfg.amp == "bf16":
-            if self.device.type == "cpu" and not torch.backends.mkldnn.is_available():
-                raise RuntimeError("amp='bf16' on the CPU needs PyTorch built with oneDNN")
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 

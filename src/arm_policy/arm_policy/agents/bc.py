@@ -29,11 +29,11 @@ class BCAgent(ARMAgent):
         w = q_map.shape[-1]
         flat_pixel = (t["pixel"][:, 0] * w + t["pixel"][:, 1])[:, None].expand(b, 2)
         attention_loss = F.cross_entropy(q_map.flatten(2).transpose(1, 2), flat_pixel)
-        self._step("q_attention", attention_loss, self.attention_opt, list(self.attention.parameters()))
+        self._step("q_attention", attention_loss, self.attention_opt, self._attention_params)
         crop_obs = crop(t["obs"], t["pixel"], self.cfg.crop_size)
         _, _, mean_action = self.actor(crop_obs, t["low_dim"], deterministic=True)
         actor_loss = self.actor.pose_error(mean_action, t["action"], self.actor.anchor(crop_obs)).mean()
-        self._step("actor", actor_loss, self.actor_opt, list(self.actor.parameters()))
+        self._step("actor", actor_loss, self.actor_opt, self._actor_params)
         self.updates += 1
         on_pixel = (QAttention.argmax_pixel(q_map.detach().min(dim=1).values) == t["pixel"]).all(1)
         return self._metrics({"bc_attention_loss": attention_loss, "bc_actor_loss": actor_loss,

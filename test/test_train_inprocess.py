@@ -163,3 +163,26 @@ def test_each_transition_names_the_next_decisions_pixel_and_a_cut_bootstraps():
         assert np.array_equal(last["next_pixel"], pixels[-1]) and last["reward"] == 0.0
     else:  # an unexecutable pose: reward 0, the end
         assert last["reward"] == 0.0 and np.array_equal(last["next_pixel"], last["pixel"])
+
+
+def test_a_numerical_failure_ends_the_run_with_the_reason_and_no_poisoned_checkpoint(tmp_path):
+    """Same guard as the ROS training node (both are the one Learner): a huge learning rate blows
+    Q-attention up; the run stops, says why in summary.json, and its checkpoints stay finite."""
+    import pytest
+    import torch
+
+    from arm_policy.checkpoints import list_checkpoints, load_checkpoint
+    from arm_policy.learner import TrainingFailed
+
+    run = tmp_path / "run"
+    settings = TrainSettings(task="reach_target", demos=2, minutes=0.5, out=str(run), eval_every=50,
+                             eval_episodes=1, updates_per_step=2, checkpoint_every=1,
+                             agent_overrides={"image_size": 32, "batch_size": 8, "attention_lr": 1e30})
+    with pytest.raises(TrainingFailed, match="non-finite"):
+        train(settings, log=lambda line: None)
+    summary = json.loads((run / "summary.json").read_text())
+    assert "non-finite" in summary["error"] and summary["updates"] < 10
+    for path in list_checkpoints(run):
+        state = load_checkpoint(path)
+        assert state["updates"] <= summary["updates"]  # the failing update is summary["updates"] + 1
+        assert all(torch.isfinite(v).all() for v in state["attention"].values() if torch.is_tensor(v))

@@ -1,18 +1,17 @@
-"""ARM training from bags on disk: the training node's logic, without ROS.
+"""Training from bags on disk: the training node's logic, without ROS.
 
     trainer = BagTrainer(BagTrainerSettings(run_dir="runs/sim_train", task="reach_target"))
     trainer.start()                              # demos -> replay; resume or checkpoint 0
     trainer.add_episode(bag, read_agent_episode(bag))
     while trainer.updates_allowed() != 0:
-        trainer.update()                         # one ARM update; checkpoints when due
+        trainer.update()                         # one update; checkpoints when due
     trainer.close()
 
-What it mirrors from the in-process trainer (``train_inprocess.py``): the agent, the replay
-(demo transitions with ``demo=True``, agent transitions with ``demo=False``), one update =
-sample -> ``Agent.update`` -> ``update_priorities``, and ``updates_per_step``: at most that
-many updates per agent transition collected (0 = no cap). The cap counts over the whole run:
-``updates <= updates_per_step * agent transitions``, so a resumed run that already made its
-updates waits for new episodes instead of making them again.
+The learning itself (replay, update cap, NaN guard, checkpoints, loss log) is the
+:class:`~arm_policy.learner.Learner` that ``arm train --inprocess`` uses too; this module reads
+the demo bags, checks the agent-episode bags fit the agent, and reports status. The cap
+``updates_per_step`` counts over the whole run (``updates <= updates_per_step * agent
+transitions``), so a resumed run that already made its updates waits for new episodes.
 
 Run folder (shared with the policy node and the episode runner)::
 
@@ -24,42 +23,31 @@ Run folder (shared with the policy node and the episode runner)::
 The runner owns ``run_dir/metrics.csv``, ``summary.json`` and ``learning_curve.png``; nothing
 here writes them.
 
-Resume: the newest checkpoint that loads (``load_latest_valid``; unreadable newer ones are
-logged) gives the agent, its optimisers, its update count and its action bounds; the replay is
-refilled from every demo and episode bag. If checkpoints exist but none loads, ``start`` refuses
-(``RuntimeError``): writing a new checkpoint 0 next to them would be silently starting over.
-
-Numerical failure: :class:`~arm_policy.agents.NumericalError` from an update (or from the
-parameter check before a save) marks the trainer failed; it re-raises, and no checkpoint is
-written from then on, so the newest checkpoint on disk stays the last good one.
+Resume (:meth:`Learner.start`): the newest checkpoint that loads gives the agent; the replay is
+refilled from every demo and episode bag; a folder of only unreadable checkpoints is refused.
+A NumericalError fails the run and nothing is checkpointed after it.
 """
 from __future__ import annotations
 
 import dataclasses
-import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .agents import Agent, ARMAgent, NumericalError, from_checkpoint
-from .checkpoints import list_checkpoints, load_latest_valid, save_checkpoint
-from .config import ARMConfig, preset
+from .agents import AGENTS, Agent
+from .config import ARMConfig, agent_config
 from .demo_dataset import AUGMENTATION_EVERY, DEFAULT_EPISODE_LENGTH, Transition, load_demos
 from .episode_dataset import list_bags
+from .learner import Learner, LearnerSettings, TrainingFailed, captured_warnings
 from .replay import PrioritizedReplay
-from .run_log import RunLogger, write_config
+from .run_log import write_config
 
 __all__ = ["BagTrainer", "BagTrainerSettings", "TRAINING_SUBDIR", "TrainingFailed"]
 
-#: where the training node's own config.json, metrics.csv and tensorboard/ go inside run_dir.
+#: where the learner's config.json, metrics.csv and tensorboard/ go inside run_dir.
 TRAINING_SUBDIR = "training"
-
-
-class TrainingFailed(RuntimeError):
-    """Training cannot go on (e.g. after a NumericalError); nothing more is checkpointed."""
 
 
 @dataclass
@@ -68,6 +56,7 @@ class BagTrainerSettings:
 
     run_dir: str
     task: str = "reach_target"
+    agent: str = "arm"  # a registered agent (arm_policy.agents.AGENTS) for a new run
     preset: str = "cpu"
     agent_overrides: dict = field(default_factory=dict)  # ARMConfig fields changed from the preset
     demos_dir: str = ""  # '' = run_dir/demos; demos are read from demos_dir/task
@@ -84,6 +73,8 @@ class BagTrainerSettings:
     def __post_init__(self) -> None:
         if not str(self.run_dir):
             raise ValueError("run_dir must name the run folder")
+        if self.agent not in AGENTS:
+            raise ValueError(f"unknown agent {self.agent!r}; choose from {', '.join(AGENTS)}")
         for name, low in (("updates_per_step", 0), ("checkpoint_every", 1),
                           ("keep_checkpoints", 1), ("log_every", 1), ("episode_length", 2),
                           ("augmentation_every", 0)):
@@ -103,22 +94,12 @@ class BagTrainerSettings:
         return Path(self.episodes_dir) if self.episodes_dir else Path(self.run_dir) / "bags" / "train"
 
     def agent_config(self) -> ARMConfig:
-        """The preset with the overrides; ValueError naming a bad preset or field."""
-        known = sorted(f.name for f in dataclasses.fields(ARMConfig))
-        unknown = sorted(set(self.agent_overrides) - set(known))
-        if unknown:
-            raise ValueError(f"agent_overrides: unknown ARMConfig field(s) {unknown}; the fields "
-                             f"are {known}")
-        try:
-            return preset(self.preset, **self.agent_overrides)
-        except KeyError as err:
-            raise ValueError(str(err).strip('"')) from None
-        except (TypeError, ValueError) as err:  # a value of the wrong type or out of range
-            raise ValueError(f"agent_overrides {self.agent_overrides}: {err}") from None
+        """The preset with the overrides, in the agent's form; ValueError naming a bad one."""
+        return agent_config(self.preset, self.agent_overrides, self.agent)
 
 
 class BagTrainer:
-    """Demo + agent-episode transitions -> prioritised replay -> ARM updates -> checkpoints."""
+    """Demo bags + agent-episode bags -> the :class:`~arm_policy.learner.Learner`."""
 
     def __init__(self, settings: BagTrainerSettings, log: Callable[[str], None] = print,
                  warn: Callable[[str], None] | None = None):
@@ -128,100 +109,55 @@ class BagTrainer:
         self.training_dir = self.run_dir / TRAINING_SUBDIR
         self._log = log
         self._warn = warn or log
-        self.agent: Agent | None = None
-        self.replay: PrioritizedReplay | None = None
-        self.logger: RunLogger | None = None
+        self.learner: Learner | None = None
         self.demo_transitions = 0
         self.demo_episodes = 0
-        self.agent_transitions = 0
-        self.episodes = 0
-        self.checkpoint_step: int | None = None  # newest checkpoint written or resumed from
-        self.resumed_from: int | None = None
-        self.last_metrics: dict[str, float] = {}
-        self.failed: str | None = None
-        self._rate = (time.monotonic(), 0)  # for updates/s in the metrics
 
     # ------------------------------------------------------------------ set-up
     def demo_bags(self) -> list[Path]:
         """Closed demo bags of the task (what ``start`` will read)."""
         return list_bags(self.settings.demos_root / self.settings.task)
 
-    def _captured(self, fn, *args, **kwargs):
-        """Call ``fn``; its warnings (skipped bags, unreadable checkpoints) go to the log."""
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            result = fn(*args, **kwargs)
-        for w in caught:
-            self._warn(str(w.message))
-        return result
-
     def start(self) -> None:
-        """Load the demos, resume from the newest valid checkpoint or create the agent and write
-        checkpoint 0, and open the run log. Raises RuntimeError/ValueError when it cannot."""
+        """Load the demos, start the learner (resumed from the newest valid checkpoint, or a new
+        agent and checkpoint 0) and open the run log. Raises RuntimeError/ValueError when it
+        cannot."""
         s = self.settings
         demos_task_dir = s.demos_root / s.task
         if not demos_task_dir.is_dir():
             raise RuntimeError(f"no demo folder {demos_task_dir}")
-        demos: list[Transition] = self._captured(
-            load_demos, s.demos_root, s.task, augmentation_every=s.augmentation_every,
+        demos: list[Transition] = captured_warnings(
+            self._warn, load_demos, s.demos_root, s.task, augmentation_every=s.augmentation_every,
             episode_length=s.episode_length)
         if not demos:
             raise RuntimeError(f"no usable demos under {demos_task_dir} (all bags unreadable or "
                                "unsuccessful)")
-
-        found = list_checkpoints(self.run_dir)
-        loaded = self._captured(load_latest_valid, self.run_dir) if found else None
-        if found and loaded is None:
-            raise RuntimeError(
-                f"all {len(found)} checkpoints in {found[0].parent} are unreadable; move them "
-                "away to start over, or fix the run folder")
-        if loaded is not None:
-            self.agent = from_checkpoint(loaded.state, s.device or None)
-            self.checkpoint_step = self.resumed_from = loaded.step
-            changed = {k: (v, self.config.to_dict().get(k))
-                       for k, v in self.agent.cfg.to_dict().items()
-                       if self.config.to_dict().get(k) != v}
-            if changed:
-                self._warn(f"resuming with the checkpoint's agent config; it differs from "
-                           f"preset {s.preset!r} + overrides in {sorted(changed)}")
-            self.config = self.agent.cfg
-        else:
-            self.agent = ARMAgent.from_demos(self.config, demos, s.device or None, seed=s.seed)
-
-        size = self.config.image_size
-        shape = demos[0].rgb.shape[:2]
-        if shape != (size, size):
-            raise ValueError(f"demos under {demos_task_dir} are {shape[0]}x{shape[1]} but the agent "
-                             f"expects {size}x{size}: record demos at that size (arm demos "
-                             f"--image-size {size}) or set image_size in agent_overrides")
-        self.replay = PrioritizedReplay.from_config(self.config, seed=s.seed)
-        self.replay.extend(demos, demo=True)
+        self.training_dir.mkdir(parents=True, exist_ok=True)
+        self.learner = Learner.start(
+            s.agent, self.config, demos, self.run_dir,
+            LearnerSettings(s.updates_per_step, s.checkpoint_every, s.keep_checkpoints, s.log_every),
+            device=s.device or None, seed=s.seed, log_dir=self.training_dir,
+            extra_state=lambda: {"trainer": {"task": s.task}}, warn=self._warn)
+        self.config = self.agent.cfg
         self.demo_transitions = len(demos)
         self.demo_episodes = len({t.episode for t in demos})
-        if loaded is not None:
-            trainer_state = loaded.state.get("trainer", {})
-            self.replay.samples_drawn = int(trainer_state.get("replay_samples_drawn", 0))
-
-        self.training_dir.mkdir(parents=True, exist_ok=True)
+        resumed = self.learner.resumed
         write_config(self.training_dir, {
             "training_node": dataclasses.asdict(s), "agent": self.config.to_dict(),
-            "resumed_from_checkpoint": self.resumed_from})
-        self.logger = RunLogger(self.training_dir)
-        self._rate = (time.monotonic(), self.agent.updates)
-        if loaded is None:
-            self.save_checkpoint()
-            self._log(f"{self.demo_transitions} demo transitions from {self.demo_episodes} demos; "
-                      f"new agent on {self.agent.device}; checkpoint 0 written")
+            "resumed_from_checkpoint": resumed.step if resumed is not None else None})
+        where = f"{self.demo_transitions} demo transitions from {self.demo_episodes} demos"
+        if resumed is None:
+            self.learner.save_checkpoint()
+            self._log(f"{where}; new {self.agent.name} agent on {self.agent.device}; checkpoint 0 written")
         else:
-            self._log(f"{self.demo_transitions} demo transitions from {self.demo_episodes} demos; "
-                      f"resumed from checkpoint {loaded.path} (update {self.agent.updates}) on "
-                      f"{self.agent.device}")
+            self._log(f"{where}; resumed from checkpoint {resumed.path} (update {self.agent.updates}) "
+                      f"on {self.agent.device}")
 
     # ------------------------------------------------------------------ data
     def add_episode(self, path: Path | str, transitions: Sequence[Transition]) -> int:
         """Put one agent episode's transitions into the replay -> how many were added (0 with a
         warning when its images do not fit the agent)."""
-        if self.replay is None:
+        if self.learner is None:
             raise RuntimeError("add_episode before start()")
         size = self.config.image_size
         bad = [t for t in transitions if t.rgb.shape[:2] != (size, size)]
@@ -231,108 +167,71 @@ class BagTrainer:
                        f"{size}x{size}")
             return 0
         # an episode bag is closed: its outcome is its last reward (> 0 only on success)
-        self.replay.extend(transitions, demo=False,
-                           success=bool(transitions) and transitions[-1].reward > 0)
-        self.agent_transitions += len(transitions)
-        self.episodes += 1
+        self.learner.add_episode(transitions, success=bool(transitions) and transitions[-1].reward > 0)
         return len(transitions)
 
     # ------------------------------------------------------------------ learning
     @property
+    def agent(self) -> Agent | None:
+        return self.learner.agent if self.learner is not None else None
+
+    @property
+    def replay(self) -> PrioritizedReplay | None:
+        return self.learner.replay if self.learner is not None else None
+
+    @property
     def updates(self) -> int:
-        return self.agent.updates if self.agent is not None else 0
+        return self.learner.updates if self.learner is not None else 0
+
+    @property
+    def agent_transitions(self) -> int:
+        return self.learner.env_steps if self.learner is not None else 0
+
+    @property
+    def episodes(self) -> int:
+        return self.learner.episodes if self.learner is not None else 0
+
+    @property
+    def checkpoint_step(self) -> int | None:
+        return self.learner.checkpoint_step if self.learner is not None else None
+
+    @property
+    def failed(self) -> str | None:
+        return self.learner.failed if self.learner is not None else None
 
     def updates_allowed(self) -> int | None:
         """Updates that may be made now: None = no cap, 0 = wait for more agent transitions."""
-        if self.agent is None or self.failed:
-            return 0
-        if self.settings.updates_per_step == 0:
-            return None
-        return max(0, self.settings.updates_per_step * self.agent_transitions - self.agent.updates)
+        return self.learner.updates_allowed() if self.learner is not None else 0
 
     def update(self) -> dict[str, float]:
-        """One ARM update on a prioritised batch; logs and checkpoints when due.
-
-        Raises NumericalError (and the trainer is failed from then on) on a non-finite loss,
-        gradient or parameter; TrainingFailed if it failed before."""
-        if self.failed:
-            raise TrainingFailed(self.failed)
-        if self.agent is None or self.replay is None:
+        """One update (:meth:`Learner.update`: NumericalError fails the run)."""
+        if self.learner is None:
             raise RuntimeError("update before start()")
-        batch, idx, weights = self.replay.sample(self.config.batch_size)
-        try:
-            metrics = self.agent.update(batch, weights)
-        except NumericalError as err:
-            self.failed = f"update {self.agent.updates + 1}: {err}"
-            raise
-        self.replay.update_priorities(idx, metrics.pop("priorities"))
-        self.last_metrics = metrics
-        n = self.agent.updates
-        if n % self.settings.log_every == 0:
-            self._log_metrics()
-        if n % self.settings.checkpoint_every == 0:
-            self.save_checkpoint()
-        return metrics
-
-    def _log_metrics(self) -> None:
-        now, n = time.monotonic(), self.agent.updates
-        t0, n0 = self._rate
-        rate = (n - n0) / (now - t0) if now > t0 else 0.0
-        self._rate = (now, n)
-        if self.logger is not None:
-            self.logger.log(n, **self.last_metrics, replay_size=len(self.replay),
-                            agent_transitions=self.agent_transitions, episodes=self.episodes,
-                            updates_per_second=rate)
+        return self.learner.update()
 
     def save_checkpoint(self) -> Path | None:
-        """Checkpoint the agent at its update count (None if that one exists already). Raises
-        TrainingFailed after a failure, NumericalError if a parameter is non-finite."""
-        if self.failed:
-            raise TrainingFailed(f"not checkpointing a failed run: {self.failed}")
-        if self.agent is None:
-            return None
-        if self.checkpoint_step == self.agent.updates:
-            return None
-        try:
-            state = self.agent.state_dict()  # checks every parameter first
-        except NumericalError as err:
-            self.failed = f"before checkpoint {self.agent.updates}: {err}"
-            raise
-        state["trainer"] = {"task": self.settings.task,
-                            "replay_samples_drawn": int(self.replay.samples_drawn),
-                            "agent_transitions": int(self.agent_transitions),
-                            "episodes": int(self.episodes)}
-        path = save_checkpoint(self.run_dir, self.agent.updates, state,
-                               keep_last=self.settings.keep_checkpoints)
-        self.checkpoint_step = self.agent.updates
-        return path
+        return self.learner.save_checkpoint() if self.learner is not None else None
 
     # ------------------------------------------------------------------ reporting
     def status(self) -> dict[str, Any]:
         """What the node publishes on /arm/training/status."""
+        learner = self.learner
+        resumed = learner.resumed if learner is not None else None
         return {
-            "state": ("failed" if self.failed else "waiting_for_demos" if self.agent is None
+            "state": ("failed" if self.failed else "waiting_for_demos" if learner is None
                       else "training" if self.updates_allowed() != 0 else "waiting_for_episodes"),
             "updates": self.updates,
-            "transitions": len(self.replay) if self.replay is not None else 0,
+            "transitions": len(self.replay) if learner is not None else 0,
             "demo_transitions": self.demo_transitions,
             "agent_transitions": self.agent_transitions,
             "episodes": self.episodes,
-            "losses": {k: v for k, v in self.last_metrics.items()
+            "losses": {k: v for k, v in (learner.last_metrics if learner else {}).items()
                        if k.endswith("_loss") and np.isfinite(v)},
             "checkpoint_step": self.checkpoint_step,
-            "resumed_from": self.resumed_from,
+            "resumed_from": resumed.step if resumed is not None else None,
             "error": self.failed,
         }
 
     def close(self, final_checkpoint: bool = True) -> Path | None:
         """Write a last checkpoint (unless failed or already there) and close the run log."""
-        path = None
-        try:
-            if final_checkpoint and not self.failed and self.agent is not None:
-                path = self.save_checkpoint()
-        finally:
-            if self.logger is not None:
-                self.logger.close()
-                self.logger = None
-        return path
+        return self.learner.close(final_checkpoint) if self.learner is not None else None

@@ -41,7 +41,8 @@ from typing import Callable
 import numpy as np
 
 from .run_log import read_json, read_metrics
-from .train_inprocess import LAST_EVALUATIONS, METHODS, TrainSettings, agent_config
+from .config import agent_config
+from .train_inprocess import LAST_EVALUATIONS, METHODS, TrainSettings
 
 __all__ = ["BenchmarkSettings", "Cell", "run_benchmark", "write_report", "RESULT_COLUMNS"]
 
@@ -125,7 +126,8 @@ def _record_shared_demos(settings: BenchmarkSettings, log: Callable[[str], None]
     """The demos of every task, once (seed 0 on), at the preset's image size."""
     from arm_sim.demos import record_demos
 
-    size = agent_config(cell_settings(settings, cells(settings)[0])).image_size
+    first = cell_settings(settings, cells(settings)[0])
+    size = agent_config(first.preset, first.agent_overrides, first.method).image_size
     for task in settings.tasks:
         folder = Path(settings.out) / "demos" / task
         have = len([p for p in folder.glob("seed_*") if not p.name.endswith(".partial")]) if folder.exists() else 0

@@ -26,12 +26,11 @@ from typing import Callable
 
 import numpy as np
 
-from .agents import Agent, agent_class, from_checkpoint
-from .checkpoints import save_checkpoint
-from .config import preset, without_attention
+from .agents import Agent, NumericalError, from_checkpoint
+from .config import agent_config
 from .demo_dataset import agent_observation, load_demos
+from .learner import Learner, LearnerSettings, TrainingFailed
 from .plots import attention_snapshot, plot_learning_curve
-from .replay import PrioritizedReplay
 from .rewards import step_reward
 from .run_log import RunLogger, write_config, write_summary
 
@@ -214,12 +213,6 @@ def _keep_metrics_until(run: Path, env_steps: int) -> None:
     os.replace(tmp, path)
 
 
-def agent_config(settings: TrainSettings):
-    """The ARMConfig a run trains: the preset, the overrides, and the method's form of it."""
-    cfg = preset(settings.preset, **settings.agent_overrides)
-    return without_attention(cfg) if settings.method == "sac" else cfg
-
-
 def summarise_curve(curve: list[dict]) -> dict:
     """summary.json's success figures from the evaluations in order: the untrained agent's (the
     first, before any update), the final one, the best (a maximum over repeated evaluations of
@@ -235,12 +228,11 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
     from arm_sim.demos import record_demos
     from arm_sim.environment import Environment
 
-    from .checkpoints import load_latest_valid
     from .run_log import read_metrics
 
     run = Path(settings.out)
     run.mkdir(parents=True, exist_ok=True)
-    cfg = agent_config(settings)
+    cfg = agent_config(settings.preset, settings.agent_overrides, settings.method)
     write_config(run, {"train": asdict(settings), "agent": cfg.to_dict()})
     demo_dir = Path(settings.demo_dir) if settings.demo_dir else run / "demos"
     if not (demo_dir / settings.task).exists():
@@ -250,23 +242,31 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
                              max_episodes=settings.demos)
     if not transitions:
         raise RuntimeError(f"no usable demos under {demo_dir / settings.task}")
-    agent = agent_class(settings.method).from_demos(cfg, transitions, device=settings.device, seed=settings.seed)
-    replay = PrioritizedReplay.from_config(cfg, seed=settings.seed)
-    replay.extend(transitions, demo=True)
 
-    curve, env_steps, episodes, updates, metrics, elapsed = [], 0, 0, 0, {}, 0.0
-    resumed = load_latest_valid(run)
-    if resumed is not None:
-        agent.load_state_dict(resumed.state)
-        progress = resumed.state.get("progress", {})
-        env_steps, episodes = int(progress.get("env_steps", 0)), int(progress.get("episodes", 0))
-        elapsed, updates = float(progress.get("elapsed_seconds", 0.0)), agent.updates
+    curve, env_steps, episodes, elapsed = [], 0, 0, 0.0
+
+    def progress():
+        return {"progress": {"env_steps": env_steps, "episodes": episodes,
+                             "elapsed_seconds": round(time.monotonic() - start, 1)}}
+
+    learner = Learner.start(
+        settings.method, cfg, transitions, run,
+        LearnerSettings(settings.updates_per_step, settings.checkpoint_every, settings.keep_checkpoints),
+        device=settings.device, seed=settings.seed, log_dir=run / "training", extra_state=progress,
+        warn=log)
+    agent = learner.agent
+    if learner.resumed is not None:
+        state = learner.resumed.state.get("progress", {})
+        env_steps, episodes = int(state.get("env_steps", 0)), int(state.get("episodes", 0))
+        elapsed = float(state.get("elapsed_seconds", 0.0))
+        learner.env_steps, learner.episodes = env_steps, episodes
         curve = [{"env_steps": row["step"], **{k: v for k, v in row.items() if k.startswith("eval_")}}
                  for row in (read_metrics(run / "metrics.csv") if (run / "metrics.csv").exists() else [])
                  if "eval_success" in row and row["step"] <= env_steps]
-        log(f"resuming {run} from {resumed.path.name}: {updates} updates, {env_steps} env steps, "
-            f"{elapsed / 60:.1f} of {settings.minutes:g} min spent (the replay restarts from the demos)")
-    _keep_metrics_until(run, env_steps if resumed is not None else -1)
+        log(f"resuming {run} from {learner.resumed.path.name}: {agent.updates} updates, {env_steps} "
+            f"env steps, {elapsed / 60:.1f} of {settings.minutes:g} min spent (the replay restarts "
+            "from the demos)")
+    _keep_metrics_until(run, env_steps if learner.resumed is not None else -1)
     start = time.monotonic() - elapsed
     deadline = start + settings.minutes * 60
     log(f"{settings.method}: {len(transitions)} demo transitions from {settings.demos} demos; "
@@ -274,32 +274,17 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
 
     task = Environment(image_size=(cfg.image_size, cfg.image_size)).get_task(settings.task)
     logger = RunLogger(run)
-    attends = settings.method != "sac"
+    attends = agent.attends
     (run / "attention").mkdir(exist_ok=True)
 
     def snapshot(rgb, q_map, pixel):
         attention_snapshot(rgb, q_map, pixel, cfg.crop_size, run / "attention" / f"env_step_{env_steps:07d}.png")
 
-    def checkpoint():
-        state = {**agent.state_dict(), "progress": {
-            "env_steps": env_steps, "episodes": episodes,
-            "elapsed_seconds": round(time.monotonic() - start, 1)}}
-        save_checkpoint(run, updates, state, keep_last=settings.keep_checkpoints)
-
-    episode_slots: list[int] = []  # the running episode's replay slots, flagged if it succeeds
-
     def learn(transition):
-        nonlocal env_steps, updates, metrics
-        if settings.method != "bc":  # BC learns from the demos only
-            episode_slots.append(replay.add(transition, demo=False))
+        nonlocal env_steps
+        learner.observe(transition)
         env_steps += 1
-        for _ in range(settings.updates_per_step):
-            batch, idx, weights = replay.sample(cfg.batch_size)
-            metrics = agent.update(batch, weights)
-            replay.update_priorities(idx, metrics.pop("priorities"))
-            updates += 1
-            if updates % settings.checkpoint_every == 0:
-                checkpoint()
+        learner.train()
 
     eval_seconds = 0.0  # the last evaluation's duration: the final one must fit in the budget
 
@@ -310,6 +295,8 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
                           snapshot if attends else None)
         success = result["eval_success"]
         curve.append({"env_steps": env_steps, **result})
+        metrics = learner.last_metrics
+        updates = agent.updates
         logger.log(env_steps, **result, updates=updates, episodes=episodes,
                    **{k: v for k, v in metrics.items() if np.isscalar(v)})
         log(f"[{(time.monotonic() - start) / 60:5.1f} min] {settings.task} {settings.method}  "
@@ -340,34 +327,43 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
     next_eval = (curve[-1]["env_steps"] + settings.eval_every) if curve else 0
     last_progress, recent = time.monotonic(), []
     episode_seconds = 0.0  # the last training episode's (with its updates): one more must fit too
-    while time.monotonic() + 1.2 * eval_seconds + episode_seconds < deadline:
-        if env_steps >= next_eval:
+    explore = agent.learns_online  # BC acts as it was taught: its episodes teach it nothing
+    failure = None
+    try:
+        while time.monotonic() + 1.2 * eval_seconds + episode_seconds < deadline:
+            if env_steps >= next_eval:
+                do_eval()
+                next_eval = env_steps + settings.eval_every
+            began = time.monotonic()
+            success = run_episode(task, agent, settings.seed + 10_000 + episodes, explore,
+                                  settings.episode_length, learn).success
+            learner.end_episode(success)
+            recent = (recent + [success])[-20:]
+            episode_seconds = time.monotonic() - began
+            episodes += 1
+            if time.monotonic() - last_progress >= PROGRESS_SECONDS:
+                last_progress = time.monotonic()
+                log(f"[{(last_progress - start) / 60:5.1f} min] env steps {env_steps}  episodes "
+                    f"{episodes}  updates {agent.updates}  {'exploring ' if explore else ''}success "
+                    f"(last {len(recent)}) {np.mean(recent):.2f}  next eval at {next_eval} env steps")
+        if not curve or curve[-1]["env_steps"] != env_steps:
             do_eval()
-            next_eval = env_steps + settings.eval_every
-        began = time.monotonic()
-        episode_slots.clear()
-        success = run_episode(task, agent, settings.seed + 10_000 + episodes, settings.method != "bc",
-                              settings.episode_length, learn).success
-        if success and episode_slots:
-            replay.mark_success(episode_slots)
-        recent = (recent + [success])[-20:]
-        episode_seconds = time.monotonic() - began
-        episodes += 1
-        if time.monotonic() - last_progress >= PROGRESS_SECONDS:
-            last_progress = time.monotonic()
-            log(f"[{(last_progress - start) / 60:5.1f} min] env steps {env_steps}  episodes {episodes}  "
-                f"updates {updates}  {'exploring ' if settings.method != 'bc' else ''}success "
-                f"(last {len(recent)}) {np.mean(recent):.2f}  next eval at {next_eval} env steps")
-    if not curve or curve[-1]["env_steps"] != env_steps:
-        do_eval()
-    checkpoint()
-    logger.close()
-    task.close()
+    except NumericalError as err:
+        failure = f"{err}; the newest checkpoint in {run / 'checkpoints'} is the last good one"
+        log(f"training stopped: {failure}")
+    finally:
+        learner.close(final_checkpoint=failure is None)
+        logger.close()
+        task.close()
     summary = {"task": settings.task, "preset": settings.preset, "method": settings.method,
-               "demos": settings.demos, "seed": settings.seed, **summarise_curve(curve),
+               "demos": settings.demos, "seed": settings.seed,
+               **(summarise_curve(curve) if curve else {}),
                "evaluations": len(curve), "env_steps": env_steps, "episodes": episodes,
-               "updates": updates, "wall_seconds": round(time.monotonic() - start, 1)}
+               "updates": agent.updates, "wall_seconds": round(time.monotonic() - start, 1),
+               **({"error": failure} if failure else {})}
     write_summary(run, **summary)
+    if failure:
+        raise TrainingFailed(failure)
     return summary
 
 

@@ -86,6 +86,8 @@ class TrainingNode(Node):
         run_dir = param("run_dir", "", "Run folder: checkpoints/ and training/ are written here "
                         "(required).")
         task = param("task", "reach_target", "Task name: demos are read from demos_dir/TASK.")
+        agent = param("agent", "arm", "Agent of a new run: arm, sac or bc (arm_policy.agents; a "
+                      "resumed run must be of the same agent).")
         preset_name = param("preset", "cpu", "ARMConfig preset of a new agent: cpu or paper "
                             "(a resumed run keeps its checkpoint's config).")
         self.declare_parameter("agent_overrides", Parameter.Type.STRING_ARRAY, ParameterDescriptor(
@@ -134,7 +136,7 @@ class TrainingNode(Node):
             torch.set_num_threads(torch_threads)
         self._min_demos = min_demos
         settings = BagTrainerSettings(   # ValueError names a bad value
-            run_dir=run_dir, task=task, preset=preset_name, agent_overrides=overrides,
+            run_dir=run_dir, task=task, agent=agent, preset=preset_name, agent_overrides=overrides,
             demos_dir=demos_dir, episodes_dir=episodes_dir, episode_length=episode_length,
             augmentation_every=augmentation_every, updates_per_step=updates_per_step,
             checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,

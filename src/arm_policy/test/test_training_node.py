@@ -181,7 +181,7 @@ def test_training_node_trains_from_bags_and_resumes_after_sigkill(demos, listene
         kill(proc)
     final = list_checkpoints(run)[-1]
     state = load_checkpoint(final)
-    assert state["updates"] >= 10 and state["trainer"]["agent_transitions"] == 3
+    assert state["updates"] >= 10 and state["learner"]["env_steps"] == 3
     assert "Traceback" not in log.read_text()
 
 

@@ -42,6 +42,8 @@ class Agent(abc.ABC):
     cfg: Any
     device: torch.device
     updates: int
+    #: whether its own episodes go into the replay (BC learns from the demos only)
+    learns_online: bool = True
 
     @property
     @abc.abstractmethod
@@ -66,6 +68,11 @@ class Agent(abc.ABC):
 
     @abc.abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    @classmethod
+    @abc.abstractmethod
+    def from_demos(cls, config: Any, demos, device=None, seed: int | None = None) -> "Agent":
+        """A new agent for ``config`` whose action bounds cover the demo transitions."""
 
     @classmethod
     @abc.abstractmethod

@@ -21,6 +21,7 @@ class BCAgent(ARMAgent):
     is not trained. It acts like ARM (argmax pixel, mean pose)."""
 
     name = "bc"
+    learns_online = False
 
     def update(self, batch: dict[str, np.ndarray], weights=None) -> dict[str, Any]:
         t = self._batch(batch, None)  # uniform: the demos are all there is, no priorities

@@ -1,0 +1,242 @@
+"""The learner both trainers share: one agent, one prioritised replay, one update loop (no ROS).
+
+    learner = Learner.start("arm", cfg, demos, run_dir="runs/cup", settings=LearnerSettings())
+    learner.observe(transition)          # one environment step the agent took
+    learner.end_episode(success=True)    # its transitions are flagged as a successful episode
+    learner.train()                      # the updates the cap allows: sample -> update -> priorities
+    learner.close()
+
+``arm train --inprocess`` (:mod:`arm_policy.train_inprocess`) feeds it transitions as the
+in-process simulator makes them; the ROS training node (:mod:`arm_policy.bag_trainer`) feeds it
+whole episodes read back from bags. Everything else is here, once:
+
+* **Start or resume.** The newest checkpoint that loads gives the agent (its own config, its
+  optimisers, its update count); a run folder whose checkpoints are all unreadable is refused,
+  since a new checkpoint 0 beside them would silently start over. Otherwise a new agent of the
+  asked-for kind is built from the demos (its action bounds cover them).
+* **The update cap.** ``updates <= updates_per_step * env_steps`` over the whole run (0: no cap),
+  so a resumed run that already made its updates waits for new experience.
+* **NaN guard.** A :class:`~arm_policy.agents.NumericalError` from an update, or from the
+  parameter check before a save, fails the learner: it re-raises, every later update or save
+  raises :class:`TrainingFailed`, and the newest checkpoint on disk stays the last good one.
+* **Checkpoints** every ``checkpoint_every`` updates (atomic, the newest ``keep_checkpoints``
+  kept), with the learner's counters and whatever the caller's ``extra_state`` adds.
+* **Run log.** Losses every ``log_every`` updates into ``log_dir/metrics.csv`` (+ tensorboard).
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .agents import Agent, NumericalError, agent_class, from_checkpoint
+from .checkpoints import LoadedCheckpoint, list_checkpoints, load_latest_valid, save_checkpoint
+from .config import ARMConfig
+from .replay import PrioritizedReplay
+from .run_log import RunLogger
+
+__all__ = ["Learner", "LearnerSettings", "TrainingFailed"]
+
+
+class TrainingFailed(RuntimeError):
+    """Training cannot go on (after a NumericalError); nothing more is checkpointed."""
+
+
+@dataclass
+class LearnerSettings:
+    """How the learner trains and saves; the trainers' settings of the same names."""
+
+    updates_per_step: int = 4  # cap on updates per environment step collected; 0 = no cap
+    checkpoint_every: int = 500  # updates
+    keep_checkpoints: int = 5
+    log_every: int = 10  # updates between loss rows in log_dir/metrics.csv
+
+    def __post_init__(self) -> None:
+        for name, low in (("updates_per_step", 0), ("checkpoint_every", 1), ("keep_checkpoints", 1),
+                          ("log_every", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def captured_warnings(warn: Callable[[str], None], fn, *args, **kwargs):
+    """Call ``fn``; its warnings (skipped bags, unreadable checkpoints) go to ``warn``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fn(*args, **kwargs)
+    for w in caught:
+        warn(str(w.message))
+    return result
+
+
+class Learner:
+    """See the module docstring. ``env_steps`` counts the transitions the agent collected (stored
+    or not: BC learns from the demos only but its steps still pace the updates)."""
+
+    def __init__(self, agent: Agent, replay: PrioritizedReplay, run_dir: Path | str,
+                 settings: LearnerSettings | None = None, log_dir: Path | str | None = None,
+                 extra_state: Callable[[], dict] | None = None,
+                 resumed: LoadedCheckpoint | None = None):
+        self.agent, self.replay = agent, replay
+        self.run_dir = Path(run_dir)
+        self.settings = settings or LearnerSettings()
+        self.extra_state = extra_state
+        self.resumed = resumed
+        self.env_steps = 0
+        self.episodes = 0
+        self.failed: str | None = None
+        self.last_metrics: dict[str, float] = {}
+        self.checkpoint_step: int | None = resumed.step if resumed is not None else None
+        self._episode_slots: list[int] = []
+        self._logger = RunLogger(log_dir) if log_dir is not None else None
+        self._rate = (time.monotonic(), agent.updates)
+
+    @classmethod
+    def start(cls, agent_name: str, cfg: ARMConfig, demos: Sequence, run_dir: Path | str,
+              settings: LearnerSettings | None = None, device=None, seed: int | None = None,
+              log_dir: Path | str | None = None, extra_state: Callable[[], dict] | None = None,
+              warn: Callable[[str], None] = print) -> "Learner":
+        """Resume from ``run_dir``'s newest valid checkpoint, or a new ``agent_name`` agent built
+        from ``demos`` (see the module docstring); the replay holds the demos either way."""
+        run_dir = Path(run_dir)
+        if not demos:
+            raise RuntimeError("no demo transitions to start from")
+        found = list_checkpoints(run_dir)
+        loaded = captured_warnings(warn, load_latest_valid, run_dir) if found else None
+        if found and loaded is None:
+            raise RuntimeError(f"all {len(found)} checkpoints in {found[0].parent} are unreadable; "
+                               "move them away to start over, or fix the run folder")
+        if loaded is not None:
+            agent = from_checkpoint(loaded.state, device)
+            if agent.name != agent_name:
+                raise RuntimeError(f"{found[0].parent} holds a {agent.name!r} agent's checkpoints, "
+                                   f"not {agent_name!r}: use another run folder")
+            changed = sorted(k for k, v in agent.cfg.to_dict().items() if cfg.to_dict().get(k) != v)
+            if changed:
+                warn(f"resuming with the checkpoint's agent config; it differs from the asked-for "
+                     f"one in {changed}")
+        else:
+            agent = agent_class(agent_name).from_demos(cfg, demos, device=device, seed=seed)
+        size = agent.cfg.image_size
+        shape = demos[0].rgb.shape[:2]
+        if shape != (size, size):
+            raise ValueError(f"the demos are {shape[0]}x{shape[1]} but the agent expects "
+                             f"{size}x{size}: record demos at that size (arm demos --image-size "
+                             f"{size}) or set image_size in the agent overrides")
+        replay = PrioritizedReplay.from_config(agent.cfg, seed=seed)
+        replay.extend(demos, demo=True)
+        learner = cls(agent, replay, run_dir, settings, log_dir, extra_state, loaded)
+        if loaded is not None:
+            counters = loaded.state.get("learner", loaded.state.get("trainer", {}))
+            replay.samples_drawn = int(counters.get("replay_samples_drawn", 0))
+        return learner
+
+    @property
+    def updates(self) -> int:
+        return self.agent.updates
+
+    # ------------------------------------------------------------------ experience
+    def observe(self, transition) -> None:
+        """One environment step of the running episode (stored unless the agent learns from its
+        demos only)."""
+        if self.agent.learns_online:
+            self._episode_slots.append(self.replay.add(transition, demo=False))
+        self.env_steps += 1
+
+    def end_episode(self, success: bool) -> None:
+        """The running episode is over; a successful one's transitions are flagged as such."""
+        if success and self._episode_slots:
+            self.replay.mark_success(self._episode_slots)
+        self._episode_slots = []
+        self.episodes += 1
+
+    def add_episode(self, transitions: Sequence, success: bool) -> None:
+        """A whole closed episode at once (read back from a bag)."""
+        for t in transitions:
+            self.observe(t)
+        self.end_episode(success)
+
+    # ------------------------------------------------------------------ learning
+    def updates_allowed(self) -> int | None:
+        """Updates that may be made now: None = no cap, 0 = wait for more experience."""
+        if self.failed:
+            return 0
+        if self.settings.updates_per_step == 0:
+            return None
+        return max(0, self.settings.updates_per_step * self.env_steps - self.agent.updates)
+
+    def update(self) -> dict[str, float]:
+        """One update on a prioritised batch; logs and checkpoints when due. NumericalError fails
+        the learner (and re-raises); TrainingFailed if it failed before."""
+        if self.failed:
+            raise TrainingFailed(self.failed)
+        batch, idx, weights = self.replay.sample(self.agent.cfg.batch_size)
+        try:
+            metrics = self.agent.update(batch, weights)
+        except NumericalError as err:
+            self.failed = f"update {self.agent.updates + 1}: {err}"
+            raise
+        self.replay.update_priorities(idx, metrics.pop("priorities"))
+        self.last_metrics = metrics
+        n = self.agent.updates
+        if n % self.settings.log_every == 0:
+            self._log_metrics()
+        if n % self.settings.checkpoint_every == 0:
+            self.save_checkpoint()
+        return metrics
+
+    def train(self) -> int:
+        """Every update the cap allows now (with no cap: one) -> how many were made."""
+        allowed = self.updates_allowed()
+        n = 1 if allowed is None else allowed
+        for _ in range(n):
+            self.update()
+        return n
+
+    def _log_metrics(self) -> None:
+        now, n = time.monotonic(), self.agent.updates
+        t0, n0 = self._rate
+        rate = (n - n0) / (now - t0) if now > t0 else 0.0
+        self._rate = (now, n)
+        if self._logger is not None:
+            self._logger.log(n, **{k: v for k, v in self.last_metrics.items() if np.isscalar(v)},
+                             replay_size=len(self.replay), env_steps=self.env_steps,
+                             episodes=self.episodes, updates_per_second=rate)
+
+    # ------------------------------------------------------------------ saving
+    def save_checkpoint(self) -> Path | None:
+        """Checkpoint the agent at its update count (None if that one exists already). Raises
+        TrainingFailed after a failure, NumericalError if a parameter is non-finite."""
+        if self.failed:
+            raise TrainingFailed(f"not checkpointing a failed run: {self.failed}")
+        if self.checkpoint_step == self.agent.updates:
+            return None
+        try:
+            state = self.agent.state_dict()  # checks every parameter first
+        except NumericalError as err:
+            self.failed = f"before checkpoint {self.agent.updates}: {err}"
+            raise
+        state["learner"] = {"replay_samples_drawn": int(self.replay.samples_drawn),
+                            "env_steps": int(self.env_steps), "episodes": int(self.episodes)}
+        if self.extra_state is not None:
+            state.update(self.extra_state())
+        path = save_checkpoint(self.run_dir, self.agent.updates, state,
+                               keep_last=self.settings.keep_checkpoints)
+        self.checkpoint_step = self.agent.updates
+        return path
+
+    def close(self, final_checkpoint: bool = True) -> Path | None:
+        """A last checkpoint (unless failed or already there), then the run log closed."""
+        path = None
+        try:
+            if final_checkpoint and not self.failed:
+                path = self.save_checkpoint()
+        finally:
+            if self._logger is not None:
+                self._logger.close()
+                self._logger = None
+        return path

@@ -61,9 +61,11 @@ LOSS_TOLERANCE = 0.05
 
 def _replay(cfg, rng, size=256):
     """A prioritised replay holding ``size`` random transitions of ``cfg``'s image size."""
+    from arm_policy.agents.arm import arm_replay_fields
     from arm_policy.replay import PrioritizedReplay
 
-    replay = PrioritizedReplay.from_config(cfg.replace(replay_capacity=size), seed=0)
+    replay = PrioritizedReplay.from_config(cfg.replace(replay_capacity=size), seed=0,
+                                           fields=arm_replay_fields(cfg.image_size, cfg.low_dim_size))
     rows = _batch(cfg.image_size, size, rng)
     rows["timeout"] = np.zeros(size, bool)
     for i in range(size):

@@ -190,7 +190,7 @@ def camera_process(prefix, rate, seconds, size):
     from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import Header
 
-    from arm_perception.perception_node import LATCHED_QOS
+    from arm_control.graph import LATCHED
     from arm_perception.ros_conversions import (
         intrinsics_to_camera_info,
         matrix_to_pose,
@@ -202,7 +202,7 @@ def camera_process(prefix, rate, seconds, size):
     pub_c = node.create_publisher(Image, f"{prefix}/color", qos_profile_sensor_data)
     pub_d = node.create_publisher(Image, f"{prefix}/depth", qos_profile_sensor_data)
     pub_i = node.create_publisher(CameraInfo, f"{prefix}/camera_info", qos_profile_sensor_data)
-    pub_p = node.create_publisher(PoseStamped, f"{prefix}/pose", LATCHED_QOS)
+    pub_p = node.create_publisher(PoseStamped, f"{prefix}/pose", LATCHED)
     rgb, depth, K, T = sim_camera_frame(size)
     pub_p.publish(PoseStamped(header=Header(frame_id="world"), pose=matrix_to_pose(T)))
     color = numpy_to_image(rgb, "rgb8", 0.0, "front_camera_optical_frame")

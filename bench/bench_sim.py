@@ -124,7 +124,7 @@ def bench_plan_around_obstacle(n=30):
 
 
 def bench_demos(seeds=1, size=128):
-    from arm_perception.bags import EpisodeWriter
+    from arm_perception.bag_writer import EpisodeWriter
     from arm_sim.environment import Environment
     from arm_sim.tasks import TASK_NAMES
 

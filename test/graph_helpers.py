@@ -80,10 +80,12 @@ class ControlClient:
         from geometry_msgs.msg import PoseStamped
         from std_msgs.msg import String
 
+        from arm_control.topics import TOPIC_CONTROL_RESULT, TOPIC_EE_POSE, TOPIC_NEXT_BEST_POSE
+
         self.ros = ros
-        self.pub = ros[1].create_publisher(PoseStamped, "/arm/next_best_pose", reliable(1000))
-        self.results = Listener(ros, String, "/arm/control/result", reliable(1000))
-        self.ee = Listener(ros, PoseStamped, "/arm/ee_pose", reliable(10))
+        self.pub = ros[1].create_publisher(PoseStamped, TOPIC_NEXT_BEST_POSE, reliable(1000))
+        self.results = Listener(ros, String, TOPIC_CONTROL_RESULT, reliable(1000))
+        self.ee = Listener(ros, PoseStamped, TOPIC_EE_POSE, reliable(10))
         self.ee.wait(timeout=60)
         wait_for_subscribers(ros, self.pub)
 

@@ -120,7 +120,9 @@ def recorded_decisions(bag_root: Path) -> list[dict]:
     """Every ``/arm/policy/decision`` JSON in the closed bags under ``bag_root``, by stamp."""
     from rosbags.rosbag2 import Reader
 
-    from arm_perception.bags import TYPESTORE, is_bag_dir
+    from arm_control.topics import TOPIC_DECISION
+    from arm_perception.bag_codec import TYPESTORE
+    from arm_perception.bag_reader import is_bag_dir
 
     out = []
     for meta in sorted(bag_root.rglob("metadata.yaml")):
@@ -128,7 +130,7 @@ def recorded_decisions(bag_root: Path) -> list[dict]:
         if not is_bag_dir(bag):
             continue
         with Reader(bag) as reader:
-            conns = [c for c in reader.connections if c.topic == "/arm/policy/decision"]
+            conns = [c for c in reader.connections if c.topic == TOPIC_DECISION]
             for conn, _, raw in reader.messages(connections=conns):
                 msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
                 out.append({**json.loads(msg.data), "bag": str(bag.relative_to(bag_root))})

@@ -7,7 +7,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from arm_perception.bags import TOPIC_COLOR, TOPIC_DEPTH, TOPIC_JOINT_STATES, read_episode
+from arm_control.topics import TOPIC_COLOR, TOPIC_DEPTH, TOPIC_JOINT_STATES
+from arm_perception.bag_reader import read_episode
 from arm_sim.tasks import TASK_NAMES
 
 

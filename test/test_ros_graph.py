@@ -118,11 +118,12 @@ def test_the_recorder_writes_one_bag_per_episode_readable_by_rosbags_and_mcap(ro
     from mcap_ros2.decoder import DecoderFactory
     from std_msgs.msg import String
 
-    from arm_perception.bags import TOPIC_COLOR, read_episode
+    from arm_control.topics import TOPIC_COLOR, TOPIC_EPISODE
+    from arm_perception.bag_reader import read_episode
 
     rclpy, node = ros
     proc, log = graph
-    pub = node.create_publisher(String, "/arm/episode", reliable(10))
+    pub = node.create_publisher(String, TOPIC_EPISODE, reliable(10))
     wait_for_subscribers(ros, pub, timeout=30)
     pub.publish(String(data="start episode_0"))
     end = time.monotonic() + 2.0

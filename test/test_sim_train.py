@@ -74,6 +74,9 @@ def test_evaluation_is_reported_in_metrics_summary_plot_and_attention(run):
     evals = [r for r in read_metrics(folder) if "eval_success" in r]
     assert len(evals) >= 2 and evals[0]["env_steps"] == 0
     assert all(0.0 <= r["eval_success"] <= 1.0 and r["eval_episodes"] == 2 for r in evals)
+    for r in evals:  # the diagnosis of `arm train --inprocess`: the same evaluation code
+        assert 0 <= r["eval_attention_on_keyframe"] <= 1 and 0 <= r["eval_keyframes_matched"] <= 1
+        assert 0 <= r["eval_unexecutable"] <= 1 and r["eval_pose_error_cm"] >= 0
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["task"] == "reach_target"
     assert summary["eval_success"] == evals[-1]["eval_success"]

@@ -7,7 +7,8 @@ import numpy as np
 from arm_policy.agents import ARMAgent, from_checkpoint
 from arm_policy.checkpoints import load_latest_valid
 from arm_policy.run_log import read_metrics
-from arm_policy.train_inprocess import TrainSettings, evaluate_checkpoints, sim_observation, train
+from arm_policy.rollout import SimRollout, expert_scene, run_episode, sim_observation, summarise
+from arm_policy.train_inprocess import TrainSettings, evaluate_checkpoints, train
 
 
 def test_a_tiny_run_leaves_a_complete_run_folder(tmp_path):
@@ -77,18 +78,17 @@ def test_an_episode_reports_each_parts_distance_from_the_expert_keyframe():
     """An agent that attends to the expert's keyframe pixel and goes to its pose has both errors
     ~0 and succeeds; the report is what tells a failing run's attention from its pose agent."""
     from arm_sim.environment import Environment
-    from arm_policy.train_inprocess import _expert_keyframe, run_episode
 
     task = Environment(image_size=(32, 32)).get_task("reach_target")
 
     class Expert:  # stands in for ARMAgent.act with the scripted expert's answer
         def act(self, o, explore):
-            _, px = _expert_keyframe(task, obs)
+            px = expert_scene(task, obs).first_pixel
             pose = task.task.expert(task.sim)[0].pose
             return px, np.r_[pose, 1.0].astype(np.float32), np.zeros((32, 32))
 
     _, obs = task.reset(seed=3)
-    result = run_episode(task, Expert(), seed=3, explore=False, episode_length=2)
+    result = run_episode(SimRollout(task, Expert(), 2), seed=3, explore=False, episode_length=2)
     assert result.success and result.outcome == "success"
     assert result.attention_error_px == 0 and result.pose_error_m < 1e-6
 
@@ -97,7 +97,7 @@ def test_an_episode_reports_each_parts_distance_from_the_expert_keyframe():
             px, action, q = super().act(o, explore)
             return px + 5, action + np.r_[0.0, 0.0, 0.3, np.zeros(5)].astype(np.float32), q
 
-    result = run_episode(task, Wrong(), seed=3, explore=False, episode_length=2)
+    result = run_episode(SimRollout(task, Wrong(), 2), seed=3, explore=False, episode_length=2)
     task.close()
     assert not result.success and result.outcome != "success"
     assert abs(result.attention_error_px - np.hypot(5, 5)) < 1e-6
@@ -108,7 +108,6 @@ def test_a_multi_step_episode_reports_how_many_expert_keyframes_it_matched_in_or
     """pick_up_cup's expert has three keyframes (above, grasp, lift): its own poses match all
     three; the same poses with the gripper never closing stall after the first."""
     from arm_sim.environment import Environment
-    from arm_policy.train_inprocess import run_episode, summarise
 
     task = Environment(image_size=(32, 32)).get_task("pick_up_cup")
 
@@ -124,8 +123,8 @@ def test_a_multi_step_episode_reports_how_many_expert_keyframes_it_matched_in_or
             gripper = 1.0 if self.keep_open else wp.gripper
             return np.zeros(2, int), np.r_[wp.pose, gripper].astype(np.float32), np.zeros((32, 32))
 
-    expert = run_episode(task, Expert(), seed=4, explore=False, episode_length=5)
-    stalled = run_episode(task, Expert(keep_open=True), seed=4, explore=False, episode_length=5)
+    expert = run_episode(SimRollout(task, Expert(), 5), seed=4, explore=False, episode_length=5)
+    stalled = run_episode(SimRollout(task, Expert(keep_open=True), 5), seed=4, explore=False, episode_length=5)
     task.close()
     assert expert.success and (expert.keyframes_matched, expert.keyframes) == (3, 3)
     assert not stalled.success and (stalled.keyframes_matched, stalled.keyframes) == (1, 3)
@@ -136,7 +135,6 @@ def test_each_transition_names_the_next_decisions_pixel_and_a_cut_bootstraps():
     """The critic's next crop is cut where the agent looked next; the last transition of an
     episode cut by its step limit is a timeout, its next pixel the attention's choice there."""
     from arm_policy.config import preset
-    from arm_policy.train_inprocess import run_episode
     from arm_sim.environment import Environment
 
     cfg = preset("cpu", image_size=32, batch_size=8)
@@ -151,7 +149,8 @@ def test_each_transition_names_the_next_decisions_pixel_and_a_cut_bootstraps():
     agent.act = recording_act
     transitions = []
     task = Environment(image_size=(32, 32)).get_task("pick_and_lift")  # not solved by chance
-    run_episode(task, agent, seed=3, explore=True, episode_length=3, on_transition=transitions.append)
+    run_episode(SimRollout(task, agent, 3), seed=3, explore=True, episode_length=3,
+                on_transition=transitions.append)
     task.close()
     assert len(transitions) >= 1
     for i, t in enumerate(transitions[:-1]):

@@ -21,6 +21,9 @@ import argparse
 import json
 import sys
 
+from arm_policy.settings import BenchmarkSettings, TrainSettings
+from arm_policy.settings_cli import add_options, from_options, parse_items
+
 
 def _cmd_tasks(args) -> int:
     from arm_sim.tasks import TASK_NAMES
@@ -30,8 +33,7 @@ def _cmd_tasks(args) -> int:
 
 
 def _cmd_benchmark(args) -> int:
-    from arm_policy.benchmark import BenchmarkSettings, run_benchmark, write_report
-    from arm_sim.tasks import TASK_NAMES
+    from arm_policy.benchmark import run_benchmark, write_report
 
     def log(line):
         print(line, file=sys.stderr, flush=True)
@@ -39,12 +41,8 @@ def _cmd_benchmark(args) -> int:
     if args.report:
         write_report(args.out, log)
         return 0
-    tasks = list(TASK_NAMES) if args.tasks == "all" else [t for t in args.tasks.split(",") if t]
     try:
-        settings = BenchmarkSettings(tasks=tasks, methods=[m for m in args.methods.split(",") if m],
-                                     demos=args.demos, minutes=args.minutes, seeds=args.seeds,
-                                     jobs=args.jobs, out=args.out, preset=args.preset,
-                                     eval_every=args.eval_every, eval_episodes=args.eval_episodes)
+        settings = from_options(BenchmarkSettings, args)
     except ValueError as e:
         print(f"arm benchmark: {e}", file=sys.stderr)
         return 2
@@ -124,21 +122,17 @@ def _cmd_demos(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from arm_policy.config import PRESETS
-    from arm_policy.train_inprocess import TrainSettings, train
-    from arm_sim.tasks import TASK_NAMES
+    from arm_policy.train_inprocess import train
 
-    if args.task not in TASK_NAMES:
-        print(f"arm train: unknown task {args.task!r}; valid tasks: {', '.join(TASK_NAMES)}", file=sys.stderr)
+    overrides = parse_items(args.agent_overrides or [], "--agent-overrides")
+    if args.amp is not None:
+        overrides["amp"] = args.amp
+    try:
+        settings = from_options(TrainSettings, args, agent_overrides=overrides,
+                                **({"method": "sac"} if args.no_attention else {}))
+    except ValueError as error:
+        print(f"arm train: {error}", file=sys.stderr)
         return 2
-    if args.preset not in PRESETS:
-        print(f"arm train: unknown preset {args.preset!r}; presets: {', '.join(PRESETS)}", file=sys.stderr)
-        return 2
-    settings = TrainSettings(task=args.task, preset=args.preset, demos=args.demos, minutes=args.minutes,
-                             out=args.out, seed=args.seed, eval_every=args.eval_every,
-                             eval_episodes=args.eval_episodes, keep_checkpoints=args.keep_checkpoints,
-                             method="sac" if args.no_attention else args.method, device=args.device,
-                             agent_overrides={} if args.amp is None else {"amp": args.amp})
     try:
         from arm_policy.agents import resolve_device
 
@@ -230,26 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
                            "`arm launch sim_train`, not this command."))
     p.add_argument("--inprocess", action="store_true", required=True,
                    help="run simulator, agent and replay in this process (required: the ROS path is a launch)")
-    p.add_argument("--task", default="reach_target", help="task name (see `arm tasks`)")
-    p.add_argument("--preset", default="cpu", help="agent preset: cpu (default) or paper")
-    p.add_argument("--method", default="arm", choices=["arm", "sac", "bc"],
-                   help="arm (default); sac: the pose agent on the whole image, no Q-attention; "
-                        "bc: the same networks supervised on the demos only")
-    p.add_argument("--demos", type=int, default=100,
-                   help="expert demonstrations to record (default 100, the paper's)")
-    p.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget (default 30)")
-    p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first demo; training seeds follow")
-    p.add_argument("--eval-every", type=int, default=100, help="environment steps between evaluations")
-    p.add_argument("--eval-episodes", type=int, default=25, help="episodes per evaluation (default 25)")
-    p.add_argument("--keep-checkpoints", type=int, default=5,
-                   help="checkpoints kept (one every 500 updates; default 5, the newest)")
+    add_options(p, TrainSettings, required=("out",))
     p.add_argument("--no-attention", action="store_true", help="the same as --method sac")
-    p.add_argument("--device", default="auto",
-                   help="where the agent learns: cpu, cuda or auto (default: CUDA when present)")
     p.add_argument("--amp", choices=["off", "bf16"], default=None,
                    help="bf16: forward passes under bfloat16 autocast (fp32 weights and losses); "
-                        "default: the preset's (off)")
+                        "default: the preset's (off); the same as --agent-overrides amp=bf16")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("benchmark", help="the paper's Fig. 6: tasks x methods x seeds, resumable",
@@ -264,17 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "untrained agent's, the mean of the last evaluations, where it fails) and OUT/curves.png.\n"
                            "Resumable: run the same command again; finished cells are skipped and an interrupted\n"
                            "one resumes from its newest checkpoint."))
-    p.add_argument("--tasks", default="pick_up_cup,take_lid_off_saucepan",
-                   help="comma-separated task names, or all (default: pick_up_cup,take_lid_off_saucepan)")
-    p.add_argument("--methods", default="arm,sac,bc", help="comma-separated: arm, sac, bc (default: all three)")
-    p.add_argument("--demos", type=int, default=100, help="demos per task, shared by its cells (default 100)")
-    p.add_argument("--minutes", type=float, default=30.0, help="training budget per cell (default 30)")
-    p.add_argument("--seeds", type=int, default=1, help="seeds per (task, method): 0..K-1 (default 1)")
-    p.add_argument("--jobs", type=int, default=1, help="cells side by side, one torch thread each (default 1)")
-    p.add_argument("--preset", default="cpu", help="agent preset: cpu (default) or paper")
-    p.add_argument("--eval-every", type=int, default=100, help="environment steps between evaluations")
-    p.add_argument("--eval-episodes", type=int, default=25, help="episodes per evaluation (default 25)")
-    p.add_argument("--out", required=True, help="benchmark folder")
+    add_options(p, BenchmarkSettings, required=("out",))
     p.add_argument("--report", action="store_true", help="only rewrite the report from the finished cells")
     p.set_defaults(func=_cmd_benchmark)
 

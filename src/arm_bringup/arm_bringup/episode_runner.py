@@ -12,23 +12,18 @@ training episodes (explore) and, every ``eval_every`` env steps, evaluation epis
 exploration, fixed scenes) until the budget is spent; then a final evaluation, ``summary.json``
 and exit 0, which ends the launch.
 
-One episode (the contract in docs/design.md, "Learning over the graph")::
-
-    set sim_node's `seed` (rcl_interfaces SetParameters) -> /arm/sim/reset
-    /arm/episode "start train/episode_NNNNNN" (or eval/...)  -> the recorder opens a bag
-    /arm/policy/reset
-    per step: /arm/policy/act (explore) -> the next /arm/control/result -> reward
-              (-1 not reached, +1 /arm/task/success, else 0) -> /arm/episode/step (String JSON)
-    /arm/episode "end"
-
-An episode the graph cannot finish (the policy refuses or does not answer, no control result)
-is aborted (``/arm/episode abort``: the recorder drops its bag) and not counted; ``max_aborts``
-in a row end the run with exit code 1 and the reason. Stopped by Ctrl-C or the launcher, it
-still writes ``summary.json``.
+Each episode is :func:`arm_policy.rollout.run_episode` over the graph
+(:class:`arm_bringup.graph_rollout.GraphRollout`: sim reset by seed, /arm/policy/act, the
+control result, /arm/episode/step for the recorder), the loop, seeds, reward rule and evaluation
+diagnosis of ``arm train --inprocess``. An episode the graph cannot finish (the policy refuses or
+does not answer, no control result) is aborted (``/arm/episode abort``: the recorder drops its
+bag) and not counted; ``max_aborts`` in a row end the run with exit code 1 and the reason.
+Stopped by Ctrl-C or the launcher, it still writes ``summary.json``.
 
 It writes to the run folder: ``config.json`` (its parameters; the trainer's are in
 ``training/config.json``), ``metrics.csv`` (one row per evaluation: env_steps, eval_success,
-eval_return, episodes, updates, checkpoint_step, train_success, ...), ``learning_curve.png``,
+eval_return, the diagnosis (eval_attention_on_keyframe, eval_pose_error_cm,
+eval_keyframes_matched, eval_unexecutable), episodes, updates, checkpoint_step, train_success, ...), ``learning_curve.png``,
 ``attention/env_step_NNNNNNN.png`` (the /arm/attention heat map of the first decision of each
 evaluation) and ``summary.json`` (eval_success of the last evaluation, best_eval_success,
 env_steps, episodes, updates, checkpoint_step, wall_seconds, ...). Restarted on the same run
@@ -43,43 +38,22 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rcl_interfaces.srv import SetParameters
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.parameter import Parameter
-from rclpy.qos import (QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy,
-                       qos_profile_sensor_data)
-from sensor_msgs.msg import Image
-from std_msgs.msg import Bool, String
-from std_srvs.srv import SetBool, Trigger
+from std_msgs.msg import String
 
 from arm_bringup import episodes as ep
+from arm_bringup.graph_rollout import EpisodeAborted, GraphRollout, Shutdown
+from arm_control import graph, topics
 
-RELIABLE = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
-STATUS_QOS = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
-                        durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
-# Results and episode commands are commands, not samples (as the control node's QoS).
-COMMANDS = QoSProfile(depth=1000, reliability=QoSReliabilityPolicy.RELIABLE)
-
-EPISODE_TOPIC = "/arm/episode"
-STATUS_TOPIC = "/arm/training/status"
 #: Topics a recorder must be subscribed to before the first episode: the decision topics of the
 #: contract and the step messages; without them the training node would get empty bags.
-RECORDED = ["/arm/episode", ep.STEP_TOPIC, "/arm/policy/decision", "/arm/policy/observation/rgb",
-            "/arm/policy/observation/points", "/arm/policy/observation/low_dim"]
-
-
-class Shutdown(Exception):
-    """ROS was shut down (Ctrl-C, the launcher stopping us) while we waited."""
-
-
-class EpisodeAborted(Exception):
-    """The graph could not complete an episode (no decision, no control result): not the
-    agent's doing, so the episode is dropped instead of being learned from."""
+RECORDED = [topics.TOPIC_EPISODE, topics.TOPIC_EPISODE_STEP, topics.TOPIC_DECISION,
+            topics.TOPIC_OBSERVATION_RGB, topics.TOPIC_OBSERVATION_POINTS, topics.TOPIC_OBSERVATION_LOW_DIM]
 
 
 class EpisodeRunner(Node):
@@ -136,8 +110,6 @@ class EpisodeRunner(Node):
         self.eval_episodes = int(p("eval_episodes"))
         self.eval_at_start = bool(p("eval_at_start"))
         self.demos = int(p("demos"))
-        self.action_timeout = float(p("action_timeout"))
-        self.result_timeout = float(p("result_timeout"))
         self.checkpoint_timeout = float(p("checkpoint_timeout"))
         self.required = [t for t in p("require_subscribers") if t]
         for name, value, low in (("episode_length", self.episode_length, 1),
@@ -147,29 +119,6 @@ class EpisodeRunner(Node):
                 raise ValueError(f"{name} must be at least {low}, got {value}")
         self.budget = ep.Budget(float(p("minutes")), int(p("episodes")))  # ValueError if neither
         self.window = int(p("success_window"))
-        self.max_aborts = int(p("max_aborts"))
-        self.aborts = 0  # episodes in a row the graph failed
-
-        # ------------------------------------------------------------ graph
-        self.pub_episode = self.create_publisher(String, EPISODE_TOPIC, COMMANDS)
-        self.pub_step = self.create_publisher(String, ep.STEP_TOPIC, COMMANDS)
-        self.results: list[tuple[float, str]] = []  # (receive time, text)
-        self.success: tuple[float, bool] | None = None  # latest /arm/task/success
-        self.attention: deque[Image] = deque(maxlen=8)
-        self.status: dict[str, Any] = {}
-        self.create_subscription(String, "/arm/control/result", self._on_result, COMMANDS)
-        self.create_subscription(Bool, "/arm/task/success", self._on_success, RELIABLE)
-        # best effort matches a reliable or a best-effort publisher
-        self.create_subscription(Image, "/arm/attention", lambda m: self.attention.append(m),
-                                 qos_profile_sensor_data)
-        # transient local: training_node latches its status, so we get it at once
-        self.create_subscription(String, STATUS_TOPIC, self._on_status, STATUS_QOS)
-        self.act = self.create_client(SetBool, "/arm/policy/act")
-        self.policy_reset = self.create_client(Trigger, "/arm/policy/reset")
-        self.sim_reset = self.create_client(Trigger, "/arm/sim/reset")
-        self.sim_params = self.create_client(SetParameters, f"/{p('sim_node')}/set_parameters")
-        self.executor_ = SingleThreadedExecutor(context=self.context)
-        self.executor_.add_node(self)
 
         self.counter = ep.EpisodeCounter(window=self.window)
         self.last_eval_env_steps: int | None = None
@@ -180,6 +129,13 @@ class EpisodeRunner(Node):
         self.eval_seconds: float | None = None
         self.checkpoint_step: int | None = None
         self.logger_ = None  # RunLogger, opened in run()
+        self.status: dict[str, Any] = {}
+        # transient local: training_node latches its status, so we get it at once
+        self.create_subscription(String, topics.TOPIC_TRAINING_STATUS, self._on_status, graph.LATCHED)
+        self.rollout = GraphRollout(self, self.task, self.image_size, sim_node=p("sim_node"),
+                                    action_timeout=float(p("action_timeout")),
+                                    result_timeout=float(p("result_timeout")),
+                                    max_aborts=int(p("max_aborts")), required=self.required)
 
     @staticmethod
     def _check_preset(name: str, image_size: int) -> None:
@@ -196,12 +152,6 @@ class EpisodeRunner(Node):
                 f"{PRESETS[name].image_size} (sim_node, perception_node and the demos follow it)")
 
     # ------------------------------------------------------------------ callbacks
-    def _on_result(self, msg: String) -> None:
-        self.results.append((time.monotonic(), msg.data))
-
-    def _on_success(self, msg: Bool) -> None:
-        self.success = (time.monotonic(), bool(msg.data))
-
     def _on_status(self, msg: String) -> None:
         try:
             status = json.loads(msg.data)
@@ -209,44 +159,6 @@ class EpisodeRunner(Node):
             return
         if isinstance(status, dict):
             self.status = status
-
-    # ------------------------------------------------------------------ waiting
-    def spin_until(self, done: Callable[[], bool], timeout: float, period: float = 0.05) -> bool:
-        """Process callbacks until ``done()`` or ``timeout`` seconds; raises Shutdown."""
-        end = time.monotonic() + timeout
-        while True:
-            if done():
-                return True
-            if not self.context.ok():
-                raise Shutdown()
-            left = end - time.monotonic()
-            if left <= 0:
-                return False
-            try:
-                self.executor_.spin_once(timeout_sec=min(period, left))
-            except ExternalShutdownException:
-                raise Shutdown() from None
-
-    def call(self, client, request, timeout: float):
-        """A service call that waits for the server first; None when it does not answer."""
-        if not self.spin_until(client.service_is_ready, timeout):
-            return None
-        future = client.call_async(request)
-        if not self.spin_until(future.done, timeout):
-            client.remove_pending_request(future)
-            return None
-        return future.result()
-
-    def wait_for_graph(self) -> None:
-        """Services of sim, policy and the recorder's subscriptions, with a line per wait."""
-        clients = [(self.sim_reset, "/arm/sim/reset"), (self.sim_params, self.sim_params.srv_name),
-                   (self.policy_reset, "/arm/policy/reset"), (self.act, "/arm/policy/act")]
-        for client, name in clients:
-            while not self.spin_until(client.service_is_ready, 10.0):
-                self.get_logger().info(f"waiting for the service {name}")
-        for topic in self.required:
-            while not self.spin_until(lambda t=topic: self.count_subscribers(t) > 0, 10.0):
-                self.get_logger().info(f"waiting for a recorder to subscribe to {topic}")
 
     def wait_for_checkpoint(self) -> None:
         """The policy answers act with success=False until training_node's first checkpoint."""
@@ -264,7 +176,7 @@ class EpisodeRunner(Node):
                 state = f" ({self._status_text()})" if self.status else ""
                 self.get_logger().info(f"waiting for the first checkpoint in {folder}: "
                                        f"training_node writes it once the demos are loaded{state}")
-            self.spin_until(lambda: False, 1.0)
+            self.rollout.spin_until(lambda: False, 1.0)
 
     # ------------------------------------------------------------------ start
     def record_missing_demos(self) -> None:
@@ -301,103 +213,6 @@ class EpisodeRunner(Node):
                 f"env steps in {self.bag_dir / ep.TRAIN_DIR}; next episode {point.next_episode}"
                 + (f", last evaluation at env step {point.last_eval_env_steps}"
                    if point.last_eval_env_steps is not None else ""))
-
-    # ------------------------------------------------------------------ one episode
-    def set_seed_and_reset(self, seed: int) -> None:
-        request = SetParameters.Request()
-        request.parameters = [Parameter("seed", value=int(seed)).to_parameter_msg()]
-        answer = self.call(self.sim_params, request, 10.0)
-        if answer is None or not answer.results or not answer.results[0].successful:
-            reason = answer.results[0].reason if answer is not None and answer.results else "no answer"
-            raise EpisodeAborted(f"cannot set the simulator's seed to {seed}: {reason}")
-        answer = self.call(self.sim_reset, Trigger.Request(), 10.0)
-        if answer is None or not answer.success:
-            raise EpisodeAborted(f"/arm/sim/reset failed: {answer.message if answer else 'no answer'}")
-        if f"seed={seed}" not in answer.message:
-            raise EpisodeAborted(f"/arm/sim/reset answered {answer.message!r}, expected seed={seed}")
-
-    def decide(self, explore: bool) -> dict[str, Any]:
-        """One /arm/policy/act call -> the decision JSON. A refusal (success=False: no fresh
-        observation yet, ...) is asked again up to twice; no answer aborts the episode at once,
-        since a late decision may still reach the arm."""
-        for attempt in range(3):
-            answer = self.call(self.act, SetBool.Request(data=explore), self.action_timeout)
-            if answer is None:
-                raise EpisodeAborted(f"/arm/policy/act did not answer within "
-                                     f"{self.action_timeout:g} s")
-            if answer.success:
-                try:
-                    return json.loads(answer.message)
-                except ValueError:
-                    raise EpisodeAborted(f"/arm/policy/act answered no decision JSON: "
-                                         f"{answer.message[:200]!r}") from None
-            self.spin_until(lambda: False, 1.0)
-        raise EpisodeAborted(f"the policy did not decide: {answer.message}")
-
-    def wait_result(self, since: int) -> tuple[str, bool]:
-        """The first control result after index ``since`` and the task success after it."""
-        if not self.spin_until(lambda: len(self.results) > since, self.result_timeout):
-            raise EpisodeAborted(f"no /arm/control/result within {self.result_timeout:g} s")
-        received, text = self.results[since]
-        # success as the simulator reports it after the move (it publishes at its control rate)
-        self.spin_until(lambda: self.success is not None and self.success[0] > received, 1.0)
-        return text, bool(self.success[1]) if self.success is not None else False
-
-    def run_episode(self, name: str, seed: int, explore: bool,
-                    snapshot: Path | None = None) -> tuple[int, float, bool, int]:
-        """(steps, return, success, checkpoint step) of one episode; EpisodeAborted if the graph
-        failed it (the recorder drops its bag)."""
-        try:
-            self.set_seed_and_reset(seed)
-            self.pub_episode.publish(String(data=f"start {name}"))
-            answer = self.call(self.policy_reset, Trigger.Request(), 10.0)
-            if answer is None or not answer.success:
-                raise EpisodeAborted(f"/arm/policy/reset failed: "
-                                     f"{answer.message if answer else 'no answer'}")
-            total, checkpoint = 0.0, -1
-            for step in range(self.episode_length):
-                since = len(self.results)
-                decision = self.decide(explore)
-                checkpoint = int(decision.get("checkpoint_step", -1))
-                if snapshot is not None and step == 0:
-                    self.save_attention(int(decision.get("stamp_ns", 0)), snapshot)
-                text, success = self.wait_result(since)
-                outcome = ep.outcome_of(text)
-                reward, terminal, _ = ep.step_reward(outcome, success, step, self.episode_length)
-                total += reward
-                record = ep.StepRecord(step, reward, terminal, outcome, success and reward > 0,
-                                       int(decision.get("stamp_ns", 0)), name)
-                self.pub_step.publish(String(data=record.to_json()))
-                if terminal:
-                    break
-        except EpisodeAborted as err:
-            self.pub_episode.publish(String(data="abort"))
-            self.aborts += 1
-            if self.aborts >= self.max_aborts:
-                raise RuntimeError(f"{self.aborts} episodes in a row failed; the last: {err}") \
-                    from None
-            raise
-        self.aborts = 0
-        self.pub_episode.publish(String(data=f"end {name}"))
-        return step + 1, total, reward > 0, checkpoint
-
-    def save_attention(self, stamp_ns: int, path: Path) -> None:
-        """The /arm/attention heat map published with the decision of ``stamp_ns``, as PNG."""
-        import cv2
-
-        from arm_perception.ros_conversions import image_to_numpy, stamp_to_nanoseconds
-
-        def match():
-            return next((m for m in self.attention
-                         if stamp_to_nanoseconds(m.header.stamp) == stamp_ns), None)
-
-        if not self.spin_until(lambda: match() is not None, 2.0):
-            self.get_logger().warning(f"no /arm/attention image with the decision's stamp "
-                                      f"{stamp_ns}; no snapshot at {path.name}")
-            return
-        rgb = image_to_numpy(match(), kind="color")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
     # ------------------------------------------------------------------ progress
     def _status_text(self) -> str:
@@ -436,36 +251,32 @@ class EpisodeRunner(Node):
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> dict[str, Any]:
+        """One evaluation (:func:`arm_policy.rollout.evaluate`: the same scenes and diagnosis as
+        ``arm train --inprocess``); an aborted episode is retried twice, then left out."""
+        from arm_policy.rollout import evaluate
+
         t0 = time.monotonic()
         env_steps = self.counter.env_steps
-        wins, returns, steps, checkpoints = 0, [], 0, []
-        done = 0
-        for i in range(self.eval_episodes):
-            name = ep.eval_episode_name(env_steps, i, self.eval_names)
-            snapshot = (self.run_dir / "attention" / f"env_step_{env_steps:07d}.png") if i == 0 else None
-            for attempt in range(3):
-                try:
-                    n, total, success, checkpoint = self.run_episode(
-                        name, ep.eval_seed(i), explore=False, snapshot=snapshot)
-                    break
-                except EpisodeAborted as err:
-                    self.get_logger().warning(f"{name} aborted ({err}); retrying")
-            else:
-                self.get_logger().error(f"{name} failed 3 times; left out of the evaluation")
-                continue
-            self.eval_names.add(name)
-            done += 1
-            wins += success
-            returns.append(total)
-            steps += n
-            checkpoints.append(checkpoint)
+        steps, checkpoints = [], []
+
+        def name(i):
+            return ep.eval_episode_name(env_steps, i, self.eval_names)
+
+        def counted(i, result):
+            self.eval_names.add(name(i))
+            steps.append(result.steps)
+            checkpoints.append(result.checkpoint_step)
+
+        snapshot = self.run_dir / "attention" / f"env_step_{env_steps:07d}.png"
+        summary = evaluate(self.rollout, self.eval_episodes, self.episode_length, name=name,
+                           on_first_decision=lambda d: self.rollout.save_attention(d.stamp_ns, snapshot),
+                           on_episode=counted, retry_on=(EpisodeAborted,), attempts=3,
+                           warn=self.get_logger().warning)
         self.eval_seconds = time.monotonic() - t0
         self.last_eval_env_steps = env_steps
-        rate = wins / done if done else math.nan
         self.checkpoint_step = min(checkpoints) if checkpoints else self.checkpoint_step
-        row = {"env_steps": env_steps, "eval_success": rate,
-               "eval_return": sum(returns) / len(returns) if returns else math.nan,
-               "eval_episodes": done, "eval_steps": steps, "episodes": self.counter.episodes,
+        row = {"env_steps": env_steps, **summary, "eval_steps": sum(steps),
+               "episodes": self.counter.episodes,
                "checkpoint_step": self.checkpoint_step if self.checkpoint_step is not None else -1,
                "eval_seconds": round(self.eval_seconds, 1)}
         rate_train = self.counter.success_rate()
@@ -476,7 +287,12 @@ class EpisodeRunner(Node):
         self.evals.append(row)
         self.logger_.log(env_steps, **row)
         self.plot()
-        self.progress(f"EVAL {wins}/{done} success ({self.eval_seconds:.0f} s)")
+        rate = summary["eval_success"]
+        self.progress(f"EVAL {'-' if math.isnan(rate) else f'{rate:.2f}'} success of "
+                      f"{summary['eval_episodes']} ({self.eval_seconds:.0f} s; attention on the "
+                      f"keyframe {summary.get('eval_attention_on_keyframe', math.nan):.2f}, median "
+                      f"pose error {summary.get('eval_pose_error_cm', math.nan):.1f} cm, expert "
+                      f"keyframes matched {summary.get('eval_keyframes_matched', math.nan):.2f})")
         return row
 
     def plot(self) -> None:
@@ -513,7 +329,7 @@ class EpisodeRunner(Node):
         self.resume()
         self.logger_ = RunLogger(self.run_dir, tensorboard=False)
         try:
-            self.wait_for_graph()
+            self.rollout.wait_for_graph()
             self.wait_for_checkpoint()
             limits = [f"{self.budget.seconds / 60:g} min"] if math.isfinite(self.budget.seconds) \
                 else []
@@ -530,6 +346,8 @@ class EpisodeRunner(Node):
         return 0
 
     def loop(self) -> None:
+        from arm_policy.rollout import run_episode
+
         margin = 10.0  # seconds for the launch to stop every node after we exit
         while True:
             c = self.counter
@@ -545,17 +363,17 @@ class EpisodeRunner(Node):
             name = ep.train_episode_name(c.next_episode)
             t0 = time.monotonic()
             try:
-                steps, total, success, checkpoint = self.run_episode(
-                    name, ep.train_seed(self.seed, c.next_episode), explore=True)
+                result = run_episode(self.rollout, ep.train_seed(self.seed, c.next_episode),
+                                     True, self.episode_length, name)
             except EpisodeAborted as err:
                 self.get_logger().warning(f"{name} aborted, not counted: {err}")
                 c.skip_episode()
                 continue
             self.episode_seconds.append(time.monotonic() - t0)
-            self.checkpoint_step = checkpoint
-            c.finish_episode(steps, success)
-            self.progress(f"{name} {'SUCCESS' if success else 'failure'} in {steps} steps "
-                          f"(return {total:+g})")
+            self.checkpoint_step = result.checkpoint_step
+            c.finish_episode(result.steps, result.success)
+            self.progress(f"{name} {'SUCCESS' if result.success else 'failure'} in {result.steps} "
+                          f"steps (return {result.episode_return:+g})")
 
     def finish(self) -> None:
         """summary.json from what this launch saw (also when it is stopped early)."""
@@ -563,6 +381,7 @@ class EpisodeRunner(Node):
 
         if self.logger_ is not None:
             self.logger_.close()
+        self.rollout.close()
         evals = self.previous_evals + self.evals
         last = evals[-1] if evals else {}
         best = max((e["eval_success"] for e in evals if not math.isnan(e["eval_success"])),

@@ -9,8 +9,8 @@ Example::
     counter.finish_episode(steps=1, success=True)
     print(counter.env_steps, counter.episodes, counter.success_rate())
 
-The rules match the in-process trainer (``arm_policy.train_inprocess``) so both paths see the
-same episodes:
+The rules are the in-process trainer's (one definition, in ``arm_policy.rewards`` and
+``arm_policy.rollout``), so both paths see the same episodes:
 
 * reward: ``arm_policy.rewards.step_reward`` (one rule for both paths): 0 and the episode ends
   when the pose was not ``reached`` (the authors' rule: the control agent could not execute it);
@@ -40,7 +40,10 @@ from pathlib import Path
 
 import yaml
 
+from arm_control.topics import TOPIC_EPISODE_STEP
+from arm_perception.bag_format import PARTIAL_SUFFIX  # no rosbags import
 from arm_policy.rewards import step_reward
+from arm_policy.rollout import EVAL_SEED_BASE, TRAIN_SEED_OFFSET, eval_seed, train_seed
 
 __all__ = [
     "Budget",
@@ -64,32 +67,17 @@ __all__ = [
     "train_seed",
 ]
 
-#: Evaluation scenes: seeds 1_000_000 + i (``arm_policy.train_inprocess.EVAL_SEED_BASE``).
-EVAL_SEED_BASE = 1_000_000
-#: Training episode i runs on seed ``seed + TRAIN_SEED_OFFSET + i`` (as the in-process trainer).
-TRAIN_SEED_OFFSET = 10_000
 #: Sub-folders of the recorder's output folder (``run_dir/bags``).
 TRAIN_DIR = "train"
 EVAL_DIR = "eval"
 #: What the runner publishes per step (String JSON); its message count in a bag = env steps.
-STEP_TOPIC = "/arm/episode/step"
-PARTIAL_SUFFIX = ".partial"  # arm_perception.bags.PARTIAL_SUFFIX, without importing rosbags
+STEP_TOPIC = TOPIC_EPISODE_STEP
 
 _TRAIN_NAME = re.compile(r"^episode_(\d{6,})$")
 _OUTCOME = re.compile(r"^\s*([A-Za-z_]+)")
 
 
 # ----------------------------------------------------------------------------- rules
-
-def train_seed(seed: int, episode: int) -> int:
-    """Scene seed of training episode ``episode`` (0-based) of a run whose demos start at ``seed``."""
-    return int(seed) + TRAIN_SEED_OFFSET + int(episode)
-
-
-def eval_seed(index: int) -> int:
-    """Scene seed of the ``index``-th episode of every evaluation."""
-    return EVAL_SEED_BASE + int(index)
-
 
 def train_episode_name(episode: int) -> str:
     """``train/episode_000012``: the recorder's bag path under ``run_dir/bags``."""

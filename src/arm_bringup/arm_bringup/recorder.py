@@ -13,7 +13,7 @@ Episode protocol (``episode_topic``, default ``/arm/episode``, std_msgs/String, 
 Publishers of the episode topic must wait until the recorder's subscription has matched
 (``publisher.get_subscription_count() > 0``) before sending ``start``, as with any reliable topic.
 
-Bags are written through :class:`arm_perception.bags.RawEpisodeWriter`: messages arrive
+Bags are written through :class:`arm_perception.bag_writer.RawEpisodeWriter`: messages arrive
 serialized (``raw=True`` subscriptions) and go into the bag unchanged, staged under
 ``NAME.partial/`` and renamed into place on close, so a crash (even SIGKILL) loses at most the
 episode in flight, left as ``NAME.partial``; finished episodes are complete bags.
@@ -45,30 +45,23 @@ from typing import Any
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from std_msgs.msg import String
 
-from arm_perception import bags
-from arm_perception.bags import LATCHED_QOS, PARTIAL_SUFFIX, RawEpisodeWriter
+from arm_control import topics
+from arm_control.graph import RECORD, qos_profile
+from arm_perception.bag_codec import LATCHED_QOS, TYPESTORE
+from arm_perception.bag_format import ALL_TOPICS, PARTIAL_SUFFIX
+from arm_perception.bag_writer import RawEpisodeWriter
 
-__all__ = ["DEFAULT_TOPICS", "EPISODE_TOPIC", "Recorder", "main", "parse_episode_command"]
+__all__ = ["DEFAULT_TOPICS", "Recorder", "main", "parse_episode_command"]
 
-EPISODE_TOPIC = "/arm/episode"
-
-#: Recorded unless ``topics`` says otherwise: what the live graph publishes about an episode.
-DEFAULT_TOPICS: tuple[str, ...] = (
-    bags.TOPIC_COLOR,
-    bags.TOPIC_DEPTH,
-    bags.TOPIC_CAMERA_INFO,
-    bags.TOPIC_CAMERA_POSE,
-    bags.TOPIC_JOINT_STATES,
-    bags.TOPIC_EE_POSE,
-    bags.TOPIC_GRIPPER_OPEN,
-    bags.TOPIC_REWARD,
-    bags.TOPIC_SUCCESS,
-    "/arm/next_best_pose",
-    "/arm/gripper_goal",
-    "/arm/control/result",
+#: Recorded unless ``topics`` says otherwise: what the live graph publishes about an episode
+#: (the episode bag format's topics, then the goals and their results).
+DEFAULT_TOPICS: tuple[str, ...] = ALL_TOPICS + (
+    topics.TOPIC_NEXT_BEST_POSE,
+    topics.TOPIC_GRIPPER_GOAL,
+    topics.TOPIC_CONTROL_RESULT,
 )
 
 
@@ -112,7 +105,7 @@ class Recorder(Node):
         super().__init__("recorder", **kwargs)
         self.declare_parameter("topics", list(DEFAULT_TOPICS))
         self.declare_parameter("output_dir", "bags")
-        self.declare_parameter("episode_topic", EPISODE_TOPIC)
+        self.declare_parameter("episode_topic", topics.TOPIC_EPISODE)
         self.declare_parameter("compress", True)
         self.declare_parameter("end_grace", 0.25)
         self.declare_parameter("pre_buffer", 1.0)
@@ -134,10 +127,7 @@ class Recorder(Node):
         # Callback order across subscriptions is the executor's (creation order within one
         # wake-up), not arrival order: messages are routed to episodes by receive time instead.
         self._discover()
-        self.create_subscription(
-            String, param("episode_topic"), self._on_episode,
-            QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
-                       durability=DurabilityPolicy.VOLATILE))
+        self.create_subscription(String, param("episode_topic"), self._on_episode, RECORD)
         self.create_timer(float(param("discovery_period")), self._discover)
         self.create_timer(0.05, self._tick)
         self.get_logger().info(
@@ -159,7 +149,7 @@ class Recorder(Node):
                 continue
             msgtype = types[0]
             try:
-                bags.TYPESTORE.get_msgdef(msgtype)
+                TYPESTORE.get_msgdef(msgtype)
                 cls = _message_class(msgtype)
             except Exception as err:  # noqa: BLE001
                 self._warn_once(topic, f"cannot record {topic} ({msgtype}): {err}")
@@ -167,12 +157,10 @@ class Recorder(Node):
             reliable = all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
             latched = all(i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
                           for i in infos)
-            qos = QoSProfile(
-                depth=100,
-                reliability=ReliabilityPolicy.RELIABLE if reliable else
-                ReliabilityPolicy.BEST_EFFORT,
-                durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else
-                DurabilityPolicy.VOLATILE)
+            qos = qos_profile(topics.QosSpec(
+                topics.RELIABLE if reliable else topics.BEST_EFFORT,
+                topics.TRANSIENT_LOCAL if latched else topics.VOLATILE,
+                topics.QOS_RECORD.depth))
             sub = self.create_subscription(
                 cls, topic, lambda data, info, t=topic: self._on_message(t, data, info),
                 qos, raw=True)

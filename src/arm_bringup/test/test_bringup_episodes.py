@@ -39,12 +39,6 @@ def test_seeds_of_demos_training_and_evaluation_never_overlap():
     assert ep.train_seed(5, 3) == 10_008 and ep.eval_seed(0) == 1_000_000
 
 
-def test_eval_seeds_match_the_in_process_trainer():
-    src = Path(__file__).resolve().parents[2] / "arm_policy" / "arm_policy" / "train_inprocess.py"
-    assert f"EVAL_SEED_BASE = {ep.EVAL_SEED_BASE:_}" in src.read_text()
-    assert "settings.seed + 10_000 + episodes" in src.read_text()
-
-
 def test_episode_names_are_bag_paths_and_eval_names_do_not_collide():
     assert ep.train_episode_name(12) == "train/episode_000012"
     first = ep.eval_episode_name(120, 3)

@@ -1,11 +1,12 @@
-"""RawEpisodeWriter (arm_perception.bags): serialized messages into one atomic MCAP episode bag."""
+"""RawEpisodeWriter (arm_perception.bag_writer): serialized messages into one atomic MCAP episode bag."""
 from __future__ import annotations
 
 import pytest
 from rosbags.rosbag2 import Reader
 
-from arm_perception import bags
-from arm_perception.bags import LATCHED_QOS, TYPESTORE, RawEpisodeWriter
+from arm_perception.bag_codec import LATCHED_QOS, TYPESTORE
+from arm_perception.bag_reader import is_bag_dir
+from arm_perception.bag_writer import RawEpisodeWriter
 
 T = TYPESTORE.types
 
@@ -63,4 +64,4 @@ def test_raw_writer_errors_and_no_empty_or_overwritten_bags(tmp_path):
     w3.write("/a", cdr("std_msgs/msg/Bool", data=True), 5)
     w3.abort()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ep"]
-    assert bags.is_bag_dir(tmp_path / "ep")
+    assert is_bag_dir(tmp_path / "ep")

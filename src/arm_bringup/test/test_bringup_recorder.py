@@ -15,7 +15,9 @@ from rosbags.rosbag2 import Reader
 from ruamel.yaml import YAML
 
 from arm_bringup.recorder import parse_episode_command
-from arm_perception import bags
+from arm_control.topics import TOPIC_EPISODE
+from arm_perception.bag_codec import deserialize
+from arm_perception.bag_reader import is_bag_dir
 from bringup_helpers import Watched
 
 TOPICS = ["/t/string", "/t/joints", "/t/pose", "/t/image"]
@@ -41,11 +43,11 @@ class Graph:
         from geometry_msgs.msg import PoseStamped
         from rclpy.context import Context
         from rclpy.node import Node
-        from rclpy.qos import (DurabilityPolicy, QoSProfile, ReliabilityPolicy,
-                               qos_profile_sensor_data)
         from rclpy.signals import SignalHandlerOptions
         from sensor_msgs.msg import Image, JointState
         from std_msgs.msg import String
+
+        from arm_control.graph import LATCHED, RECORD, SENSOR
 
         self.String, self.JointState, self.Image, self.PoseStamped = \
             String, JointState, Image, PoseStamped
@@ -53,16 +55,12 @@ class Graph:
         rclpy.init(context=self.context, domain_id=int(os.environ["ROS_DOMAIN_ID"]),
                    signal_handler_options=SignalHandlerOptions.NO)
         self.node = Node("recorder_test_publisher", context=self.context)
-        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.episode = self.node.create_publisher(String, "/arm/episode", reliable)
+        self.episode = self.node.create_publisher(String, TOPIC_EPISODE, RECORD)
         self.pubs = {
-            "/t/string": self.node.create_publisher(String, "/t/string", reliable),
-            "/t/joints": self.node.create_publisher(JointState, "/t/joints",
-                                                    qos_profile_sensor_data),
-            "/t/pose": self.node.create_publisher(PoseStamped, "/t/pose", latched),
-            "/t/image": self.node.create_publisher(Image, "/t/image", qos_profile_sensor_data),
+            "/t/string": self.node.create_publisher(String, "/t/string", RECORD),
+            "/t/joints": self.node.create_publisher(JointState, "/t/joints", SENSOR),
+            "/t/pose": self.node.create_publisher(PoseStamped, "/t/pose", LATCHED),
+            "/t/image": self.node.create_publisher(Image, "/t/image", SENSOR),
         }
 
     def wait_matched(self, recorder: Watched, timeout: float = 20.0) -> None:
@@ -127,7 +125,7 @@ def read_bag(path: Path) -> dict[str, list[tuple[int, object]]]:
     out: dict[str, list] = {}
     with Reader(path) as reader:
         for conn, t, raw in reader.messages():
-            out.setdefault(conn.topic, []).append((t, bags._deserialize(raw, conn.msgtype)))
+            out.setdefault(conn.topic, []).append((t, deserialize(raw, conn.msgtype)))
     return out
 
 
@@ -201,7 +199,7 @@ def test_one_bag_per_episode_and_a_crash_loses_only_the_open_one(graph, start_re
     assert [(m.width, m.encoding) for t, m in decoded if t == "/t/image"] == [(32, "rgb8")] * 3
 
     # the crashed episode's partial bag is ignored by the episode readers
-    assert not bags.is_bag_dir(out / "ep_c.partial")
+    assert not is_bag_dir(out / "ep_c.partial")
 
 
 def test_sigint_closes_the_open_bag_and_a_new_start_closes_the_previous(graph, start_recorder,

@@ -26,22 +26,27 @@ from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from . import panda
 from .goal_executor import Goal, GoalExecutor
+from .graph import COMMANDS, STATE
 from .node_main import run_node
 from .motion import InvalidPose, MotionPlanner, validate_pose
 from .planner import PLANNERS
 from .robot_model import workcell_xml
-
-RELIABLE = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
-# Goals and results are commands, not samples: a deep queue so a burst (or a flood of bad goals)
-# is answered goal by goal instead of being overwritten in the history.
-COMMANDS = QoSProfile(depth=1000, reliability=QoSReliabilityPolicy.RELIABLE)
+from .topics import (
+    TOPIC_CONTROL_RESULT,
+    TOPIC_EE_POSE,
+    TOPIC_GRIPPER_COMMAND,
+    TOPIC_GRIPPER_GOAL,
+    TOPIC_GRIPPER_OPEN,
+    TOPIC_JOINT_STATES,
+    TOPIC_JOINT_TRAJECTORY,
+    TOPIC_NEXT_BEST_POSE,
+)
 
 
 def _stamp_key(stamp) -> int:
@@ -54,8 +59,8 @@ class ControlNode(Node):
         d = lambda text: ParameterDescriptor(description=text)  # noqa: E731
         self.declare_parameter("joint_names", list(panda.ARM_JOINTS), d("arm joint names (panda_joint* or fr3_joint*)"))
         self.declare_parameter("finger_joint_names", list(panda.FINGER_JOINTS), d("finger joint names"))
-        self.declare_parameter("trajectory_topic", "/arm/joint_trajectory", d("JointTrajectoryController topic"))
-        self.declare_parameter("gripper_topic", "/gripper_controller/commands", d("finger position command topic"))
+        self.declare_parameter("trajectory_topic", TOPIC_JOINT_TRAJECTORY, d("JointTrajectoryController topic"))
+        self.declare_parameter("gripper_topic", TOPIC_GRIPPER_COMMAND, d("finger position command topic"))
         self.declare_parameter("planner", "RRTConnect", d("OMPL geometric planner"))
         self.declare_parameter("planning_timeout", 1.0, d("seconds OMPL may search"))
         self.declare_parameter("velocity_scaling", 0.5, d("fraction of the Panda's velocity/acceleration limits"))
@@ -82,14 +87,16 @@ class ControlNode(Node):
         self.q = self.dq = self.fingers = None
         self.gripper_goals: dict[int, float] = {}
 
-        self.pub_traj = self.create_publisher(JointTrajectory, p("trajectory_topic"), RELIABLE)
-        self.pub_gripper = self.create_publisher(Float64MultiArray, p("gripper_topic"), RELIABLE)
-        self.pub_result = self.create_publisher(String, "/arm/control/result", COMMANDS)
-        self.pub_ee = self.create_publisher(PoseStamped, "/arm/ee_pose", RELIABLE)
-        self.pub_gripper_open = self.create_publisher(Bool, "/arm/gripper_open", RELIABLE)
-        self.create_subscription(PoseStamped, "/arm/next_best_pose", self.on_pose, COMMANDS)
-        self.create_subscription(JointState, "/arm/gripper_goal", self.on_gripper_goal, COMMANDS)
-        self.create_subscription(JointState, "/joint_states", self.on_joint_states, RELIABLE)
+        # Goals and results are commands, not samples: a deep queue, so a burst (or a flood of bad
+        # goals) is answered goal by goal instead of being overwritten in the history.
+        self.pub_traj = self.create_publisher(JointTrajectory, p("trajectory_topic"), STATE)
+        self.pub_gripper = self.create_publisher(Float64MultiArray, p("gripper_topic"), STATE)
+        self.pub_result = self.create_publisher(String, TOPIC_CONTROL_RESULT, COMMANDS)
+        self.pub_ee = self.create_publisher(PoseStamped, TOPIC_EE_POSE, STATE)
+        self.pub_gripper_open = self.create_publisher(Bool, TOPIC_GRIPPER_OPEN, STATE)
+        self.create_subscription(PoseStamped, TOPIC_NEXT_BEST_POSE, self.on_pose, COMMANDS)
+        self.create_subscription(JointState, TOPIC_GRIPPER_GOAL, self.on_gripper_goal, COMMANDS)
+        self.create_subscription(JointState, TOPIC_JOINT_STATES, self.on_joint_states, STATE)
         self.create_timer(0.02, self.step)
         self.get_logger().info(f"planning with {p('planner')} for joints {self.joint_names}")
 

@@ -36,16 +36,20 @@ from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import (
-    DurabilityPolicy,
-    HistoryPolicy,
-    QoSProfile,
-    ReliabilityPolicy,
-    qos_profile_sensor_data,
-)
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from .bags import TOPIC_CAMERA_INFO, TOPIC_CAMERA_POSE, TOPIC_COLOR, TOPIC_DEPTH, WORLD_FRAME_ID
+from arm_control.graph import LATCHED, SENSOR, STREAM
+from arm_control.topics import (
+    TOPIC_CAMERA_INFO,
+    TOPIC_CAMERA_POSE,
+    TOPIC_COLOR,
+    TOPIC_DEPTH,
+    TOPIC_PERCEPTION_CAMERA_INFO,
+    TOPIC_PERCEPTION_POINTS,
+    TOPIC_PERCEPTION_RGB,
+)
+
+from .bag_format import WORLD_FRAME_ID
 from .camera import depth_to_points
 from .ros_conversions import (
     camera_info_to_intrinsics,
@@ -58,24 +62,6 @@ from .ros_conversions import (
     stamp_to_nanoseconds,
 )
 
-TOPIC_PERCEPTION_RGB = "/arm/perception/rgb"
-TOPIC_PERCEPTION_POINTS = "/arm/perception/points"
-TOPIC_PERCEPTION_CAMERA_INFO = "/arm/perception/camera_info"
-
-#: QoS of the outputs: reliable (matches reliable and best-effort subscribers), keep last 5.
-OUTPUT_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=5,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.VOLATILE,
-)
-#: QoS of the camera pose: latched (reliable, transient local, depth 1), as the driver offers it.
-LATCHED_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=1,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
 #: Colour or depth frames waiting for their partner (by stamp) before the oldest is dropped.
 PAIR_BUFFER = 4
 
@@ -138,15 +124,14 @@ class PerceptionNode(Node):
         self.frames_published = 0
         self.frames_dropped = 0
 
-        self._rgb_pub = self.create_publisher(Image, TOPIC_PERCEPTION_RGB, OUTPUT_QOS)
-        self._points_pub = self.create_publisher(PointCloud2, TOPIC_PERCEPTION_POINTS, OUTPUT_QOS)
-        self._info_pub = self.create_publisher(CameraInfo, TOPIC_PERCEPTION_CAMERA_INFO, OUTPUT_QOS)
-        self.create_subscription(Image, self._topics["color_topic"], self._on_color, qos_profile_sensor_data)
-        self.create_subscription(Image, self._topics["depth_topic"], self._on_depth, qos_profile_sensor_data)
-        self.create_subscription(CameraInfo, self._topics["camera_info_topic"], self._on_camera_info,
-                                 qos_profile_sensor_data)
+        self._rgb_pub = self.create_publisher(Image, TOPIC_PERCEPTION_RGB, STREAM)
+        self._points_pub = self.create_publisher(PointCloud2, TOPIC_PERCEPTION_POINTS, STREAM)
+        self._info_pub = self.create_publisher(CameraInfo, TOPIC_PERCEPTION_CAMERA_INFO, STREAM)
+        self.create_subscription(Image, self._topics["color_topic"], self._on_color, SENSOR)
+        self.create_subscription(Image, self._topics["depth_topic"], self._on_depth, SENSOR)
+        self.create_subscription(CameraInfo, self._topics["camera_info_topic"], self._on_camera_info, SENSOR)
         if self._topics["camera_pose_topic"]:
-            self.create_subscription(PoseStamped, self._topics["camera_pose_topic"], self._on_pose, LATCHED_QOS)
+            self.create_subscription(PoseStamped, self._topics["camera_pose_topic"], self._on_pose, LATCHED)
         self.get_logger().info(
             f"{self._topics['color_topic']} + {self._topics['depth_topic']} -> {self._rgb_pub.topic_name}, "
             f"{self._points_pub.topic_name} at {size}x{size}"

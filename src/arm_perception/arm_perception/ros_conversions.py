@@ -13,7 +13,8 @@ over. ``bench/bench_ros.py --only fill`` measures the alternatives.
 
 Received messages are read without copying where the layout allows (``np.frombuffer`` on the
 message's ``array.array``): the arrays returned by :func:`image_to_numpy` for rgb8 / rgba8 /
-mono8 / native-endian 32FC1 share memory with ``msg.data``.
+mono8 / native-endian 32FC1 share memory with ``msg.data``. Image decoding itself lives in
+:mod:`arm_perception.images` (ROS-free, shared with the bag reader) and is re-exported here.
 
 Conventions (see :mod:`arm_perception.camera`): K is the 3x3 pinhole matrix with pixel centres at
 integer coordinates (ROS CameraInfo / OpenCV); poses are 4x4 homogeneous matrices; quaternions
@@ -35,7 +36,10 @@ from geometry_msgs.msg import Point, Pose, Quaternion
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-from .bags import _matrix_to_quat, _quat_to_matrix
+from arm_control.transforms import mat_to_quat_xyzw, quat_xyzw_to_mat
+
+from .images import COLOR_ENCODINGS, COLOR_LAYOUTS, DEPTH_ENCODINGS, IMAGE_ENCODINGS, LAYOUTS
+from .images import image_to_numpy  # re-exported: decoding is shared with the bag reader
 
 __all__ = [
     "COLOR_ENCODINGS",
@@ -55,23 +59,6 @@ __all__ = [
 ]
 
 _BIG_ENDIAN_HOST = sys.byteorder == "big"
-
-#: colour encodings: name -> (channels, channel order reversed (BGR), has alpha)
-_COLOR = {"rgb8": (3, False), "bgr8": (3, True), "rgba8": (4, False), "bgra8": (4, True)}
-COLOR_ENCODINGS: tuple[str, ...] = tuple(_COLOR)
-#: depth encodings: 32FC1 in metres, 16UC1 in sensor units (millimetres for a RealSense)
-DEPTH_ENCODINGS: tuple[str, ...] = ("32FC1", "16UC1")
-#: encoding -> (numpy dtype of one channel, channels)
-_LAYOUT = {
-    "rgb8": (np.uint8, 3),
-    "bgr8": (np.uint8, 3),
-    "rgba8": (np.uint8, 4),
-    "bgra8": (np.uint8, 4),
-    "mono8": (np.uint8, 1),
-    "32FC1": (np.float32, 1),
-    "16UC1": (np.uint16, 1),
-}
-_ALL = tuple(_LAYOUT)
 
 
 # --------------------------------------------------------------------------- time
@@ -120,85 +107,6 @@ def _zeroed_bytes(n: int) -> array.array:
 # --------------------------------------------------------------------------- images
 
 
-def _image_rows(msg: Image, bytes_per_pixel: int) -> np.ndarray:
-    """(H, W * bpp) uint8 view of Image.data, honouring row padding (``step``)."""
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    if h <= 0 or w <= 0:
-        raise ValueError(f"{msg.encoding} image has size {w}x{h}: empty image")
-    row_bytes = w * bytes_per_pixel
-    if step < row_bytes:
-        raise ValueError(
-            f"{msg.encoding} image {w}x{h}: step {step} is smaller than width * "
-            f"{bytes_per_pixel} bytes per pixel = {row_bytes}"
-        )
-    data = np.frombuffer(msg.data, dtype=np.uint8)
-    if data.size != h * step:
-        raise ValueError(
-            f"{msg.encoding} image {w}x{h}: data size mismatch: {data.size} bytes, expected "
-            f"height * step = {h} * {step} = {h * step}"
-        )
-    rows = data.reshape(h, step)
-    return rows if step == row_bytes else rows[:, :row_bytes]
-
-
-def image_to_numpy(msg: Image, kind: str | None = None, depth_unit: float = 0.001) -> np.ndarray:
-    """sensor_msgs/Image -> numpy array.
-
-    ==========================  ====================================================
-    encoding                    result
-    ==========================  ====================================================
-    rgb8, bgr8                  (H, W, 3) uint8, RGB order
-    rgba8, bgra8                (H, W, 4) uint8, RGBA order ((H, W, 3) RGB if kind="color")
-    mono8                       (H, W) uint8
-    32FC1                       (H, W) float32, metres
-    16UC1                       (H, W) float32 metres = raw * ``depth_unit`` (RealSense: 1 mm)
-    ==========================  ====================================================
-
-    ``kind`` restricts what is accepted: ``"color"`` (the four colour encodings, always returned
-    as (H, W, 3) RGB) or ``"depth"`` (32FC1, 16UC1). ``step`` row padding and ``is_bigendian``
-    are honoured. Raises ValueError naming the problem for an unsupported or unexpected
-    encoding, an empty image, a ``step`` shorter than a row, or a data size other than
-    ``height * step``.
-    """
-    enc = msg.encoding
-    if kind == "color":
-        allowed: tuple[str, ...] = COLOR_ENCODINGS
-    elif kind == "depth":
-        allowed = DEPTH_ENCODINGS
-    elif kind is None:
-        allowed = _ALL
-    else:
-        raise ValueError(f"kind must be 'color', 'depth' or None, got {kind!r}")
-    if enc not in allowed:
-        what = f"{kind} image" if kind else "image"
-        raise ValueError(
-            f"unsupported {what} encoding {enc!r} (expected one of {', '.join(allowed)})"
-        )
-    dtype, channels = _LAYOUT[enc]
-    itemsize = np.dtype(dtype).itemsize
-    h, w = int(msg.height), int(msg.width)
-    rows = _image_rows(msg, itemsize * channels)
-
-    if enc in _COLOR:
-        img = rows.reshape(h, w, channels)
-        reverse = _COLOR[enc][1]
-        # cv2.cvtColor reorders/drops channels ~10x faster than numpy fancy indexing.
-        if kind == "color" and channels == 4:
-            return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if reverse else cv2.COLOR_RGBA2RGB)
-        if reverse:
-            return cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA if channels == 4 else cv2.COLOR_BGR2RGB)
-        return np.ascontiguousarray(img)
-    if enc == "mono8":
-        return np.ascontiguousarray(rows)
-
-    order = ">" if msg.is_bigendian else "<"
-    typed = np.ascontiguousarray(rows).view(np.dtype(dtype).newbyteorder(order)).reshape(h, w)
-    if enc == "32FC1":
-        return typed if typed.dtype.isnative else typed.astype(np.float32)
-    # 16UC1: sensor units -> metres (0 = no return stays 0)
-    return typed.astype(np.float32) * np.float32(depth_unit)
-
-
 def numpy_to_image(
     array_: np.ndarray,
     encoding: str,
@@ -215,17 +123,18 @@ def numpy_to_image(
     (non-finite or <= 0 -> 0, "no return"). ``stamp`` is a builtin_interfaces/Time or float
     seconds.
     """
-    if encoding not in _LAYOUT:
-        raise ValueError(f"unsupported image encoding {encoding!r} (expected one of {', '.join(_ALL)})")
+    if encoding not in LAYOUTS:
+        raise ValueError(f"unsupported image encoding {encoding!r} "
+                         f"(expected one of {', '.join(IMAGE_ENCODINGS)})")
     arr = np.asarray(array_)
-    dtype, channels = _LAYOUT[encoding]
+    dtype, channels = LAYOUTS[encoding]
     want = "(H, W)" if channels == 1 else f"(H, W, {channels})"
     if (channels == 1 and arr.ndim != 2) or (channels > 1 and (arr.ndim != 3 or arr.shape[2] != channels)):
         raise ValueError(f"{encoding} image needs an array of shape {want}, got {arr.shape}")
-    if encoding in _COLOR or encoding == "mono8":
+    if encoding in COLOR_LAYOUTS or encoding == "mono8":
         if arr.dtype != np.uint8:
             raise ValueError(f"{encoding} image needs a uint8 array, got {arr.dtype}")
-        if encoding in _COLOR and _COLOR[encoding][1]:
+        if encoding in COLOR_LAYOUTS and COLOR_LAYOUTS[encoding][1]:
             arr = cv2.cvtColor(np.ascontiguousarray(arr),
                                cv2.COLOR_RGBA2BGRA if channels == 4 else cv2.COLOR_RGB2BGR)
     elif encoding == "32FC1":
@@ -309,7 +218,7 @@ def pose_to_matrix(pose: Any) -> np.ndarray:
     if np.linalg.norm(q) < 1e-9:
         raise ValueError("pose orientation is a zero quaternion")
     T = np.eye(4)
-    T[:3, :3] = _quat_to_matrix(q)
+    T[:3, :3] = quat_xyzw_to_mat(q)
     T[:3, 3] = t
     return T
 
@@ -319,7 +228,7 @@ def matrix_to_pose(T: np.ndarray) -> Pose:
     T = np.asarray(T, dtype=np.float64)
     if T.shape != (4, 4):
         raise ValueError(f"pose matrix must be 4x4, got shape {T.shape}")
-    x, y, z, w = (float(v) for v in _matrix_to_quat(T[:3, :3]))
+    x, y, z, w = (float(v) for v in mat_to_quat_xyzw(T[:3, :3]))
     px, py, pz = (float(v) for v in T[:3, 3])
     return Pose(position=Point(x=px, y=py, z=pz), orientation=Quaternion(x=x, y=y, z=z, w=w))
 

@@ -1,4 +1,6 @@
-"""Specification of the episode bag format (arm_perception.bags): one rosbag2 (MCAP) per episode."""
+"""Specification of the episode bag format: one rosbag2 (MCAP) per episode, written by
+arm_perception.bag_writer and read back by arm_perception.bag_reader (the contract itself,
+without rosbags, is tested in test_bag_format.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ from rosbags.rosbag2 import Reader, Writer
 from rosbags.rosbag2.enums import StoragePlugin
 from ruamel.yaml import YAML
 
-from arm_perception import bags
-from arm_perception.bags import (
+from arm_perception import bag_codec, bag_format, bag_reader, bag_writer, bags
+from arm_perception.bag_codec import OFFERED_QOS, TYPESTORE
+from arm_perception.bag_format import (
     ALL_TOPICS,
+    EPISODE_FORMAT_VERSION,
     TOPIC_CAMERA_INFO,
     TOPIC_CAMERA_POSE,
     TOPIC_COLOR,
@@ -24,13 +28,12 @@ from arm_perception.bags import (
     TOPIC_JOINT_STATES,
     TOPIC_REWARD,
     TOPIC_SUCCESS,
+    TOPIC_TYPES,
     BagError,
     BagWarning,
-    EpisodeWriter,
-    iter_episodes,
-    read_episode,
-    write_episode,
 )
+from arm_perception.bag_reader import iter_episodes, read_episode
+from arm_perception.bag_writer import EpisodeWriter, write_episode
 
 H, W, T = 16, 16, 5
 DT = 0.05
@@ -137,7 +140,7 @@ def test_bag_is_standard_rosbag2_mcap_readable_by_independent_mcap_reader(any_ba
         ("transient_local", "reliable", 1)
     ]
     assert qos[TOPIC_COLOR] == []
-    assert meta["custom_data"] == {"arm.episode_format": bags.EPISODE_FORMAT_VERSION}
+    assert meta["custom_data"] == {"arm.episode_format": EPISODE_FORMAT_VERSION}
 
     decoded: dict[str, list] = {t: [] for t in ALL_TOPICS}
     with open(bag / f"{bag.name}.mcap", "rb") as f:
@@ -353,10 +356,20 @@ def test_write_outside_context_is_an_error(tmp_path, frames):
         EpisodeWriter(tmp_path / "ep").write(*frames[0])
 
 
-def test_topics_are_one_source_of_truth():
-    assert bags.TOPIC_TYPES[TOPIC_COLOR] == "sensor_msgs/msg/Image"
-    assert set(bags.OFFERED_QOS) <= set(ALL_TOPICS)
-    assert len(ALL_TOPICS) == 9
+def test_offered_qos_is_the_contract_s_latched_spec():
+    assert set(OFFERED_QOS) == set(bag_format.OFFERED_QOS_SPECS) <= set(ALL_TOPICS)
+    latched = OFFERED_QOS[TOPIC_CAMERA_POSE]
+    assert latched is not None and latched == bag_codec.LATCHED_QOS
+    assert (latched.depth, latched.reliability.name, latched.durability.name) == (
+        1, "RELIABLE", "TRANSIENT_LOCAL")
+
+
+def test_bags_facade_re_exports_the_public_api_of_the_four_modules():
+    modules = (bag_format, bag_codec, bag_writer, bag_reader)
+    for name in bags.__all__:
+        value = getattr(bags, name)
+        homes = [m for m in modules if getattr(m, name, None) is value]
+        assert homes, f"bags.{name} is not the object of one of the bag modules"
 
 
 def test_bag_messages_are_the_live_systems_types(tmp_path, bag):
@@ -395,14 +408,14 @@ def test_type_hashes_match_the_installed_ros_interfaces():
 
     share = Path(sys.prefix) / "share"
     checked = 0
-    for msgtype in set(bags.TOPIC_TYPES.values()):
+    for msgtype in set(TOPIC_TYPES.values()):
         pkg, sub, name = msgtype.split("/")
         desc = share / pkg / sub / f"{name}.json"
         if not desc.exists():
             continue
         type_hashes = json.loads(desc.read_text())["type_hashes"]
         hashes = {h["type_name"]: h["hash_string"] for h in type_hashes}
-        assert hashes[msgtype] == bags.TYPESTORE.hash_rihs01(msgtype), msgtype
+        assert hashes[msgtype] == TYPESTORE.hash_rihs01(msgtype), msgtype
         checked += 1
     # the pinned ROS wheels ship these descriptions; none found means the check itself broke
     assert checked, f"no ROS 2 interface descriptions under {share}"

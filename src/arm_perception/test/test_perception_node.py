@@ -20,17 +20,16 @@ rclpy = pytest.importorskip("rclpy")
 from geometry_msgs.msg import PoseStamped  # noqa: E402
 from rclpy.context import Context  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from arm_perception.camera import depth_to_points, intrinsics_from_fovy  # noqa: E402
-from arm_perception.perception_node import (  # noqa: E402
-    LATCHED_QOS,
+from arm_control.graph import LATCHED, SENSOR  # noqa: E402
+from arm_control.topics import (  # noqa: E402
     TOPIC_PERCEPTION_CAMERA_INFO,
     TOPIC_PERCEPTION_POINTS,
     TOPIC_PERCEPTION_RGB,
 )
+from arm_perception.camera import depth_to_points, intrinsics_from_fovy  # noqa: E402
 from arm_perception.ros_conversions import (  # noqa: E402
     camera_info_to_intrinsics,
     image_to_numpy,
@@ -114,15 +113,15 @@ class Harness:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         n = self.node
-        self.color_pub = n.create_publisher(Image, TOPICS["color_topic"], qos_profile_sensor_data)
-        self.depth_pub = n.create_publisher(Image, TOPICS["depth_topic"], qos_profile_sensor_data)
-        self.info_pub = n.create_publisher(CameraInfo, TOPICS["camera_info_topic"], qos_profile_sensor_data)
-        self.pose_pub = n.create_publisher(PoseStamped, TOPICS["camera_pose_topic"], LATCHED_QOS)
+        self.color_pub = n.create_publisher(Image, TOPICS["color_topic"], SENSOR)
+        self.depth_pub = n.create_publisher(Image, TOPICS["depth_topic"], SENSOR)
+        self.info_pub = n.create_publisher(CameraInfo, TOPICS["camera_info_topic"], SENSOR)
+        self.pose_pub = n.create_publisher(PoseStamped, TOPICS["camera_pose_topic"], LATCHED)
         self.received = {key: {} for key in ("rgb", "points", "info")}
         for key, topic, mtype in (("rgb", OUT[TOPIC_PERCEPTION_RGB], Image),
                                   ("points", OUT[TOPIC_PERCEPTION_POINTS], PointCloud2),
                                   ("info", OUT[TOPIC_PERCEPTION_CAMERA_INFO], CameraInfo)):
-            n.create_subscription(mtype, topic, self._store(key), qos_profile_sensor_data)
+            n.create_subscription(mtype, topic, self._store(key), SENSOR)
         self.stamp_ns = 1_700_000_000 * 10**9  # unique per frame, counts up
 
     def _store(self, key):

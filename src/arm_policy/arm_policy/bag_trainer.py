@@ -36,8 +36,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .agents import AGENTS, Agent
-from .config import ARMConfig, agent_config
+from .agents import AGENTS, Agent, agent_config
+from .config import ARMConfig
 from .demo_dataset import AUGMENTATION_EVERY, DEFAULT_EPISODE_LENGTH, Transition, load_demos
 from .episode_dataset import list_bags
 from .learner import Learner, LearnerSettings, TrainingFailed, captured_warnings

@@ -25,7 +25,6 @@ Evaluation uses the trainer's 25 fixed scenes, disjoint from the demos and train
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import os
@@ -33,16 +32,16 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from .run_log import read_json, read_metrics
-from .config import agent_config
-from .train_inprocess import LAST_EVALUATIONS, METHODS, TrainSettings
+from .agents import AGENTS, agent_class, agent_config
+from .settings import BenchmarkSettings, TrainSettings
+from .train_inprocess import LAST_EVALUATIONS
 
 __all__ = ["BenchmarkSettings", "Cell", "run_benchmark", "write_report", "RESULT_COLUMNS"]
 
@@ -56,41 +55,6 @@ _FROM_SUMMARY = {"untrained_success": "untrained_success", "final_success": "eva
                  "attention_on_keyframe": "eval_attention_on_keyframe",
                  "pose_error_cm": "eval_pose_error_cm", "keyframes_matched": "eval_keyframes_matched",
                  "unexecutable": "eval_unexecutable"}
-
-
-@dataclass
-class BenchmarkSettings:
-    """What ``arm benchmark`` takes; saved as OUT/benchmark.json."""
-
-    tasks: list[str] = field(default_factory=lambda: ["pick_up_cup", "take_lid_off_saucepan"])
-    methods: list[str] = field(default_factory=lambda: ["arm", "sac", "bc"])
-    demos: int = 100
-    minutes: float = 30.0  # per cell, training (demo recording is shared and not counted)
-    seeds: int = 1  # seeds 0 .. seeds-1
-    jobs: int = 1
-    out: str = "runs/benchmark"
-    preset: str = "cpu"
-    eval_every: int = 100
-    eval_episodes: int = 25
-    checkpoint_every: int = 500
-    #: ARMConfig overrides for every cell (tests: small images)
-    agent_overrides: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        from arm_sim.tasks import TASK_NAMES
-
-        unknown = [t for t in self.tasks if t not in TASK_NAMES]
-        if unknown:
-            raise ValueError(f"unknown task(s) {', '.join(unknown)}; valid: {', '.join(TASK_NAMES)}")
-        bad = [m for m in self.methods if m not in METHODS]
-        if bad:
-            raise ValueError(f"unknown method(s) {', '.join(bad)}; valid: {', '.join(METHODS)}")
-        from .config import PRESETS
-
-        if self.preset not in PRESETS:
-            raise ValueError(f"unknown preset {self.preset!r}; presets: {', '.join(PRESETS)}")
-        if self.seeds < 1 or self.jobs < 1 or self.demos < 1 or self.minutes <= 0:
-            raise ValueError("seeds, jobs and demos must be >= 1 and minutes > 0")
 
 
 @dataclass(frozen=True)
@@ -221,6 +185,10 @@ def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = prin
 # --------------------------------------------------------------------------- report
 
 
+def _label(method: str) -> str:
+    return agent_class(method).label if method in AGENTS else method
+
+
 def _rows(out: Path) -> list[dict]:
     rows = []
     for summary_path in sorted((out / "cells").glob("*/*/seed_*/summary.json")):
@@ -263,7 +231,7 @@ def _fmt(values) -> str:
 def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> list[dict]:
     """results.csv, results.md and curves.png from the finished cells under ``out``."""
     from .checkpoints import atomic_write_bytes
-    from .plots import CURVE_COLORS, _write_png, learning_curve_image  # noqa: F401
+    from .plots import _write_png, learning_curve_image
 
     out = Path(out)
     rows = _rows(out)
@@ -286,7 +254,7 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
           "evaluation scenes never seen in training. Each entry: final success, mean over seeds "
           f"(untrained agent on the same scenes; mean of the last {LAST_EVALUATIONS} evaluations; "
           "seeds finished). A final value within 0.1 of its untrained one is marked *floor*.", "",
-          "| task | " + " | ".join(METHODS.get(m, m) for m in methods) + " |",
+          "| task | " + " | ".join(_label(m) for m in methods) + " |",
           "|---|" + "---|" * len(methods)]
     for task in tasks:
         entries = []
@@ -333,7 +301,7 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
             runs = _curves(out, task, m)
             if runs:
                 xs, mean, lo, hi = _mean_and_spread(runs)
-                label = f"{METHODS.get(m, m)} ({len(runs)} seed{'s' if len(runs) > 1 else ''})"
+                label = f"{_label(m)} ({len(runs)} seed{'s' if len(runs) > 1 else ''})"
                 curves[label] = [{"env_steps": x, "eval_success": y} for x, y in zip(xs, mean)]
                 if len(runs) > 1:
                     bands[label] = (xs, lo, hi)

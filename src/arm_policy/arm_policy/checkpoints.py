@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from arm_perception.bags import fsync_dir
+from arm_perception.bag_writer import fsync_dir
 
 __all__ = [
     "CheckpointError",

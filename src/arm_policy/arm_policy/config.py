@@ -306,19 +306,3 @@ def preset(name: str, **overrides: Any) -> ARMConfig:
         raise KeyError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
     return dataclasses.replace(PRESETS[name], **overrides)
 
-
-def agent_config(preset_name: str, overrides: dict[str, Any] | None = None, agent: str = "arm") -> ARMConfig:
-    """The config a run trains: the preset, the overrides, and the agent's form of it (SAC: no
-    Q-attention). ValueError names an unknown preset, an unknown field or a bad value."""
-    overrides = dict(overrides or {})
-    known = sorted(f.name for f in dataclasses.fields(ARMConfig))
-    unknown = sorted(set(overrides) - set(known))
-    if unknown:
-        raise ValueError(f"agent_overrides: unknown ARMConfig field(s) {unknown}; the fields are {known}")
-    try:
-        cfg = preset(preset_name, **overrides)
-    except KeyError as err:
-        raise ValueError(str(err).strip('"')) from None
-    except (TypeError, ValueError) as err:  # a value of the wrong type or out of range
-        raise ValueError(f"agent_overrides {overrides}: {err}") from None
-    return without_attention(cfg) if agent == "sac" else cfg

@@ -50,7 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
-from arm_perception.bags import Episode, iter_episodes
+from arm_perception.bag_format import Episode
+from arm_perception.bag_reader import iter_episodes
 from arm_perception.camera import depth_to_points, world_to_pixel
 
 from .keyframes import STOP_BUFFER, STOPPED_VELOCITY, discover_keyframes, next_keyframe_indices

@@ -38,7 +38,8 @@ Low-dim vectors come from the decision JSON's ``low_dim`` when it has one (exact
 stamp); otherwise the k-th low_dim message goes with the k-th decision (both are published
 together, reliably, once per decision), which needs equal counts.
 
-No ROS import: messages are decoded with rosbags and :data:`arm_perception.bags.TYPESTORE`.
+No ROS import: messages are decoded with rosbags and :data:`arm_perception.bag_codec.TYPESTORE`;
+the topic names come from :mod:`arm_control.topics`.
 """
 from __future__ import annotations
 
@@ -51,19 +52,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rosbags.rosbag2 import Reader
 
-from arm_perception.bags import (
-    PARTIAL_SUFFIX,
-    TYPESTORE,
+from arm_control.topics import (
+    TOPIC_DECISION,
+    TOPIC_EPISODE_STEP,
+    TOPIC_OBSERVATION_LOW_DIM,
+    TOPIC_OBSERVATION_POINTS,
+    TOPIC_OBSERVATION_RGB,
+)
+from arm_perception.bag_codec import (TYPESTORE, decode_message, decode_rgb, header, image_msg,
+                                      stamp_ns)
+from arm_perception.bag_format import (
+    FLOAT32_MULTI_ARRAY,
+    IMAGE,
+    POINT_CLOUD2,
+    STRING,
+    WORLD_FRAME_ID,
     BagError,
     BagWarning,
-    RawEpisodeWriter,
-    _decode_rgb,
-    _deserialize,
-    _describe_files,
-    is_bag_dir,
 )
+from arm_perception.bag_reader import bag_errors, find_bags, read_topics
+from arm_perception.bag_writer import RawEpisodeWriter
 
 from .demo_dataset import LOW_DIM_SIZE, Transition
 
@@ -84,17 +93,6 @@ __all__ = [
     "step_message",
     "write_agent_episode",
 ]
-
-TOPIC_DECISION = "/arm/policy/decision"
-TOPIC_OBSERVATION_RGB = "/arm/policy/observation/rgb"
-TOPIC_OBSERVATION_POINTS = "/arm/policy/observation/points"
-TOPIC_OBSERVATION_LOW_DIM = "/arm/policy/observation/low_dim"
-TOPIC_EPISODE_STEP = "/arm/episode/step"
-
-STRING = "std_msgs/msg/String"
-IMAGE = "sensor_msgs/msg/Image"
-POINT_CLOUD2 = "sensor_msgs/msg/PointCloud2"
-FLOAT32_MULTI_ARRAY = "std_msgs/msg/Float32MultiArray"
 
 #: topic -> ROS 2 message type of everything an agent episode needs (the recorder must record
 #: these topics for the training node).
@@ -198,24 +196,7 @@ def list_bags(root: str | os.PathLike[str], skip_names: Sequence[str] = ("eval",
     anything under a directory named in ``skip_names`` (evaluation episodes are not training
     data), nor anything inside a bag.
     """
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    if is_bag_dir(root):
-        return [root]
-    found: list[Path] = []
-    for dirpath, dirnames, _ in os.walk(root):
-        here = Path(dirpath)
-        keep = []
-        for name in sorted(dirnames):
-            if name.endswith(PARTIAL_SUFFIX) or name in skip_names:
-                continue
-            if is_bag_dir(here / name):
-                found.append(here / name)
-            else:
-                keep.append(name)
-        dirnames[:] = keep
-    return sorted(found)
+    return find_bags(root, skip_names)
 
 
 # --------------------------------------------------------------------------- decoding
@@ -251,10 +232,6 @@ def _points(msg: Any, path: Path) -> np.ndarray:
     return np.stack([rec["x"], rec["y"], rec["z"]], axis=-1).astype(np.float32)
 
 
-def _stamp_ns(header: Any) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
-
-
 # --------------------------------------------------------------------------- one bag
 
 
@@ -266,44 +243,15 @@ def read_agent_episode(path: str | os.PathLike[str]) -> list[Transition]:
     sizes that differ. A bag with no complete decision gives [].
     """
     path = Path(path)
-    try:
+    with bag_errors(path):
         return _read_agent_episode(path)
-    except BagError:
-        raise
-    except Exception as err:  # noqa: BLE001 - rosbags/zstd raise many kinds on damaged input
-        raise BagError(f"cannot read bag {_describe_files(path)}: {type(err).__name__}: {err}",
-                       path) from err
 
 
 def _read_agent_episode(path: Path) -> list[Transition]:
-    if not path.is_dir() or not (path / "metadata.yaml").is_file():
-        raise BagError(f"bag {path} is not a rosbag2 directory with a metadata.yaml", path)
-    raw: dict[str, list[tuple[int, bytes]]] = {t: [] for t in AGENT_TOPIC_TYPES}
-    with Reader(path) as reader:
-        wanted = []
-        for conn in reader.connections:
-            if conn.topic not in raw:
-                continue
-            if conn.msgtype != AGENT_TOPIC_TYPES[conn.topic]:
-                raise BagError(f"bag {path}: topic {conn.topic} has type {conn.msgtype}, "
-                               f"expected {AGENT_TOPIC_TYPES[conn.topic]}", path, conn.topic)
-            wanted.append(conn)
-        present = {c.topic for c in wanted}
-        missing = [t for t in _REQUIRED if t not in present]
-        if missing:
-            raise BagError(f"bag {path} is not an agent episode: no topic(s) {missing}", path,
-                           missing[0])
-        for conn, log_ns, data in reader.messages(connections=wanted):
-            raw[conn.topic].append((log_ns, bytes(data)))
-    for msgs in raw.values():
-        msgs.sort(key=lambda m: m[0])  # by receive time; stable for equal times
+    raw = read_topics(path, AGENT_TOPIC_TYPES, _REQUIRED, kind="an agent episode")
 
     def decode(topic: str, data: bytes) -> Any:
-        try:
-            return _deserialize(data, AGENT_TOPIC_TYPES[topic])
-        except Exception as err:  # noqa: BLE001 - corrupt payload
-            raise BagError(f"bag {path}: cannot decode a message on {topic}: {err}", path,
-                           topic) from err
+        return decode_message(data, AGENT_TOPIC_TYPES[topic], path, topic)
 
     def parsed(topic: str, parse) -> list[dict]:
         out = []
@@ -319,11 +267,11 @@ def _read_agent_episode(path: Path) -> list[Transition]:
     rgb_by_stamp: dict[int, np.ndarray] = {}
     for _, data in raw[TOPIC_OBSERVATION_RGB]:
         msg = decode(TOPIC_OBSERVATION_RGB, data)
-        rgb_by_stamp[_stamp_ns(msg.header)] = _decode_rgb(msg, path)
+        rgb_by_stamp[stamp_ns(msg.header)] = decode_rgb(msg, path, TOPIC_OBSERVATION_RGB)
     points_by_stamp: dict[int, np.ndarray] = {}
     for _, data in raw[TOPIC_OBSERVATION_POINTS]:
         msg = decode(TOPIC_OBSERVATION_POINTS, data)
-        points_by_stamp[_stamp_ns(msg.header)] = _points(msg, path)
+        points_by_stamp[stamp_ns(msg.header)] = _points(msg, path)
 
     # Low-dim by order unless every decision carries its own (see the module doc).
     if any(d["low_dim"] is None for d in decisions):
@@ -387,8 +335,8 @@ def iter_agent_episodes(root: str | os.PathLike[str], skip_names: Sequence[str] 
                         ) -> Iterator[tuple[Path, list[Transition]]]:
     """``(bag, transitions)`` for every closed bag under ``root`` (:func:`list_bags`).
 
-    An unreadable bag is skipped with a :class:`~arm_perception.bags.BagWarning` naming it and
-    the problem: one truncated bag never stops training.
+    An unreadable bag is skipped with a :class:`~arm_perception.bag_format.BagWarning` naming it
+    and the problem: one truncated bag never stops training.
     """
     for bag in list_bags(root, skip_names):
         try:
@@ -412,27 +360,12 @@ def load_agent_episodes(root: str | os.PathLike[str], skip_names: Sequence[str] 
 # --------------------------------------------------------------------------- writing
 
 
-def _time(ns: int) -> Any:
-    return _T["builtin_interfaces/msg/Time"](sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
-
-
-def _header(ns: int, frame_id: str) -> Any:
-    return _T["std_msgs/msg/Header"](stamp=_time(ns), frame_id=frame_id)
-
-
-def _image(ns: int, rgb: np.ndarray) -> Any:
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    h, w = rgb.shape[:2]
-    return _T[IMAGE](header=_header(ns, "front_camera_optical_frame"), height=h, width=w,
-                     encoding="rgb8", is_bigendian=0, step=w * 3, data=rgb.reshape(-1))
-
-
 def _cloud(ns: int, points: np.ndarray) -> Any:
     pts = np.ascontiguousarray(points, dtype="<f4")
     h, w = pts.shape[:2]
     fields = [_T["sensor_msgs/msg/PointField"](name=n, offset=4 * i, datatype=7, count=1)
               for i, n in enumerate("xyz")]
-    return _T[POINT_CLOUD2](header=_header(ns, "world"), height=h, width=w, fields=fields,
+    return _T[POINT_CLOUD2](header=header(ns, WORLD_FRAME_ID), height=h, width=w, fields=fields,
                             is_bigendian=False, point_step=12, row_step=12 * w,
                             data=pts.reshape(-1).view(np.uint8), is_dense=False)
 
@@ -465,7 +398,8 @@ def write_agent_episode(path: str | os.PathLike[str], decisions: Sequence[dict],
                 low_dim=d["low_dim"] if low_dim_in_decision else None,
                 observation_stamp_ns=ns)
             messages = [
-                (TOPIC_OBSERVATION_RGB, _image(ns, d["rgb"])),
+                (TOPIC_OBSERVATION_RGB,
+                 image_msg(ns, np.ascontiguousarray(d["rgb"], dtype=np.uint8), "rgb8")),
                 (TOPIC_OBSERVATION_POINTS, _cloud(ns, d["point_cloud"])),
                 (TOPIC_OBSERVATION_LOW_DIM, _low_dim(d["low_dim"])),
                 (TOPIC_DECISION, _T[STRING](data=json.dumps(decision))),

@@ -127,7 +127,7 @@ class Learner:
             raise ValueError(f"the demos are {shape[0]}x{shape[1]} but the agent expects "
                              f"{size}x{size}: record demos at that size (arm demos --image-size "
                              f"{size}) or set image_size in the agent overrides")
-        replay = PrioritizedReplay.from_config(agent.cfg, seed=seed)
+        replay = PrioritizedReplay.from_config(agent.cfg, seed=seed, fields=agent.replay_fields())
         replay.extend(demos, demo=True)
         learner = cls(agent, replay, run_dir, settings, log_dir, extra_state, loaded)
         if loaded is not None:

@@ -51,38 +51,28 @@ from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.task import Future
 from sensor_msgs.msg import Image, JointState, PointCloud2
 from std_msgs.msg import Bool, Float32MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 
+from arm_control import graph, panda
 from arm_control.node_main import run_node
-from arm_perception.bags import FINGER_JOINT_NAMES, TOPIC_EE_POSE, TOPIC_GRIPPER_OPEN, TOPIC_JOINT_STATES
+from arm_control.topics import (SERVICE_POLICY_ACT, SERVICE_POLICY_RESET, TOPIC_ATTENTION,
+                                TOPIC_DECISION, TOPIC_EE_POSE, TOPIC_GRIPPER_GOAL,
+                                TOPIC_GRIPPER_OPEN, TOPIC_JOINT_STATES, TOPIC_NEXT_BEST_POSE,
+                                TOPIC_OBSERVATION_LOW_DIM, TOPIC_OBSERVATION_POINTS,
+                                TOPIC_OBSERVATION_RGB, TOPIC_PERCEPTION_POINTS,
+                                TOPIC_PERCEPTION_RGB)
 from arm_perception.ros_conversions import (image_to_numpy, numpy_to_image, pointcloud2_to_numpy,
                                             points_to_pointcloud2, stamp_to_nanoseconds)
 
 from .agents import Agent, from_checkpoint
 from .checkpoints import CheckpointError, list_checkpoints, load_checkpoint, load_latest_valid
 from .demo_dataset import DEFAULT_EPISODE_LENGTH, agent_observation
-from .episode_dataset import (TOPIC_DECISION, TOPIC_OBSERVATION_LOW_DIM, TOPIC_OBSERVATION_POINTS,
-                              TOPIC_OBSERVATION_RGB, decision_message)
+from .episode_dataset import decision_message
 from .plots import heatmap_image
 
-TOPIC_RGB = "/arm/perception/rgb"
-TOPIC_POINTS = "/arm/perception/points"
-TOPIC_NEXT_BEST_POSE = "/arm/next_best_pose"
-TOPIC_GRIPPER_GOAL = "/arm/gripper_goal"
-TOPIC_ATTENTION = "/arm/attention"
-SERVICE_ACT = "/arm/policy/act"
-SERVICE_RESET = "/arm/policy/reset"
-
-#: inputs: reliable (our perception and control nodes publish reliably), a few deep.
-INPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-#: goals are commands (as the control node subscribes them): reliable, 1000 deep.
-COMMAND_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-#: the decision record (recorded into the episode bags): reliable, 100 deep.
-RECORD_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 #: rgb + points messages kept while waiting for their partner.
 PAIR_BUFFER = 8
 EXPLORE_MODES = ("request", "always", "never")
@@ -119,7 +109,7 @@ class PolicyNode(Node):
                                      "episode, for the time feature (as in training).")
         self._timeout = float(param("observation_timeout", 2.0, "Seconds act waits for an rgb + "
                                     "points pair stamped after the request."))
-        self._finger_names = list(param("finger_joint_names", list(FINGER_JOINT_NAMES),
+        self._finger_names = list(param("finger_joint_names", list(panda.FINGER_JOINTS),
                                         "Finger joints in /joint_states (low-dim state)."))
         device = param("device", "", "torch device; '' = cuda if available, else cpu.")
         self._world_frame = param("world_frame", "world", "frame_id of the published pose.")
@@ -169,23 +159,22 @@ class PolicyNode(Node):
         # subscriptions and timers (default group) keep running while it waits; a second
         # request queues behind the first.
         self._wake = self.create_guard_condition(lambda: None)
-        self.create_subscription(Image, TOPIC_RGB, self._on_rgb, INPUT_QOS)
-        self.create_subscription(PointCloud2, TOPIC_POINTS, self._on_points, INPUT_QOS)
-        self.create_subscription(PoseStamped, TOPIC_EE_POSE, self._on_ee_pose, INPUT_QOS)
-        self.create_subscription(Bool, TOPIC_GRIPPER_OPEN, self._on_gripper_open, INPUT_QOS)
-        self.create_subscription(JointState, TOPIC_JOINT_STATES, self._on_joint_states, INPUT_QOS)
-        self._pose_pub = self.create_publisher(PoseStamped, TOPIC_NEXT_BEST_POSE, COMMAND_QOS)
-        self._gripper_pub = self.create_publisher(JointState, TOPIC_GRIPPER_GOAL, COMMAND_QOS)
-        self._attention_pub = self.create_publisher(Image, TOPIC_ATTENTION, INPUT_QOS)
-        self._decision_pub = self.create_publisher(String, TOPIC_DECISION, RECORD_QOS)
-        self._obs_rgb_pub = self.create_publisher(Image, TOPIC_OBSERVATION_RGB, RECORD_QOS)
-        self._obs_points_pub = self.create_publisher(PointCloud2, TOPIC_OBSERVATION_POINTS,
-                                                     RECORD_QOS)
+        self.create_subscription(Image, TOPIC_PERCEPTION_RGB, self._on_rgb, graph.STREAM)
+        self.create_subscription(PointCloud2, TOPIC_PERCEPTION_POINTS, self._on_points, graph.STREAM)
+        self.create_subscription(PoseStamped, TOPIC_EE_POSE, self._on_ee_pose, graph.STREAM)
+        self.create_subscription(Bool, TOPIC_GRIPPER_OPEN, self._on_gripper_open, graph.STREAM)
+        self.create_subscription(JointState, TOPIC_JOINT_STATES, self._on_joint_states, graph.STREAM)
+        self._pose_pub = self.create_publisher(PoseStamped, TOPIC_NEXT_BEST_POSE, graph.COMMANDS)
+        self._gripper_pub = self.create_publisher(JointState, TOPIC_GRIPPER_GOAL, graph.COMMANDS)
+        self._attention_pub = self.create_publisher(Image, TOPIC_ATTENTION, graph.STREAM)
+        self._decision_pub = self.create_publisher(String, TOPIC_DECISION, graph.RECORD)
+        self._obs_rgb_pub = self.create_publisher(Image, TOPIC_OBSERVATION_RGB, graph.RECORD)
+        self._obs_points_pub = self.create_publisher(PointCloud2, TOPIC_OBSERVATION_POINTS, graph.RECORD)
         self._obs_low_dim_pub = self.create_publisher(Float32MultiArray, TOPIC_OBSERVATION_LOW_DIM,
-                                                      RECORD_QOS)
-        self.create_service(SetBool, SERVICE_ACT, self._on_act,
+                                                      graph.RECORD)
+        self.create_service(SetBool, SERVICE_POLICY_ACT, self._on_act,
                             callback_group=MutuallyExclusiveCallbackGroup())
-        self.create_service(Trigger, SERVICE_RESET, self._on_reset)
+        self.create_service(Trigger, SERVICE_POLICY_RESET, self._on_reset)
         self.create_timer(reload_period, self._reload)
         self._reload()
         self.get_logger().info(
@@ -341,7 +330,7 @@ class PolicyNode(Node):
             have = sorted(self._frames)
             raise DecisionError(
                 f"no rgb + points pair stamped after the request within {self._timeout} s on "
-                f"{TOPIC_RGB} and {TOPIC_POINTS}"
+                f"{TOPIC_PERCEPTION_RGB} and {TOPIC_PERCEPTION_POINTS}"
                 + (f" (newest complete pair is {(request_ns - have[-1]) / 1e9:.3f} s old)"
                    if have and None not in self._frames[have[-1]] else ""))
         obs_stamp, rgb_msg, points_msg = pair
@@ -366,15 +355,15 @@ class PolicyNode(Node):
         try:
             rgb = image_to_numpy(rgb_msg, kind="color")
         except ValueError as err:
-            raise DecisionError(f"bad image on {TOPIC_RGB}: {err}") from None
+            raise DecisionError(f"bad image on {TOPIC_PERCEPTION_RGB}: {err}") from None
         try:
             points = pointcloud2_to_numpy(points_msg)
         except ValueError as err:
-            raise DecisionError(f"bad point cloud on {TOPIC_POINTS}: {err}") from None
+            raise DecisionError(f"bad point cloud on {TOPIC_PERCEPTION_POINTS}: {err}") from None
         if points.shape != rgb.shape:
-            raise DecisionError(f"{TOPIC_POINTS} is {points.shape[1]}x{points.shape[0]} but "
-                                f"{TOPIC_RGB} is {rgb.shape[1]}x{rgb.shape[0]} (need an organised "
-                                "cloud of the image's size)")
+            raise DecisionError(f"{TOPIC_PERCEPTION_POINTS} is {points.shape[1]}x{points.shape[0]} "
+                                f"but {TOPIC_PERCEPTION_RGB} is {rgb.shape[1]}x{rgb.shape[0]} "
+                                "(need an organised cloud of the image's size)")
         size = self.agent.cfg.image_size
         if rgb.shape[:2] != (size, size):
             raise DecisionError(f"images are {rgb.shape[1]}x{rgb.shape[0]} but checkpoint "

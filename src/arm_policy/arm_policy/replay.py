@@ -8,18 +8,27 @@ from the demos and the rest from the agent's transitions, each part prioritised 
 kind, and P(i) is that mixture's probability, so the importance weights stay exact. A ``success``
 flag marks the agent's transitions from episodes that ended in success (``mark_success`` once the
 episode is over): ``ARMConfig.imitate_successes`` imitates them like demos, while they are still
-sampled as agent transitions. Storage is compact numpy: RGB uint8, point clouds float16 (NaN
-kept: no depth), the rest float32/int64; memory is allocated on the first ``add``.
+sampled as agent transitions.
+
+What a transition holds is the agent's to say (``Agent.replay_fields()``: name -> (shape, dtype));
+ARM's stores RGB as uint8 and point clouds as float16 (NaN kept: no depth). Without a declaration
+the first transition (a dict) sets the fields, shapes and dtypes (floats as float32). The replay
+adds its own ``demo`` and ``success`` flags. Memory is allocated on the first ``add``.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 from .config import ARMConfig
 
-__all__ = ["PrioritizedReplay", "SumTree"]
+__all__ = ["Fields", "PrioritizedReplay", "SumTree"]
+
+#: what an agent stores per transition: field name -> (shape, numpy dtype)
+Fields = Mapping[str, tuple[tuple[int, ...], Any]]
+#: the replay's own flags, beside the agent's fields
+_FLAGS = ("demo", "success")
 
 
 class SumTree:
@@ -60,14 +69,11 @@ class SumTree:
 
 
 class PrioritizedReplay:
-    """Ring buffer of ARM transitions with proportional prioritised sampling."""
-
-    FIELDS = ("rgb", "point_cloud", "low_dim", "pixel", "action", "reward", "terminal", "timeout",
-              "next_rgb", "next_point_cloud", "next_low_dim", "next_pixel", "demo", "success")
+    """Ring buffer of transitions with proportional prioritised sampling."""
 
     def __init__(self, capacity: int, alpha: float = 0.7, beta: float = 0.5,
                  beta_final: float = 1.0, beta_steps: int = 40_000, eps: float = 1e-6,
-                 seed: int | None = None, demo_fraction: float = 0.0):
+                 seed: int | None = None, demo_fraction: float = 0.0, fields: Fields | None = None):
         if capacity < 1:
             raise ValueError("capacity must be >= 1")
         if not 0 <= demo_fraction < 1:
@@ -83,11 +89,15 @@ class PrioritizedReplay:
         self._next = 0
         self._size = 0
         self._store: dict[str, np.ndarray] | None = None
+        self.fields = dict(fields) if fields is not None else None
+        if self.fields is not None and set(self.fields) & set(_FLAGS):
+            raise ValueError(f"{sorted(set(self.fields) & set(_FLAGS))}: the replay's own flags")
 
     @classmethod
-    def from_config(cls, cfg: ARMConfig, seed: int | None = None) -> "PrioritizedReplay":
+    def from_config(cls, cfg: ARMConfig, seed: int | None = None,
+                    fields: Fields | None = None) -> "PrioritizedReplay":
         return cls(cfg.replay_capacity, cfg.replay_alpha, cfg.replay_beta, cfg.replay_beta_final,
-                   cfg.replay_beta_steps, cfg.priority_eps, seed, cfg.replay_demo_fraction)
+                   cfg.replay_beta_steps, cfg.priority_eps, seed, cfg.replay_demo_fraction, fields)
 
     def __len__(self) -> int:
         return self._size
@@ -98,41 +108,40 @@ class PrioritizedReplay:
         return self.beta0 + frac * (self.beta_final - self.beta0)
 
     def _allocate(self, t: dict[str, Any]) -> None:
-        h, w = np.shape(t["rgb"])[:2]
+        if self.fields is None:  # undeclared: as the first transition has them
+            self.fields = {}
+            for k, v in t.items():
+                if k not in _FLAGS:
+                    v = np.asarray(v)
+                    self.fields[k] = (v.shape, np.float32 if v.dtype.kind == "f" else v.dtype)
         n = self.capacity
-        ld = np.shape(t["low_dim"])[0]
-        self._store = {
-            "rgb": np.empty((n, h, w, 3), np.uint8),
-            "point_cloud": np.empty((n, h, w, 3), np.float16),
-            "low_dim": np.empty((n, ld), np.float32),
-            "pixel": np.empty((n, 2), np.int64),
-            "action": np.empty((n, 8), np.float32),
-            "reward": np.empty((n,), np.float32),
-            "terminal": np.empty((n,), np.bool_),
-            "timeout": np.empty((n,), np.bool_),
-            "next_rgb": np.empty((n, h, w, 3), np.uint8),
-            "next_point_cloud": np.empty((n, h, w, 3), np.float16),
-            "next_low_dim": np.empty((n, ld), np.float32),
-            "next_pixel": np.empty((n, 2), np.int64),
-            "demo": np.empty((n,), np.bool_),
-            "success": np.empty((n,), np.bool_),
-        }
+        self._store = {k: np.empty((n, *shape), dtype) for k, (shape, dtype) in self.fields.items()}
+        self._store.update({flag: np.zeros((n,), np.bool_) for flag in _FLAGS})
 
     def add(self, transition: Any, demo: bool | None = None, priority: float | None = None,
             success: bool = False) -> int:
-        """Store a ``demo_dataset.Transition`` (or any object / dict with its fields) -> its slot.
+        """Store a transition (a dict, or an object such as ``demo_dataset.Transition`` with the
+        declared fields as attributes) -> its slot.
 
         ``demo`` defaults to True for a Transition-like object without a ``demo`` field;
         ``success``: it belongs to an agent episode that succeeded (see ``mark_success``).
         New items get the maximum priority so far unless ``priority`` is given.
         """
-        t = transition if isinstance(transition, dict) else {
-            k: getattr(transition, k) for k in self.FIELDS if hasattr(transition, k)}
-        t = dict(t)
-        t.setdefault("timeout", False)
-        if "next_pixel" not in t:
-            raise KeyError("a transition needs next_pixel: the pixel of the decision taken at its "
-                           "next observation (where the critic's next crop is cut)")
+        if isinstance(transition, dict):
+            t = dict(transition)
+        elif self.fields is None:
+            raise TypeError(f"a {type(transition).__name__} can only go into a replay whose fields "
+                            "are declared (fields=agent.replay_fields()); undeclared, pass a dict")
+        else:
+            t = {k: getattr(transition, k) for k in self.fields if hasattr(transition, k)}
+        if "timeout" in (self.fields or {"timeout": None}):
+            t.setdefault("timeout", False)
+        missing = sorted(set(self.fields or {}) - set(t))
+        if missing:
+            raise KeyError(f"the transition lacks the declared field(s) {missing}"
+                           + (" (next_pixel: the pixel of the decision taken at its next "
+                              "observation, where the critic's next crop is cut)"
+                              if "next_pixel" in missing else ""))
         t["demo"] = bool(t.get("demo", True) if demo is None else demo)
         t["success"] = bool(success)
         if self._store is None:

@@ -20,175 +20,22 @@ from __future__ import annotations
 import csv
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from .agents import Agent, NumericalError, from_checkpoint
-from .config import agent_config
-from .demo_dataset import agent_observation, load_demos
+from .agents import NumericalError, agent_class, agent_config, from_checkpoint
+from .demo_dataset import load_demos
 from .learner import Learner, LearnerSettings, TrainingFailed
 from .plots import attention_snapshot, plot_learning_curve
-from .rewards import step_reward
+from .rollout import SimRollout, evaluate, run_episode, train_seed
 from .run_log import RunLogger, write_config, write_summary
+from .settings import TrainSettings
 
-EVAL_SEED_BASE = 1_000_000  # evaluation scenes never overlap the demo or training seeds
-KEYFRAME_TOLERANCE_M = 0.03  # a pose this close to the expert's next keyframe (same gripper) matches it
 PROGRESS_SECONDS = 30.0  # between progress lines while training (evaluations always print one)
-#: method -> how it is named on plots
-METHODS = {"arm": "ARM", "sac": "SAC (no Q-attention)", "bc": "BC (demos only)"}
 LAST_EVALUATIONS = 3  # summary.json's eval_success_last_mean: the mean of the last ones
-
-
-@dataclass
-class TrainSettings:
-    """What `arm train --inprocess` takes; saved in config.json next to the agent's config."""
-
-    task: str = "reach_target"
-    preset: str = "cpu"
-    method: str = "arm"  # arm, sac (no Q-attention) or bc (behaviour cloning on the demos)
-    demos: int = 100  # the paper gives every method 100
-    minutes: float = 30.0
-    out: str = "runs/train"
-    seed: int = 0
-    episode_length: int = 10  # agent steps (next-best poses) before an episode is cut
-    updates_per_step: int = 4  # gradient updates per environment step
-    eval_every: int = 100  # environment steps between evaluations
-    eval_episodes: int = 25
-    checkpoint_every: int = 500  # updates
-    keep_checkpoints: int = 5
-    agent_overrides: dict = field(default_factory=dict)  # ARMConfig fields changed from the preset
-    demo_dir: str = ""  # where the demo bags are (recorded there if missing); default OUT/demos
-    device: str = "auto"  # cpu, cuda or auto (CUDA when present); the simulator stays on the CPU
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
-        if self.demos < 1:
-            raise ValueError(f"demos must be at least 1, got {self.demos}")
-
-
-def sim_observation(obs, step: int, episode_length: int) -> dict:
-    """What the agent sees of an arm_sim Observation (the policy node builds the same dict)."""
-    return agent_observation(obs.front_rgb, obs.front_point_cloud, obs.gripper_open, obs.gripper_pose,
-                             obs.gripper_joint_positions, step, episode_length)
-
-
-@dataclass
-class EpisodeResult:
-    """How one episode went, and at its first decision how far each part of the agent was from
-    the scripted expert's first keyframe (the next-best pose a demo of this scene would take)."""
-
-    success: bool
-    outcome: str  # "success", "out of steps" or the unexecutable pose's outcome ("ik_failed", ...)
-    attention_error_px: float  # attended pixel -> expert keyframe's pixel (Q-attention's error)
-    pose_error_m: float  # chosen xyz -> expert keyframe's xyz (the next-best-pose agent's error)
-    #: how far along the expert's path it went: the expert's keyframes matched one after the other
-    #: from the first by executed poses (within KEYFRAME_TOLERANCE_M, same gripper state; a pose
-    #: that misses the next keyframe does not end the count, the next pose may still match it)
-    keyframes_matched: int = 0
-    keyframes: int = 1
-
-
-def _expert_keyframe(task, obs, waypoints=None) -> tuple[np.ndarray, np.ndarray]:
-    """(xyz, pixel) of the scripted expert's first waypoint in the scene just reset
-    (``waypoints``: the expert's, if the caller has them already)."""
-    from .demo_dataset import target_pixel
-
-    waypoints = task.task.expert(task.sim) if waypoints is None else waypoints
-    xyz = np.asarray(waypoints[0].pose[:3], dtype=np.float64)
-    return xyz, target_pixel(xyz, obs.camera_intrinsics, obs.camera_extrinsics, obs.front_rgb.shape)
-
-
-def run_episode(task, agent: Agent, seed: int, explore: bool, episode_length: int,
-                on_transition: Callable[[dict], None] | None = None,
-                snapshot: Callable | None = None) -> EpisodeResult:
-    """One episode: reset, then next-best poses until success, an unexecutable pose or
-    episode_length poses (rewards: :func:`arm_policy.rewards.step_reward`).
-
-    ``on_transition`` receives each transition once the next decision is known: its
-    ``next_pixel`` is the pixel the agent chose at the next observation (the critic's next crop);
-    after a time-limit cut, the Q-attention's choice at the last observation (bootstrapped).
-    """
-    from arm_sim.environment import InvalidActionError
-
-    _, obs = task.reset(seed=seed)
-    waypoints = task.task.expert(task.sim)
-    expert_xyz, expert_pixel = _expert_keyframe(task, obs, waypoints)
-    matched = 0
-    attention_error = pose_error = float("nan")
-    outcome, reward, pending = "out of steps", 0.0, None
-    for step in range(episode_length):
-        o = sim_observation(obs, step, episode_length)
-        pixel, action, q_map = agent.act(o, explore=explore)
-        if pending is not None:
-            on_transition({**pending, "next_pixel": pixel})
-            pending = None
-        if step == 0:
-            attention_error = float(np.linalg.norm(pixel - expert_pixel))
-            pose_error = float(np.linalg.norm(action[:3] - expert_xyz))
-            if snapshot is not None:
-                snapshot(o["rgb"], q_map, pixel)
-        try:
-            next_obs, _, success = task.step(np.r_[action[:7], float(action[7] > 0.5)])
-            result = "reached"
-            if matched < len(waypoints) and _matches(action, waypoints[matched]):
-                matched += 1
-        except InvalidActionError as e:
-            next_obs, success, result = obs, False, e.outcome
-            outcome = e.outcome
-        reward, terminal, timeout = step_reward(result, success, step, episode_length)
-        if on_transition is not None:
-            n = sim_observation(next_obs, step + 1, episode_length)
-            pending = {"rgb": o["rgb"], "point_cloud": o["point_cloud"], "low_dim": o["low_dim"],
-                       "pixel": pixel, "action": action, "reward": reward, "terminal": terminal,
-                       "timeout": timeout, "next_rgb": n["rgb"], "next_point_cloud": n["point_cloud"],
-                       "next_low_dim": n["low_dim"]}
-        obs = next_obs
-        if terminal:
-            break
-    if pending is not None:
-        # after a cut the target bootstraps at the decision the agent would take next; after a
-        # real end it is not read (the pixel of the last decision stands in)
-        next_pixel = agent.act(n, explore=False)[0] if pending["timeout"] else pending["pixel"]
-        on_transition({**pending, "next_pixel": next_pixel})
-    success = reward > 0
-    return EpisodeResult(success, "success" if success else outcome, attention_error, pose_error,
-                         matched, len(waypoints))
-
-
-def _matches(action: np.ndarray, waypoint) -> bool:
-    return bool(np.linalg.norm(action[:3] - waypoint.pose[:3]) < KEYFRAME_TOLERANCE_M
-                and (action[7] > 0.5) == (waypoint.gripper > 0.5))
-
-
-def summarise(results: list[EpisodeResult]) -> dict[str, float]:
-    """Success rate and why the rest failed: ``attention_on_keyframe`` (first attended pixel within
-    2 px of the expert's keyframe), median first-decision errors, the fraction of episodes ended by
-    an unexecutable pose, and ``keyframes_matched``: the mean share of the expert's keyframes the
-    executed poses matched in order (where a multi-step task stalls)."""
-    attention = np.array([r.attention_error_px for r in results])
-    return {"eval_success": float(np.mean([r.success for r in results])),
-            "eval_attention_on_keyframe": float(np.mean(attention <= 2.0)),
-            "eval_attention_error_px": float(np.median(attention)),
-            "eval_pose_error_cm": float(np.median([100 * r.pose_error_m for r in results])),
-            "eval_unexecutable": float(np.mean([r.outcome not in ("success", "out of steps")
-                                                for r in results])),
-            "eval_keyframes_matched": float(np.mean([r.keyframes_matched / r.keyframes for r in results]))}
-
-
-def evaluate(task, agent, episodes: int, episode_length: int, snapshot=None,
-             on_episode: Callable[[int, EpisodeResult], None] | None = None) -> dict[str, float]:
-    """:func:`summarise` of ``episodes`` evaluation scenes (fixed seeds), without exploration."""
-    results = []
-    for i in range(episodes):
-        results.append(run_episode(task, agent, EVAL_SEED_BASE + i, False, episode_length,
-                                   snapshot=snapshot if i == 0 else None))
-        if on_episode is not None:
-            on_episode(i, results[-1])
-    return summarise(results)
 
 
 def _keep_metrics_until(run: Path, env_steps: int) -> None:
@@ -277,8 +124,11 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
     attends = agent.attends
     (run / "attention").mkdir(exist_ok=True)
 
-    def snapshot(rgb, q_map, pixel):
-        attention_snapshot(rgb, q_map, pixel, cfg.crop_size, run / "attention" / f"env_step_{env_steps:07d}.png")
+    env = SimRollout(task, agent, settings.episode_length)
+
+    def snapshot(decision):
+        attention_snapshot(decision.obs["rgb"], decision.q_map, decision.pixel, cfg.crop_size,
+                           run / "attention" / f"env_step_{env_steps:07d}.png")
 
     def learn(transition):
         nonlocal env_steps
@@ -291,8 +141,8 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
     def do_eval():
         nonlocal eval_seconds
         began = time.monotonic()
-        result = evaluate(task, agent, settings.eval_episodes, settings.episode_length,
-                          snapshot if attends else None)
+        result = evaluate(env, settings.eval_episodes, settings.episode_length,
+                          on_first_decision=snapshot if attends else None)
         success = result["eval_success"]
         curve.append({"env_steps": env_steps, **result})
         metrics = learner.last_metrics
@@ -308,7 +158,7 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
             f"{result['eval_unexecutable']:.2f}, expert keyframes matched "
             f"{result['eval_keyframes_matched']:.2f})  "
             + "  ".join(f"{k} {v:.3g}" for k, v in metrics.items() if np.isscalar(v)))
-        name = METHODS[settings.method]
+        name = agent_class(settings.method).label
         # beside success: how often Q-attention alone was right (the first decision's pixel) and
         # how far through the expert's keyframes the poses got (where a multi-step task stalls)
         def beside(key):
@@ -335,8 +185,8 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
                 do_eval()
                 next_eval = env_steps + settings.eval_every
             began = time.monotonic()
-            success = run_episode(task, agent, settings.seed + 10_000 + episodes, explore,
-                                  settings.episode_length, learn).success
+            success = run_episode(env, train_seed(settings.seed, episodes), explore,
+                                  settings.episode_length, on_transition=learn).success
             learner.end_episode(success)
             recent = (recent + [success])[-20:]
             episode_seconds = time.monotonic() - began
@@ -406,7 +256,8 @@ def evaluate_checkpoints(run_dir, episodes: int = 25, every_checkpoint: bool = F
                 f"{r.keyframes_matched}/{r.keyframes} expert keyframes matched")
 
         result = {"checkpoint": str(path), "updates": agent.updates,
-                  **evaluate(task, agent, episodes, episode_length, on_episode=report)}
+                  **evaluate(SimRollout(task, agent, episode_length), episodes, episode_length,
+                             on_episode=report, warn=log)}
         results.append(result)
     if task is not None:
         task.close()

@@ -49,6 +49,7 @@ from arm_control.node_main import run_node
 from arm_perception.bags import BagError
 
 from .bag_trainer import BagTrainer, BagTrainerSettings
+from .settings_cli import parse_items
 from .demo_dataset import AUGMENTATION_EVERY, DEFAULT_EPISODE_LENGTH
 from .episode_dataset import list_bags, read_agent_episode
 
@@ -56,21 +57,6 @@ TOPIC_TRAINING_STATUS = "/arm/training/status"
 #: latched: a late subscriber (arm topic echo, the runner) gets the newest status at once.
 STATUS_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-def parse_overrides(items) -> dict:
-    """``["image_size=32", "unet_filters=[8, 8]"]`` -> ``{"image_size": 32, "unet_filters": [8, 8]}``
-    (values are JSON; anything that is not stays a string). ValueError names a bad item."""
-    out = {}
-    for item in items:
-        name, sep, text = str(item).partition("=")
-        if not sep or not name.strip():
-            raise ValueError(f"parameter agent_overrides: {item!r} is not FIELD=VALUE")
-        try:
-            out[name.strip()] = json.loads(text)
-        except json.JSONDecodeError:
-            out[name.strip()] = text.strip()
-    return out
 
 
 class TrainingNode(Node):
@@ -123,7 +109,7 @@ class TrainingNode(Node):
         if not run_dir:
             raise ValueError("parameter run_dir must name the run folder, e.g. "
                              "-p run_dir:=runs/sim_train")
-        overrides = parse_overrides(override_items)
+        overrides = parse_items(override_items, "parameter agent_overrides")
         if not isinstance(min_demos, int) or min_demos < 1:
             raise ValueError(f"parameter min_demos must be an integer >= 1, got {min_demos!r}")
         for name, value in (("poll_period", self._poll_period), ("status_period", status_period),

@@ -372,7 +372,7 @@ def test_q_attention_learns_to_attend_to_the_target():
     rng = np.random.default_rng(5)
     cfg = TINY.replace(attention_lr=3e-3)
     agent = ARMAgent(cfg, BOUNDS, "cpu")
-    replay = PrioritizedReplay.from_config(cfg, seed=0)
+    replay = PrioritizedReplay.from_config(cfg, seed=0, fields=agent.replay_fields())
     data = batch_of(rng, 200)
     for i in range(200):
         replay.add({k: v[i] for k, v in data.items()})

@@ -9,14 +9,12 @@ import pytest
 import torch
 
 from arm_policy.agents import AGENTS, Agent, agent_class, from_checkpoint
-from arm_policy.config import without_attention
 
 from test_paper_fidelity import BOUNDS, TINY_PAPER, batch
 
 
 def build(name: str) -> Agent:
-    cfg = without_attention(TINY_PAPER) if name == "sac" else TINY_PAPER
-    return agent_class(name)(cfg, BOUNDS, device="cpu", seed=0)
+    return agent_class(name)(agent_class(name).configure(TINY_PAPER), BOUNDS, device="cpu", seed=0)
 
 
 @pytest.mark.parametrize("name", sorted(AGENTS))
@@ -48,3 +46,41 @@ def test_an_unknown_agent_name_is_refused_with_the_known_ones():
     state["agent"] = "dqn"
     with pytest.raises(KeyError, match="unknown agent 'dqn'; known: arm, sac, bc"):
         from_checkpoint(state)
+
+
+def test_a_new_agent_needs_only_its_class_and_a_registry_line(tmp_path, monkeypatch):
+    """What a newcomer writes: a subclass and one AGENTS entry. The in-process trainer, the
+    learner, the checkpoints, the evaluation and the plots then take it by name."""
+    import json
+
+    from arm_policy.agents import BCAgent
+    from arm_policy.train_inprocess import TrainSettings, train
+
+    class FrozenAttentionBC(BCAgent):  # BC that never moves its Q-attention
+        name, label = "frozen_bc", "BC, attention frozen"
+
+        def _step(self, part, loss, optimiser, params):
+            if part != "q_attention":
+                super()._step(part, loss, optimiser, params)
+
+    monkeypatch.setitem(AGENTS, "frozen_bc", FrozenAttentionBC)
+    run = tmp_path / "run"
+    summary = train(TrainSettings(task="reach_target", method="frozen_bc", demos=2, minutes=0.2,
+                                  out=str(run), eval_every=5, eval_episodes=1, updates_per_step=1,
+                                  agent_overrides={"image_size": 32, "batch_size": 8}),
+                    log=lambda line: None)
+    assert summary["method"] == "frozen_bc" and summary["updates"] >= 1
+    from arm_policy.checkpoints import load_latest_valid
+
+    state = load_latest_valid(run).state
+    agent = from_checkpoint(state)
+    assert type(agent) is FrozenAttentionBC and agent.updates == summary["updates"]
+    from arm_policy.demo_dataset import load_demos
+
+    untrained = FrozenAttentionBC.from_demos(agent.cfg, load_demos(run / "demos", "reach_target"),
+                                             device="cpu", seed=0)  # the run's initial weights
+    for key, value in untrained.attention.state_dict().items():  # attention frozen...
+        assert torch.equal(value, agent.attention.state_dict()[key])
+    assert any(not torch.equal(value, agent.actor.state_dict()[key])  # ... the actor trained
+               for key, value in untrained.actor.state_dict().items())
+    assert json.loads((run / "config.json").read_text())["config"]["train"]["method"] == "frozen_bc"

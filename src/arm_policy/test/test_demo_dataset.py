@@ -8,7 +8,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from arm_perception.bags import BagWarning, Episode, read_episode, write_episode
+from arm_perception.bag_format import BagWarning, Episode
+from arm_perception.bag_reader import read_episode
+from arm_perception.bag_writer import write_episode
 from arm_perception.camera import intrinsics_from_fovy, world_to_pixel
 from arm_policy.demo_dataset import (
     LOW_DIM_SIZE,

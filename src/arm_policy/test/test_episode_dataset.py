@@ -7,7 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from arm_perception.bags import BagError, BagWarning, write_episode
+from arm_perception.bag_format import BagError, BagWarning
+from arm_perception.bag_writer import write_episode
 from arm_policy.demo_dataset import LOW_DIM_SIZE
 from arm_policy.episode_dataset import (AGENT_TOPIC_TYPES, decision_message,
                                         iter_agent_episodes, list_bags, load_agent_episodes,

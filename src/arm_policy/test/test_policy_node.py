@@ -21,11 +21,12 @@ rclpy = pytest.importorskip("rclpy")
 from geometry_msgs.msg import PoseStamped  # noqa: E402
 from rclpy.context import Context  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image, JointState, PointCloud2  # noqa: E402
 from std_msgs.msg import Bool, Float32MultiArray, String  # noqa: E402
 from std_srvs.srv import SetBool, Trigger  # noqa: E402
 
+from arm_control import topics  # noqa: E402
+from arm_control.graph import RECORD, STATE  # noqa: E402
 from arm_perception.ros_conversions import (image_to_numpy, numpy_to_image,  # noqa: E402
                                             points_to_pointcloud2, stamp_to_nanoseconds)
 from arm_policy.agents import ARMAgent  # noqa: E402
@@ -42,7 +43,6 @@ SIZE = 32
 BOUNDS = np.array([[0.2, -0.3, 0.8], [0.6, 0.3, 1.2]], np.float32)
 EE_POSE = np.array([0.4, 0.0, 1.1, 1.0, 0.0, 0.0, 0.0])
 FINGERS = np.array([0.04, 0.04])
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
 def tiny_agent(seed: int) -> ARMAgent:
@@ -71,24 +71,23 @@ class Harness:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         n = self.node
-        self.rgb_pub = n.create_publisher(Image, "/arm/perception/rgb", RELIABLE)
-        self.points_pub = n.create_publisher(PointCloud2, "/arm/perception/points", RELIABLE)
-        self.ee_pub = n.create_publisher(PoseStamped, "/arm/ee_pose", RELIABLE)
-        self.gripper_open_pub = n.create_publisher(Bool, "/arm/gripper_open", RELIABLE)
-        self.joints_pub = n.create_publisher(JointState, "/joint_states", RELIABLE)
+        self.rgb_pub = n.create_publisher(Image, topics.TOPIC_PERCEPTION_RGB, STATE)
+        self.points_pub = n.create_publisher(PointCloud2, topics.TOPIC_PERCEPTION_POINTS, STATE)
+        self.ee_pub = n.create_publisher(PoseStamped, topics.TOPIC_EE_POSE, STATE)
+        self.gripper_open_pub = n.create_publisher(Bool, topics.TOPIC_GRIPPER_OPEN, STATE)
+        self.joints_pub = n.create_publisher(JointState, topics.TOPIC_JOINT_STATES, STATE)
         self.got = {}
-        for key, mtype, topic in (("pose", PoseStamped, "/arm/next_best_pose"),
-                                  ("gripper", JointState, "/arm/gripper_goal"),
-                                  ("attention", Image, "/arm/attention"),
-                                  ("decision", String, "/arm/policy/decision"),
-                                  ("obs_rgb", Image, "/arm/policy/observation/rgb"),
-                                  ("obs_points", PointCloud2, "/arm/policy/observation/points"),
-                                  ("obs_low_dim", Float32MultiArray, "/arm/policy/observation/low_dim")):
+        for key, mtype, topic in (("pose", PoseStamped, topics.TOPIC_NEXT_BEST_POSE),
+                                  ("gripper", JointState, topics.TOPIC_GRIPPER_GOAL),
+                                  ("attention", Image, topics.TOPIC_ATTENTION),
+                                  ("decision", String, TOPIC_DECISION),
+                                  ("obs_rgb", Image, TOPIC_OBSERVATION_RGB),
+                                  ("obs_points", PointCloud2, TOPIC_OBSERVATION_POINTS),
+                                  ("obs_low_dim", Float32MultiArray, TOPIC_OBSERVATION_LOW_DIM)):
             self.got[key] = []
-            n.create_subscription(mtype, topic, self.got[key].append,
-                                  QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
-        self.act_client = n.create_client(SetBool, "/arm/policy/act")
-        self.reset_client = n.create_client(Trigger, "/arm/policy/reset")
+            n.create_subscription(mtype, topic, self.got[key].append, RECORD)
+        self.act_client = n.create_client(SetBool, topics.SERVICE_POLICY_ACT)
+        self.reset_client = n.create_client(Trigger, topics.SERVICE_POLICY_RESET)
         self.published_stamps: list[int] = []
 
     def spin_until(self, predicate, timeout: float, proc=None):
@@ -300,7 +299,7 @@ def record_like_the_recorder(path, got):
     into a bag, with a step message per decision (the last one terminal and successful)."""
     from rclpy.serialization import serialize_message
 
-    from arm_perception.bags import RawEpisodeWriter
+    from arm_perception.bag_writer import RawEpisodeWriter
 
     keys = {"obs_rgb": TOPIC_OBSERVATION_RGB, "obs_points": TOPIC_OBSERVATION_POINTS,
             "obs_low_dim": TOPIC_OBSERVATION_LOW_DIM, "decision": TOPIC_DECISION}

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from arm_policy.config import PRESETS
+from arm_policy.agents.arm import arm_replay_fields
 from arm_policy.replay import PrioritizedReplay, SumTree
 
 H = 8
+FIELDS = arm_replay_fields(H, 11)  # what ARM declares for its transitions
 
 
 def _transition(i: int) -> dict:
@@ -23,7 +25,7 @@ def _transition(i: int) -> dict:
 
 
 def _filled(n: int, alpha: float = 1.0, **kw) -> PrioritizedReplay:
-    r = PrioritizedReplay(capacity=n, alpha=alpha, seed=0, **kw)
+    r = PrioritizedReplay(capacity=n, alpha=alpha, seed=0, fields=FIELDS, **kw)
     for i in range(n):
         r.add(_transition(i))
     return r
@@ -52,7 +54,7 @@ def test_storage_and_batch_fields():
 
 
 def test_next_pixel_is_required_and_timeout_is_optional():
-    r = PrioritizedReplay(capacity=4, seed=0)
+    r = PrioritizedReplay(capacity=4, seed=0, fields=FIELDS)
     missing = _transition(0)
     del missing["next_pixel"]
     with pytest.raises(KeyError, match="next_pixel"):
@@ -186,3 +188,19 @@ def test_a_successful_episode_is_flagged_after_the_fact_and_stays_an_agent_trans
     assert episode[0] in reused
     batch, idx, _ = r.sample(64)
     assert not batch["success"][idx == episode[0]].any()  # a reused slot starts unflagged
+
+
+def test_an_agent_declares_what_its_transitions_hold():
+    """Another agent (a pixel-free, closed-loop one) stores only its own fields, plus the
+    replay's demo and success flags; a field it did not declare is not kept."""
+    fields = {"image": ((4, 4, 3), np.uint8), "action": ((5,), np.float32), "reward": ((), np.float32)}
+    r = PrioritizedReplay(capacity=4, seed=0, fields=fields)
+    r.add({"image": np.ones((4, 4, 3), np.uint8), "action": np.arange(5.0), "reward": 0.5,
+           "pixel": np.array([1, 2])}, demo=False)
+    batch, _, _ = r.sample(2)
+    assert set(batch) == {"image", "action", "reward", "demo", "success"}
+    assert batch["image"].dtype == np.uint8 and batch["action"].shape == (2, 5)
+    with pytest.raises(KeyError, match="action"):
+        r.add({"image": np.ones((4, 4, 3), np.uint8), "reward": 1.0})
+    with pytest.raises(ValueError, match="own flags"):
+        PrioritizedReplay(capacity=4, fields={"demo": ((), np.bool_)})

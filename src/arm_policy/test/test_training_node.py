@@ -29,7 +29,8 @@ from arm_policy.bag_trainer import BagTrainer, BagTrainerSettings, TrainingFaile
 from arm_policy.checkpoints import list_checkpoints, load_checkpoint  # noqa: E402
 from arm_policy.episode_dataset import read_agent_episode, write_agent_episode  # noqa: E402
 from arm_policy.run_log import read_metrics  # noqa: E402
-from arm_policy.training_node import STATUS_QOS, TOPIC_TRAINING_STATUS, parse_overrides  # noqa: E402
+from arm_policy.settings_cli import parse_items as parse_overrides  # noqa: E402
+from arm_policy.training_node import STATUS_QOS, TOPIC_TRAINING_STATUS  # noqa: E402
 
 DOMAIN = 81
 SIZE = 32

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from arm_perception.bags import EpisodeWriter
+from arm_perception.bag_writer import EpisodeWriter
 
 from .environment import Environment
 

@@ -22,23 +22,31 @@ import rclpy
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
-from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float32, Float64MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from arm_control import panda
+from arm_control.graph import LATCHED, SENSOR, STATE
 from arm_control.node_main import run_node
-from arm_perception import bags
+from arm_control.topics import (
+    SERVICE_SIM_RESET,
+    TOPIC_CAMERA_INFO,
+    TOPIC_CAMERA_POSE,
+    TOPIC_COLOR,
+    TOPIC_DEPTH,
+    TOPIC_GRIPPER_COMMAND,
+    TOPIC_JOINT_STATES,
+    TOPIC_JOINT_TRAJECTORY,
+    TOPIC_REWARD,
+    TOPIC_SUCCESS,
+)
+from arm_perception.bag_format import CAMERA_FRAME_ID, WORLD_FRAME_ID
 from arm_perception.ros_conversions import intrinsics_to_camera_info, matrix_to_pose, numpy_to_image
 
 from .environment import Environment
 from .sim import CONTROL_HZ
-
-LATCHED = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
-                     durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
-RELIABLE = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
 
 
 def _duration_seconds(d) -> float:
@@ -105,8 +113,8 @@ class SimNode(Node):
         self.declare_parameter("real_time", True, d("true: simulate in real time; false: as fast as possible"))
         self.declare_parameter("joint_names", list(panda.ARM_JOINTS), d("arm joint names, as the real robot's"))
         self.declare_parameter("finger_joint_names", list(panda.FINGER_JOINTS), d("finger joint names"))
-        self.declare_parameter("trajectory_topic", "/arm/joint_trajectory", d("JointTrajectoryController topic"))
-        self.declare_parameter("gripper_topic", "/gripper_controller/commands", d("finger position command topic"))
+        self.declare_parameter("trajectory_topic", TOPIC_JOINT_TRAJECTORY, d("JointTrajectoryController topic"))
+        self.declare_parameter("gripper_topic", TOPIC_GRIPPER_COMMAND, d("finger position command topic"))
         p = lambda name: self.get_parameter(name).value  # noqa: E731
 
         size = int(p("image_size"))
@@ -124,16 +132,16 @@ class SimNode(Node):
         self._next_frame = 0.0
         self._warned: set[str] = set()
 
-        self.pub_color = self.create_publisher(Image, bags.TOPIC_COLOR, qos_profile_sensor_data)
-        self.pub_depth = self.create_publisher(Image, bags.TOPIC_DEPTH, qos_profile_sensor_data)
-        self.pub_info = self.create_publisher(CameraInfo, bags.TOPIC_CAMERA_INFO, qos_profile_sensor_data)
-        self.pub_cam_pose = self.create_publisher(PoseStamped, bags.TOPIC_CAMERA_POSE, LATCHED)
-        self.pub_joints = self.create_publisher(JointState, bags.TOPIC_JOINT_STATES, RELIABLE)
-        self.pub_reward = self.create_publisher(Float32, bags.TOPIC_REWARD, RELIABLE)
-        self.pub_success = self.create_publisher(Bool, bags.TOPIC_SUCCESS, RELIABLE)
-        self.create_subscription(JointTrajectory, p("trajectory_topic"), self.on_trajectory, RELIABLE)
-        self.create_subscription(Float64MultiArray, p("gripper_topic"), self.on_gripper, RELIABLE)
-        self.create_service(Trigger, "/arm/sim/reset", self.on_reset)
+        self.pub_color = self.create_publisher(Image, TOPIC_COLOR, SENSOR)
+        self.pub_depth = self.create_publisher(Image, TOPIC_DEPTH, SENSOR)
+        self.pub_info = self.create_publisher(CameraInfo, TOPIC_CAMERA_INFO, SENSOR)
+        self.pub_cam_pose = self.create_publisher(PoseStamped, TOPIC_CAMERA_POSE, LATCHED)
+        self.pub_joints = self.create_publisher(JointState, TOPIC_JOINT_STATES, STATE)
+        self.pub_reward = self.create_publisher(Float32, TOPIC_REWARD, STATE)
+        self.pub_success = self.create_publisher(Bool, TOPIC_SUCCESS, STATE)
+        self.create_subscription(JointTrajectory, p("trajectory_topic"), self.on_trajectory, STATE)
+        self.create_subscription(Float64MultiArray, p("gripper_topic"), self.on_gripper, STATE)
+        self.create_service(Trigger, SERVICE_SIM_RESET, self.on_reset)
 
         self.reset()
         period = 1.0 / CONTROL_HZ if p("real_time") else 0.001  # 1 ms: leaves the executor room for messages
@@ -195,7 +203,7 @@ class SimNode(Node):
             return
         msg = PoseStamped()
         msg.header.stamp = self.get_clock().now().to_msg()
-        msg.header.frame_id = bags.WORLD_FRAME_ID
+        msg.header.frame_id = WORLD_FRAME_ID
         msg.pose = matrix_to_pose(self.sim.camera_extrinsics())
         self.pub_cam_pose.publish(msg)
 
@@ -214,12 +222,12 @@ class SimNode(Node):
         self.pub_success.publish(Bool(data=success))
         if with_camera:
             rgb, depth = sim.render()
-            self.pub_color.publish(numpy_to_image(rgb, "rgb8", stamp, bags.CAMERA_FRAME_ID))
+            self.pub_color.publish(numpy_to_image(rgb, "rgb8", stamp, CAMERA_FRAME_ID))
             if self.depth_encoding == "16UC1":
                 depth = np.round(depth * 1000.0).clip(0, 65535).astype(np.uint16)
-            self.pub_depth.publish(numpy_to_image(depth, self.depth_encoding, stamp, bags.CAMERA_FRAME_ID))
+            self.pub_depth.publish(numpy_to_image(depth, self.depth_encoding, stamp, CAMERA_FRAME_ID))
             h, w = depth.shape
-            self.pub_info.publish(intrinsics_to_camera_info(sim.intrinsics, h, w, stamp, bags.CAMERA_FRAME_ID))
+            self.pub_info.publish(intrinsics_to_camera_info(sim.intrinsics, h, w, stamp, CAMERA_FRAME_ID))
 
     def destroy_node(self):
         if getattr(self, "task", None) is not None:  # None when construction failed

@@ -5,31 +5,73 @@ that agent from it for every trainer, node and evaluation.
     agent = from_checkpoint(torch.load(path), device="cpu")
 
 Adding an agent: a module here with a subclass of :class:`base.Agent`, and one line in
-``AGENTS``.
+``AGENTS``. The registry names its classes as ``"module:Class"`` strings, imported on first use,
+so the names are known (command-line help, settings checks) without importing torch.
 """
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .arm import ARMAgent
-from .base import Agent, NumericalError, resolve_device
-from .bc import BCAgent
-from .sac import SACAgent
+if TYPE_CHECKING:
+    from .base import Agent
 
 __all__ = ["AGENTS", "ARMAgent", "Agent", "BCAgent", "NumericalError", "SACAgent", "agent_class",
-           "from_checkpoint", "resolve_device"]
+           "agent_config", "from_checkpoint", "resolve_device"]
 
-#: registry name -> class
-AGENTS: dict[str, type[Agent]] = {"arm": ARMAgent, "sac": SACAgent, "bc": BCAgent}
+#: registry name -> the agent's class (or "module:Class" under arm_policy.agents, imported on use)
+AGENTS: dict[str, Any] = {
+    "arm": "arm:ARMAgent",
+    "sac": "sac:SACAgent",
+    "bc": "bc:BCAgent",
+}
+
+#: re-exported lazily (PEP 562): importing the package does not import torch
+_LAZY = {"Agent": "base", "NumericalError": "base", "resolve_device": "base", "ARMAgent": "arm",
+         "SACAgent": "sac", "BCAgent": "bc"}
 
 
-def agent_class(name: str) -> type[Agent]:
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def agent_class(name: str):
+    """The registered agent class of ``name``; KeyError listing the known ones."""
     if name not in AGENTS:
         raise KeyError(f"unknown agent {name!r}; known: {', '.join(AGENTS)}")
-    return AGENTS[name]
+    entry = AGENTS[name]
+    if isinstance(entry, str):
+        module, _, cls = entry.partition(":")
+        entry = getattr(importlib.import_module(f".{module}", __name__), cls)
+    return entry
 
 
-def from_checkpoint(state: dict[str, Any], device=None) -> Agent:
+def agent_config(preset_name: str, overrides: dict[str, Any] | None = None, agent: str = "arm"):
+    """The config a run of ``agent`` trains: the preset, the overrides, and the agent's form of
+    it. ValueError names an unknown preset or agent, an unknown field or a bad value."""
+    import dataclasses
+
+    from ..config import ARMConfig, preset
+
+    if agent not in AGENTS:
+        raise ValueError(f"unknown agent {agent!r}; choose from {', '.join(AGENTS)}")
+    overrides = dict(overrides or {})
+    known = sorted(f.name for f in dataclasses.fields(ARMConfig))
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise ValueError(f"agent_overrides: unknown ARMConfig field(s) {unknown}; the fields are {known}")
+    try:
+        cfg = preset(preset_name, **overrides)
+    except KeyError as err:
+        raise ValueError(str(err).strip('"')) from None
+    except (TypeError, ValueError) as err:  # a value of the wrong type or out of range
+        raise ValueError(f"agent_overrides {overrides}: {err}") from None
+    return agent_class(agent).configure(cfg)
+
+
+def from_checkpoint(state: dict[str, Any], device=None) -> "Agent":
     """The agent a checkpoint's state names, restored (checkpoints from before the registry
     say ``method``, or nothing: ARM, or SAC where their config has no Q-attention)."""
     name = state.get("agent", state.get("method"))

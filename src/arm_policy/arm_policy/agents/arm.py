@@ -43,7 +43,7 @@ from ..demo_dataset import action_bounds, relative_xyz_range
 from ..networks import Actor, ConfidenceCritic, QAttention, crop, obs_tensor
 from .base import Agent, NumericalError, resolve_device
 
-__all__ = ["ARMAgent"]
+__all__ = ["ARMAgent", "arm_replay_fields"]
 
 
 _part = torch.profiler.record_function  # a named range in torch.profiler traces, ~free otherwise
@@ -60,6 +60,18 @@ def _frozen_copy(net: nn.Module) -> nn.Module:
     for p in target.parameters():
         p.requires_grad_(False)
     return target
+
+
+def arm_replay_fields(image_size: int, low_dim_size: int) -> dict[str, tuple[tuple[int, ...], Any]]:
+    """What an ARM transition stores: the observation and the next one (RGB uint8, point cloud
+    float16 with NaN where no depth, low-dim state), the attended pixel of each decision, the
+    8-D action, the reward and how the step ended."""
+    image, cloud = ((image_size, image_size, 3), np.uint8), ((image_size, image_size, 3), np.float16)
+    low_dim, pixel, flag = ((low_dim_size,), np.float32), ((2,), np.int64), ((), np.bool_)
+    return {"rgb": image, "point_cloud": cloud, "low_dim": low_dim, "pixel": pixel,
+            "action": ((8,), np.float32), "reward": ((), np.float32), "terminal": flag,
+            "timeout": flag, "next_rgb": image, "next_point_cloud": cloud, "next_low_dim": low_dim,
+            "next_pixel": pixel}
 
 
 class ARMAgent(Agent):
@@ -113,6 +125,9 @@ class ARMAgent(Agent):
         """A new agent whose action bounds and relative reach cover the demo transitions."""
         return cls(config, action_bounds(demos), device, seed,
                    relative_range=relative_xyz_range(demos, config.relative_xyz_range))
+
+    def replay_fields(self) -> dict[str, tuple[tuple[int, ...], Any]]:
+        return arm_replay_fields(self.cfg.image_size, self.cfg.low_dim_size)
 
     @property
     def alpha(self) -> torch.Tensor:
@@ -409,6 +424,7 @@ class ARMAgent(Agent):
         self.updates = int(state.get("updates", 0))
 
     name = "arm"
+    label = "ARM"
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any], device=None) -> "ARMAgent":

@@ -44,6 +44,13 @@ class Agent(abc.ABC):
     updates: int
     #: whether its own episodes go into the replay (BC learns from the demos only)
     learns_online: bool = True
+    #: how plots and reports name it
+    label: str = ""
+
+    @classmethod
+    def configure(cls, config: Any) -> Any:
+        """This agent's form of a preset's config (the SAC baseline drops Q-attention)."""
+        return config
 
     @property
     @abc.abstractmethod
@@ -57,6 +64,10 @@ class Agent(abc.ABC):
     @abc.abstractmethod
     def update(self, batch: dict[str, np.ndarray], weights=None) -> dict[str, Any]:
         """One gradient step on a replay batch -> float metrics + ``priorities`` (np.ndarray (B,))."""
+
+    @abc.abstractmethod
+    def replay_fields(self) -> dict[str, tuple[tuple[int, ...], Any]]:
+        """What one of its transitions holds: field name -> (shape, numpy dtype)."""
 
     @abc.abstractmethod
     def targets(self, t: dict[str, torch.Tensor]):

@@ -21,6 +21,7 @@ class BCAgent(ARMAgent):
     is not trained. It acts like ARM (argmax pixel, mean pose)."""
 
     name = "bc"
+    label = "BC (demos only)"
     learns_online = False
 
     def update(self, batch: dict[str, np.ndarray], weights=None) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..config import ARMConfig
+from ..config import ARMConfig, without_attention
 from .arm import ARMAgent
 
 __all__ = ["CentreCrop", "SACAgent"]
@@ -23,7 +23,12 @@ class CentreCrop(nn.Module):
 
 class SACAgent(ARMAgent):
     name = "sac"
+    label = "SAC (no Q-attention)"
     attends = False
+
+    @classmethod
+    def configure(cls, config: ARMConfig) -> ARMConfig:
+        return without_attention(config)
 
     def _build_attention(self, cfg: ARMConfig) -> nn.Module:
         return CentreCrop()

@@ -1,0 +1,292 @@
+"""One episode loop and one evaluation for every way of running an agent (no ROS here).
+
+    env = SimRollout(task, agent, episode_length=10)              # the in-process simulator
+    result = run_episode(env, seed=train_seed(0, 7), explore=True, episode_length=10)
+    print(summarise([run_episode(env, eval_seed(i), False, 10) for i in range(25)]))
+
+A :class:`Rollout` is the small interface the loop needs: reset a scene by seed (and say where
+the scripted expert's keyframes are in it), ask the policy for a decision, execute it, and hear
+about each step. :class:`SimRollout` is the in-process one (``arm train --inprocess``);
+``arm_bringup.episode_runner.GraphRollout`` is the ROS one (services and topics of the graph).
+Both run :func:`run_episode`, so the seeds, the reward rule (:mod:`arm_policy.rewards`) and the
+diagnosis of an evaluation (:func:`summarise`) are the same on both paths.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .rewards import step_reward
+
+__all__ = ["EVAL_SEED_BASE", "TRAIN_SEED_OFFSET", "KEYFRAME_TOLERANCE_M", "Decision", "Execution",
+           "Scene", "Rollout", "SimRollout", "EpisodeResult", "evaluate", "expert_scene", "run_episode",
+           "sim_observation", "summarise",
+           "eval_seed", "train_seed"]
+
+#: Evaluation scenes: seeds EVAL_SEED_BASE + i, never a demo's or a training episode's.
+EVAL_SEED_BASE = 1_000_000
+#: Training episode i of a run whose demos start at ``seed`` runs on ``seed + 10_000 + i``.
+TRAIN_SEED_OFFSET = 10_000
+KEYFRAME_TOLERANCE_M = 0.03  # a pose this close to the expert's next keyframe (same gripper) matches it
+
+
+def train_seed(seed: int, episode: int) -> int:
+    """Scene seed of training episode ``episode`` (0-based) of a run whose demos start at ``seed``."""
+    return int(seed) + TRAIN_SEED_OFFSET + int(episode)
+
+
+def eval_seed(index: int) -> int:
+    """Scene seed of the ``index``-th episode of every evaluation."""
+    return EVAL_SEED_BASE + int(index)
+
+
+@dataclass
+class Scene:
+    """The scene just reset, as the scripted expert would solve it: its keyframes (each with
+    ``.pose`` (7,) and ``.gripper``), and its first keyframe's position and image pixel."""
+
+    keyframes: Sequence[Any]
+    first_xyz: np.ndarray
+    first_pixel: np.ndarray
+
+
+@dataclass
+class Decision:
+    """One next-best pose: the attended ``pixel`` (row, col) and ``action`` (xyz, quaternion
+    xyzw, gripper). The in-process rollout adds the observation it was taken on and the
+    attention map; the graph's adds the decision's stamp and the checkpoint that took it."""
+
+    pixel: np.ndarray
+    action: np.ndarray
+    obs: dict | None = None
+    q_map: np.ndarray | None = None
+    stamp_ns: int = 0
+    checkpoint_step: int = -1
+
+
+@dataclass
+class Execution:
+    """How executing a decision went: ``outcome`` is ``reached`` or why not (``ik_failed``, ...),
+    ``success`` the task's state after it, ``obs`` the next observation (in-process only)."""
+
+    outcome: str
+    success: bool
+    obs: dict | None = None
+
+
+class Rollout(abc.ABC):
+    """What :func:`run_episode` drives. Methods may raise to abort an episode (the graph's
+    rollout does when a service does not answer); the caller decides what that means."""
+
+    @abc.abstractmethod
+    def reset(self, seed: int, name: str = "") -> Scene:
+        """Reset to the scene of ``seed``; ``name`` labels the episode (the recorder's bag)."""
+
+    @abc.abstractmethod
+    def decide(self, step: int, explore: bool) -> Decision: ...
+
+    @abc.abstractmethod
+    def execute(self, decision: Decision) -> Execution: ...
+
+    def attend(self, obs: dict) -> np.ndarray:
+        """The pixel the policy would attend to at ``obs`` (the bootstrap of a cut episode's
+        last transition); only rollouts that hand out transitions need it."""
+        raise NotImplementedError(f"{type(self).__name__} hands out no transitions")
+
+    def on_step(self, step: int, reward: float, terminal: bool, outcome: str, success: bool,
+                decision: Decision) -> None:
+        """Told after every step (the graph's rollout publishes it for the recorder)."""
+
+    def end(self) -> None:
+        """The episode ended normally."""
+
+    def abort(self, error: BaseException) -> None:
+        """The episode was broken off by ``error``, raised by one of the methods above."""
+
+
+@dataclass
+class EpisodeResult:
+    """How one episode went, and at its first decision how far each part of the agent was from
+    the scripted expert's first keyframe (the next-best pose a demo of this scene would take)."""
+
+    success: bool
+    outcome: str  # "success", "out of steps" or the unexecutable pose's outcome ("ik_failed", ...)
+    attention_error_px: float  # attended pixel -> expert keyframe's pixel (Q-attention's error)
+    pose_error_m: float  # chosen xyz -> expert keyframe's xyz (the next-best-pose agent's error)
+    #: how far along the expert's path it went: the expert's keyframes matched one after the other
+    #: from the first by executed poses (within KEYFRAME_TOLERANCE_M, same gripper state; a pose
+    #: that misses the next keyframe does not end the count, the next pose may still match it)
+    keyframes_matched: int = 0
+    keyframes: int = 1
+    steps: int = 0
+    episode_return: float = 0.0
+    checkpoint_step: int = -1  # of the last decision (graph rollouts)
+    extra: dict = field(default_factory=dict)
+
+
+def _matches(action: np.ndarray, keyframe) -> bool:
+    return bool(np.linalg.norm(action[:3] - keyframe.pose[:3]) < KEYFRAME_TOLERANCE_M
+                and (action[7] > 0.5) == (keyframe.gripper > 0.5))
+
+
+def run_episode(env: Rollout, seed: int, explore: bool, episode_length: int, name: str = "",
+                on_transition: Callable[[dict], None] | None = None,
+                on_first_decision: Callable[[Decision], None] | None = None) -> EpisodeResult:
+    """One episode: reset, then next-best poses until success, an unexecutable pose or
+    ``episode_length`` poses (rewards: :func:`arm_policy.rewards.step_reward`).
+
+    ``on_transition`` receives each transition once the next decision is known: its
+    ``next_pixel`` is the pixel the agent chose at the next observation (the critic's next crop);
+    after a time-limit cut, the attention's choice at the last observation (bootstrapped).
+    """
+    try:
+        return _episode(env, seed, explore, episode_length, name, on_transition, on_first_decision)
+    except BaseException as error:
+        env.abort(error)
+        raise
+
+
+def _episode(env, seed, explore, episode_length, name, on_transition, on_first_decision):
+    scene = env.reset(seed, name)
+    matched, total = 0, 0.0
+    attention_error = pose_error = float("nan")
+    outcome, reward, pending, decision = "out of steps", 0.0, None, None
+    for step in range(episode_length):
+        decision = env.decide(step, explore)
+        if pending is not None:
+            on_transition({**pending, "next_pixel": decision.pixel})
+            pending = None
+        if step == 0:
+            attention_error = float(np.linalg.norm(np.asarray(decision.pixel) - scene.first_pixel))
+            pose_error = float(np.linalg.norm(np.asarray(decision.action[:3]) - scene.first_xyz))
+            if on_first_decision is not None:
+                on_first_decision(decision)
+        done = env.execute(decision)
+        if done.outcome == "reached":
+            if matched < len(scene.keyframes) and _matches(np.asarray(decision.action), scene.keyframes[matched]):
+                matched += 1
+        else:
+            outcome = done.outcome
+        reward, terminal, timeout = step_reward(done.outcome, done.success, step, episode_length)
+        total += reward
+        env.on_step(step, reward, terminal, done.outcome, done.success and reward > 0, decision)
+        if on_transition is not None:
+            o, n = decision.obs, done.obs
+            pending = {"rgb": o["rgb"], "point_cloud": o["point_cloud"], "low_dim": o["low_dim"],
+                       "pixel": decision.pixel, "action": decision.action, "reward": reward,
+                       "terminal": terminal, "timeout": timeout, "next_rgb": n["rgb"],
+                       "next_point_cloud": n["point_cloud"], "next_low_dim": n["low_dim"]}
+        if terminal:
+            break
+    if pending is not None:
+        # after a cut the target bootstraps at the decision the agent would take next; after a
+        # real end it is not read (the pixel of the last decision stands in)
+        next_pixel = env.attend(done.obs) if pending["timeout"] else pending["pixel"]
+        on_transition({**pending, "next_pixel": next_pixel})
+    env.end()
+    success = reward > 0
+    return EpisodeResult(success, "success" if success else outcome, attention_error, pose_error,
+                         matched, len(scene.keyframes), step + 1, total,
+                         decision.checkpoint_step if decision is not None else -1)
+
+
+def evaluate(env: Rollout, episodes: int, episode_length: int,
+             name: Callable[[int], str] = lambda i: "",
+             on_first_decision: Callable[[Decision], None] | None = None,
+             on_episode: Callable[[int, EpisodeResult], None] | None = None,
+             retry_on: tuple[type[BaseException], ...] = (), attempts: int = 1,
+             warn: Callable[[str], None] = print) -> dict[str, float]:
+    """:func:`summarise` of the evaluation scenes ``eval_seed(0 .. episodes-1)``, no exploration
+    (``on_first_decision``: the first episode's first decision, for a snapshot). An episode that
+    raises one of ``retry_on`` is run again, up to ``attempts`` times, then left out (with a line
+    to ``warn``); ``eval_episodes`` says how many count."""
+    results = []
+    for i in range(episodes):
+        for attempt in range(attempts):
+            try:
+                result = run_episode(env, eval_seed(i), False, episode_length, name(i),
+                                     on_first_decision=on_first_decision if i == 0 else None)
+                break
+            except retry_on as err:
+                warn(f"evaluation episode {i} aborted ({err})"
+                     + ("; retrying" if attempt + 1 < attempts else f"; left out after {attempts} tries"))
+        else:
+            continue
+        results.append(result)
+        if on_episode is not None:
+            on_episode(i, result)
+    return {**summarise(results), "eval_episodes": len(results)}
+
+
+def summarise(results: list[EpisodeResult]) -> dict[str, float]:
+    """Success rate and why the rest failed: ``attention_on_keyframe`` (first attended pixel within
+    2 px of the expert's keyframe), median first-decision errors, the fraction of episodes ended by
+    an unexecutable pose, and ``keyframes_matched``: the mean share of the expert's keyframes the
+    executed poses matched in order (where a multi-step task stalls)."""
+    if not results:
+        return {"eval_success": float("nan")}
+    attention = np.array([r.attention_error_px for r in results])
+    return {"eval_success": float(np.mean([r.success for r in results])),
+            "eval_return": float(np.mean([r.episode_return for r in results])),
+            "eval_attention_on_keyframe": float(np.mean(attention <= 2.0)),
+            "eval_attention_error_px": float(np.median(attention)),
+            "eval_pose_error_cm": float(np.median([100 * r.pose_error_m for r in results])),
+            "eval_unexecutable": float(np.mean([r.outcome not in ("success", "out of steps")
+                                                for r in results])),
+            "eval_keyframes_matched": float(np.mean([r.keyframes_matched / r.keyframes for r in results]))}
+
+
+def expert_scene(task, obs) -> Scene:
+    """The :class:`Scene` of an arm_sim task just reset to ``obs`` (the expert's keyframes, the
+    first one's pixel through the observation's camera)."""
+    from .demo_dataset import target_pixel
+
+    keyframes = task.task.expert(task.sim)
+    xyz = np.asarray(keyframes[0].pose[:3], dtype=np.float64)
+    pixel = target_pixel(xyz, obs.camera_intrinsics, obs.camera_extrinsics, obs.front_rgb.shape)
+    return Scene(keyframes, xyz, np.asarray(pixel))
+
+
+def sim_observation(obs, step: int, episode_length: int) -> dict:
+    """What the agent sees of an arm_sim Observation (the policy node builds the same dict)."""
+    from .demo_dataset import agent_observation
+
+    return agent_observation(obs.front_rgb, obs.front_point_cloud, obs.gripper_open, obs.gripper_pose,
+                             obs.gripper_joint_positions, step, episode_length)
+
+
+class SimRollout(Rollout):
+    """The in-process simulator (an arm_sim task) with an agent deciding: what ``arm train
+    --inprocess`` and ``arm evaluate`` run."""
+
+    def __init__(self, task, agent, episode_length: int):
+        self.task, self.agent, self.episode_length = task, agent, episode_length
+        self._obs, self._step = None, 0
+
+    def reset(self, seed: int, name: str = "") -> Scene:
+        _, self._obs = self.task.reset(seed=seed)
+        return expert_scene(self.task, self._obs)
+
+    def decide(self, step: int, explore: bool) -> Decision:
+        o = sim_observation(self._obs, step, self.episode_length)
+        pixel, action, q_map = self.agent.act(o, explore=explore)
+        self._step = step
+        return Decision(pixel, action, obs=o, q_map=q_map)
+
+    def execute(self, decision: Decision) -> Execution:
+        from arm_sim.environment import InvalidActionError
+
+        action = decision.action
+        try:
+            self._obs, _, success = self.task.step(np.r_[action[:7], float(action[7] > 0.5)])
+            outcome = "reached"
+        except InvalidActionError as e:  # the scene stays as it was
+            success, outcome = False, e.outcome
+        return Execution(outcome, bool(success),
+                         sim_observation(self._obs, self._step + 1, self.episode_length))
+
+    def attend(self, obs: dict) -> np.ndarray:
+        return self.agent.act(obs, explore=False)[0]

@@ -1,0 +1,83 @@
+"""What `arm train --inprocess` and `arm benchmark` take: one dataclass each, the one source of
+their command-line options (:mod:`arm_policy.settings_cli`), their checks and the config.json /
+benchmark.json they write. No torch import here, so `arm --help` stays fast.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .agents import AGENTS
+
+__all__ = ["BenchmarkSettings", "TrainSettings"]
+
+
+@dataclass
+class TrainSettings:
+    """What `arm train --inprocess` takes; saved in config.json next to the agent's config."""
+
+    task: str = "reach_target"  # task name (see `arm tasks`)
+    preset: str = "cpu"  # agent preset: cpu or paper
+    method: str = "arm"  # a registered agent (arm_policy.agents): arm, sac (no Q-attention), bc (demos only)
+    demos: int = 100  # expert demonstrations to record (the paper gives every method 100)
+    minutes: float = 30.0  # wall-clock budget, the final evaluation included
+    out: str = "runs/train"  # run folder
+    seed: int = 0  # seed of the first demo and of the agent; training seeds follow
+    episode_length: int = 10  # agent steps (next-best poses) before an episode is cut
+    updates_per_step: int = 4  # gradient updates per environment step
+    eval_every: int = 100  # environment steps between evaluations
+    eval_episodes: int = 25  # episodes per evaluation (fixed scenes, no exploration)
+    checkpoint_every: int = 500  # updates between checkpoints
+    keep_checkpoints: int = 5  # newest checkpoints kept on disk
+    agent_overrides: dict = field(default_factory=dict)  # ARMConfig fields changed from the preset
+    demo_dir: str = ""  # where the demo bags are (recorded there if missing); default OUT/demos
+    device: str = "auto"  # cpu, cuda or auto (CUDA when present); the simulator stays on the CPU
+
+    def __post_init__(self) -> None:
+        from arm_sim.tasks import TASK_NAMES
+
+        from .config import PRESETS
+
+        if self.task not in TASK_NAMES:
+            raise ValueError(f"unknown task {self.task!r}; valid tasks: {', '.join(TASK_NAMES)}")
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; presets: {', '.join(PRESETS)}")
+        if self.method not in AGENTS:
+            raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(AGENTS)}")
+        if self.demos < 1:
+            raise ValueError(f"demos must be at least 1, got {self.demos}")
+
+
+@dataclass
+class BenchmarkSettings:
+    """What ``arm benchmark`` takes; saved as OUT/benchmark.json."""
+
+    tasks: list[str] = field(default_factory=lambda: ["pick_up_cup", "take_lid_off_saucepan"])  # task names, or all
+    methods: list[str] = field(default_factory=lambda: list(AGENTS))  # registered agents (arm_policy.agents)
+    demos: int = 100  # demos per task, shared by its cells
+    minutes: float = 30.0  # training budget per cell (demo recording is shared and not counted)
+    seeds: int = 1  # seeds per (task, method): 0 .. seeds-1
+    jobs: int = 1  # cells side by side, one torch thread each
+    out: str = "runs/benchmark"  # benchmark folder
+    preset: str = "cpu"  # agent preset: cpu or paper
+    eval_every: int = 100  # environment steps between evaluations
+    eval_episodes: int = 25  # episodes per evaluation
+    checkpoint_every: int = 500  # updates between checkpoints
+    agent_overrides: dict = field(default_factory=dict)  # ARMConfig overrides for every cell (FIELD=VALUE)
+
+    def __post_init__(self) -> None:
+        from arm_sim.tasks import TASK_NAMES
+
+        if self.tasks == ["all"]:
+            self.tasks = list(TASK_NAMES)
+        unknown = [t for t in self.tasks if t not in TASK_NAMES]
+        if unknown:
+            raise ValueError(f"unknown task(s) {', '.join(unknown)}; valid: {', '.join(TASK_NAMES)}")
+        bad = [m for m in self.methods if m not in AGENTS]
+        if bad:
+            raise ValueError(f"unknown method(s) {', '.join(bad)}; valid: {', '.join(AGENTS)}")
+        from .config import PRESETS
+
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; presets: {', '.join(PRESETS)}")
+        if self.seeds < 1 or self.jobs < 1 or self.demos < 1 or self.minutes <= 0:
+            raise ValueError("seeds, jobs and demos must be >= 1 and minutes > 0")

@@ -1,0 +1,146 @@
+"""One episode loop, two worlds: the same contract test runs the same checkpoint through the
+in-process rollout (arm_sim in this process) and the ROS graph's (`arm launch sim` and the policy
+node as real processes over DDS, in ROS_DOMAIN_ID 88; every process is stopped afterwards).
+
+The contract: an episode calls reset, then decide -> execute -> on_step per pose, then end; it
+stops at success, at an unexecutable pose or after episode_length poses; the result's diagnosis
+is measured against the scripted expert of the same scene.
+"""
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from arm_policy.rollout import Rollout, SimRollout, eval_seed, expert_scene, run_episode, summarise
+from graph_helpers import stop
+
+DOMAIN = "88"
+TASK, SIZE, LENGTH = "reach_target", 32, 2
+
+
+class Spy(Rollout):
+    """Any rollout, with the calls the loop made to it written down."""
+
+    def __init__(self, inner: Rollout):
+        self.inner, self.calls = inner, []
+
+    def reset(self, seed, name=""):
+        self.calls.append("reset")
+        return self.inner.reset(seed, name)
+
+    def decide(self, step, explore):
+        self.calls.append("decide")
+        return self.inner.decide(step, explore)
+
+    def execute(self, decision):
+        self.calls.append("execute")
+        return self.inner.execute(decision)
+
+    def on_step(self, *args):
+        self.calls.append("step")
+        self.inner.on_step(*args)
+
+    def end(self):
+        self.calls.append("end")
+        self.inner.end()
+
+    def abort(self, error):
+        self.calls.append("abort")
+        self.inner.abort(error)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A run folder holding checkpoint 0 of an untrained ARM agent (seed 0) sized by 2 demos."""
+    from arm_policy.agents import ARMAgent
+    from arm_policy.checkpoints import save_checkpoint
+    from arm_policy.config import preset
+    from arm_policy.demo_dataset import load_demos
+    from arm_sim.demos import record_demos
+
+    run = tmp_path_factory.mktemp("rollouts")
+    record_demos(TASK, 2, 0, run / "demos", SIZE)
+    agent = ARMAgent.from_demos(preset("cpu", image_size=SIZE, batch_size=8),
+                                load_demos(run / "demos", TASK), device="cpu", seed=0)
+    save_checkpoint(run, 0, agent.state_dict())
+    return run
+
+
+@pytest.fixture(scope="module")
+def sim_rollout(run_dir):
+    from arm_policy.agents import from_checkpoint
+    from arm_policy.checkpoints import load_latest_valid
+    from arm_sim.environment import Environment
+
+    task = Environment(image_size=(SIZE, SIZE)).get_task(TASK)
+    yield SimRollout(task, from_checkpoint(load_latest_valid(run_dir).state, "cpu"), LENGTH)
+    task.close()
+
+
+@pytest.fixture(scope="module")
+def graph_rollout(run_dir):
+    env = {**os.environ, "ROS_DOMAIN_ID": DOMAIN, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+           "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    env.pop("ROS_LOCALHOST_ONLY", None)
+    with open(run_dir / "graph.log", "w") as out:
+        procs = [subprocess.Popen([shutil.which("arm"), "launch", "sim", f"task:={TASK}",
+                                   f"image_size:={SIZE}", "real_time:=false"],
+                                  stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True),
+                 subprocess.Popen([sys.executable, "-m", "arm_policy.policy_node", "--ros-args",
+                                   "-p", f"run_dir:={run_dir}", "-p", "device:=cpu",
+                                   "-p", f"episode_length:={LENGTH}"],
+                                  stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)]
+    import rclpy
+
+    from arm_bringup.graph_rollout import GraphRollout
+
+    old = os.environ.get("ROS_DOMAIN_ID")
+    os.environ["ROS_DOMAIN_ID"] = DOMAIN
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("rollout_test", context=context)
+    try:
+        rollout = GraphRollout(node, TASK, SIZE, action_timeout=60.0, result_timeout=60.0)
+        rollout.wait_for_graph()
+        yield rollout
+        rollout.close()
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+        for p in procs:
+            stop(p)
+        if old is None:
+            os.environ.pop("ROS_DOMAIN_ID", None)
+        else:
+            os.environ["ROS_DOMAIN_ID"] = old
+
+
+@pytest.mark.parametrize("world", ["sim_rollout", "graph_rollout"])
+def test_an_episode_follows_the_same_contract_in_process_and_over_the_graph(world, request):
+    from arm_sim.environment import Environment
+
+    spy = Spy(request.getfixturevalue(world))
+    seed = eval_seed(0)
+    result = run_episode(spy, seed, explore=False, episode_length=LENGTH, name="eval/contract_00")
+
+    poses = result.steps
+    assert 1 <= poses <= LENGTH
+    assert spy.calls == ["reset"] + ["decide", "execute", "step"] * poses + ["end"]
+    ended_early = result.success or result.outcome not in ("success", "out of steps")
+    assert poses == LENGTH or ended_early
+    assert result.success == (result.episode_return > 0) == (result.outcome == "success")
+
+    task = Environment(image_size=(SIZE, SIZE)).get_task(TASK)  # the expert of the same scene
+    _, obs = task.reset(seed=seed)
+    expert = expert_scene(task, obs)
+    task.close()
+    assert result.keyframes == len(expert.keyframes) and 0 <= result.keyframes_matched <= poses
+    assert 0 <= result.attention_error_px <= np.hypot(SIZE, SIZE)
+    assert np.isfinite(result.pose_error_m) and result.pose_error_m < 2.0
+    row = summarise([result])
+    assert row["eval_success"] == float(result.success)
+    assert set(row) >= {"eval_attention_on_keyframe", "eval_pose_error_cm", "eval_keyframes_matched",
+                        "eval_unexecutable", "eval_return"}

@@ -6,9 +6,9 @@ This module is the single source of the ROS graph's bringup. Two launch paths re
   turns the preset and the arguments into :class:`NodeSpec` s, and
   :mod:`arm_bringup.launcher` runs each as its own process.
 * ``ros2 launch arm_bringup NAME.launch.py [arg:=value ...]`` (machines with a full ROS 2
-  install): ``launch/NAME.launch.py`` calls :func:`ros2_launch_description`, which declares the
-  same arguments and, at launch time, calls the same :func:`resolve` and turns every spec into a
-  ``launch_ros.actions.Node``.
+  install): ``launch/NAME.launch.py`` calls :func:`arm_bringup.ros2_launch.ros2_launch_description`,
+  which declares the same arguments and, at launch time, calls the same :func:`resolve` and turns
+  every spec into a ``launch_ros.actions.Node``.
 
 Parameter values live in ONE place per preset: ``config/<preset>.yaml`` (standard ROS 2 params
 file, ``node_name: {ros__parameters: {...}}``), handed to every node. A launch argument names the
@@ -51,7 +51,6 @@ __all__ = [
     "load_params_file",
     "parse_arg_overrides",
     "resolve",
-    "ros2_launch_description",
 ]
 
 PACKAGE = "arm_bringup"
@@ -496,80 +495,3 @@ def describe_arguments(preset: str | Preset,
     lines.append("    'NODE.PARAMETER': any parameter of "
                  + ", ".join(s.name for s in preset.nodes))
     return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------- launch_ros glue
-
-_EXPLICIT = "_arm_bringup.explicit_args"
-
-
-def ros2_launch_description(preset_name: str):
-    """``LaunchDescription`` for ``launch/<preset>.launch.py`` (needs ``launch``/``launch_ros``).
-
-    One ``DeclareLaunchArgument`` per argument of the preset, then an ``OpaqueFunction`` that
-    resolves the arguments with :func:`resolve` (the same code ``arm launch`` runs) and returns
-    one ``launch_ros.actions.Node`` per spec, with ``parameters=[params file, overrides]``.
-    A first ``OpaqueFunction``, before the declarations fill in defaults, notes which arguments
-    were given explicitly, so defaults do not override a custom params file. Nodes without
-    respawn shut the launch down when they exit, like ``arm launch``.
-    """
-    from launch import LaunchDescription
-    from launch.actions import DeclareLaunchArgument, OpaqueFunction
-
-    preset = _preset(preset_name)
-    defaults = argument_defaults(preset)
-    names = [a.name for a in preset.arguments]
-
-    def note_explicit(context, *args, **kwargs):
-        given = [n for n in names if n in context.launch_configurations]
-        given += [k for k in context.launch_configurations
-                  if "." in k and k.split(".", 1)[0] in preset.node_names]
-        context.launch_configurations[_EXPLICIT] = "\n".join(given)
-        return None
-
-    entities: list[Any] = [OpaqueFunction(function=note_explicit)]
-    for arg in preset.arguments:
-        entities.append(DeclareLaunchArgument(
-            arg.name, default_value=defaults[arg.name], description=arg.description))
-    entities.append(OpaqueFunction(function=_launch_setup, args=[preset.name]))
-    return LaunchDescription(entities)
-
-
-def _launch_setup(context, preset_name: str, *args, **kwargs):
-    from launch.actions import Shutdown
-    from launch_ros.actions import Node
-    from launch_ros.parameter_descriptions import ParameterValue
-
-    preset = _preset(preset_name)
-    configs = context.launch_configurations
-    explicit = [n for n in configs.get(_EXPLICIT, "").split("\n") if n]
-    given = {n: configs[n] for n in explicit if n in configs}
-    # Flag arguments (record) are read from the configuration whether given or defaulted.
-    for arg in preset.arguments:
-        if not arg.targets and arg.name in configs and arg.name != "params_file":
-            given.setdefault(arg.name, configs[arg.name])
-    specs = resolve(preset, given)
-
-    actions = []
-    for spec in specs:
-        # Strings go through ParameterValue(str) so launch_ros does not YAML-parse them again.
-        overrides = {k: ParameterValue(v, value_type=str) if isinstance(v, str) else v
-                     for k, v in spec.parameters.items()}
-        extra: dict[str, Any] = {}
-        if spec.respawn:
-            extra.update(respawn=True, respawn_delay=spec.respawn_delay,
-                         respawn_max_retries=spec.respawn_max_retries)
-        else:
-            extra["on_exit"] = Shutdown(reason=f"{spec.name} exited")
-        common = dict(package=spec.package, executable=spec.executable, name=spec.name,
-                      parameters=[*spec.params_files, overrides],
-                      remappings=list(spec.remappings), output="screen", emulate_tty=True)
-        try:
-            actions.append(Node(**common, **extra))
-        except TypeError:
-            if "respawn_max_retries" not in extra:
-                raise
-            # launch before Iron (Humble) has no respawn_max_retries: respawn without a limit
-            extra.pop("respawn_max_retries")
-            actions.append(Node(**common, **extra))
-    return actions

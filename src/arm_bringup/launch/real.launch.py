@@ -8,7 +8,7 @@ fr3_joint*), the controller topic and the camera extrinsics come from ``config/r
 ``params_file:=``). The node list and the arguments live once in ``arm_bringup.nodes`` (preset
 ``real``), which ``arm launch real`` runs too.
 """
-from arm_bringup.nodes import ros2_launch_description
+from arm_bringup.ros2_launch import ros2_launch_description
 
 PRESET = "real"
 

@@ -6,7 +6,7 @@ written here: they live once in ``arm_bringup.nodes`` (preset ``sim``), which ``
 runs too; parameter values live in ``config/sim.yaml``. Show the arguments with
 ``ros2 launch arm_bringup sim.launch.py --show-args``.
 """
-from arm_bringup.nodes import ros2_launch_description
+from arm_bringup.ros2_launch import ros2_launch_description
 
 PRESET = "sim"
 

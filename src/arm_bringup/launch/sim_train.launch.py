@@ -8,7 +8,7 @@ The node list, the launch arguments and how they resolve into parameters live on
 values live in ``config/sim_train.yaml``. Show the arguments with
 ``ros2 launch arm_bringup sim_train.launch.py --show-args``.
 """
-from arm_bringup.nodes import ros2_launch_description
+from arm_bringup.ros2_launch import ros2_launch_description
 
 PRESET = "sim_train"
 

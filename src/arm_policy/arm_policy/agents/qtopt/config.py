@@ -1,0 +1,145 @@
+"""QT-Opt's hyper-parameters (seed 001: Kalashnikov et al. 2018), with the CPU scaling stated.
+
+``QTOptConfig()`` is the CPU default; ``QTOptConfig.paper()`` the paper's values where they
+differ (target-network time constants). ARMConfig is not touched: QT-Opt keeps its own config,
+saved in its checkpoints like ARM's (``to_dict``/``from_dict``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["QTOptConfig", "STATE_SIZE", "ACTION_SIZE"]
+
+#: the low-dimensional state: [gripper_open (1 open, 0 closed), gripper_height (m)]
+STATE_SIZE = 2
+#: the action vector: [dx, dy, dz, sin(yaw), cos(yaw), close_gripper, terminate]
+ACTION_SIZE = 7
+
+
+@dataclass
+class QTOptConfig:
+    """QT-Opt: a Q(s, a) in [0, 1] learned by cross-entropy, maximised over actions by CEM."""
+
+    # ---------------------------------------------------------------- observation and network
+    #: square RGB size (paper: 472); must be a multiple of 2 ** (len(conv_channels) + 1)
+    image_size: int = 64
+    #: channels of the stride-2 image convolutions (the first 5x5, the rest 3x3): 64 -> 8x8
+    conv_channels: tuple[int, ...] = (32, 32, 32)
+    #: hidden width of the MLP embedding [state, action], added to every cell of the feature map
+    embed_hidden: int = 64
+    #: channels of the stride-2 convolution after the merge (8x8 -> 4x4), then an MLP
+    head_channels: int = 32
+    head_hidden: int = 64
+
+    # ---------------------------------------------------------------- action
+    #: bound of each Cartesian displacement dx, dy, dz per step (m): [-b, b]
+    max_displacement: float = 0.03
+    #: bound of the vertical rotation per step (rad): yaw in [-b, b], given to Q as sin, cos
+    max_yaw: float = 0.25
+
+    # ---------------------------------------------------------------- episodes and rewards
+    #: an episode has at most this many steps (the last is a timeout: bootstrapped, not an end)
+    max_steps: int = 20
+    gamma: float = 0.9
+    #: reward of every step (the paper's -0.05: prefer fast grasps)
+    step_reward: float = -0.05
+    #: added to the step reward at a successful end (paper: 1, an object lifted)
+    success_reward: float = 1.0
+
+    # ---------------------------------------------------------------- learning
+    #: Adam learning rate (paper: momentum SGD 1e-4 with decay, over millions of steps; Adam
+    #: learns in the thousands of updates a CPU run makes)
+    lr: float = 3e-4
+    batch_size: int = 32
+    #: gradient-norm clip (0: none)
+    grad_clip: float = 10.0
+    #: theta_1 <- polyak theta_1 + (1 - polyak) theta after every update. The paper's 0.9999 is
+    #: a time constant of 1 / (1 - 0.9999) = 10,000 updates, in runs of millions of updates; over
+    #: the 10^3-10^4 updates of a CPU run such an average would hardly leave the initial weights.
+    #: We keep the paper's shape in units of the time constant T: T = 200 updates (0.995, the
+    #: tau = 0.005 of the ARM preset) and the lag below 0.6 T, as the paper's 6,000 = 0.6 x 10,000.
+    polyak: float = 0.995
+    #: theta_2 = theta_1 as it was ``lag_updates`` updates ago (paper: 6,000 = 0.6 T; here 0.6 T)
+    lag_updates: int = 120
+    #: theta_1 is snapshotted every this many updates for the lag: 1 = exactly ``lag_updates``
+    #: behind (``lag_updates`` copies of the network in memory); k > 1: between ``lag_updates``
+    #: and ``lag_updates + k - 1`` behind, with about ``lag_updates / k`` copies
+    lag_snapshot_every: int = 10
+
+    # ---------------------------------------------------------------- CEM (paper: 2, 64, 6)
+    cem_iterations: int = 2
+    cem_samples: int = 64
+    cem_elites: int = 6
+
+    # ---------------------------------------------------------------- exploration
+    #: with ``explore``, a uniformly random action with this probability, else CEM's argmax
+    epsilon: float = 0.2
+    #: probability of ``terminate`` in a random action (0.5 would end most episodes at once)
+    random_terminate_prob: float = 0.1
+
+    # ---------------------------------------------------------------- replay (PrioritizedReplay)
+    replay_capacity: int = 100_000
+    #: 0: uniform sampling as in the paper (priorities are still reported, as the TD error)
+    replay_alpha: float = 0.0
+    replay_beta: float = 0.5
+    replay_beta_final: float = 1.0
+    replay_beta_steps: int = 40_000
+    priority_eps: float = 1e-6
+    #: share of a batch drawn from the demo/offline transitions (the replay's ``demo`` flag)
+    replay_demo_fraction: float = 0.0
+    #: for later (scale-out): share of a batch from online data; the paper mixed its 580k
+    #: offline grasps with on-policy data, half and half once online collection ran
+    online_fraction: float = 0.5
+
+    def __post_init__(self) -> None:
+        self.conv_channels = tuple(int(c) for c in self.conv_channels)
+        if not self.conv_channels:
+            raise ValueError("conv_channels needs at least one convolution")
+        factor = 2 ** (len(self.conv_channels) + 1)
+        if self.image_size < factor or self.image_size % factor:
+            raise ValueError(f"image_size {self.image_size} must be a multiple of {factor} "
+                             f"(one halving per convolution, one more after the merge)")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"gamma {self.gamma} must be in (0, 1]")
+        if not 0.0 <= self.polyak < 1.0:
+            raise ValueError(f"polyak {self.polyak} must be in [0, 1)")
+        if self.lag_updates < 0 or self.lag_snapshot_every < 1:
+            raise ValueError("lag_updates must be >= 0 and lag_snapshot_every >= 1")
+        if not 1 <= self.cem_elites <= self.cem_samples or self.cem_iterations < 1:
+            raise ValueError("CEM needs iterations >= 1 and 1 <= elites <= samples")
+        if not (0.0 <= self.epsilon <= 1.0 and 0.0 <= self.random_terminate_prob <= 1.0):
+            raise ValueError("epsilon and random_terminate_prob must be in [0, 1]")
+        if self.max_displacement <= 0 or not 0 <= self.max_yaw <= math.pi:
+            raise ValueError("max_displacement must be > 0 and max_yaw in [0, pi]")
+        if self.max_steps < 1 or self.batch_size < 1 or self.replay_capacity < 1:
+            raise ValueError("max_steps, batch_size and replay_capacity must be >= 1")
+
+    @property
+    def polyak_time_constant(self) -> float:
+        """Updates over which theta_1 forgets (1 / (1 - polyak)); paper: 10,000."""
+        return math.inf if self.polyak == 1.0 else 1.0 / (1.0 - self.polyak)
+
+    @classmethod
+    def paper(cls, **overrides) -> "QTOptConfig":
+        """The paper's target networks (0.9999, lag 6,000) for long runs; the rest as default."""
+        return cls(**{"polyak": 0.9999, "lag_updates": 6000, "lag_snapshot_every": 100, **overrides})
+
+    def replace(self, **changes) -> "QTOptConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (tuples become lists), for checkpoints."""
+        d = dataclasses.asdict(self)
+        d["conv_channels"] = list(d["conv_channels"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "QTOptConfig":
+        """Inverse of :meth:`to_dict`; unknown keys raise (a checkpoint from another version)."""
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown QTOptConfig fields: {sorted(unknown)}")
+        return cls(**d)

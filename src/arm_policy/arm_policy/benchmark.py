@@ -87,12 +87,17 @@ def cell_settings(settings: BenchmarkSettings, cell: Cell) -> TrainSettings:
 
 
 def _record_shared_demos(settings: BenchmarkSettings, log: Callable[[str], None]) -> None:
-    """The demos of every task, once (seed 0 on), at the preset's image size."""
+    """The demos of every keyframe task, once (seed 0 on), at the preset's image size (QT-Opt's
+    cells record their scripted grasps themselves, into the same folder)."""
     from arm_sim.demos import record_demos
+    from arm_sim.tasks import TASK_NAMES
 
-    first = cell_settings(settings, cells(settings)[0])
+    keyframe_tasks = [t for t in settings.tasks if t in TASK_NAMES]
+    if not keyframe_tasks:
+        return
+    first = cell_settings(settings, next(c for c in cells(settings) if c.task in TASK_NAMES))
     size = agent_config(first.preset, first.agent_overrides, first.method).image_size
-    for task in settings.tasks:
+    for task in keyframe_tasks:
         folder = Path(settings.out) / "demos" / task
         have = len([p for p in folder.glob("seed_*") if not p.name.endswith(".partial")]) if folder.exists() else 0
         if have >= settings.demos:

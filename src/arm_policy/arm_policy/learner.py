@@ -122,7 +122,8 @@ class Learner:
         else:
             agent = agent_class(agent_name).from_demos(cfg, demos, device=device, seed=seed)
         size = agent.cfg.image_size
-        shape = demos[0].rgb.shape[:2]
+        first = demos[0]
+        shape = np.shape(first["rgb"] if isinstance(first, dict) else first.rgb)[:2]
         if shape != (size, size):
             raise ValueError(f"the demos are {shape[0]}x{shape[1]} but the agent expects "
                              f"{size}x{size}: record demos at that size (arm demos --image-size "

@@ -14,7 +14,7 @@ diagnosis of an evaluation (:func:`summarise`) are the same on both paths.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -124,7 +124,6 @@ class EpisodeResult:
     steps: int = 0
     episode_return: float = 0.0
     checkpoint_step: int = -1  # of the last decision (graph rollouts)
-    extra: dict = field(default_factory=dict)
 
 
 def _matches(action: np.ndarray, keyframe) -> bool:

@@ -72,6 +72,10 @@ def summarise_curve(curve: list[dict]) -> dict:
 
 
 def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
+    if settings.method == "qtopt":  # closed-loop grasping: its own loop (train_qtopt)
+        from .train_qtopt import train_qtopt
+
+        return train_qtopt(settings, log)
     from arm_sim.demos import record_demos
     from arm_sim.environment import Environment
 

@@ -22,7 +22,7 @@ import numpy as np
 from arm_control.motion import InvalidPose, MotionPlanner, validate_pose
 
 from .sim import CONTROL_HZ, Observation, PandaSim
-from .tasks import Task, make_task
+from .tasks import QTOPT_TASK_NAMES, Task, make_task
 
 Recorder = Callable[[Observation, float, bool], None]
 
@@ -55,6 +55,11 @@ class Environment:
         self.velocity_scaling = velocity_scaling
 
     def get_task(self, name: str) -> "TaskEnvironment":
+        """The task's environment; "grasp_bin" (QT-Opt) returns an arm_sim.grasp_bin.GraspBinEnv,
+        whose reset/step are QT-Opt's (closed-loop Cartesian steps), not a TaskEnvironment."""
+        if name in QTOPT_TASK_NAMES:
+            from .grasp_bin import GraspBinEnv
+            return GraspBinEnv(image_size=self.image_size, shadows=self.shadows)
         return TaskEnvironment(make_task(name), self)
 
 

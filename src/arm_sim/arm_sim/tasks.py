@@ -347,14 +347,21 @@ def _yaw_of(R, symmetry):
 TASKS = {t.name: t for t in (ReachTarget, PickUpCup, TakeUmbrellaOutOfUmbrellaStand, TakeLidOffSaucepan,
                              PickAndLift, PhoneOnBase, StackWine, PutRubbishInBin)}
 TASK_NAMES = tuple(TASKS)
+# QT-Opt's bin grasping is not a keyframe Task but its own closed-loop episode (arm_sim.grasp_bin);
+# Environment().get_task("grasp_bin") builds its GraspBinEnv. TASK_NAMES stays the eight ARM tasks.
+QTOPT_TASK_NAMES = ("grasp_bin",)
 
 
 class UnknownTaskError(ValueError):
     def __init__(self, name):
-        super().__init__(f"unknown task {name!r}; valid tasks: {', '.join(TASK_NAMES)}")
+        super().__init__(f"unknown task {name!r}; valid tasks: {', '.join(TASK_NAMES)}"
+                         f" (QT-Opt's closed-loop task: {', '.join(QTOPT_TASK_NAMES)})")
 
 
 def make_task(name: str) -> Task:
+    if name in QTOPT_TASK_NAMES:
+        raise ValueError(f"{name!r} is not a keyframe Task: use Environment().get_task({name!r}) "
+                         "or arm_sim.grasp_bin.GraspBinEnv")
     if name not in TASKS:
         raise UnknownTaskError(name)
     return TASKS[name]()

@@ -24,6 +24,7 @@ AGENTS: dict[str, Any] = {
     "arm": "arm:ARMAgent",
     "sac": "sac:SACAgent",
     "bc": "bc:BCAgent",
+    "qtopt": "qtopt.agent:QTOptAgent",
 }
 
 #: re-exported lazily (PEP 562): importing the package does not import torch
@@ -49,26 +50,28 @@ def agent_class(name: str):
 
 
 def agent_config(preset_name: str, overrides: dict[str, Any] | None = None, agent: str = "arm"):
-    """The config a run of ``agent`` trains: the preset, the overrides, and the agent's form of
+    """The config a run of ``agent`` trains: its preset, the overrides, and the agent's form of
     it. ValueError names an unknown preset or agent, an unknown field or a bad value."""
     import dataclasses
 
-    from ..config import ARMConfig, preset
-
     if agent not in AGENTS:
         raise ValueError(f"unknown agent {agent!r}; choose from {', '.join(AGENTS)}")
-    overrides = dict(overrides or {})
-    known = sorted(f.name for f in dataclasses.fields(ARMConfig))
-    unknown = sorted(set(overrides) - set(known))
-    if unknown:
-        raise ValueError(f"agent_overrides: unknown ARMConfig field(s) {unknown}; the fields are {known}")
+    cls = agent_class(agent)
     try:
-        cfg = preset(preset_name, **overrides)
+        base = cls.preset_config(preset_name)
     except KeyError as err:
         raise ValueError(str(err).strip('"')) from None
+    overrides = dict(overrides or {})
+    known = sorted(f.name for f in dataclasses.fields(base))
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise ValueError(f"agent_overrides: unknown {type(base).__name__} field(s) {unknown}; "
+                         f"the fields are {known}")
+    try:
+        cfg = dataclasses.replace(base, **overrides)
     except (TypeError, ValueError) as err:  # a value of the wrong type or out of range
         raise ValueError(f"agent_overrides {overrides}: {err}") from None
-    return agent_class(agent).configure(cfg)
+    return cls.configure(cfg)
 
 
 def from_checkpoint(state: dict[str, Any], device=None) -> "Agent":

@@ -129,6 +129,12 @@ class ARMAgent(Agent):
     def replay_fields(self) -> dict[str, tuple[tuple[int, ...], Any]]:
         return arm_replay_fields(self.cfg.image_size, self.cfg.low_dim_size)
 
+    @classmethod
+    def preset_config(cls, preset: str) -> ARMConfig:
+        from ..config import preset as arm_preset
+
+        return arm_preset(preset)
+
     @property
     def alpha(self) -> torch.Tensor:
         """The SAC temperature: ``init_alpha`` unless ``alpha_auto_tune`` moves it."""

@@ -46,6 +46,13 @@ class Agent(abc.ABC):
     learns_online: bool = True
     #: how plots and reports name it
     label: str = ""
+    #: the tasks it learns (None: the eight keyframe tasks of arm_sim.tasks)
+    tasks: tuple[str, ...] | None = None
+
+    @classmethod
+    def preset_config(cls, preset: str) -> Any:
+        """The config of the named preset (``cpu``: sized for this CPU; ``paper``: the authors')."""
+        raise NotImplementedError(f"{cls.__name__} has no presets")
 
     @classmethod
     def configure(cls, config: Any) -> Any:

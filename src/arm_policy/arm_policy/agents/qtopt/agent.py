@@ -84,6 +84,7 @@ class QTOptAgent(Agent):
 
     name = "qtopt"
     label = "QT-Opt"
+    tasks = ("grasp_bin",)
     learns_online = True
 
     def __init__(self, config: QTOptConfig, device: str | torch.device | None = None,
@@ -108,6 +109,14 @@ class QTOptAgent(Agent):
         self._low = -self._high
         #: (update count, theta_1 as one vector): theta_1 at those updates, oldest first
         self._lag: deque[tuple[int, torch.Tensor]] = deque([(0, self._theta_1_vector())])
+
+    @classmethod
+    def preset_config(cls, preset: str) -> QTOptConfig:
+        """``cpu``: target networks scaled to a CPU run's updates; ``paper``: the paper's."""
+        presets = {"cpu": QTOptConfig, "paper": QTOptConfig.paper}
+        if preset not in presets:
+            raise KeyError(f"unknown preset {preset!r}; choose from {sorted(presets)}")
+        return presets[preset]()
 
     @classmethod
     def configure(cls, config: Any) -> QTOptConfig:

@@ -35,10 +35,12 @@ class QTOptConfig:
     head_hidden: int = 64
 
     # ---------------------------------------------------------------- action
-    #: bound of each Cartesian displacement dx, dy, dz per step (m): [-b, b]
-    max_displacement: float = 0.03
+    #: bound of each Cartesian displacement dx, dy, dz per step (m): [-b, b]; the bin's own
+    #: per-step bound (arm_sim.grasp_bin.MAX_DISPLACEMENT), so CEM searches what can be executed
+    max_displacement: float = 0.05
     #: bound of the vertical rotation per step (rad): yaw in [-b, b], given to Q as sin, cos
-    max_yaw: float = 0.25
+    #: (the bin's MAX_YAW_DELTA, pi / 4)
+    max_yaw: float = 0.7853981633974483
 
     # ---------------------------------------------------------------- episodes and rewards
     #: an episode has at most this many steps (the last is a timeout: bootstrapped, not an end)
@@ -88,11 +90,10 @@ class QTOptConfig:
     replay_beta_final: float = 1.0
     replay_beta_steps: int = 40_000
     priority_eps: float = 1e-6
-    #: share of a batch drawn from the demo/offline transitions (the replay's ``demo`` flag)
-    replay_demo_fraction: float = 0.0
-    #: for later (scale-out): share of a batch from online data; the paper mixed its 580k
-    #: offline grasps with on-policy data, half and half once online collection ran
-    online_fraction: float = 0.5
+    #: share of a batch drawn from the offline data (the replay's ``demo`` flag) once the agent's
+    #: own grasps are in the replay too; the paper mixed its offline grasps with on-policy data
+    #: half and half once online collection ran (before that, every sample is offline)
+    replay_demo_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         self.conv_channels = tuple(int(c) for c in self.conv_channels)

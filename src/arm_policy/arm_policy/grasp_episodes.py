@@ -1,0 +1,169 @@
+"""QT-Opt's grasping episodes: played on the in-process bin (arm_sim.grasp_bin), stored as one
+rosbag2 (MCAP) bag each, read back as transitions. No ROS import.
+
+    frames = play_scripted(env, seed=3, rng=rng)                 # the offline data policy
+    write_grasp_episode("runs/qt/offline/episode_000003", frames)
+    transitions = read_grasp_episode("runs/qt/offline/episode_000003", QTOptConfig())
+
+A bag holds, per step k, the observation the action was chosen on (``/arm/qtopt/observation/rgb``
+sensor_msgs/Image rgb8, ``/arm/qtopt/observation/state`` Float32MultiArray [gripper_open,
+height]), the action (``/arm/qtopt/action`` Float32MultiArray, QT-Opt's 7-D vector) and the step
+(``/arm/episode/step`` String JSON: step, terminal, success), then the final observation. Rewards
+are not stored: they follow from the steps by the agent's config (``step_reward`` each step,
+``success_reward`` added at a successful end), so a bag stays valid when the reward changes.
+The end of an episode is a real end (the bin lifts the gripper and checks), never a timeout.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from arm_control.topics import TOPIC_EPISODE_STEP, TOPIC_QTOPT_ACTION, TOPIC_QTOPT_RGB, TOPIC_QTOPT_STATE
+from arm_perception.bag_codec import TYPESTORE, decode_message, decode_rgb, image_msg
+from arm_perception.bag_format import BagError
+from arm_perception.bag_reader import bag_errors, read_topics
+from arm_perception.bag_writer import RawEpisodeWriter
+
+__all__ = ["GraspFrame", "TOPIC_TYPES", "env_action", "play_episode", "play_scripted",
+           "read_grasp_episode", "transitions_of", "write_grasp_episode"]
+
+_T = TYPESTORE.types
+TOPIC_TYPES = {TOPIC_QTOPT_RGB: "sensor_msgs/msg/Image",
+               TOPIC_QTOPT_STATE: "std_msgs/msg/Float32MultiArray",
+               TOPIC_QTOPT_ACTION: "std_msgs/msg/Float32MultiArray",
+               TOPIC_EPISODE_STEP: "std_msgs/msg/String"}
+STEP_NS = 50_000_000  # one step every 50 ms of log time (the bin's control period)
+
+
+@dataclass
+class GraspFrame:
+    """One observation and, except for the last frame of an episode, the action taken on it."""
+
+    rgb: np.ndarray  # (H, W, 3) uint8
+    state: np.ndarray  # (2,) [gripper_open, gripper_height]
+    action: np.ndarray | None = None  # (7,) [dx, dy, dz, sin yaw, cos yaw, close, terminate]
+    done: bool = False  # the episode ended after this frame's action
+    success: bool = False  # ... with an object lifted
+
+
+def env_action(action: np.ndarray) -> dict[str, Any]:
+    """QT-Opt's 7-D action -> the bin's step arguments (yaw delta from sin and cos)."""
+    a = np.asarray(action, dtype=np.float64)
+    return {"displacement_xyz": a[:3], "yaw_delta": float(np.arctan2(a[3], a[4])),
+            "close_gripper": bool(a[5] > 0.5), "terminate": bool(a[6] > 0.5)}
+
+
+def agent_action(displacement, yaw_delta: float, close: bool, terminate: bool) -> np.ndarray:
+    """The bin's step arguments -> QT-Opt's 7-D action."""
+    d = np.asarray(displacement, dtype=np.float32)
+    return np.r_[d, np.sin(yaw_delta), np.cos(yaw_delta), float(close), float(terminate)].astype(np.float32)
+
+
+def agent_observation(obs) -> dict[str, Any]:
+    """A bin observation as QT-Opt's ``act`` takes it."""
+    return {"rgb": obs.rgb, "gripper_open": float(obs.gripper_open), "gripper_height": float(obs.gripper_height)}
+
+
+def play_episode(env, seed: int, decide: Callable[[Any], np.ndarray], held_out: bool = False) -> list[GraspFrame]:
+    """One episode on the bin: reset to ``seed``, then ``decide(observation) -> 7-D action``
+    until the bin ends it (terminate, or its step limit)."""
+    obs = env.reset(seed=seed, held_out=held_out)
+    frames, done = [], False
+    while not done:
+        action = np.asarray(decide(obs), dtype=np.float32)
+        frame = GraspFrame(obs.rgb, obs.state(), action)
+        obs, done, success = env.step(**env_action(action))
+        frame.done, frame.success = done, bool(success)
+        frames.append(frame)
+    frames.append(GraspFrame(obs.rgb, obs.state()))
+    return frames
+
+
+def play_scripted(env, seed: int, rng: np.random.Generator, noise: float = 1.0) -> list[GraspFrame]:
+    """The offline data policy (arm_sim.grasp_bin_scripted: a noisy top-down grasp at a random
+    object), recorded as frames."""
+    from arm_sim.grasp_bin import MAX_DISPLACEMENT, MAX_YAW_DELTA
+    from arm_sim.grasp_bin_scripted import scripted_grasp
+
+    first = env.reset(seed=seed)
+    episode = scripted_grasp(env, rng, noise, record=True)
+    frames, before = [], first
+    for obs, act, done, success in episode.transitions:
+        # stored as executed: the bin clips each step to its bounds
+        frames.append(GraspFrame(before.rgb, before.state(),
+                                 agent_action(np.clip(act["displacement"], -MAX_DISPLACEMENT, MAX_DISPLACEMENT),
+                                              float(np.clip(act["yaw_delta"], -MAX_YAW_DELTA, MAX_YAW_DELTA)),
+                                              act["close_gripper"], act["terminate"]),
+                                 bool(done), bool(success)))
+        before = obs
+    frames.append(GraspFrame(before.rgb, before.state()))
+    return frames
+
+
+def transitions_of(frames: Sequence[GraspFrame], config) -> list[dict[str, np.ndarray]]:
+    """Frames -> transitions in QT-Opt's replay fields, rewarded by ``config``."""
+    out = []
+    for frame, after in zip(frames[:-1], frames[1:]):
+        reward = config.step_reward + (config.success_reward if frame.success else 0.0)
+        out.append({"rgb": frame.rgb, "state": frame.state, "action": frame.action,
+                    "reward": np.float32(reward), "terminal": frame.done, "timeout": False,
+                    "next_rgb": after.rgb, "next_state": after.state})
+    return out
+
+
+def _floats(values) -> Any:
+    layout = _T["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0)
+    return _T["std_msgs/msg/Float32MultiArray"](layout=layout, data=np.asarray(values, dtype=np.float32))
+
+
+def write_grasp_episode(path: str | os.PathLike[str], frames: Sequence[GraspFrame], *,
+                        compress: bool = True) -> Path:
+    """One episode as a bag (staged and renamed on close, as every bag here); returns its path."""
+    if len(frames) < 2 or any(f.action is None for f in frames[:-1]):
+        raise ValueError("an episode needs at least one action and the observation after it")
+    with RawEpisodeWriter(path, compress=compress) as writer:
+        writer.set_custom_data("arm.episode_kind", "qtopt_grasp")
+        for topic, msgtype in TOPIC_TYPES.items():
+            writer.add_topic(topic, msgtype)
+        for k, frame in enumerate(frames):
+            ns = (k + 1) * STEP_NS
+            messages = [(TOPIC_QTOPT_RGB, image_msg(ns, np.ascontiguousarray(frame.rgb, np.uint8), "rgb8")),
+                        (TOPIC_QTOPT_STATE, _floats(frame.state))]
+            if frame.action is not None:
+                messages += [(TOPIC_QTOPT_ACTION, _floats(frame.action)),
+                             (TOPIC_EPISODE_STEP, _T["std_msgs/msg/String"](data=json.dumps(
+                                 {"step": k, "terminal": frame.done, "success": frame.success})))]
+            for i, (topic, msg) in enumerate(messages):
+                writer.write(topic, TYPESTORE.serialize_cdr(msg, TOPIC_TYPES[topic]), ns + 1000 * i)
+    return writer.path
+
+
+def read_grasp_episode(path: str | os.PathLike[str], config) -> list[dict[str, np.ndarray]]:
+    """A grasp episode bag -> its transitions (:func:`transitions_of`). BagError names what is
+    wrong with a truncated, corrupt or foreign bag."""
+    path = Path(path)
+    with bag_errors(path):
+        raw = read_topics(path, TOPIC_TYPES, list(TOPIC_TYPES), "a QT-Opt grasp episode")
+        rgb = [decode_rgb(decode_message(d, TOPIC_TYPES[TOPIC_QTOPT_RGB], path, TOPIC_QTOPT_RGB), path,
+                          TOPIC_QTOPT_RGB) for _, d in raw[TOPIC_QTOPT_RGB]]
+
+        def floats(topic):
+            return [np.asarray(decode_message(d, TOPIC_TYPES[topic], path, topic).data, np.float32)
+                    for _, d in raw[topic]]
+
+        states, actions = floats(TOPIC_QTOPT_STATE), floats(TOPIC_QTOPT_ACTION)
+        steps = [json.loads(decode_message(d, TOPIC_TYPES[TOPIC_EPISODE_STEP], path,
+                                           TOPIC_EPISODE_STEP).data) for _, d in raw[TOPIC_EPISODE_STEP]]
+    if not (len(rgb) == len(states) == len(actions) + 1 == len(steps) + 1):
+        raise BagError(f"bag {path}: {len(rgb)} images, {len(states)} states, {len(actions)} actions "
+                       f"and {len(steps)} steps do not make one episode (truncated?)", path)
+    frames = [GraspFrame(rgb[k], states[k], actions[k] if k < len(actions) else None,
+                         bool(steps[k]["terminal"]) if k < len(steps) else False,
+                         bool(steps[k]["success"]) if k < len(steps) else False)
+              for k in range(len(rgb))]
+    return transitions_of(frames, config)

@@ -1,0 +1,405 @@
+"""QT-Opt's bin grasping task (`grasp_bin`) in MuJoCo: closed-loop Cartesian steps, friction grasps.
+
+A tray holds 5 to 10 procedural objects (bin_objects: boxes, cylinders, capsules, ellipsoids,
+random convex hulls; a held-out set of shapes never drawn in training). An over-the-shoulder RGB
+camera looks at it. The Panda starts above the tray, gripper open and pointing down. Each step is
+
+    step(displacement_xyz, yaw_delta, close_gripper, terminate) -> (obs, done, success)
+
+a short executed move: the tool centre point goes by the displacement (clipped to +-MAX_DISPLACEMENT
+per axis, then to the tray's workspace) and the gripper turns by yaw_delta about the vertical
+(clipped to +-MAX_YAW_DELTA, the yaw itself to +-YAW_LIMIT), through IK and MOVE_PERIODS + SETTLE_PERIODS
+control periods of real physics; the fingers open or close at the same time. Grasping is by friction only:
+real MuJoCo contacts between the Panda's finger pads and the object, no weld or other equality
+constraint (the scene has none). `terminate` (or the MAX_STEPS-th step) lifts the gripper to
+LIFT_HEIGHT and ends the episode; it succeeds when an object's centre is SUCCESS_HEIGHT above the
+tray floor and both fingers touch it. The agent side turns that into QT-Opt's rewards (1 at a
+successful end, -0.05 per step).
+
+Scenes are seeded: reset(seed, held_out) draws from a seed stream of its split, so a training
+scene and a held-out scene never coincide, and held-out scenes hold only held-out shapes.
+
+    env = GraspBinEnv(image_size=(64, 64))
+    obs = env.reset(seed=0)
+    obs, done, success = env.step([0.0, 0.0, -0.05], 0.0, close_gripper=False, terminate=False)
+
+`Environment().get_task("grasp_bin")` returns a GraspBinEnv. The scripted data policy is in
+grasp_bin_scripted.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from arm_control import panda
+from arm_control.kinematics import Kinematics
+from arm_control.transforms import top_down_quat
+
+from .bin_camera import BinCamera
+from .bin_objects import FAMILIES, Shape, local_points, sample_shapes
+from .sim import CONTROL_HZ, TABLE_HEIGHT, PandaSim, _look_at_xyaxes, mujoco
+
+GRASP_BIN = "grasp_bin"
+TRAY_CENTER = np.array([0.48, 0.0])
+TRAY_HALF = np.array([0.13, 0.19])  # inner half sizes of the tray
+TRAY_WALL, TRAY_WALL_HEIGHT, TRAY_FLOOR = 0.01, 0.045, 0.01  # thickness, height above the floor, floor thickness
+FLOOR_Z = TABLE_HEIGHT + TRAY_FLOOR  # the tray's floor (the paper's "bottom of the tray")
+# over the robot's right shoulder (the robot faces +x), looking down into the tray
+CAMERA_POS = np.array([0.0, -0.45, TABLE_HEIGHT + 0.85])
+CAMERA_LOOKAT = np.array([0.50, 0.0, TABLE_HEIGHT])
+CAMERA_FOVY = 40.0
+
+MIN_OBJECTS, MAX_OBJECTS = 5, 10
+MAX_STEPS = 20
+MAX_DISPLACEMENT = 0.05  # metres per axis per step
+MAX_YAW_DELTA = np.pi / 4  # radians per step
+YAW_LIMIT = np.pi / 2  # the gripper is symmetric under a half turn: +-90 deg reaches every grasp
+MOVE_PERIODS, SETTLE_PERIODS = 4, 1  # control periods (50 ms each) per step: moving, then settling
+HOME_HEIGHT = 0.25  # the tool centre point above the tray floor at reset
+MIN_TCP_HEIGHT, MAX_TCP_HEIGHT = 0.006, 0.30  # the TCP sits 7 mm above the fingertips
+LIFT_HEIGHT = 0.25  # where `terminate` lifts the TCP (above the floor)
+LIFT_PERIODS, HOLD_PERIODS = 12, 4
+SETTLE_MIN_PERIODS, SETTLE_MAX_PERIODS, SETTLE_SPEED = 12, 40, 0.05  # at reset: 0.6 s to 2 s
+RAMP_SUBSTEPS = 5  # physics steps between arm target updates during a move (10 ms)
+SUCCESS_HEIGHT = 0.10  # a held object's centre above the floor after the lift
+SCENE_STREAM = 0x0B1_5CE7  # seed-stream tag of the scenes; the split is the next entry of the key
+
+
+@dataclass
+class BinObservation:
+    rgb: np.ndarray  # (H, W, 3) uint8, over-the-shoulder camera
+    gripper_open: bool  # measured (panda.gripper_is_open), not commanded
+    gripper_height: float  # TCP height above the tray floor, metres
+    gripper_aperture: float  # measured finger opening, 0 closed .. 1 fully open
+    gripper_position: np.ndarray  # (3,) TCP xyz in the world
+    gripper_yaw: float  # radians, 0 = fingers closing along the world y axis
+    step: int  # steps taken in this episode
+    depth: np.ndarray | None = None  # (H, W) float32 metres when the env renders depth
+
+    def state(self) -> np.ndarray:
+        """QT-Opt's proprioceptive state: gripper open (1/0) and height above the tray bottom."""
+        return np.array([float(self.gripper_open), self.gripper_height], dtype=np.float32)
+
+
+@dataclass
+class BinObject:
+    name: str
+    body_id: int
+    geom_id: int
+    shape: Shape
+
+    @property
+    def family(self) -> str:
+        return self.shape.family
+
+
+def scene_rng(seed: int, held_out: bool) -> np.random.Generator:
+    """Train and held-out scenes come from disjoint seed streams (the key's second entry)."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return np.random.default_rng((SCENE_STREAM, int(bool(held_out)), int(seed)))
+
+
+def _yaw_quat(yaw):
+    return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+
+
+def _quat_mul(a, b):
+    w1, x1, y1, z1 = a
+    w2, x2, y2, z2 = b
+    return np.array([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2])
+
+
+def _spawn_quat(shape: Shape, rng) -> np.ndarray:
+    """Random resting-ish orientation: any yaw; cylinders and capsules lie down half the time;
+    ellipsoids and hulls are dropped in any orientation."""
+    yaw = _yaw_quat(rng.uniform(-np.pi, np.pi))
+    if shape.family in ("cylinder", "capsule") and rng.random() < 0.5:
+        return _quat_mul(yaw, np.array([np.cos(np.pi / 4), np.sin(np.pi / 4), 0.0, 0.0]))
+    if shape.family in ("ellipsoid", "hull"):
+        q = rng.normal(size=4)
+        return q / np.linalg.norm(q)
+    return yaw
+
+
+def _place(shapes: list[Shape], rng) -> list[np.ndarray]:
+    """Seeded positions in the tray: objects apart from each other on the floor where they fit,
+    the rest in layers above, dropped into the clutter when the scene settles."""
+    placed: list[tuple[np.ndarray, float, int]] = []
+    out = []
+    for s in shapes:
+        r = s.radius
+        for layer in range(4):
+            z = FLOOR_Z + r + 0.003 + 0.1 * layer
+            for _ in range(60):
+                xy = TRAY_CENTER + rng.uniform(-1, 1, size=2) * (TRAY_HALF - r - 0.003)
+                if all(lay != layer or np.linalg.norm(xy - p[:2]) > r + q for p, q, lay in placed):
+                    break
+            else:
+                continue
+            break
+        p = np.array([*xy, z])
+        placed.append((p, r, layer))
+        out.append(p)
+    return out
+
+
+@dataclass(frozen=True)
+class BinScene:
+    """What a reset builds, before any physics: the objects and their drop poses."""
+
+    seed: int
+    held_out: bool
+    shapes: tuple[Shape, ...]
+    positions: tuple[np.ndarray, ...]
+    quats: tuple[np.ndarray, ...]  # wxyz
+
+
+def sample_scene(seed: int, held_out: bool = False, family: str | None = None) -> BinScene:
+    """The seeded scene: 5-10 shapes of the split (optionally one family), where they drop from."""
+    rng = scene_rng(seed, held_out)
+    n = int(rng.integers(MIN_OBJECTS, MAX_OBJECTS + 1))
+    shapes = sample_shapes(rng, n, held_out=held_out, family=family)
+    positions = _place(shapes, rng)
+    quats = [_spawn_quat(s, rng) for s in shapes]
+    return BinScene(int(seed), bool(held_out), tuple(shapes), tuple(positions), tuple(quats))
+
+
+def bin_bodies_xml(shapes: list[Shape], positions, quats) -> str:
+    """The tray, the camera and the objects (the hull meshes' <asset> block rides along)."""
+    cx, cy = TRAY_CENTER
+    hx, hy = TRAY_HALF
+    t, h, f = TRAY_WALL, TRAY_WALL_HEIGHT, TRAY_FLOOR
+    col = 'rgba="0.25 0.32 0.4 1"'
+    tray = (f'<body name="tray" pos="{cx} {cy} {TABLE_HEIGHT}">'
+            f'<geom name="tray_floor" class="world" type="box" size="{hx + 2 * t} {hy + 2 * t} {f / 2}" pos="0 0 {f / 2}" rgba="0.55 0.6 0.65 1"/>'
+            f'<geom class="world" type="box" size="{t} {hy + 2 * t} {h / 2}" pos="{hx + t} 0 {f + h / 2}" {col}/>'
+            f'<geom class="world" type="box" size="{t} {hy + 2 * t} {h / 2}" pos="{-hx - t} 0 {f + h / 2}" {col}/>'
+            f'<geom class="world" type="box" size="{hx} {t} {h / 2}" pos="0 {hy + t} {f + h / 2}" {col}/>'
+            f'<geom class="world" type="box" size="{hx} {t} {h / 2}" pos="0 {-hy - t} {f + h / 2}" {col}/></body>')
+    xy = " ".join(f"{v:.6f}" for v in _look_at_xyaxes(CAMERA_POS.copy(), CAMERA_LOOKAT))
+    pos = " ".join(f"{v:.4f}" for v in CAMERA_POS)
+    camera = f'<camera name="shoulder" pos="{pos}" xyaxes="{xy}" fovy="{CAMERA_FOVY}"/>'
+    objects = "".join(
+        f'<body name="obj{i}" pos="{p[0]:.5f} {p[1]:.5f} {p[2]:.5f}" quat="{" ".join(f"{v:.6f}" for v in q)}">'
+        f'<freejoint name="obj{i}_joint"/>{s.geom_xml(f"obj{i}_geom", "bin")}</body>'
+        for i, (s, p, q) in enumerate(zip(shapes, positions, quats)))
+    assets = "".join(s.asset_xml("bin") for s in shapes)
+    # extra bodies go inside <worldbody>: close it, add the meshes, and reopen it (MJCF allows both)
+    mesh_block = f"</worldbody><asset>{assets}</asset><worldbody>" if assets else ""
+    return tray + camera + objects + mesh_block
+
+
+class GraspBinEnv:
+    """QT-Opt's grasping episode. Not thread-safe; one env per process or thread."""
+
+    name = GRASP_BIN
+    description = "grasp any object from the tray and lift it"
+
+    def __init__(self, image_size=(64, 64), depth: bool = False, shadows: bool = False, max_steps: int = MAX_STEPS):
+        if isinstance(image_size, int):
+            image_size = (image_size, image_size)
+        self.image_size = tuple(int(v) for v in image_size)
+        self.depth = depth
+        self.max_steps = int(max_steps)
+        self.camera = BinCamera(*self.image_size, shadows=shadows)
+        self.sim: PandaSim | None = None
+        self.kin: Kinematics | None = None
+        self.objects: list[BinObject] = []
+        self.seed: int | None = None
+        self.held_out = False
+        self.steps = 0
+        self.done = False
+        self._q_home = None
+        self._target_pos = None
+        self._target_yaw = 0.0
+
+    # ----- episode ---------------------------------------------------------------------------
+    def reset(self, seed: int, held_out: bool = False, family: str | None = None) -> BinObservation:
+        """A new tray of 5-10 objects; the same (seed, held_out, family) gives the same scene.
+        `family` restricts the scene to one shape family (per-family evaluation)."""
+        scene = sample_scene(seed, held_out, family)
+        shapes = scene.shapes
+        if self.sim is not None:
+            self.sim.close()
+        self.sim = sim = PandaSim(bin_bodies_xml(shapes, scene.positions, scene.quats), (), image_size=self.image_size)
+        self.kin = Kinematics(sim.model)
+        m = sim.model
+        self.objects = [BinObject(f"obj{i}", m.body(f"obj{i}").id, m.geom(f"obj{i}_geom").id, s)
+                        for i, s in enumerate(shapes)]
+        self._finger_geoms = [np.array(sorted(g)) for g in sim.finger_geoms]
+        self.camera.bind(m, "shoulder")
+        if self._q_home is None:
+            home = np.r_[TRAY_CENTER, FLOOR_Z + HOME_HEIGHT, top_down_quat(0.0)]
+            self._q_home = self.kin.ik(home, panda.NEUTRAL)
+        sim.reset_robot(self._q_home)  # also puts the objects at their spawn poses (qpos0)
+        self._q_cmd = self._q_home.copy()
+        gain, bias = m.actuator_gainprm[sim.arm_act, 0], m.actuator_biasprm[sim.arm_act, 2]
+        self._lag = -bias / gain  # kv / kp per arm joint: a position servo's velocity lag
+        self._settle()
+        sim.data.time = 0.0
+        self.seed, self.held_out, self.steps, self.done = seed, held_out, 0, False
+        self._target_pos = self._tcp()
+        self._target_yaw = 0.0
+        return self.observe()
+
+    def step(self, displacement_xyz, yaw_delta=0.0, close_gripper=False, terminate=False):
+        """One executed move; returns (observation, done, success). success is only ever True at
+        the end of an episode (after the lift)."""
+        if self.sim is None:
+            raise RuntimeError("grasp_bin: call reset() before step()")
+        if self.done:
+            raise RuntimeError("grasp_bin: the episode is over; call reset()")
+        d = np.asarray(displacement_xyz, dtype=np.float64).reshape(-1)
+        if d.shape != (3,):
+            raise ValueError(f"grasp_bin: displacement must have 3 values (x, y, z), got {d.shape[0]}")
+        yaw = np.asarray(yaw_delta, dtype=np.float64)
+        if yaw.size != 1:
+            raise ValueError("grasp_bin: yaw_delta must be one number")
+        yaw = float(yaw.reshape(-1)[0])
+        if not (np.all(np.isfinite(d)) and np.isfinite(yaw)):
+            raise ValueError(f"grasp_bin: action has NaN/inf (displacement {d.tolist()}, yaw_delta {yaw})")
+        close = _flag(close_gripper, "close_gripper")
+        terminate = _flag(terminate, "terminate")
+        d = np.clip(d, -MAX_DISPLACEMENT, MAX_DISPLACEMENT)
+        yaw = float(np.clip(yaw, -MAX_YAW_DELTA, MAX_YAW_DELTA))
+
+        self.sim.set_gripper(0.0 if close else 1.0)
+        # the target integrates commands while the arm keeps up (sub-mm here), and restarts from
+        # where the arm is when something blocked it
+        tcp = self._tcp()
+        base = self._target_pos if np.linalg.norm(self._target_pos - tcp) < 0.02 else tcp
+        lo = np.r_[TRAY_CENTER - TRAY_HALF, FLOOR_Z + MIN_TCP_HEIGHT]
+        hi = np.r_[TRAY_CENTER + TRAY_HALF, FLOOR_Z + MAX_TCP_HEIGHT]
+        yaw0 = self._target_yaw if abs(self._target_yaw - self._yaw()) < 0.1 else self._yaw()
+        self._move_to(np.clip(base + d, lo, hi), float(np.clip(yaw0 + yaw, -YAW_LIMIT, YAW_LIMIT)),
+                      MOVE_PERIODS, settle=SETTLE_PERIODS)
+        self.steps += 1
+        success = False
+        if terminate or self.steps >= self.max_steps:
+            success = self._lift_and_check()
+            self.done = True
+        return self.observe(), self.done, success
+
+    def _settle(self):
+        """Let the dropped objects come to rest: at least SETTLE_MIN_PERIODS, then until every
+        object is slower than SETTLE_SPEED (m/s and rad/s), at most SETTLE_MAX_PERIODS."""
+        m = self.sim.model
+        dofs = np.concatenate([np.arange(m.jnt_dofadr[m.body_jntadr[o.body_id]], m.jnt_dofadr[m.body_jntadr[o.body_id]] + 6)
+                               for o in self.objects])
+        self._advance(SETTLE_MIN_PERIODS)
+        for _ in range(SETTLE_MIN_PERIODS, SETTLE_MAX_PERIODS, 2):
+            if np.abs(self.sim.data.qvel[dofs]).max() < SETTLE_SPEED:
+                break
+            self._advance(2)
+
+    def _lift_and_check(self) -> bool:
+        """QT-Opt's end of episode: lift straight up, hold, and see whether an object came along."""
+        self._move_to(np.r_[self._tcp()[:2], FLOOR_Z + LIFT_HEIGHT], self._target_yaw, LIFT_PERIODS, settle=HOLD_PERIODS)
+        return self.held_object() is not None
+
+    # ----- state -----------------------------------------------------------------------------
+    def observe(self) -> BinObservation:
+        sim = self.sim
+        rgb, depth = self.camera.render(sim.data, depth=self.depth)
+        fingers = sim.finger_positions()
+        tcp = self._tcp()
+        return BinObservation(rgb=rgb, gripper_open=panda.gripper_is_open(fingers),
+                              gripper_height=float(tcp[2] - FLOOR_Z),
+                              gripper_aperture=float(np.clip(fingers.mean() / panda.FINGER_OPEN, 0.0, 1.0)),
+                              gripper_position=tcp, gripper_yaw=self._yaw(), step=self.steps, depth=depth)
+
+    def touching(self) -> list[set[int]]:
+        """Body ids touched by the left and by the right finger (from MuJoCo's contacts)."""
+        d = self.sim.data
+        g1, g2 = d.contact.geom1[: d.ncon], d.contact.geom2[: d.ncon]
+        bodies = self.sim.model.geom_bodyid
+        out = []
+        for geoms in self._finger_geoms:
+            a, b = np.isin(g1, geoms), np.isin(g2, geoms)
+            out.append(set(bodies[g2[a]].tolist()) | set(bodies[g1[b]].tolist()))
+        return out
+
+    def held_object(self) -> BinObject | None:
+        """The object touched by both fingers with its centre SUCCESS_HEIGHT above the floor."""
+        left, right = self.touching()
+        for o in self.objects:
+            if o.body_id in left and o.body_id in right and self.sim.data.xpos[o.body_id][2] > FLOOR_Z + SUCCESS_HEIGHT:
+                return o
+        return None
+
+    def object_points(self, obj: BinObject) -> np.ndarray:
+        """The object's surface points in the world (privileged: for scripted policies)."""
+        m, d = self.sim.model, self.sim.data
+        g = obj.geom_id
+        if m.geom_type[g] == mujoco.mjtGeom.mjGEOM_MESH:
+            mid = m.geom_dataid[g]
+            pts = m.mesh_vert[m.mesh_vertadr[mid]: m.mesh_vertadr[mid] + m.mesh_vertnum[mid]]
+        else:
+            pts = local_points(obj.shape)
+        return d.geom_xpos[g] + pts @ d.geom_xmat[g].reshape(3, 3).T
+
+    def objects_in_tray(self) -> list[BinObject]:
+        out = []
+        for o in self.objects:
+            p = self.sim.data.xpos[o.body_id]
+            if np.all(np.abs(p[:2] - TRAY_CENTER) < TRAY_HALF + 0.005) and p[2] < FLOOR_Z + TRAY_WALL_HEIGHT + 0.05:
+                out.append(o)
+        return out
+
+    def equality_count(self) -> int:
+        """Equality constraints in the scene: 0, grasps are friction only."""
+        return int(self.sim.model.neq)
+
+    # ----- motion ----------------------------------------------------------------------------
+    def _tcp(self) -> np.ndarray:
+        return self.sim.data.site_xpos[self.sim.tcp_site].copy()
+
+    def _yaw(self) -> float:
+        R = self.sim.data.site_xmat[self.sim.tcp_site].reshape(3, 3)
+        return float(np.arctan2(R[1, 0], R[0, 0]))
+
+    def _advance(self, periods: int):
+        mujoco.mj_step(self.sim.model, self.sim.data, nstep=self.sim.substeps * periods)
+
+    def _move_to(self, target, yaw: float, periods: int, settle: int):
+        """Servo the TCP to `target` (xyz) pointing down at `yaw`: IK, then a smooth joint-space
+        ramp over `periods` control periods, then `settle` more periods of holding still."""
+        sim = self.sim
+        q_now = self._q_cmd
+        q_goal = self.kin.ik(np.r_[target, top_down_quat(yaw)], sim.joint_positions(), max_iters=100)
+        if q_goal is None:  # out of reach (rare inside the tray): stay put, keep the gripper command
+            q_goal, target, yaw = q_now, self._target_pos, self._target_yaw
+        # smooth-step ramp with velocity feed-forward (the servos' kv/kp lag), updated every 10 ms
+        dq, T = q_goal - q_now, periods / CONTROL_HZ
+        n = periods * self.sim.substeps // RAMP_SUBSTEPS
+        for k in range(1, n + 1):
+            u = k / n
+            sim.set_arm_target(q_now + dq * (3 * u * u - 2 * u ** 3) + self._lag * dq * (6 * u * (1 - u) / T))
+            mujoco.mj_step(sim.model, sim.data, nstep=RAMP_SUBSTEPS)
+        self._q_cmd = q_goal
+        sim.set_arm_target(q_goal)
+        self._advance(settle)
+        self._target_pos, self._target_yaw = np.asarray(target, dtype=np.float64), yaw
+
+    def close(self):
+        if self.sim is not None:
+            self.sim.close()
+            self.sim = None
+        self.camera.close()
+
+
+def _flag(value, name: str) -> bool:
+    """A boolean action part; NaN/inf and non-scalars are refused (bool(nan) would be True)."""
+    v = np.asarray(value)
+    if v.size != 1:
+        raise ValueError(f"grasp_bin: {name} must be one boolean, got shape {v.shape}")
+    v = v.reshape(-1)[0]
+    if v.dtype.kind == "f" and not np.isfinite(v):
+        raise ValueError(f"grasp_bin: {name} is NaN/inf")
+    return bool(v)
+
+
+__all__ = ["FAMILIES", "GRASP_BIN", "BinObject", "BinObservation", "BinScene", "GraspBinEnv", "sample_scene", "scene_rng"]

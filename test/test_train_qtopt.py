@@ -1,0 +1,86 @@
+"""QT-Opt on the bin in one process: the scripted grasps become episode bags, the learner trains
+the registered QT-Opt agent on them (and on its own grasps), evaluations are on held-out objects,
+and the run folder is the one ARM's runs leave."""
+import json
+
+import numpy as np
+import pytest
+
+from arm_policy.agents.qtopt.config import QTOptConfig
+from arm_policy.grasp_episodes import (GraspFrame, play_scripted, read_grasp_episode, transitions_of,
+                                       write_grasp_episode)
+from arm_policy.settings import TrainSettings
+from arm_policy.train_inprocess import train
+
+SMALL = {"image_size": 32, "batch_size": 8, "conv_channels": [8, 8], "embed_hidden": 16,
+         "head_channels": 8, "head_hidden": 16, "cem_samples": 16, "cem_elites": 4}
+
+
+def test_a_scripted_grasp_round_trips_through_its_bag_with_the_agents_rewards(tmp_path):
+    from arm_perception.bag_format import BagError
+    from arm_sim.grasp_bin import GraspBinEnv
+
+    cfg = QTOptConfig(image_size=32)
+    env = GraspBinEnv(image_size=(32, 32))
+    frames = play_scripted(env, seed=3, rng=np.random.default_rng(0))
+    env.close()
+    direct = transitions_of(frames, cfg)
+    bag = write_grasp_episode(tmp_path / "episode_000003", frames)
+    read = read_grasp_episode(bag, cfg)
+    assert len(read) == len(direct) == len(frames) - 1
+    for a, b in zip(read, direct):
+        for key in ("rgb", "state", "action", "reward", "terminal", "next_rgb", "next_state"):
+            np.testing.assert_allclose(np.asarray(a[key], float), np.asarray(b[key], float), atol=1e-6)
+    assert all(t["reward"] == pytest.approx(cfg.step_reward) for t in read[:-1])
+    last = read[-1]
+    assert last["terminal"] and not last["timeout"]
+    assert last["reward"] == pytest.approx(cfg.step_reward + cfg.success_reward * frames[-2].success)
+    assert np.all(np.abs(np.stack([t["action"] for t in read])[:, :3]) <= cfg.max_displacement + 1e-6)
+
+    for p in bag.glob("*.mcap"):
+        p.write_bytes(p.read_bytes()[:200])  # truncated
+    with pytest.raises(BagError):
+        read_grasp_episode(bag, cfg)
+    with pytest.raises(ValueError, match="at least one action"):
+        write_grasp_episode(tmp_path / "empty", [GraspFrame(frames[0].rgb, frames[0].state)])
+
+
+def test_a_tiny_qtopt_run_leaves_the_run_folder_of_an_arm_run(tmp_path):
+    run = tmp_path / "run"
+    settings = TrainSettings(task="grasp_bin", method="qtopt", demos=3, minutes=0.3, out=str(run),
+                             eval_every=4, eval_episodes=1, updates_per_step=1, checkpoint_every=5,
+                             agent_overrides=dict(SMALL))
+    summary = train(settings, log=lambda line: None)
+
+    on_disk = json.loads((run / "summary.json").read_text())
+    assert on_disk["method"] == "qtopt" and on_disk["task"] == "grasp_bin"
+    assert 0 <= on_disk["scripted_success"] <= 1 and 0 <= on_disk["eval_success"] <= 1
+    assert on_disk["untrained_success"] == summary["untrained_success"] and on_disk["evaluations"] >= 2
+    assert summary["env_steps"] > 0 and summary["updates"] >= 1
+    assert len(list((run / "demos" / "grasp_bin").glob("episode_*"))) == 3
+    assert (run / "learning_curve.png").stat().st_size > 1000
+    assert (run / "training" / "metrics.csv").is_file()
+    from arm_policy.agents import from_checkpoint
+    from arm_policy.checkpoints import load_latest_valid
+
+    agent = from_checkpoint(load_latest_valid(run).state)
+    assert agent.name == "qtopt" and agent.updates == summary["updates"]
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    _, action, _ = agent.act({"rgb": rgb, "gripper_open": 1.0, "gripper_height": 0.2}, explore=False)
+    assert action.shape == (7,)
+
+
+def test_offline_only_learns_from_the_scripted_grasps_without_grasps_of_its_own(tmp_path):
+    run = tmp_path / "run"
+    summary = train(TrainSettings(task="grasp_bin", method="qtopt", demos=2, minutes=0.2, out=str(run),
+                                  eval_every=10, eval_episodes=1, updates_per_step=1, offline_only=True,
+                                  agent_overrides=dict(SMALL)), log=lambda line: None)
+    assert summary["offline_only"] and summary["env_steps"] == 0 and summary["episodes"] == 0
+    assert summary["updates"] >= 10
+
+
+def test_qtopt_and_the_bin_go_together_and_nothing_else_does():
+    with pytest.raises(ValueError, match="does not learn 'pick_up_cup'"):
+        TrainSettings(task="pick_up_cup", method="qtopt")
+    with pytest.raises(ValueError, match="does not learn 'grasp_bin'"):
+        TrainSettings(task="grasp_bin", method="arm")

@@ -40,15 +40,13 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-import rclpy
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from std_msgs.msg import String
 
 from arm_bringup import episodes as ep
-from arm_bringup.graph_rollout import EpisodeAborted, GraphRollout, Shutdown
+from arm_bringup.graph_rollout import EpisodeAborted, GraphRollout
 from arm_control import graph, topics
+from arm_control.node_main import declare, run_node
 
 #: Topics a recorder must be subscribed to before the first episode: the decision topics of the
 #: contract and the step messages; without them the training node would get empty bags.
@@ -59,66 +57,67 @@ RECORDED = [topics.TOPIC_EPISODE, topics.TOPIC_EPISODE_STEP, topics.TOPIC_DECISI
 class EpisodeRunner(Node):
     def __init__(self) -> None:
         super().__init__("episode_runner")
-        d = lambda text: ParameterDescriptor(description=text)  # noqa: E731
-        self.declare_parameter("task", "reach_target", d("task name (see `arm tasks`)"))
-        self.declare_parameter("run_dir", "runs/sim_train", d("run folder shared with "
-                               "training_node and policy_node"))
-        self.declare_parameter("bag_dir", "", d("the recorder's output folder (empty: RUN_DIR/bags)"))
-        self.declare_parameter("seed", 0, d("first demo seed; training episode i uses seed+10000+i"))
-        self.declare_parameter("preset", "cpu", d("agent preset; image_size must fit it ('': no "
-                               "check, e.g. when training_node.agent_overrides sets image_size)"))
-        self.declare_parameter("image_size", 64, d("camera size of the demos it records (must "
-                               "match sim_node and the agent preset)"))
-        self.declare_parameter("episode_length", 10, d("agent steps (next-best poses) per episode"))
-        self.declare_parameter("minutes", 30.0, d("wall-clock budget of this launch, final "
-                               "evaluation included (0: no limit, stop after `episodes`)"))
-        self.declare_parameter("episodes", 0, d("training episodes of the run (0: no limit)"))
-        self.declare_parameter("eval_every", 250, d("training env steps between evaluations "
-                               "(0: only the final one)"))
-        self.declare_parameter("eval_episodes", 10, d("episodes per evaluation (no exploration)"))
-        self.declare_parameter("eval_at_start", True, d("evaluate the untrained agent first "
-                               "(summary.json: untrained_success; costs one evaluation)"))
-        self.declare_parameter("demos", 100, d("expert demos the run folder must hold (the paper: 100)"))
-        self.declare_parameter("action_timeout", 15.0, d("seconds to wait for /arm/policy/act"))
-        self.declare_parameter("result_timeout", 30.0, d("seconds to wait for /arm/control/result"))
-        self.declare_parameter("checkpoint_timeout", 600.0, d("seconds to wait for the first "
-                               "checkpoint before giving up"))
-        self.declare_parameter("sim_node", "sim_node", d("name of the simulator node (its seed "
-                               "parameter is set before each reset)"))
-        self.declare_parameter("require_subscribers", RECORDED, d("topics a recorder must "
-                               "subscribe to before the first episode ([] : no recorder)"))
-        self.declare_parameter("success_window", 20, d("training episodes in the success rate"))
-        self.declare_parameter("max_aborts", 5, d("episodes in a row the graph may fail before "
-                               "the runner gives up with the reason (exit 1)"))
-        p = lambda name: self.get_parameter(name).value  # noqa: E731
+        task = declare(self, "task", "reach_target", "task name (see `arm tasks`)")
+        run_dir = declare(self, "run_dir", "runs/sim_train",
+                          "run folder shared with training_node and policy_node")
+        bag_dir = declare(self, "bag_dir", "", "the recorder's output folder (empty: RUN_DIR/bags)")
+        seed = declare(self, "seed", 0, "first demo seed; training episode i uses seed+10000+i")
+        preset = declare(self, "preset", "cpu", "agent preset; image_size must fit it ('': no "
+                         "check, e.g. when training_node.agent_overrides sets image_size)")
+        image_size = declare(self, "image_size", 64, "camera size of the demos it records (must "
+                             "match sim_node and the agent preset)")
+        episode_length = declare(self, "episode_length", 10,
+                                 "agent steps (next-best poses) per episode")
+        minutes = declare(self, "minutes", 30.0, "wall-clock budget of this launch, final "
+                          "evaluation included (0: no limit, stop after `episodes`)")
+        episodes = declare(self, "episodes", 0, "training episodes of the run (0: no limit)")
+        eval_every = declare(self, "eval_every", 250, "training env steps between evaluations "
+                             "(0: only the final one)")
+        eval_episodes = declare(self, "eval_episodes", 10,
+                                "episodes per evaluation (no exploration)")
+        eval_at_start = declare(self, "eval_at_start", True, "evaluate the untrained agent first "
+                                "(summary.json: untrained_success; costs one evaluation)")
+        demos = declare(self, "demos", 100, "expert demos the run folder must hold (the paper: 100)")
+        action_timeout = declare(self, "action_timeout", 15.0, "seconds to wait for /arm/policy/act")
+        result_timeout = declare(self, "result_timeout", 30.0,
+                                 "seconds to wait for /arm/control/result")
+        checkpoint_timeout = declare(self, "checkpoint_timeout", 600.0, "seconds to wait for the "
+                                     "first checkpoint before giving up")
+        sim_node = declare(self, "sim_node", "sim_node", "name of the simulator node (its seed "
+                           "parameter is set before each reset)")
+        require_subscribers = declare(self, "require_subscribers", RECORDED, "topics a recorder "
+                                      "must subscribe to before the first episode ([] : no recorder)")
+        success_window = declare(self, "success_window", 20, "training episodes in the success rate")
+        max_aborts = declare(self, "max_aborts", 5, "episodes in a row the graph may fail before "
+                             "the runner gives up with the reason (exit 1)")
         self.settings = {name: param.value for name, param in
                          sorted(self.get_parameters_by_prefix("").items())
                          if name != "use_sim_time"}  # for config.json
 
         from arm_sim.tasks import TASK_NAMES
 
-        self.task = p("task")
+        self.task = task
         if self.task not in TASK_NAMES:
             raise ValueError(f"unknown task {self.task!r}; valid tasks: {', '.join(TASK_NAMES)}")
-        self.image_size = int(p("image_size"))
-        self._check_preset(p("preset"), self.image_size)
-        self.run_dir = Path(p("run_dir")).expanduser()
-        self.bag_dir = Path(p("bag_dir")).expanduser() if p("bag_dir") else self.run_dir / "bags"
-        self.seed = int(p("seed"))
-        self.episode_length = int(p("episode_length"))
-        self.eval_every = int(p("eval_every"))
-        self.eval_episodes = int(p("eval_episodes"))
-        self.eval_at_start = bool(p("eval_at_start"))
-        self.demos = int(p("demos"))
-        self.checkpoint_timeout = float(p("checkpoint_timeout"))
-        self.required = [t for t in p("require_subscribers") if t]
+        self.image_size = int(image_size)
+        self._check_preset(preset, self.image_size)
+        self.run_dir = Path(run_dir).expanduser()
+        self.bag_dir = Path(bag_dir).expanduser() if bag_dir else self.run_dir / "bags"
+        self.seed = int(seed)
+        self.episode_length = int(episode_length)
+        self.eval_every = int(eval_every)
+        self.eval_episodes = int(eval_episodes)
+        self.eval_at_start = bool(eval_at_start)
+        self.demos = int(demos)
+        self.checkpoint_timeout = float(checkpoint_timeout)
+        self.required = [t for t in require_subscribers if t]
         for name, value, low in (("episode_length", self.episode_length, 1),
                                  ("eval_episodes", self.eval_episodes, 1),
                                  ("demos", self.demos, 0), ("eval_every", self.eval_every, 0)):
             if value < low:
                 raise ValueError(f"{name} must be at least {low}, got {value}")
-        self.budget = ep.Budget(float(p("minutes")), int(p("episodes")))  # ValueError if neither
-        self.window = int(p("success_window"))
+        self.budget = ep.Budget(float(minutes), int(episodes))  # ValueError if neither
+        self.window = int(success_window)
 
         self.counter = ep.EpisodeCounter(window=self.window)
         self.last_eval_env_steps: int | None = None
@@ -132,10 +131,10 @@ class EpisodeRunner(Node):
         self.status: dict[str, Any] = {}
         # transient local: training_node latches its status, so we get it at once
         self.create_subscription(String, topics.TOPIC_TRAINING_STATUS, self._on_status, graph.LATCHED)
-        self.rollout = GraphRollout(self, self.task, self.image_size, sim_node=p("sim_node"),
-                                    action_timeout=float(p("action_timeout")),
-                                    result_timeout=float(p("result_timeout")),
-                                    max_aborts=int(p("max_aborts")), required=self.required)
+        self.rollout = GraphRollout(self, self.task, self.image_size, sim_node=sim_node,
+                                    action_timeout=float(action_timeout),
+                                    result_timeout=float(result_timeout),
+                                    max_aborts=int(max_aborts), required=self.required)
 
     @staticmethod
     def _check_preset(name: str, image_size: int) -> None:
@@ -343,6 +342,7 @@ class EpisodeRunner(Node):
                 self.evaluate()
         finally:
             self.finish()
+        self.get_logger().info("budget spent; run finished")
         return 0
 
     def loop(self) -> None:
@@ -411,29 +411,8 @@ class EpisodeRunner(Node):
             print(f"[episode_runner] {line}", file=sys.stderr, flush=True)
 
 
-def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    code = 0
-    node = None
-    try:
-        try:
-            node = EpisodeRunner()
-        except ValueError as err:  # a bad parameter: say which, exit 2 like our other nodes
-            rclpy.logging.get_logger("episode_runner").fatal(str(err))
-            return 2
-        code = node.run()
-        if code == 0:
-            node.get_logger().info("budget spent; run finished")
-    except (KeyboardInterrupt, Shutdown, ExternalShutdownException):
-        code = 0  # stopped by the launcher or Ctrl-C: finish() has written the summary
-    except RuntimeError as err:
-        rclpy.logging.get_logger("episode_runner").fatal(str(err))
-        code = 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+def main(args: list[str] | None = None) -> None:
+    run_node(EpisodeRunner, "episode_runner", args, run=EpisodeRunner.run)
 
 
 if __name__ == "__main__":

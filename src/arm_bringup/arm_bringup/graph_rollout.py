@@ -40,8 +40,9 @@ from arm_policy.rollout import Decision, Execution, Rollout, Scene
 __all__ = ["EpisodeAborted", "GraphRollout", "Shutdown"]
 
 
-class Shutdown(Exception):
-    """ROS was shut down (Ctrl-C, the launcher stopping us) while we waited."""
+class Shutdown(ExternalShutdownException):
+    """ROS was shut down (Ctrl-C, the launcher stopping us) while we waited; a clean stop for
+    :func:`arm_control.node_main.run_node` like any ExternalShutdownException."""
 
 
 class EpisodeAborted(Exception):

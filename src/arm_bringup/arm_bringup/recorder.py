@@ -42,14 +42,13 @@ from collections import deque
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from std_msgs.msg import String
 
 from arm_control import topics
 from arm_control.graph import RECORD, qos_profile
+from arm_control.node_main import declare, run_node
 from arm_perception.bag_codec import LATCHED_QOS, TYPESTORE
 from arm_perception.bag_format import ALL_TOPICS, PARTIAL_SUFFIX
 from arm_perception.bag_writer import RawEpisodeWriter
@@ -103,19 +102,25 @@ class _Episode:
 class Recorder(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("recorder", **kwargs)
-        self.declare_parameter("topics", list(DEFAULT_TOPICS))
-        self.declare_parameter("output_dir", "bags")
-        self.declare_parameter("episode_topic", topics.TOPIC_EPISODE)
-        self.declare_parameter("compress", True)
-        self.declare_parameter("end_grace", 0.25)
-        self.declare_parameter("pre_buffer", 1.0)
-        self.declare_parameter("discovery_period", 0.5)
-        param = lambda name: self.get_parameter(name).value  # noqa: E731
-        self.topics = [t if t.startswith("/") else "/" + t for t in param("topics") if t]
-        self.output_dir = Path(param("output_dir")).expanduser()
-        self.compress = bool(param("compress"))
-        self.end_grace = float(param("end_grace"))
-        self.pre_buffer_ns = int(float(param("pre_buffer")) * 1e9)
+        recorded = declare(self, "topics", list(DEFAULT_TOPICS), "Topics to record ('/' is "
+                           "prepended where missing); each is subscribed to once it has a "
+                           "publisher, with a QoS that matches all its publishers.")
+        output_dir = declare(self, "output_dir", "bags", "Folder of the bags: one OUTPUT_DIR/NAME/ "
+                             "per episode, staged as NAME.partial/ until it is closed.")
+        episode_topic = declare(self, "episode_topic", topics.TOPIC_EPISODE, "Topic of the "
+                                "episode commands (std_msgs/String): 'start NAME', 'end', 'abort'.")
+        compress = declare(self, "compress", True, "true: zstd-compressed MCAP chunks.")
+        end_grace = declare(self, "end_grace", 0.25, "Seconds a bag stays open after 'end' for "
+                            "the messages received before the 'end'.")
+        pre_buffer = declare(self, "pre_buffer", 1.0, "Seconds a message received outside an "
+                             "episode waits for a 'start' received before it.")
+        discovery_period = declare(self, "discovery_period", 0.5, "Seconds between checks for "
+                                   "publishers of the topics not subscribed to yet.")
+        self.topics = [t if t.startswith("/") else "/" + t for t in recorded if t]
+        self.output_dir = Path(output_dir).expanduser()
+        self.compress = bool(compress)
+        self.end_grace = float(end_grace)
+        self.pre_buffer_ns = int(float(pre_buffer) * 1e9)
         self._subs: dict[str, tuple[Any, str, bool]] = {}  # topic -> (subscription, type, latched)
         self._warned: set[str] = set()
         self._latched: dict[str, tuple[bytes, int]] = {}
@@ -127,12 +132,12 @@ class Recorder(Node):
         # Callback order across subscriptions is the executor's (creation order within one
         # wake-up), not arrival order: messages are routed to episodes by receive time instead.
         self._discover()
-        self.create_subscription(String, param("episode_topic"), self._on_episode, RECORD)
-        self.create_timer(float(param("discovery_period")), self._discover)
+        self.create_subscription(String, episode_topic, self._on_episode, RECORD)
+        self.create_timer(float(discovery_period), self._discover)
         self.create_timer(0.05, self._tick)
         self.get_logger().info(
             f"recording {len(self.topics)} topics to {self.output_dir}/<episode>/ on "
-            f"'start <episode>' / 'end' from {param('episode_topic')}")
+            f"'start <episode>' / 'end' from {episode_topic}")
 
     # ------------------------------------------------------------------ subscriptions
     def _discover(self) -> None:
@@ -302,6 +307,11 @@ class Recorder(Node):
             self.episode.reason = "shutdown"
             self._close(self.episode)
 
+    def destroy_node(self) -> None:
+        """Close the open episodes first (shutdown), so their bags are complete."""
+        self.close_all()
+        super().destroy_node()
+
     def abort_episode(self) -> None:
         ep, self.episode = self.episode, None
         if ep is not None:
@@ -331,18 +341,8 @@ def _message_class(msgtype: str) -> type:
     return get_message(msgtype)
 
 
-def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = Recorder()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.close_all()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+def main(args: list[str] | None = None) -> None:
+    run_node(Recorder, "recorder", args)
 
 
 if __name__ == "__main__":

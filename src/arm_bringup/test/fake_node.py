@@ -19,45 +19,39 @@ import time
 
 
 def talker(argv: list[str]) -> int:
-    import rclpy
-    from rclpy.executors import ExternalShutdownException
     from rclpy.node import Node
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from std_msgs.msg import String
 
-    rclpy.init(args=argv)
-    node = Node("talker")
-    node.declare_parameter("topic", "chatter")
-    node.declare_parameter("rate", 10.0)
-    node.declare_parameter("greeting", "hello")
-    node.declare_parameter("names", ["a", "b"])
-    node.declare_parameter("latched", False)
-    p = lambda n: node.get_parameter(n).value  # noqa: E731
-    latched = bool(p("latched"))
-    qos = QoSProfile(depth=1 if latched else 10, reliability=ReliabilityPolicy.RELIABLE,
-                     durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else
-                     DurabilityPolicy.VOLATILE)
-    pub = node.create_publisher(String, p("topic"), qos)
-    count = 0
+    from arm_control.node_main import declare, run_node
 
-    def tick() -> None:
-        nonlocal count
-        count += 1
-        pub.publish(String(data=f"{p('greeting')} {count}"))
+    def build() -> Node:
+        node = Node("talker")
+        topic = declare(node, "topic", "chatter", "topic to publish on")
+        rate = declare(node, "rate", 10.0, "messages per second (unless latched)")
+        greeting = declare(node, "greeting", "hello", "text of each message, before its count")
+        names = declare(node, "names", ["a", "b"], "names printed in the ready line")
+        latched = bool(declare(node, "latched", False, "publish once, transient local"))
+        qos = QoSProfile(depth=1 if latched else 10, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else
+                         DurabilityPolicy.VOLATILE)
+        pub = node.create_publisher(String, topic, qos)
+        count = 0
 
-    if latched:
-        tick()  # once, for late joiners
-    else:
-        node.create_timer(1.0 / float(p("rate")), tick)
-    print(f"ready fqn={node.get_fully_qualified_name()} pid={os.getpid()} "
-          f"greeting={p('greeting')} rate={p('rate')} names={','.join(p('names'))}", flush=True)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+        def tick() -> None:
+            nonlocal count
+            count += 1
+            pub.publish(String(data=f"{greeting} {count}"))
+
+        if latched:
+            tick()  # once, for late joiners
+        else:
+            node.create_timer(1.0 / float(rate), tick)
+        print(f"ready fqn={node.get_fully_qualified_name()} pid={os.getpid()} "
+              f"greeting={greeting} rate={rate} names={','.join(names)}", flush=True)
+        return node
+
+    run_node(build, "talker", argv)
     print("talker stopped", flush=True)
     return 0
 

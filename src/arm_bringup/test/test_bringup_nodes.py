@@ -132,7 +132,7 @@ def test_launch_files_compile_and_use_the_node_list_instead_of_repeating_it():
         py_compile.compile(str(path), doraise=True)
         tree = ast.parse(path.read_text())
         imports = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
-        assert any(n.module == "arm_bringup.nodes" for n in imports), path
+        assert any(n.module == "arm_bringup.ros2_launch" for n in imports), path
         body = tree.body[1:] if ast.get_docstring(tree) else tree.body
         literals = {c.value for stmt in body for c in ast.walk(stmt)
                     if isinstance(c, ast.Constant) and isinstance(c.value, str)}

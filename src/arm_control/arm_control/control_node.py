@@ -24,7 +24,6 @@ import mujoco
 import numpy as np
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
@@ -32,19 +31,17 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from . import panda
 from .goal_executor import Goal, GoalExecutor
-from .graph import COMMANDS, STATE
-from .node_main import run_node
+from .graph import COMMANDS, STATE, declare_driver_interface
+from .node_main import declare, run_node
 from .motion import InvalidPose, MotionPlanner, validate_pose
 from .planner import PLANNERS
 from .robot_model import workcell_xml
 from .topics import (
     TOPIC_CONTROL_RESULT,
     TOPIC_EE_POSE,
-    TOPIC_GRIPPER_COMMAND,
     TOPIC_GRIPPER_GOAL,
     TOPIC_GRIPPER_OPEN,
     TOPIC_JOINT_STATES,
-    TOPIC_JOINT_TRAJECTORY,
     TOPIC_NEXT_BEST_POSE,
 )
 
@@ -56,32 +53,29 @@ def _stamp_key(stamp) -> int:
 class ControlNode(Node):
     def __init__(self):
         super().__init__("control_node")
-        d = lambda text: ParameterDescriptor(description=text)  # noqa: E731
-        self.declare_parameter("joint_names", list(panda.ARM_JOINTS), d("arm joint names (panda_joint* or fr3_joint*)"))
-        self.declare_parameter("finger_joint_names", list(panda.FINGER_JOINTS), d("finger joint names"))
-        self.declare_parameter("trajectory_topic", TOPIC_JOINT_TRAJECTORY, d("JointTrajectoryController topic"))
-        self.declare_parameter("gripper_topic", TOPIC_GRIPPER_COMMAND, d("finger position command topic"))
-        self.declare_parameter("planner", "RRTConnect", d("OMPL geometric planner"))
-        self.declare_parameter("planning_timeout", 1.0, d("seconds OMPL may search"))
-        self.declare_parameter("velocity_scaling", 0.5, d("fraction of the Panda's velocity/acceleration limits"))
-        self.declare_parameter("trajectory_dt", 0.05, d("seconds between trajectory points"))
-        self.declare_parameter("position_tolerance", 0.01, d("metres: goal counts as reached within this"))
-        self.declare_parameter("world_frame", "world", d("frame the poses must be expressed in"))
-        p = lambda name: self.get_parameter(name).value  # noqa: E731
+        driver = declare_driver_interface(self)
+        planner = declare(self, "planner", "RRTConnect", "OMPL geometric planner")
+        planning_timeout = declare(self, "planning_timeout", 1.0, "seconds OMPL may search")
+        velocity_scaling = declare(self, "velocity_scaling", 0.5,
+                                   "fraction of the Panda's velocity/acceleration limits")
+        trajectory_dt = declare(self, "trajectory_dt", 0.05, "seconds between trajectory points")
+        position_tolerance = declare(self, "position_tolerance", 0.01,
+                                     "metres: goal counts as reached within this")
+        world_frame = declare(self, "world_frame", "world", "frame the poses must be expressed in")
 
-        if p("planner") not in PLANNERS:
-            raise ValueError(f"unknown planner {p('planner')!r}; available: {', '.join(PLANNERS)}")
-        if len(p("joint_names")) != 7:
-            raise ValueError(f"joint_names must name the 7 arm joints, got {list(p('joint_names'))}")
-        self.joint_names = list(p("joint_names"))
-        self.finger_names = list(p("finger_joint_names"))
-        self.world_frame = p("world_frame")
-        self.dt = float(p("trajectory_dt"))
+        if planner not in PLANNERS:
+            raise ValueError(f"unknown planner {planner!r}; available: {', '.join(PLANNERS)}")
+        if len(driver.joint_names) != 7:
+            raise ValueError(f"joint_names must name the 7 arm joints, got {driver.joint_names}")
+        self.joint_names = driver.joint_names
+        self.finger_names = driver.finger_joint_names
+        self.world_frame = world_frame
+        self.dt = float(trajectory_dt)
         model = mujoco.MjModel.from_xml_string(workcell_xml())
-        motion = MotionPlanner(model, planner=p("planner"), planning_timeout=float(p("planning_timeout")),
-                               velocity_scaling=float(p("velocity_scaling")),
-                               acceleration_scaling=float(p("velocity_scaling")), dt=self.dt)
-        self.executor_ = GoalExecutor(motion, position_tolerance=float(p("position_tolerance")))
+        motion = MotionPlanner(model, planner=planner, planning_timeout=float(planning_timeout),
+                               velocity_scaling=float(velocity_scaling),
+                               acceleration_scaling=float(velocity_scaling), dt=self.dt)
+        self.executor_ = GoalExecutor(motion, position_tolerance=float(position_tolerance))
         self.scene_qpos = mujoco.MjData(model).qpos.copy()
         self.kinematics = motion.kinematics
         self.q = self.dq = self.fingers = None
@@ -89,8 +83,8 @@ class ControlNode(Node):
 
         # Goals and results are commands, not samples: a deep queue, so a burst (or a flood of bad
         # goals) is answered goal by goal instead of being overwritten in the history.
-        self.pub_traj = self.create_publisher(JointTrajectory, p("trajectory_topic"), STATE)
-        self.pub_gripper = self.create_publisher(Float64MultiArray, p("gripper_topic"), STATE)
+        self.pub_traj = self.create_publisher(JointTrajectory, driver.trajectory_topic, STATE)
+        self.pub_gripper = self.create_publisher(Float64MultiArray, driver.gripper_topic, STATE)
         self.pub_result = self.create_publisher(String, TOPIC_CONTROL_RESULT, COMMANDS)
         self.pub_ee = self.create_publisher(PoseStamped, TOPIC_EE_POSE, STATE)
         self.pub_gripper_open = self.create_publisher(Bool, TOPIC_GRIPPER_OPEN, STATE)
@@ -98,7 +92,7 @@ class ControlNode(Node):
         self.create_subscription(JointState, TOPIC_GRIPPER_GOAL, self.on_gripper_goal, COMMANDS)
         self.create_subscription(JointState, TOPIC_JOINT_STATES, self.on_joint_states, STATE)
         self.create_timer(0.02, self.step)
-        self.get_logger().info(f"planning with {p('planner')} for joints {self.joint_names}")
+        self.get_logger().info(f"planning with {planner} for joints {self.joint_names}")
 
     def publish_result(self, text: str):
         self.pub_result.publish(String(data=text))

@@ -1,4 +1,5 @@
-"""run_node's exit codes are what the launcher acts on: a crash must never look like a clean stop."""
+"""run_node's exit codes are what the launcher acts on: a crash must never look like a clean stop;
+declare gives every parameter its description and read-only flag."""
 from __future__ import annotations
 
 import os
@@ -12,6 +13,7 @@ pytest.importorskip("rclpy")
 
 NODE = textwrap.dedent("""
     import sys
+    from rclpy.executors import ExternalShutdownException
     from rclpy.node import Node
     from arm_control.node_main import run_node
 
@@ -30,7 +32,20 @@ NODE = textwrap.dedent("""
                 raise ZeroDivisionError("division by zero in a callback")
             raise SystemExit(0)  # "clean": stop the spin as a node may do itself
 
-    run_node(Probe, "probe", args=sys.argv)
+    def run(node):  # a node that does a job instead of spinning
+        assert isinstance(node, Probe)
+        mode = sys.argv[1]
+        if mode == "run_gives_up":
+            raise RuntimeError("5 episodes in a row aborted: no control result")
+        if mode == "run_interrupted":
+            raise KeyboardInterrupt
+        if mode == "run_shut_down":
+            raise ExternalShutdownException()
+        if mode == "run_crashes":
+            raise ZeroDivisionError("division by zero in run")
+        return {"run_done": 0, "run_returns_3": 3}[mode]
+
+    run_node(Probe, "probe", args=sys.argv, run=run if sys.argv[1].startswith("run_") else None)
 """)
 
 
@@ -67,3 +82,74 @@ def test_unparseable_ros_arguments_exit_2():
 
 def test_a_node_that_stops_itself_exits_0():
     assert run_probe("clean").returncode == 0
+
+
+@pytest.mark.parametrize("mode, code, says, traceback", [
+    ("run_done", 0, [], False),
+    ("run_returns_3", 3, [], False),  # run's return is the exit code
+    ("run_interrupted", 0, [], False),  # Ctrl-C while run waits
+    ("run_shut_down", 0, [], False),  # the launcher stopped us while run waits
+    ("run_gives_up", 1, ["stopped", "no control result"], False),  # a reason, not a crash
+    ("run_crashes", 1, ["crashed", "ZeroDivisionError"], True),
+])
+def test_run_replaces_the_spin_and_decides_the_exit_code(mode, code, says, traceback):
+    result = run_probe(mode)
+    assert result.returncode == code, result.stderr
+    assert all(text in result.stderr for text in says), result.stderr
+    assert ("Traceback" in result.stderr) == traceback
+
+
+@pytest.fixture
+def make_node():
+    import rclpy
+    from rclpy.node import Node
+
+    context = rclpy.Context()
+    rclpy.init(context=context, args=[], domain_id=87)
+    nodes = []
+
+    def make(**overrides):
+        from rclpy.parameter import Parameter
+
+        node = Node("declared", context=context, start_parameter_services=False,
+                    parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+        nodes.append(node)
+        return node
+
+    yield make
+    for node in nodes:
+        node.destroy_node()
+    context.try_shutdown()
+
+
+def test_declare_returns_the_value_and_describes_the_parameter(make_node):
+    from rclpy.parameter import Parameter
+
+    from arm_control.node_main import declare
+
+    node = make_node(topic="/other")
+    assert declare(node, "rate", 10.0, "messages per second") == 10.0
+    assert declare(node, "topic", "/chatter", "topic to publish on", read_only=True) == "/other"
+    rate, topic = node.describe_parameters(["rate", "topic"])
+    assert (rate.description, rate.read_only) == ("messages per second", False)
+    assert (topic.description, topic.read_only) == ("topic to publish on", True)
+    assert topic.type == Parameter.Type.STRING.value  # typed by its default
+    assert node.set_parameters([Parameter("rate", value=5.0)])[0].successful
+    assert not node.set_parameters([Parameter("topic", value="/x")])[0].successful  # read-only
+
+
+def test_declare_a_typed_parameter_without_default_gives_the_fallback_until_set(make_node):
+    from rclpy.parameter import Parameter
+
+    from arm_control.node_main import declare
+
+    unset, given = make_node(), make_node(items=["a=1", "b=2"])
+    for node, expected in ((unset, []), (given, ["a=1", "b=2"])):
+        value = declare(node, "items", Parameter.Type.STRING_ARRAY, "FIELD=VALUE items",
+                        read_only=True, fallback=[])
+        assert list(value) == expected
+        descriptor = node.describe_parameter("items")
+        assert descriptor.type == Parameter.Type.STRING_ARRAY.value and descriptor.read_only
+    # dynamic typing: None until set, any type once set
+    assert declare(unset, "pose", None, "16 numbers", dynamic_typing=True) is None
+    assert unset.describe_parameter("pose").dynamic_typing

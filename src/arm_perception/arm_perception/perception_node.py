@@ -31,14 +31,12 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from arm_control.graph import LATCHED, SENSOR, STREAM
+from arm_control.node_main import declare, run_node
 from arm_control.topics import (
     TOPIC_CAMERA_INFO,
     TOPIC_CAMERA_POSE,
@@ -80,10 +78,9 @@ class PerceptionNode(Node):
     def __init__(self, **kwargs) -> None:
         """``kwargs`` go to rclpy's Node (context, parameter_overrides, cli_args, ...)."""
         super().__init__("perception_node", **kwargs)
-        self.declare_parameter(
-            "image_size", 128,
-            ParameterDescriptor(description="Side of the square output images (the policy's input size); "
-                                "other camera sizes are centre-cropped and resized.", read_only=True))
+        size = declare(self, "image_size", 128, "Side of the square output images (the policy's "
+                       "input size); other camera sizes are centre-cropped and resized.", read_only=True)
+        self._topics: dict[str, str] = {}
         for name, default, what in (
             ("color_topic", TOPIC_COLOR, "colour image (rgb8/bgr8/rgba8/bgra8)"),
             ("depth_topic", TOPIC_DEPTH, "depth image aligned to colour (32FC1 metres or 16UC1)"),
@@ -91,30 +88,22 @@ class PerceptionNode(Node):
             ("camera_pose_topic", TOPIC_CAMERA_POSE,
              "latched PoseStamped of the camera optical frame in world; '' to use camera_extrinsics only"),
         ):
-            self.declare_parameter(name, default, ParameterDescriptor(description=f"Topic: {what}.", read_only=True))
-        self.declare_parameter(
-            "camera_extrinsics", None,
-            ParameterDescriptor(
-                description="Optional 4x4 pose of the camera optical frame in world, 16 numbers row-major; "
-                "used until (or unless) a pose arrives on camera_pose_topic (for real cameras).",
-                dynamic_typing=True, read_only=True))
-        self.declare_parameter(
-            "publish_rgb_in_cloud", False,
-            ParameterDescriptor(description="Add a PCL-packed rgb field to the point cloud.", read_only=True))
-        self.declare_parameter(
-            "depth_unit", 0.001,
-            ParameterDescriptor(description="Metres per unit of 16UC1 depth images (RealSense default: 0.001).",
-                                read_only=True))
+            self._topics[name] = declare(self, name, default, f"Topic: {what}.", read_only=True)
+        extrinsics = declare(self, "camera_extrinsics", None, "Optional 4x4 pose of the camera "
+                             "optical frame in world, 16 numbers row-major; used until (or unless) "
+                             "a pose arrives on camera_pose_topic (for real cameras).",
+                             dynamic_typing=True, read_only=True)
+        with_rgb = declare(self, "publish_rgb_in_cloud", False,
+                           "Add a PCL-packed rgb field to the point cloud.", read_only=True)
+        depth_unit = declare(self, "depth_unit", 0.001, "Metres per unit of 16UC1 depth images "
+                             "(RealSense default: 0.001).", read_only=True)
 
-        size = self.get_parameter("image_size").value
         if not isinstance(size, int) or size <= 0:
             raise ValueError(f"parameter image_size must be a positive integer, got {size!r}")
         self._size = size
-        self._with_rgb = bool(self.get_parameter("publish_rgb_in_cloud").value)
-        self._depth_unit = float(self.get_parameter("depth_unit").value)
-        self._param_extrinsics = self._extrinsics_parameter()
-        self._topics = {n: self.get_parameter(n).value for n in
-                        ("color_topic", "depth_topic", "camera_info_topic", "camera_pose_topic")}
+        self._with_rgb = bool(with_rgb)
+        self._depth_unit = float(depth_unit)
+        self._param_extrinsics = _extrinsics(extrinsics)
 
         self._pending: OrderedDict[int, list] = OrderedDict()  # stamp ns -> [colour, depth]
         self._intrinsics: Intrinsics | None = None  # newest valid camera_info
@@ -138,18 +127,6 @@ class PerceptionNode(Node):
             + (" (extrinsics from parameter)" if self._param_extrinsics is not None else ""))
 
     # ------------------------------------------------------------------ inputs
-
-    def _extrinsics_parameter(self) -> np.ndarray | None:
-        value = self.get_parameter("camera_extrinsics").value
-        if value is None or (hasattr(value, "__len__") and len(value) == 0):
-            return None
-        try:
-            T = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            T = np.empty(0)
-        if T.shape != (16,) or not np.all(np.isfinite(T)):
-            raise ValueError(f"parameter camera_extrinsics must be 16 finite numbers (row-major 4x4), got {value!r}")
-        return T.reshape(4, 4)
 
     def _on_color(self, msg: Image) -> None:
         self._add(msg, 0)
@@ -284,6 +261,19 @@ class PerceptionNode(Node):
         self.get_logger().warning(message + " (logged once for this kind of problem)")
 
 
+def _extrinsics(value) -> np.ndarray | None:
+    """The camera_extrinsics parameter as a 4x4 matrix; None when it is unset or empty."""
+    if value is None or (hasattr(value, "__len__") and len(value) == 0):
+        return None
+    try:
+        T = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        T = np.empty(0)
+    if T.shape != (16,) or not np.all(np.isfinite(T)):
+        raise ValueError(f"parameter camera_extrinsics must be 16 finite numbers (row-major 4x4), got {value!r}")
+    return T.reshape(4, 4)
+
+
 def _kind_of(message: str) -> str:
     """Group ValueErrors from the camera math by their text up to the first digit."""
     head = message.split(":")[0]
@@ -291,16 +281,7 @@ def _kind_of(message: str) -> str:
 
 
 def main(args=None) -> None:
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = PerceptionNode()
-            except ValueError as err:  # a bad parameter: say which, exit non-zero
-                rclpy.logging.get_logger("perception_node").fatal(str(err))
-                raise SystemExit(2) from err
-            rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    run_node(PerceptionNode, "perception_node", args)
 
 
 if __name__ == "__main__":

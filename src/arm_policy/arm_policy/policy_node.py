@@ -48,7 +48,6 @@ from typing import Any
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.task import Future
@@ -57,7 +56,7 @@ from std_msgs.msg import Bool, Float32MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 
 from arm_control import graph, panda
-from arm_control.node_main import run_node
+from arm_control.node_main import declare, run_node
 from arm_control.topics import (SERVICE_POLICY_ACT, SERVICE_POLICY_RESET, TOPIC_ATTENTION,
                                 TOPIC_DECISION, TOPIC_EE_POSE, TOPIC_GRIPPER_GOAL,
                                 TOPIC_GRIPPER_OPEN, TOPIC_JOINT_STATES, TOPIC_NEXT_BEST_POSE,
@@ -91,29 +90,30 @@ class PolicyNode(Node):
         """``kwargs`` go to rclpy's Node (parameter_overrides, context, ...)."""
         super().__init__("policy_node", **kwargs)
 
-        def param(name, default, text):
-            self.declare_parameter(name, default, ParameterDescriptor(description=text,
-                                                                      read_only=True))
-            return self.get_parameter(name).value
-
-        run_dir = param("run_dir", "", "Run folder; checkpoints are read from run_dir/checkpoints "
-                        "(required).")
-        self._reload_every = param("reload_every", 100, "Reload when the newest checkpoint is at "
-                                   "least this many updates newer than the loaded one.")
-        reload_period = float(param("reload_period", 5.0, "Seconds between checks for a newer "
-                                    "checkpoint."))
-        self._explore_mode = param("explore", "request", "Exploration: 'request' (the act "
-                                   "request's data decides), 'always' or 'never' (e.g. on a real "
-                                   "robot: only the policy mean).")
-        self._episode_length = param("episode_length", DEFAULT_EPISODE_LENGTH, "Agent steps per "
-                                     "episode, for the time feature (as in training).")
-        self._timeout = float(param("observation_timeout", 2.0, "Seconds act waits for an rgb + "
-                                    "points pair stamped after the request."))
-        self._finger_names = list(param("finger_joint_names", list(panda.FINGER_JOINTS),
-                                        "Finger joints in /joint_states (low-dim state)."))
-        device = param("device", "", "torch device; '' = cuda if available, else cpu.")
-        self._world_frame = param("world_frame", "world", "frame_id of the published pose.")
-        self._attention_scale = param("attention_scale", 2, "Upscaling of the attention image.")
+        run_dir = declare(self, "run_dir", "", "Run folder; checkpoints are read from "
+                          "run_dir/checkpoints (required).", read_only=True)
+        self._reload_every = declare(self, "reload_every", 100, "Reload when the newest checkpoint "
+                                     "is at least this many updates newer than the loaded one.",
+                                     read_only=True)
+        reload_period = float(declare(self, "reload_period", 5.0, "Seconds between checks for a "
+                                      "newer checkpoint.", read_only=True))
+        self._explore_mode = declare(self, "explore", "request", "Exploration: 'request' (the act "
+                                     "request's data decides), 'always' or 'never' (e.g. on a real "
+                                     "robot: only the policy mean).", read_only=True)
+        self._episode_length = declare(self, "episode_length", DEFAULT_EPISODE_LENGTH, "Agent steps "
+                                       "per episode, for the time feature (as in training).",
+                                       read_only=True)
+        self._timeout = float(declare(self, "observation_timeout", 2.0, "Seconds act waits for an "
+                                      "rgb + points pair stamped after the request.", read_only=True))
+        self._finger_names = list(declare(self, "finger_joint_names", list(panda.FINGER_JOINTS),
+                                          "Finger joints in /joint_states (low-dim state).",
+                                          read_only=True))
+        device = declare(self, "device", "", "torch device; '' = cuda if available, else cpu.",
+                         read_only=True)
+        self._world_frame = declare(self, "world_frame", "world", "frame_id of the published pose.",
+                                    read_only=True)
+        self._attention_scale = declare(self, "attention_scale", 2, "Upscaling of the attention image.",
+                                        read_only=True)
 
         if not run_dir:
             raise ValueError("parameter run_dir must name the run folder, e.g. "

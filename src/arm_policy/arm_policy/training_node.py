@@ -38,14 +38,12 @@ from pathlib import Path
 
 import rclpy
 import torch
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
-from arm_control.node_main import run_node
+from arm_control.node_main import declare, run_node
 from arm_perception.bags import BagError
 
 from .bag_trainer import BagTrainer, BagTrainerSettings
@@ -64,47 +62,53 @@ class TrainingNode(Node):
         """``kwargs`` go to rclpy's Node (parameter_overrides, context, ...)."""
         super().__init__("training_node", **kwargs)
 
-        def param(name, default, text):
-            self.declare_parameter(name, default, ParameterDescriptor(description=text,
-                                                                      read_only=True))
-            return self.get_parameter(name).value
-
-        run_dir = param("run_dir", "", "Run folder: checkpoints/ and training/ are written here "
-                        "(required).")
-        task = param("task", "reach_target", "Task name: demos are read from demos_dir/TASK.")
-        agent = param("agent", "arm", "Agent of a new run: arm, sac or bc (arm_policy.agents; a "
-                      "resumed run must be of the same agent).")
-        preset_name = param("preset", "cpu", "ARMConfig preset of a new agent: cpu or paper "
-                            "(a resumed run keeps its checkpoint's config).")
-        self.declare_parameter("agent_overrides", Parameter.Type.STRING_ARRAY, ParameterDescriptor(
-            description="ARMConfig fields changed from the preset of a new agent, as FIELD=VALUE "
-            "(VALUE in JSON), e.g. [image_size=128, batch_size=64].", read_only=True))
-        try:
-            override_items = list(self.get_parameter("agent_overrides").value)
-        except ParameterUninitializedException:
-            override_items = []
-        demos_dir = param("demos_dir", "", "Demo bag root; '' = run_dir/demos.")
-        episodes_dir = param("episodes_dir", "", "The recorder's training bags; '' = "
-                             "run_dir/bags/train. *.partial and eval/ are never read.")
-        min_demos = param("min_demos", 1, "Closed demo bags to wait for before training starts.")
-        updates_per_step = param("updates_per_step", 4, "At most this many updates per agent "
-                                 "transition collected (as arm train --inprocess); 0 = no cap.")
-        checkpoint_every = param("checkpoint_every", 100, "Updates between checkpoints.")
-        keep_checkpoints = param("keep_checkpoints", 5, "Newest checkpoints kept on disk.")
-        log_every = param("log_every", 10, "Updates between rows of training/metrics.csv.")
-        episode_length = param("episode_length", DEFAULT_EPISODE_LENGTH,
-                               "Agent steps per episode, for the demos' time feature (must "
-                               "match the policy node's).")
-        augmentation_every = param("augmentation_every", AUGMENTATION_EVERY,
-                                   "Demo augmentation: a transition from every M-th frame "
-                                   "(0 = off).")
-        seed = param("seed", 0, "Seed of the initial weights and the replay sampler.")
-        device = param("device", "", "torch device; '' = cuda if available, else cpu.")
-        torch_threads = param("torch_threads", 0, "torch intra-op threads; 0 = torch's default.")
-        self._poll_period = float(param("poll_period", 2.0, "Seconds between scans of "
-                                        "episodes_dir (and of demos_dir while waiting)."))
-        status_period = float(param("status_period", 1.0, "Seconds between status messages."))
-        self._log_period = float(param("log_period", 10.0, "Seconds between progress log lines."))
+        run_dir = declare(self, "run_dir", "", "Run folder: checkpoints/ and training/ are written "
+                          "here (required).", read_only=True)
+        task = declare(self, "task", "reach_target", "Task name: demos are read from demos_dir/TASK.",
+                       read_only=True)
+        agent = declare(self, "agent", "arm", "Agent of a new run: arm, sac or bc (arm_policy.agents; "
+                        "a resumed run must be of the same agent).", read_only=True)
+        preset_name = declare(self, "preset", "cpu", "ARMConfig preset of a new agent: cpu or paper "
+                              "(a resumed run keeps its checkpoint's config).", read_only=True)
+        override_items = list(declare(
+            self, "agent_overrides", Parameter.Type.STRING_ARRAY, "ARMConfig fields changed from the "
+            "preset of a new agent, as FIELD=VALUE (VALUE in JSON), e.g. [image_size=128, "
+            "batch_size=64].", read_only=True, fallback=[]))
+        demos_dir = declare(self, "demos_dir", "", "Demo bag root; '' = run_dir/demos.",
+                            read_only=True)
+        episodes_dir = declare(self, "episodes_dir", "", "The recorder's training bags; '' = "
+                               "run_dir/bags/train. *.partial and eval/ are never read.",
+                               read_only=True)
+        min_demos = declare(self, "min_demos", 1, "Closed demo bags to wait for before training "
+                            "starts.", read_only=True)
+        updates_per_step = declare(self, "updates_per_step", 4, "At most this many updates per "
+                                   "agent transition collected (as arm train --inprocess); 0 = no "
+                                   "cap.", read_only=True)
+        checkpoint_every = declare(self, "checkpoint_every", 100, "Updates between checkpoints.",
+                                   read_only=True)
+        keep_checkpoints = declare(self, "keep_checkpoints", 5, "Newest checkpoints kept on disk.",
+                                   read_only=True)
+        log_every = declare(self, "log_every", 10, "Updates between rows of training/metrics.csv.",
+                            read_only=True)
+        episode_length = declare(self, "episode_length", DEFAULT_EPISODE_LENGTH, "Agent steps per "
+                                 "episode, for the demos' time feature (must match the policy "
+                                 "node's).", read_only=True)
+        augmentation_every = declare(self, "augmentation_every", AUGMENTATION_EVERY, "Demo "
+                                     "augmentation: a transition from every M-th frame (0 = off).",
+                                     read_only=True)
+        seed = declare(self, "seed", 0, "Seed of the initial weights and the replay sampler.",
+                       read_only=True)
+        device = declare(self, "device", "", "torch device; '' = cuda if available, else cpu.",
+                         read_only=True)
+        torch_threads = declare(self, "torch_threads", 0, "torch intra-op threads; 0 = torch's "
+                                "default.", read_only=True)
+        self._poll_period = float(declare(self, "poll_period", 2.0, "Seconds between scans of "
+                                          "episodes_dir (and of demos_dir while waiting).",
+                                          read_only=True))
+        status_period = float(declare(self, "status_period", 1.0, "Seconds between status "
+                                      "messages.", read_only=True))
+        self._log_period = float(declare(self, "log_period", 10.0, "Seconds between progress log "
+                                         "lines.", read_only=True))
 
         if not run_dir:
             raise ValueError("parameter run_dir must name the run folder, e.g. "

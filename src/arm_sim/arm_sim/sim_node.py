@@ -20,7 +20,6 @@ from __future__ import annotations
 import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float32, Float64MultiArray
@@ -28,17 +27,15 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from arm_control import panda
-from arm_control.graph import LATCHED, SENSOR, STATE
-from arm_control.node_main import run_node
+from arm_control.graph import LATCHED, SENSOR, STATE, declare_driver_interface
+from arm_control.node_main import declare, run_node
 from arm_control.topics import (
     SERVICE_SIM_RESET,
     TOPIC_CAMERA_INFO,
     TOPIC_CAMERA_POSE,
     TOPIC_COLOR,
     TOPIC_DEPTH,
-    TOPIC_GRIPPER_COMMAND,
     TOPIC_JOINT_STATES,
-    TOPIC_JOINT_TRAJECTORY,
     TOPIC_REWARD,
     TOPIC_SUCCESS,
 )
@@ -100,34 +97,31 @@ def parse_trajectory(msg: JointTrajectory, joint_names) -> tuple[np.ndarray, np.
 class SimNode(Node):
     def __init__(self):
         super().__init__("sim_node")
-        d = lambda text: ParameterDescriptor(description=text)  # noqa: E731
-        self.declare_parameter("task", "reach_target", d("task name (see `arm tasks`)"))
-        self.declare_parameter("seed", 0, d("scene seed of the next reset; advances by one per reset"))
-        self.declare_parameter("image_size", 128, d("camera width and height in pixels"))
-        self.declare_parameter("image_width", 0, d("camera width if not square (0: image_size), e.g. 640 like a RealSense"))
-        self.declare_parameter("image_height", 0, d("camera height if not square (0: image_size), e.g. 480"))
-        self.declare_parameter("depth_encoding", "32FC1", d("32FC1 (metres) or 16UC1 (millimetres, as a RealSense)"))
-        self.declare_parameter("publish_camera_pose", True, d("publish the latched camera pose (a real camera "
-                                                                "has none: its extrinsics come from calibration)"))
-        self.declare_parameter("camera_rate", float(CONTROL_HZ), d("camera frames per simulated second"))
-        self.declare_parameter("real_time", True, d("true: simulate in real time; false: as fast as possible"))
-        self.declare_parameter("joint_names", list(panda.ARM_JOINTS), d("arm joint names, as the real robot's"))
-        self.declare_parameter("finger_joint_names", list(panda.FINGER_JOINTS), d("finger joint names"))
-        self.declare_parameter("trajectory_topic", TOPIC_JOINT_TRAJECTORY, d("JointTrajectoryController topic"))
-        self.declare_parameter("gripper_topic", TOPIC_GRIPPER_COMMAND, d("finger position command topic"))
-        p = lambda name: self.get_parameter(name).value  # noqa: E731
+        task = declare(self, "task", "reach_target", "task name (see `arm tasks`)")
+        declare(self, "seed", 0, "scene seed of the next reset; advances by one per reset")
+        size = declare(self, "image_size", 128, "camera width and height in pixels")
+        w = declare(self, "image_width", 0,
+                    "camera width if not square (0: image_size), e.g. 640 like a RealSense")
+        h = declare(self, "image_height", 0, "camera height if not square (0: image_size), e.g. 480")
+        self.depth_encoding = declare(self, "depth_encoding", "32FC1",
+                                      "32FC1 (metres) or 16UC1 (millimetres, as a RealSense)")
+        publish_pose = declare(self, "publish_camera_pose", True, "publish the latched camera pose "
+                               "(a real camera has none: its extrinsics come from calibration)")
+        camera_rate = declare(self, "camera_rate", float(CONTROL_HZ), "camera frames per simulated second")
+        real_time = declare(self, "real_time", True,
+                            "true: simulate in real time; false: as fast as possible")
+        driver = declare_driver_interface(self)
 
-        size = int(p("image_size"))
-        h, w = int(p("image_height")) or size, int(p("image_width")) or size
-        self.depth_encoding = p("depth_encoding")
+        size = int(size)
+        h, w = int(h) or size, int(w) or size
         if self.depth_encoding not in ("32FC1", "16UC1"):
             raise ValueError(f"depth_encoding must be 32FC1 or 16UC1, got {self.depth_encoding!r}")
-        self.publish_pose = bool(p("publish_camera_pose"))
-        self.task = Environment(image_size=(h, w)).get_task(p("task"))
+        self.publish_pose = bool(publish_pose)
+        self.task = Environment(image_size=(h, w)).get_task(task)
         self.sim = self.task.sim
-        self.joint_names = list(p("joint_names"))
-        self.finger_names = list(p("finger_joint_names"))
-        self.camera_period = 1.0 / float(p("camera_rate"))
+        self.joint_names = driver.joint_names
+        self.finger_names = driver.finger_joint_names
+        self.camera_period = 1.0 / float(camera_rate)
         self.follower: TrajectoryFollower | None = None
         self._next_frame = 0.0
         self._warned: set[str] = set()
@@ -139,15 +133,15 @@ class SimNode(Node):
         self.pub_joints = self.create_publisher(JointState, TOPIC_JOINT_STATES, STATE)
         self.pub_reward = self.create_publisher(Float32, TOPIC_REWARD, STATE)
         self.pub_success = self.create_publisher(Bool, TOPIC_SUCCESS, STATE)
-        self.create_subscription(JointTrajectory, p("trajectory_topic"), self.on_trajectory, STATE)
-        self.create_subscription(Float64MultiArray, p("gripper_topic"), self.on_gripper, STATE)
+        self.create_subscription(JointTrajectory, driver.trajectory_topic, self.on_trajectory, STATE)
+        self.create_subscription(Float64MultiArray, driver.gripper_topic, self.on_gripper, STATE)
         self.create_service(Trigger, SERVICE_SIM_RESET, self.on_reset)
 
         self.reset()
-        period = 1.0 / CONTROL_HZ if p("real_time") else 0.001  # 1 ms: leaves the executor room for messages
+        period = 1.0 / CONTROL_HZ if real_time else 0.001  # 1 ms: leaves the executor room for messages
         self.timer = self.create_timer(period, self.tick)
         self.get_logger().info(f"simulating {self.task.name} at {w}x{h}, "
-                               f"{'real time' if p('real_time') else 'as fast as possible'}")
+                               f"{'real time' if real_time else 'as fast as possible'}")
 
     # ----- driver interface ---------------------------------------------------------------------
     def _warn_once(self, key: str, text: str):

@@ -84,7 +84,10 @@ def test_evaluation_is_reported_in_metrics_summary_plot_and_attention(run):
     assert 0 < summary["wall_seconds"] <= MINUTES * 60
     assert (folder / "learning_curve.png").stat().st_size > 1000
     assert len(list((folder / "attention").glob("env_step_*.png"))) == len(evals)
-    config = json.loads((folder / "config.json").read_text())["config"]
-    assert config["episode_runner"]["episode_length"] == 3
+    config = json.loads((folder / "config.json").read_text())["config"]  # the run's one configuration
+    assert config["launch"] == "sim_train" and config["nodes"]["episode_runner"]["episode_length"] == 3
+    assert config["nodes"]["training_node"]["run_dir"] == str(folder)  # every node's, composed once
+    assert {"sim_node", "perception_node", "control_node", "recorder", "policy_node"} <= set(config["nodes"])
+    assert "episode_length: 3" in (folder / "params.yaml").read_text()  # what the nodes read
     assert (folder / "training" / "config.json").is_file()  # the trainer's own
     assert len(list((folder / "bags" / "eval").iterdir())) == 2 * len(evals)

@@ -148,7 +148,7 @@ def _cmd_train(args) -> int:
 def _cmd_launch(args) -> int:
     import shlex
 
-    from arm_bringup import launcher, nodes
+    from arm_bringup import launcher, nodes, run_config
 
     if args.name not in nodes.PRESETS:
         print(f"arm launch: unknown launch configuration {args.name!r}. Valid:", file=sys.stderr)
@@ -161,7 +161,9 @@ def _cmd_launch(args) -> int:
             print(nodes.describe_arguments(args.name, given.get("params_file") or None))
             return 0
         specs = nodes.resolve(args.name, given)
-    except nodes.ArgumentError as err:
+        # a launch with a run folder: one configuration, written there, read by every node
+        specs = run_config.use_run_config(args.name, specs, write=not args.print_only)
+    except (nodes.ArgumentError, ValueError) as err:
         print(f"arm launch: {err}", file=sys.stderr)
         return launcher.EXIT_USAGE
     if args.print_only:

@@ -321,9 +321,10 @@ class EpisodeRunner(Node):
         from arm_policy.run_log import RunLogger, write_config
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        # the run's episode settings; training_node writes its own to training/config.json
-        write_config(self.run_dir, {"episode_runner": self.settings,
-                                    "training_config": "training/config.json"})
+        if not (self.run_dir / "config.json").exists():
+            # run on its own (not by `arm launch`, which writes the run's one configuration):
+            # its settings, for `arm evaluate`
+            write_config(self.run_dir, {"nodes": {"episode_runner": self.settings}})
         self.record_missing_demos()
         self.resume()
         self.logger_ = RunLogger(self.run_dir, tensorboard=False)

@@ -343,3 +343,27 @@ def test_sim_train_launch_file_respawns_the_trainer_and_ends_with_the_others(mon
     assert all(type(n.kwargs["on_exit"]).__name__ == "Shutdown" for n in built.values())
     assert built["recorder"].kwargs["parameters"][1]["output_dir"].args == ("/tmp/r/bags",)
     assert built["episode_runner"].kwargs["parameters"][1]["minutes"] == 2.0
+
+
+def test_a_launch_with_a_run_folder_writes_one_configuration_every_node_reads(tmp_path):
+    import json
+
+    import yaml
+
+    from arm_bringup.run_config import use_run_config
+
+    run = tmp_path / "run"
+    specs = nodes.resolve("sim_train", {"run_dir": str(run), "task": "pick_up_cup",
+                                        "training_node.checkpoint_every": "7"})
+    used = use_run_config("sim_train", specs)
+    written = json.loads((run / "config.json").read_text())["config"]
+    assert written["launch"] == "sim_train"
+    assert written["nodes"]["sim_node"]["task"] == written["nodes"]["training_node"]["task"] == "pick_up_cup"
+    assert written["nodes"]["training_node"]["checkpoint_every"] == 7
+    assert written["nodes"]["recorder"]["output_dir"] == f"{run}/bags"
+    params = yaml.safe_load((run / "params.yaml").read_text())
+    assert {n: p["ros__parameters"] for n, p in params.items()} == written["nodes"]
+    for spec in used:  # the run's file is each node's only parameter source
+        assert spec.params_files == [str(run / "params.yaml")] and spec.parameters == {}
+    sim_only = nodes.resolve("sim", {})
+    assert use_run_config("sim", sim_only) == sim_only  # no run folder: nothing written, nothing changed

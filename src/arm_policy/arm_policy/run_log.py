@@ -363,10 +363,11 @@ def write_config(run_dir: os.PathLike | str, config_dict: Any) -> Path:
     ``config_dict`` may be a dict or a dataclass (``to_dict()`` is used when it has one).
     Written atomically; returns its path. ``read_json(path)["config"]`` gives the config back.
     """
-    try:
-        import torch
-        torch_version = torch.__version__
-    except ImportError:  # pragma: no cover
+    try:  # without importing torch where nothing has (`arm launch` writes run configs too)
+        from importlib.metadata import version
+
+        torch_version = sys.modules["torch"].__version__ if "torch" in sys.modules else version("torch")
+    except Exception:  # noqa: BLE001 - pragma: no cover, torch not installed
         torch_version = None
     record = {
         "config": config_dict,

@@ -236,7 +236,8 @@ def evaluate_checkpoints(run_dir, episodes: int = 25, every_checkpoint: bool = F
 
     run = Path(run_dir)
     config = read_json(run / "config.json")["config"]
-    section = config.get("train") or config.get("episode_runner")
+    section = (config.get("train") or config.get("nodes", {}).get("episode_runner")
+               or config.get("episode_runner"))  # in-process, `arm launch sim_train`, older runs
     if section is None:
         raise ValueError(f"{run / 'config.json'} holds neither an in-process nor a sim_train run")
     task_name, episode_length = section["task"], int(section["episode_length"])

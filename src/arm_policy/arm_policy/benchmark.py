@@ -41,7 +41,7 @@ import numpy as np
 from .run_log import read_json, read_metrics
 from .agents import AGENTS, agent_class, agent_config
 from .settings import BenchmarkSettings, TrainSettings
-from .train_inprocess import LAST_EVALUATIONS
+from .training_run import LAST_EVALUATIONS
 
 __all__ = ["BenchmarkSettings", "Cell", "run_benchmark", "write_report", "RESULT_COLUMNS"]
 

@@ -17,8 +17,6 @@ the budget counts the time already spent).
 """
 from __future__ import annotations
 
-import csv
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -26,49 +24,16 @@ from typing import Callable
 
 import numpy as np
 
-from .agents import NumericalError, agent_class, agent_config, from_checkpoint
+from .agents import agent_class, agent_config, from_checkpoint
 from .demo_dataset import load_demos
-from .learner import Learner, LearnerSettings, TrainingFailed
+from .learner import Learner, LearnerSettings
 from .plots import attention_snapshot, plot_learning_curve
 from .rollout import SimRollout, evaluate, run_episode, train_seed
-from .run_log import RunLogger, write_config, write_summary
+from .run_log import RunLogger, write_config
 from .settings import TrainSettings
+from .training_run import TrainingRun
 
 PROGRESS_SECONDS = 30.0  # between progress lines while training (evaluations always print one)
-LAST_EVALUATIONS = 3  # summary.json's eval_success_last_mean: the mean of the last ones
-
-
-def _keep_metrics_until(run: Path, env_steps: int) -> None:
-    """Drop metrics.csv rows logged after ``env_steps`` (an interrupted attempt past the checkpoint
-    it resumes from; -1: a fresh start), so the curve has each evaluation once."""
-    path = run / "metrics.csv"
-    if not path.exists():
-        return
-    if env_steps < 0:
-        path.unlink()
-        return
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        return
-    col = rows[0].index("step") if "step" in rows[0] else None  # RunLogger's step: env steps
-    kept = [rows[0]] + [r for r in rows[1:] if col is None or (len(r) > col and r[col]
-                                                               and float(r[col]) <= env_steps)]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        csv.writer(f).writerows(kept)
-    os.replace(tmp, path)
-
-
-def summarise_curve(curve: list[dict]) -> dict:
-    """summary.json's success figures from the evaluations in order: the untrained agent's (the
-    first, before any update), the final one, the best (a maximum over repeated evaluations of
-    the same scenes, which flatters) and the mean of the last ``LAST_EVALUATIONS``."""
-    success = [float(r["eval_success"]) for r in curve]
-    return {"untrained_success": success[0], "eval_success": success[-1],
-            "best_success": max(success),
-            "eval_success_last_mean": float(np.mean(success[-LAST_EVALUATIONS:])),
-            **{k: v for k, v in curve[-1].items() if k.startswith("eval_") and k != "eval_success"}}
 
 
 def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
@@ -78,8 +43,6 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
         return train_qtopt(settings, log)
     from arm_sim.demos import record_demos
     from arm_sim.environment import Environment
-
-    from .run_log import read_metrics
 
     run = Path(settings.out)
     run.mkdir(parents=True, exist_ok=True)
@@ -94,32 +57,17 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
     if not transitions:
         raise RuntimeError(f"no usable demos under {demo_dir / settings.task}")
 
-    curve, env_steps, episodes, elapsed = [], 0, 0, 0.0
-
-    def progress():
-        return {"progress": {"env_steps": env_steps, "episodes": episodes,
-                             "elapsed_seconds": round(time.monotonic() - start, 1)}}
-
+    p = TrainingRun(run, settings.minutes)
     learner = Learner.start(
         settings.method, cfg, transitions, run,
         LearnerSettings(settings.updates_per_step, settings.checkpoint_every, settings.keep_checkpoints),
-        device=settings.device, seed=settings.seed, log_dir=run / "training", extra_state=progress,
+        device=settings.device, seed=settings.seed, log_dir=run / "training", extra_state=p.state,
         warn=log)
     agent = learner.agent
-    if learner.resumed is not None:
-        state = learner.resumed.state.get("progress", {})
-        env_steps, episodes = int(state.get("env_steps", 0)), int(state.get("episodes", 0))
-        elapsed = float(state.get("elapsed_seconds", 0.0))
-        learner.env_steps, learner.episodes = env_steps, episodes
-        curve = [{"env_steps": row["step"], **{k: v for k, v in row.items() if k.startswith("eval_")}}
-                 for row in (read_metrics(run / "metrics.csv") if (run / "metrics.csv").exists() else [])
-                 if "eval_success" in row and row["step"] <= env_steps]
-        log(f"resuming {run} from {learner.resumed.path.name}: {agent.updates} updates, {env_steps} "
-            f"env steps, {elapsed / 60:.1f} of {settings.minutes:g} min spent (the replay restarts "
-            "from the demos)")
-    _keep_metrics_until(run, env_steps if learner.resumed is not None else -1)
-    start = time.monotonic() - elapsed
-    deadline = start + settings.minutes * 60
+    if p.resume(learner):
+        log(f"resuming {run} from {learner.resumed.path.name}: {agent.updates} updates, {p.env_steps} "
+            f"env steps, {p.elapsed() / 60:.1f} of {settings.minutes:g} min spent (the replay "
+            "restarts from the demos)")
     log(f"{settings.method}: {len(transitions)} demo transitions from {settings.demos} demos; "
         f"agent on {agent.device}")
 
@@ -127,17 +75,16 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
     logger = RunLogger(run)
     attends = agent.attends
     (run / "attention").mkdir(exist_ok=True)
-
     env = SimRollout(task, agent, settings.episode_length)
+    name = agent_class(settings.method).label
 
     def snapshot(decision):
         attention_snapshot(decision.obs["rgb"], decision.q_map, decision.pixel, cfg.crop_size,
-                           run / "attention" / f"env_step_{env_steps:07d}.png")
+                           run / "attention" / f"env_step_{p.env_steps:07d}.png")
 
     def learn(transition):
-        nonlocal env_steps
         learner.observe(transition)
-        env_steps += 1
+        p.env_steps += 1
         learner.train()
 
     eval_seconds = 0.0  # the last evaluation's duration: the final one must fit in the budget
@@ -147,78 +94,59 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
         began = time.monotonic()
         result = evaluate(env, settings.eval_episodes, settings.episode_length,
                           on_first_decision=snapshot if attends else None)
-        success = result["eval_success"]
-        curve.append({"env_steps": env_steps, **result})
-        metrics = learner.last_metrics
-        updates = agent.updates
-        logger.log(env_steps, **result, updates=updates, episodes=episodes,
+        p.curve.append({"env_steps": p.env_steps, **result})
+        metrics, updates = learner.last_metrics, agent.updates
+        logger.log(p.env_steps, **result, updates=updates, episodes=p.episodes,
                    **{k: v for k, v in metrics.items() if np.isscalar(v)})
-        log(f"[{(time.monotonic() - start) / 60:5.1f} min] {settings.task} {settings.method}  "
-            f"env steps {env_steps}  episodes {episodes}  updates {updates}  eval success {success:.2f}"
-            + ("  (untrained)" if updates == 0 else f"  (untrained {curve[0]['eval_success']:.2f})")
+        log(f"[{p.elapsed() / 60:5.1f} min] {settings.task} {settings.method}  env steps "
+            f"{p.env_steps}  episodes {p.episodes}  updates {updates}  eval success "
+            f"{result['eval_success']:.2f}"
+            + ("  (untrained)" if updates == 0 else f"  (untrained {p.curve[0]['eval_success']:.2f})")
             + "  (" + (f"attention on the keyframe {result['eval_attention_on_keyframe']:.2f}, "
                        if attends else "")
             + f"median pose error {result['eval_pose_error_cm']:.1f} cm, unexecutable "
             f"{result['eval_unexecutable']:.2f}, expert keyframes matched "
             f"{result['eval_keyframes_matched']:.2f})  "
             + "  ".join(f"{k} {v:.3g}" for k, v in metrics.items() if np.isscalar(v)))
-        name = agent_class(settings.method).label
         # beside success: how often Q-attention alone was right (the first decision's pixel) and
         # how far through the expert's keyframes the poses got (where a multi-step task stalls)
         def beside(key):
-            return [{"env_steps": r["env_steps"], "eval_success": r[key]} for r in curve]
+            return [{"env_steps": r["env_steps"], "eval_success": r[key]} for r in p.curve]
 
         compare = {"expert keyframes matched (share)": beside("eval_keyframes_matched")}
         if attends:
             compare["attention within 2 px of the expert keyframe"] = beside("eval_attention_on_keyframe")
-        plot_learning_curve(curve, run / "learning_curve.png", label=f"{name} success",
+        plot_learning_curve(p.curve, run / "learning_curve.png", label=f"{name} success",
                             title=f"{name} on {settings.task} ({settings.preset}, {settings.demos} demos)",
                             compare=compare,
                             ylabel=f"share of the {settings.eval_episodes} evaluation episodes")
         eval_seconds = time.monotonic() - began
-        return success
 
-    next_eval = (curve[-1]["env_steps"] + settings.eval_every) if curve else 0
+    next_eval = (p.curve[-1]["env_steps"] + settings.eval_every) if p.curve else 0
     last_progress, recent = time.monotonic(), []
     episode_seconds = 0.0  # the last training episode's (with its updates): one more must fit too
     explore = agent.learns_online  # BC acts as it was taught: its episodes teach it nothing
-    failure = None
-    try:
-        while time.monotonic() + 1.2 * eval_seconds + episode_seconds < deadline:
-            if env_steps >= next_eval:
+    with p.training(learner, log, logger.close, task.close):
+        while p.left() > 1.2 * eval_seconds + episode_seconds:
+            if p.env_steps >= next_eval:
                 do_eval()
-                next_eval = env_steps + settings.eval_every
+                next_eval = p.env_steps + settings.eval_every
             began = time.monotonic()
-            success = run_episode(env, train_seed(settings.seed, episodes), explore,
+            success = run_episode(env, train_seed(settings.seed, p.episodes), explore,
                                   settings.episode_length, on_transition=learn).success
             learner.end_episode(success)
             recent = (recent + [success])[-20:]
             episode_seconds = time.monotonic() - began
-            episodes += 1
+            p.episodes += 1
             if time.monotonic() - last_progress >= PROGRESS_SECONDS:
                 last_progress = time.monotonic()
-                log(f"[{(last_progress - start) / 60:5.1f} min] env steps {env_steps}  episodes "
-                    f"{episodes}  updates {agent.updates}  {'exploring ' if explore else ''}success "
+                log(f"[{p.elapsed() / 60:5.1f} min] env steps {p.env_steps}  episodes {p.episodes}  "
+                    f"updates {agent.updates}  {'exploring ' if explore else ''}success "
                     f"(last {len(recent)}) {np.mean(recent):.2f}  next eval at {next_eval} env steps")
-        if not curve or curve[-1]["env_steps"] != env_steps:
+        if not p.curve or p.curve[-1]["env_steps"] != p.env_steps:
             do_eval()
-    except NumericalError as err:
-        failure = f"{err}; the newest checkpoint in {run / 'checkpoints'} is the last good one"
-        log(f"training stopped: {failure}")
-    finally:
-        learner.close(final_checkpoint=failure is None)
-        logger.close()
-        task.close()
-    summary = {"task": settings.task, "preset": settings.preset, "method": settings.method,
-               "demos": settings.demos, "seed": settings.seed,
-               **(summarise_curve(curve) if curve else {}),
-               "evaluations": len(curve), "env_steps": env_steps, "episodes": episodes,
-               "updates": agent.updates, "wall_seconds": round(time.monotonic() - start, 1),
-               **({"error": failure} if failure else {})}
-    write_summary(run, **summary)
-    if failure:
-        raise TrainingFailed(failure)
-    return summary
+    return p.finish({"task": settings.task, "preset": settings.preset, "method": settings.method,
+                     "demos": settings.demos, "seed": settings.seed}, agent.updates)
 
 
 def evaluate_checkpoints(run_dir, episodes: int = 25, every_checkpoint: bool = False,

@@ -23,14 +23,15 @@ from typing import Callable
 
 import numpy as np
 
-from .agents import NumericalError, agent_config
+from .agents import agent_config
 from .grasp_episodes import (agent_observation, play_episode, play_scripted, read_grasp_episode,
                              transitions_of, write_grasp_episode)
-from .learner import Learner, LearnerSettings, TrainingFailed
+from .learner import Learner, LearnerSettings
 from .plots import plot_learning_curve
 from .rollout import eval_seed, train_seed
-from .run_log import RunLogger, read_metrics, write_config, write_summary
+from .run_log import RunLogger, write_config
 from .settings import TrainSettings
+from .training_run import TrainingRun
 
 __all__ = ["evaluate_grasps", "record_offline", "train_qtopt"]
 
@@ -93,105 +94,76 @@ def train_qtopt(settings: TrainSettings, log: Callable[[str], None] = print) -> 
     transitions = [t for bag in sorted(offline.glob("episode_*"))[:settings.demos]
                    for t in read_grasp_episode(bag, cfg)]
 
-    curve, env_steps, episodes, elapsed = [], 0, 0, 0.0
-
-    def progress():
-        return {"progress": {"env_steps": env_steps, "episodes": episodes,
-                             "elapsed_seconds": round(time.monotonic() - start, 1)}}
-
-    per_step = 0 if settings.offline_only else settings.updates_per_step
+    p = TrainingRun(run, settings.minutes)
+    offline_only = settings.offline_only
     learner = Learner.start("qtopt", cfg, transitions, run,
-                            LearnerSettings(per_step, settings.checkpoint_every, settings.keep_checkpoints),
+                            LearnerSettings(0 if offline_only else settings.updates_per_step,
+                                            settings.checkpoint_every, settings.keep_checkpoints),
                             device=settings.device, seed=settings.seed, log_dir=run / "training",
-                            extra_state=progress, warn=log)
+                            extra_state=p.state, warn=log)
     agent = learner.agent
-    if learner.resumed is not None:
-        state = learner.resumed.state.get("progress", {})
-        env_steps, episodes = int(state.get("env_steps", 0)), int(state.get("episodes", 0))
-        elapsed = float(state.get("elapsed_seconds", 0.0))
-        learner.env_steps, learner.episodes = env_steps, episodes
-        curve = [{"env_steps": r["step"], **{k: v for k, v in r.items() if k.startswith("eval_")}}
-                 for r in (read_metrics(run) if (run / "metrics.csv").exists() else [])
-                 if "eval_success" in r and r["step"] <= env_steps]
-        log(f"resuming {run} from {learner.resumed.path.name}: {agent.updates} updates, {env_steps} env steps")
-    start = time.monotonic() - elapsed
-    deadline = start + settings.minutes * 60
-    mode = "offline only" if settings.offline_only else "offline + online"
+    if p.resume(learner, by_updates=offline_only):
+        log(f"resuming {run} from {learner.resumed.path.name}: {agent.updates} updates, {p.env_steps} env steps")
+    mode = "offline only" if offline_only else "offline + online"
     log(f"qtopt ({mode}): {len(transitions)} offline transitions from {settings.demos} scripted grasps "
         f"(success {scripted:.2f}); agent on {agent.device}")
     logger = RunLogger(run)
     eval_seconds = 0.0
 
+    def x_now():  # the curve's x: env steps, or updates offline only (no env steps are taken)
+        return agent.updates if offline_only else p.env_steps
+
     def do_eval():
         nonlocal eval_seconds
         began = time.monotonic()
         result = evaluate_grasps(env, agent, settings.eval_episodes)
-        # offline only, the x axis is updates (no env steps are taken)
-        x = agent.updates if settings.offline_only else env_steps
-        curve.append({"env_steps": x, **result})
-        logger.log(x, **result, updates=agent.updates, episodes=episodes, scripted_success=scripted,
+        p.curve.append({"env_steps": x_now(), **result})
+        logger.log(x_now(), **result, updates=agent.updates, episodes=p.episodes, scripted_success=scripted,
                    **{k: v for k, v in learner.last_metrics.items() if np.isscalar(v)})
-        log(f"[{(time.monotonic() - start) / 60:5.1f} min] grasp_bin qtopt  env steps {env_steps}  "
-            f"updates {agent.updates}  held-out success {result['eval_success']:.2f}  (untrained "
-            f"{curve[0]['eval_success']:.2f}, scripted {scripted:.2f})  steps {result['eval_steps_mean']:.1f}")
-        plot_learning_curve(curve, run / "learning_curve.png", label="QT-Opt held-out success",
+        log(f"[{p.elapsed() / 60:5.1f} min] grasp_bin qtopt  env steps {p.env_steps}  updates "
+            f"{agent.updates}  held-out success {result['eval_success']:.2f}  (untrained "
+            f"{p.curve[0]['eval_success']:.2f}, scripted {scripted:.2f})  steps {result['eval_steps_mean']:.1f}")
+        plot_learning_curve(p.curve, run / "learning_curve.png", label="QT-Opt held-out success",
                             compare={"scripted policy (the offline data)":
-                                     [{"env_steps": r["env_steps"], "eval_success": scripted} for r in curve]},
+                                     [{"env_steps": r["env_steps"], "eval_success": scripted} for r in p.curve]},
                             title=f"QT-Opt on grasp_bin ({mode}, {settings.demos} scripted grasps"
-                                  + ("; x: updates)" if settings.offline_only else ")"),
+                                  + ("; x: updates)" if offline_only else ")"),
                             ylabel=f"share of the {settings.eval_episodes} held-out episodes")
         eval_seconds = time.monotonic() - began
 
     def explore(obs):
         return agent.act(agent_observation(obs), explore=True)[1]
 
-    every = settings.eval_every * max(settings.updates_per_step, 1)  # offline: updates between evaluations
-    next_eval = (curve[-1]["env_steps"] + (every if settings.offline_only else settings.eval_every)) if curve else 0
-    failure, last_progress, recent, episode_seconds = None, time.monotonic(), [], 0.0
-    try:
-        while time.monotonic() + 1.2 * eval_seconds + episode_seconds < deadline:
-            x = agent.updates if settings.offline_only else env_steps
-            if x >= next_eval:
+    # between evaluations: eval_every env steps, or offline only that many steps' worth of updates
+    every = settings.eval_every * max(settings.updates_per_step, 1) if offline_only else settings.eval_every
+    next_eval = (p.curve[-1]["env_steps"] + every) if p.curve else 0
+    last_progress, recent, episode_seconds = time.monotonic(), [], 0.0
+    with p.training(learner, log, logger.close, env.close):
+        while p.left() > 1.2 * eval_seconds + episode_seconds:
+            if x_now() >= next_eval:
                 do_eval()
-                next_eval = x + (every if settings.offline_only else settings.eval_every)
+                next_eval = x_now() + every
             began = time.monotonic()
-            if settings.offline_only:
+            if offline_only:
                 for _ in range(min(50, max(1, next_eval - agent.updates))):
                     learner.update()
             else:
-                frames = play_episode(env, train_seed(settings.seed, episodes), explore)
+                frames = play_episode(env, train_seed(settings.seed, p.episodes), explore)
                 for t in transitions_of(frames, cfg):
                     learner.observe(t)
-                    env_steps += 1
+                    p.env_steps += 1
                     learner.train()
                 learner.end_episode(frames[-2].success)
-                episodes += 1
+                p.episodes += 1
                 recent = (recent + [frames[-2].success])[-20:]
             episode_seconds = time.monotonic() - began
             if time.monotonic() - last_progress >= PROGRESS_SECONDS:
                 last_progress = time.monotonic()
-                log(f"[{(last_progress - start) / 60:5.1f} min] env steps {env_steps}  episodes {episodes}  "
+                log(f"[{p.elapsed() / 60:5.1f} min] env steps {p.env_steps}  episodes {p.episodes}  "
                     f"updates {agent.updates}" + (f"  exploring success (last {len(recent)}) "
                                                   f"{np.mean(recent):.2f}" if recent else ""))
-        x = agent.updates if settings.offline_only else env_steps
-        if not curve or curve[-1]["env_steps"] != x:
+        if not p.curve or p.curve[-1]["env_steps"] != x_now():
             do_eval()
-    except NumericalError as err:
-        failure = f"{err}; the newest checkpoint in {run / 'checkpoints'} is the last good one"
-        log(f"training stopped: {failure}")
-    finally:
-        learner.close(final_checkpoint=failure is None)
-        logger.close()
-        env.close()
-    from .train_inprocess import summarise_curve
-
-    summary = {"task": settings.task, "preset": settings.preset, "method": "qtopt",
-               "offline_only": settings.offline_only, "demos": settings.demos, "seed": settings.seed,
-               "scripted_success": scripted, "scripted_noise": SCRIPTED_NOISE, **(summarise_curve(curve) if curve else {}),
-               "evaluations": len(curve), "env_steps": env_steps, "episodes": episodes,
-               "updates": agent.updates, "wall_seconds": round(time.monotonic() - start, 1),
-               **({"error": failure} if failure else {})}
-    write_summary(run, **summary)
-    if failure:
-        raise TrainingFailed(failure)
-    return summary
+    return p.finish({"task": settings.task, "preset": settings.preset, "method": "qtopt",
+                     "offline_only": offline_only, "demos": settings.demos, "seed": settings.seed,
+                     "scripted_success": scripted, "scripted_noise": SCRIPTED_NOISE}, agent.updates)

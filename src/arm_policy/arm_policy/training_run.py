@@ -1,0 +1,128 @@
+"""The bookkeeping of an in-process training run (ARM's and QT-Opt's): its clock and counters,
+carried through checkpoints so an interrupted run resumes where it was, its evaluation curve,
+and summary.json at the end. No ROS.
+
+    progress = TrainingRun(run_dir, minutes=30)
+    learner = Learner.start(..., extra_state=progress.state)
+    progress.resume(learner)                   # counters, time spent and curve from the checkpoint
+    with progress.training(learner, log, env.close):
+        while progress.left() > margin: ...    # train, evaluate: progress.curve.append(row)
+    progress.finish({"task": ..., ...}, learner.updates)
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .agents import NumericalError
+from .learner import Learner, TrainingFailed
+from .run_log import read_metrics, write_summary
+
+__all__ = ["LAST_EVALUATIONS", "TrainingRun", "summarise_curve"]
+
+LAST_EVALUATIONS = 3  # summary.json's eval_success_last_mean: the mean of the last ones
+
+
+def summarise_curve(curve: list[dict]) -> dict:
+    """summary.json's success figures from the evaluations in order: the untrained agent's (the
+    first, before any update), the final one, the best (a maximum over repeated evaluations of
+    the same scenes, which flatters) and the mean of the last ``LAST_EVALUATIONS``."""
+    success = [float(r["eval_success"]) for r in curve]
+    return {"untrained_success": success[0], "eval_success": success[-1],
+            "best_success": max(success),
+            "eval_success_last_mean": float(np.mean(success[-LAST_EVALUATIONS:])),
+            **{k: v for k, v in curve[-1].items() if k.startswith("eval_") and k != "eval_success"}}
+
+
+def keep_metrics_until(run: Path, step: int) -> None:
+    """Drop metrics.csv rows logged after ``step`` (an interrupted attempt past the checkpoint it
+    resumes from; -1: a fresh start), so the curve has each evaluation once."""
+    path = run / "metrics.csv"
+    if not path.exists():
+        return
+    if step < 0:
+        path.unlink()
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    col = rows[0].index("step") if "step" in rows[0] else None  # RunLogger's step
+    kept = [rows[0]] + [r for r in rows[1:] if col is None or (len(r) > col and r[col]
+                                                               and float(r[col]) <= step)]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows(kept)
+    os.replace(tmp, path)
+
+
+class TrainingRun:
+    """Env steps, episodes, the wall-clock budget and the evaluations of one run folder."""
+
+    def __init__(self, run: Path | str, minutes: float):
+        self.run, self.minutes = Path(run), float(minutes)
+        self.env_steps = self.episodes = 0
+        self.curve: list[dict] = []  # one dict per evaluation: its x ("env_steps") and eval_* values
+        self.start = time.monotonic()
+        self.failure: str | None = None
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def left(self) -> float:
+        return self.start + self.minutes * 60 - time.monotonic()
+
+    def state(self) -> dict:
+        """What a checkpoint carries of the run (the Learner's ``extra_state``)."""
+        return {"progress": {"env_steps": self.env_steps, "episodes": self.episodes,
+                             "elapsed_seconds": round(self.elapsed(), 1)}}
+
+    def resume(self, learner: Learner, by_updates: bool = False) -> bool:
+        """Take the counters, the time spent and the evaluations up to the checkpoint the learner
+        resumed from (the curve's x is updates with ``by_updates``); False for a fresh run."""
+        if learner.resumed is None:
+            keep_metrics_until(self.run, -1)
+            return False
+        state = learner.resumed.state.get("progress", {})
+        self.env_steps, self.episodes = int(state.get("env_steps", 0)), int(state.get("episodes", 0))
+        self.start = time.monotonic() - float(state.get("elapsed_seconds", 0.0))
+        learner.env_steps, learner.episodes = self.env_steps, self.episodes
+        upto = learner.updates if by_updates else self.env_steps
+        rows = read_metrics(self.run / "metrics.csv") if (self.run / "metrics.csv").exists() else []
+        self.curve = [{"env_steps": r["step"], **{k: v for k, v in r.items() if k.startswith("eval_")}}
+                      for r in rows if "eval_success" in r and r["step"] <= upto]
+        keep_metrics_until(self.run, upto)
+        return True
+
+    @contextlib.contextmanager
+    def training(self, learner: Learner, log: Callable[[str], None], *closers: Callable[[], None]):
+        """The training loop's frame: a NumericalError ends it with the reason (``failure``);
+        then the learner closes (a last checkpoint unless it failed), and ``closers`` run."""
+        try:
+            yield self
+        except NumericalError as err:
+            self.failure = f"{err}; the newest checkpoint in {self.run / 'checkpoints'} is the last good one"
+            log(f"training stopped: {self.failure}")
+        finally:
+            learner.close(final_checkpoint=self.failure is None)
+            for close in closers:
+                close()
+
+    def finish(self, fields: dict, updates: int) -> dict:
+        """summary.json: ``fields``, the curve's figures, the counters and the wall time (and
+        ``error`` after a failure, which is then raised as TrainingFailed)."""
+        failure = self.failure
+        summary = {**fields, **(summarise_curve(self.curve) if self.curve else {}),
+                   "evaluations": len(self.curve), "env_steps": self.env_steps,
+                   "episodes": self.episodes, "updates": updates,
+                   "wall_seconds": round(self.elapsed(), 1), **({"error": failure} if failure else {})}
+        write_summary(self.run, **summary)
+        if failure:
+            raise TrainingFailed(failure)
+        return summary

@@ -26,9 +26,11 @@ from arm_policy.settings_cli import add_options, from_options, parse_items
 
 
 def _cmd_tasks(args) -> int:
-    from arm_sim.tasks import TASK_NAMES
+    from arm_sim.tasks import QTOPT_TASK_NAMES, TASK_NAMES
 
-    print("\n".join(TASK_NAMES))
+    print("\n".join(TASK_NAMES))  # the keyframe tasks (ARM, SAC, BC), one per line
+    print(f"(QT-Opt's closed-loop task: {', '.join(QTOPT_TASK_NAMES)}; arm train --inprocess "
+          "--method qtopt --task grasp_bin)", file=sys.stderr)
     return 0
 
 

@@ -36,7 +36,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .agents import AGENTS, Agent, agent_config
+from .agents import AGENTS, Agent, agent_class, agent_config
 from .config import ARMConfig
 from .demo_dataset import AUGMENTATION_EVERY, DEFAULT_EPISODE_LENGTH, Transition, load_demos
 from .episode_dataset import list_bags
@@ -75,6 +75,9 @@ class BagTrainerSettings:
             raise ValueError("run_dir must name the run folder")
         if self.agent not in AGENTS:
             raise ValueError(f"unknown agent {self.agent!r}; choose from {', '.join(AGENTS)}")
+        if agent_class(self.agent).tasks is not None:  # QT-Opt: its bin has no ROS driver yet
+            raise ValueError(f"agent {self.agent!r} trains in process only (arm train --inprocess "
+                             f"--method {self.agent}); the ROS graph trains the keyframe agents")
         for name, low in (("updates_per_step", 0), ("checkpoint_every", 1),
                           ("keep_checkpoints", 1), ("log_every", 1), ("episode_length", 2),
                           ("augmentation_every", 0)):

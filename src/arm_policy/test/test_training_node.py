@@ -205,7 +205,9 @@ def test_bad_parameters_are_refused_with_the_reason(tmp_path):
                  r"unknown ARMConfig field\(s\) \['image_sise'\]"),
                 ([Parameter("agent_overrides", value=["image_size=30"])], "multiple of 4"),
                 ([Parameter("updates_per_step", value=-1)], "updates_per_step must be an integer >= 0"),
-                ([Parameter("preset", value="gpu")], "unknown preset 'gpu'")):
+                ([Parameter("preset", value="gpu")], "unknown preset 'gpu'"),
+                ([Parameter("agent", value="qtopt")], "trains in process only"),
+                ([Parameter("agent", value="dqn")], "unknown agent 'dqn'")):
             if overrides or expect != "run_dir must name the run folder":
                 overrides = [Parameter("run_dir", value=str(tmp_path)), *overrides]
             with pytest.raises(ValueError, match=expect):

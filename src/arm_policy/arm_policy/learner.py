@@ -77,7 +77,7 @@ class Learner:
     """See the module docstring. ``env_steps`` counts the transitions the agent collected (stored
     or not: BC learns from the demos only but its steps still pace the updates)."""
 
-    def __init__(self, agent: Agent, replay: PrioritizedReplay, run_dir: Path | str,
+    def __init__(self, agent: Agent, replay: PrioritizedReplay | None, run_dir: Path | str,
                  settings: LearnerSettings | None = None, log_dir: Path | str | None = None,
                  extra_state: Callable[[], dict] | None = None,
                  resumed: LoadedCheckpoint | None = None):
@@ -99,9 +99,11 @@ class Learner:
     def start(cls, agent_name: str, cfg: ARMConfig, demos: Sequence, run_dir: Path | str,
               settings: LearnerSettings | None = None, device=None, seed: int | None = None,
               log_dir: Path | str | None = None, extra_state: Callable[[], dict] | None = None,
-              warn: Callable[[str], None] = print) -> "Learner":
+              warn: Callable[[str], None] = print, replay: bool = True) -> "Learner":
         """Resume from ``run_dir``'s newest valid checkpoint, or a new ``agent_name`` agent built
-        from ``demos`` (see the module docstring); the replay holds the demos either way."""
+        from ``demos`` (see the module docstring); the replay holds the demos either way. With
+        ``replay=False`` there is none: the batches come from elsewhere (:meth:`update_on`; the
+        distributed learner's replay servers)."""
         run_dir = Path(run_dir)
         if not demos:
             raise RuntimeError("no demo transitions to start from")
@@ -128,12 +130,14 @@ class Learner:
             raise ValueError(f"the demos are {shape[0]}x{shape[1]} but the agent expects "
                              f"{size}x{size}: record demos at that size (arm demos --image-size "
                              f"{size}) or set image_size in the agent overrides")
-        replay = PrioritizedReplay.from_config(agent.cfg, seed=seed, fields=agent.replay_fields())
-        replay.extend(demos, demo=True)
-        learner = cls(agent, replay, run_dir, settings, log_dir, extra_state, loaded)
-        if loaded is not None:
+        buffer = None
+        if replay:
+            buffer = PrioritizedReplay.from_config(agent.cfg, seed=seed, fields=agent.replay_fields())
+            buffer.extend(demos, demo=True)
+        learner = cls(agent, buffer, run_dir, settings, log_dir, extra_state, loaded)
+        if loaded is not None and buffer is not None:
             counters = loaded.state.get("learner", loaded.state.get("trainer", {}))
-            replay.samples_drawn = int(counters.get("replay_samples_drawn", 0))
+            buffer.samples_drawn = int(counters.get("replay_samples_drawn", 0))
         return learner
 
     @property
@@ -176,13 +180,23 @@ class Learner:
         if self.failed:
             raise TrainingFailed(self.failed)
         batch, idx, weights = self.replay.sample(self.agent.cfg.batch_size)
+        metrics = self.update_on(batch, weights)
+        self.replay.update_priorities(idx, metrics.pop("priorities"))
+        return metrics
+
+    def update_on(self, batch: dict[str, np.ndarray], weights=None) -> dict:
+        """One update on a batch drawn elsewhere (the distributed learner's replay servers; a
+        batch a Bellman updater labelled carries ``target``) -> the agent's metrics, its
+        ``priorities`` included; the NaN guard, the loss log and the checkpoints as in
+        :meth:`update`."""
+        if self.failed:
+            raise TrainingFailed(self.failed)
         try:
             metrics = self.agent.update(batch, weights)
         except NumericalError as err:
             self.failed = f"update {self.agent.updates + 1}: {err}"
             raise
-        self.replay.update_priorities(idx, metrics.pop("priorities"))
-        self.last_metrics = metrics
+        self.last_metrics = {k: v for k, v in metrics.items() if k != "priorities"}
         n = self.agent.updates
         if n % self.settings.log_every == 0:
             self._log_metrics()
@@ -204,8 +218,9 @@ class Learner:
         rate = (n - n0) / (now - t0) if now > t0 else 0.0
         self._rate = (now, n)
         if self._logger is not None:
+            sizes = {} if self.replay is None else {"replay_size": len(self.replay)}
             self._logger.log(n, **{k: v for k, v in self.last_metrics.items() if np.isscalar(v)},
-                             replay_size=len(self.replay), env_steps=self.env_steps,
+                             **sizes, env_steps=self.env_steps,
                              episodes=self.episodes, updates_per_second=rate)
 
     # ------------------------------------------------------------------ saving
@@ -221,8 +236,9 @@ class Learner:
         except NumericalError as err:
             self.failed = f"before checkpoint {self.agent.updates}: {err}"
             raise
-        state["learner"] = {"replay_samples_drawn": int(self.replay.samples_drawn),
-                            "env_steps": int(self.env_steps), "episodes": int(self.episodes)}
+        drawn = 0 if self.replay is None else int(self.replay.samples_drawn)
+        state["learner"] = {"replay_samples_drawn": drawn, "env_steps": int(self.env_steps),
+                            "episodes": int(self.episodes)}
         if self.extra_state is not None:
             state.update(self.extra_state())
         path = save_checkpoint(self.run_dir, self.agent.updates, state,

@@ -33,13 +33,26 @@ from .run_log import RunLogger, write_config
 from .settings import TrainSettings
 from .training_run import TrainingRun
 
-__all__ = ["evaluate_grasps", "record_offline", "train_qtopt"]
+__all__ = ["evaluate_grasps", "record_evaluation", "offline_folder", "record_offline", "record_scripted", "train_qtopt"]
 
 PROGRESS_SECONDS = 30.0
 #: noise of the scripted offline grasps (arm_sim.grasp_bin_scripted; 1 = 8 mm, 5 mm, 0.2 rad):
 #: at 1 they succeed 92% of the time, at 2 about 66% (250 scenes each); the paper's early
 #: scripted policies succeeded 15-30%, so the offline data is drawn at 2, the noisier end
 SCRIPTED_NOISE = 2.0
+SCRIPTED_STREAM = 0x5C_4197  # seed-stream tag of the scripted policy's noise (one stream per episode)
+
+
+def record_scripted(env, folder: Path, seed: int) -> bool:
+    """The scripted episode on scene ``seed`` as the bag ``folder/episode_<seed>`` (kept if it is
+    there already) -> whether it succeeded. Its noise has its own seed stream per episode, so
+    any process recording any share of the scenes records the same data."""
+    rng = np.random.default_rng([SCRIPTED_STREAM, seed])
+    path = folder / f"episode_{seed:06d}"
+    frames = play_scripted(env, seed, rng, SCRIPTED_NOISE)  # played even when kept: its success is reported
+    if not path.exists():
+        write_grasp_episode(path, frames)
+    return bool(frames[-2].success)
 
 
 def record_offline(env, folder: Path, episodes: int, seed: int, log: Callable[[str], None]) -> float:
@@ -52,14 +65,9 @@ def record_offline(env, folder: Path, episodes: int, seed: int, log: Callable[[s
         import shutil
 
         shutil.rmtree(stale)
-    rng = np.random.default_rng(seed)
     wins, started = 0, time.monotonic()
     for i in range(episodes):
-        path = folder / f"episode_{seed + i:06d}"
-        frames = play_scripted(env, seed + i, rng, SCRIPTED_NOISE)  # played even when kept: the rng stays in step
-        wins += frames[-2].success
-        if not path.exists():
-            write_grasp_episode(path, frames)
+        wins += record_scripted(env, folder, seed + i)
         if (i + 1) % 25 == 0 or i + 1 == episodes:
             log(f"offline data: {i + 1}/{episodes} scripted grasps, {wins / (i + 1):.2f} succeeded "
                 f"({time.monotonic() - started:.0f} s)")
@@ -81,6 +89,32 @@ def evaluate_grasps(env, agent, episodes: int) -> dict[str, float]:
             "eval_return": float(cfg.step_reward * np.mean(steps) + cfg.success_reward * rate)}
 
 
+def offline_folder(settings: TrainSettings) -> Path:
+    """Where a run's scripted grasps are (recorded there if missing): DEMO_DIR/TASK or OUT/demos/TASK."""
+    return (Path(settings.demo_dir) if settings.demo_dir else Path(settings.out) / "demos") / settings.task
+
+
+def record_evaluation(p: TrainingRun, logger: RunLogger, result: dict, x: int, updates: int,
+                      metrics: dict, scripted: float, settings: TrainSettings,
+                      log: Callable[[str], None], how: str = "") -> None:
+    """One evaluation of a QT-Opt run (in process or distributed, ``how`` says which): on the
+    curve at ``x`` (env steps, or updates offline only), in metrics.csv with the learner's
+    ``metrics``, on the console, and in learning_curve.png beside the scripted policy."""
+    mode = "offline only" if settings.offline_only else "offline + online"
+    p.curve.append({"env_steps": x, **result})
+    logger.log(x, **result, updates=updates, episodes=p.episodes, scripted_success=scripted,
+               **{k: v for k, v in metrics.items() if np.isscalar(v)})
+    log(f"[{p.elapsed() / 60:5.1f} min] grasp_bin qtopt  env steps {p.env_steps}  updates "
+        f"{updates}  held-out success {result['eval_success']:.2f}  (untrained "
+        f"{p.curve[0]['eval_success']:.2f}, scripted {scripted:.2f})  steps {result['eval_steps_mean']:.1f}")
+    plot_learning_curve(p.curve, p.run / "learning_curve.png", label="QT-Opt held-out success",
+                        compare={"scripted policy (the offline data)":
+                                 [{"env_steps": r["env_steps"], "eval_success": scripted} for r in p.curve]},
+                        title=f"QT-Opt on grasp_bin ({how}{mode}, {settings.demos} scripted grasps"
+                              + ("; x: updates)" if settings.offline_only else ")"),
+                        ylabel=f"share of the {settings.eval_episodes} held-out episodes")
+
+
 def train_qtopt(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
     from arm_sim.grasp_bin import GraspBinEnv
 
@@ -89,7 +123,7 @@ def train_qtopt(settings: TrainSettings, log: Callable[[str], None] = print) -> 
     cfg = agent_config(settings.preset, settings.agent_overrides, "qtopt")
     write_config(run, {"train": asdict(settings), "agent": cfg.to_dict()})
     env = GraspBinEnv(image_size=(cfg.image_size, cfg.image_size), max_steps=cfg.max_steps)
-    offline = (Path(settings.demo_dir) if settings.demo_dir else run / "demos") / settings.task
+    offline = offline_folder(settings)
     scripted = record_offline(env, offline, settings.demos, settings.seed, log)
     transitions = [t for bag in sorted(offline.glob("episode_*"))[:settings.demos]
                    for t in read_grasp_episode(bag, cfg)]
@@ -116,19 +150,8 @@ def train_qtopt(settings: TrainSettings, log: Callable[[str], None] = print) -> 
     def do_eval():
         nonlocal eval_seconds
         began = time.monotonic()
-        result = evaluate_grasps(env, agent, settings.eval_episodes)
-        p.curve.append({"env_steps": x_now(), **result})
-        logger.log(x_now(), **result, updates=agent.updates, episodes=p.episodes, scripted_success=scripted,
-                   **{k: v for k, v in learner.last_metrics.items() if np.isscalar(v)})
-        log(f"[{p.elapsed() / 60:5.1f} min] grasp_bin qtopt  env steps {p.env_steps}  updates "
-            f"{agent.updates}  held-out success {result['eval_success']:.2f}  (untrained "
-            f"{p.curve[0]['eval_success']:.2f}, scripted {scripted:.2f})  steps {result['eval_steps_mean']:.1f}")
-        plot_learning_curve(p.curve, run / "learning_curve.png", label="QT-Opt held-out success",
-                            compare={"scripted policy (the offline data)":
-                                     [{"env_steps": r["env_steps"], "eval_success": scripted} for r in p.curve]},
-                            title=f"QT-Opt on grasp_bin ({mode}, {settings.demos} scripted grasps"
-                                  + ("; x: updates)" if offline_only else ")"),
-                            ylabel=f"share of the {settings.eval_episodes} held-out episodes")
+        record_evaluation(p, logger, evaluate_grasps(env, agent, settings.eval_episodes), x_now(),
+                          agent.updates, learner.last_metrics, scripted, settings, log)
         eval_seconds = time.monotonic() - began
 
     def explore(obs):

@@ -279,6 +279,21 @@ class QTOptAgent(Agent):
         step = self._lag[0][0]
         return step if step <= self.updates - self.cfg.lag_updates else 0
 
+    # ------------------------------------------------------------------ target networks elsewhere
+    def target_state(self) -> dict[str, Any]:
+        """theta_1 and theta_2 (CPU tensors) and the update count: all that acting
+        (:meth:`act`) and labelling (:meth:`targets`) need, for collectors and Bellman updaters
+        in other processes."""
+        return {"updates": self.updates,
+                **{name: {k: v.detach().cpu() for k, v in getattr(self, name).state_dict().items()}
+                   for name in ("target_1", "target_2")}}
+
+    def load_target_state(self, state: dict[str, Any]) -> None:
+        """Take theta_1 and theta_2 from :meth:`target_state` (theta itself is not needed)."""
+        for name in ("target_1", "target_2"):
+            getattr(self, name).load_state_dict(state[name])
+        self.updates = int(state["updates"])
+
     # ------------------------------------------------------------------ checkpoints
     _NETS = ("q", "target_1", "target_2", "optimizer")
 

@@ -21,6 +21,7 @@ import argparse
 import json
 import sys
 
+from arm_distributed.settings import DistributedSettings
 from arm_policy.settings import BenchmarkSettings, TrainSettings
 from arm_policy.settings_cli import add_options, from_options, parse_items
 
@@ -124,14 +125,17 @@ def _cmd_demos(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from arm_policy.train_inprocess import train
-
     overrides = parse_items(args.agent_overrides or [], "--agent-overrides")
     if args.amp is not None:
         overrides["amp"] = args.amp
     try:
         settings = from_options(TrainSettings, args, agent_overrides=overrides,
                                 **({"method": "sac"} if args.no_attention else {}))
+        dist = from_options(DistributedSettings, args) if args.distributed else None
+        if dist is not None:
+            from arm_distributed.train import check_distributed
+
+            check_distributed(settings, dist)
     except ValueError as error:
         print(f"arm train: {error}", file=sys.stderr)
         return 2
@@ -142,7 +146,21 @@ def _cmd_train(args) -> int:
     except (RuntimeError, ValueError) as error:
         print(f"arm train: {error}", file=sys.stderr)
         return 2
-    summary = train(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
+
+    def log(line):
+        print(line, file=sys.stderr, flush=True)
+
+    if dist is not None:
+        from arm_distributed.train import train_distributed
+
+        try:
+            summary = train_distributed(settings, dist, log)
+        except KeyboardInterrupt:
+            return 130
+    else:
+        from arm_policy.train_inprocess import train
+
+        summary = train(settings, log=log)
     print(json.dumps(summary))
     return 0
 
@@ -213,22 +231,33 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Examples:\n    arm tasks", formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(func=_cmd_tasks)
 
-    p = sub.add_parser("train", help="train ARM in-process on the simulator (no ROS)",
+    p = sub.add_parser("train", help="train on the simulator without ROS: in process, or on Ray",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description=(
                            "Examples:\n"
                            "    arm train --inprocess --task pick_up_cup --minutes 120 --out runs/cup\n"
                            "    arm train --inprocess --task pick_up_cup --method bc --minutes 10 --out runs/cup_bc\n"
                            "    arm train --inprocess --task reach_target --method sac --demos 10 --out runs/reach_sac\n"
-                           "    arm train --inprocess --task pick_up_cup --device cuda --amp bf16 --out runs/cup_gpu\n\n"
+                           "    arm train --inprocess --task pick_up_cup --device cuda --amp bf16 --out runs/cup_gpu\n"
+                           "    arm train --inprocess --algo qtopt --task grasp_bin --minutes 60 --out runs/qt\n"
+                           "    arm train --distributed --algo qtopt --task grasp_bin --collectors 2 --bellman-updaters 1 "
+                           "--minutes 60 --out runs/qt_ray\n"
+                           "    arm train --distributed --algo qtopt --task grasp_bin --address auto --out runs/qt_cluster\n\n"
+                           "--distributed runs QT-Opt's actors on Ray (arm_distributed): a local Ray bound to 127.0.0.1\n"
+                           "with token authentication, stopped at the end; --address joins a running cluster.\n"
                            "Records the demos into OUT/demos first, evaluates the untrained agent, then trains with\n"
                            "periodic evaluation (no exploration) until the time budget; OUT holds config.json,\n"
                            "checkpoints/, metrics.csv, tensorboard/, learning_curve.png, attention/ and summary.json\n"
                            "(untrained_success beside eval_success). The same command on an unfinished OUT resumes\n"
                            "it from its newest checkpoint. Training over the ROS graph (training_node) is\n"
                            "`arm launch sim_train`, not this command."))
-    p.add_argument("--inprocess", action="store_true", required=True,
-                   help="run simulator, agent and replay in this process (required: the ROS path is a launch)")
-    add_options(p, TrainSettings, required=("out",))
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--inprocess", action="store_true",
+                       help="run simulator, agent and replay in this process")
+    where.add_argument("--distributed", action="store_true",
+                       help="run collectors, replay servers, Bellman updaters and the learner as Ray actors "
+                            "(QT-Opt; a local Ray unless --address)")
+    add_options(p, TrainSettings, required=("out",), aliases={"method": "--algo"})
+    add_options(p.add_argument_group("distributed (with --distributed)"), DistributedSettings)
     p.add_argument("--no-attention", action="store_true", help="the same as --method sac")
     p.add_argument("--amp", choices=["off", "bf16"], default=None,
                    help="bf16: forward passes under bfloat16 autocast (fp32 weights and losses); "

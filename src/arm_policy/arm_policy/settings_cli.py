@@ -71,9 +71,10 @@ def _comma_list(text: str) -> list[str]:
 
 
 def add_options(parser: argparse.ArgumentParser, cls: type, skip: Iterable[str] = (),
-                required: Iterable[str] = ()) -> None:
+                required: Iterable[str] = (), aliases: dict[str, str] | None = None) -> None:
     """One option per field of dataclass ``cls`` (except ``skip``); ``required`` ones have no
-    default."""
+    default; ``aliases`` gives a field a second flag (``{"method": "--algo"}``)."""
+    aliases = aliases or {}
     hints = typing.get_type_hints(cls)
     comments = field_comments(cls)
     required, skip = set(required), set(skip)
@@ -102,7 +103,7 @@ def add_options(parser: argparse.ArgumentParser, cls: type, skip: Iterable[str] 
             kwargs["type"] = kind
         else:
             raise TypeError(f"{cls.__name__}.{f.name}: no command-line form for {kind!r}")
-        parser.add_argument(flag, **kwargs)
+        parser.add_argument(flag, *([aliases[f.name]] if f.name in aliases else []), **kwargs)
 
 
 def from_options(cls: type, args: argparse.Namespace, **changes: Any):

@@ -33,7 +33,8 @@ from .run_log import RunLogger, write_config
 from .settings import TrainSettings
 from .training_run import TrainingRun
 
-__all__ = ["evaluate_grasps", "record_evaluation", "offline_folder", "record_offline", "record_scripted", "train_qtopt"]
+__all__ = ["evaluate_grasps", "record_evaluation", "offline_folder", "record_offline", "record_scripted", "scripted_frames",
+           "scripted_name", "train_qtopt"]
 
 PROGRESS_SECONDS = 30.0
 #: noise of the scripted offline grasps (arm_sim.grasp_bin_scripted; 1 = 8 mm, 5 mm, 0.2 rad):
@@ -43,13 +44,22 @@ SCRIPTED_NOISE = 2.0
 SCRIPTED_STREAM = 0x5C_4197  # seed-stream tag of the scripted policy's noise (one stream per episode)
 
 
+def scripted_frames(env, seed: int) -> list:
+    """The scripted grasp of training scene ``seed``. Its noise has a seed stream of its own per
+    episode, so any process playing any share of the scenes makes the same data."""
+    return play_scripted(env, seed, np.random.default_rng([SCRIPTED_STREAM, seed]), SCRIPTED_NOISE)
+
+
+def scripted_name(seed: int) -> str:
+    """The bag name of scene ``seed``'s scripted grasp."""
+    return f"episode_{seed:06d}"
+
+
 def record_scripted(env, folder: Path, seed: int) -> bool:
     """The scripted episode on scene ``seed`` as the bag ``folder/episode_<seed>`` (kept if it is
-    there already) -> whether it succeeded. Its noise has its own seed stream per episode, so
-    any process recording any share of the scenes records the same data."""
-    rng = np.random.default_rng([SCRIPTED_STREAM, seed])
-    path = folder / f"episode_{seed:06d}"
-    frames = play_scripted(env, seed, rng, SCRIPTED_NOISE)  # played even when kept: its success is reported
+    there already) -> whether it succeeded."""
+    path = folder / scripted_name(seed)
+    frames = scripted_frames(env, seed)  # played even when kept: its success is reported
     if not path.exists():
         write_grasp_episode(path, frames)
     return bool(frames[-2].success)

@@ -24,7 +24,7 @@ from .agents import NumericalError
 from .learner import Learner, TrainingFailed
 from .run_log import read_metrics, write_summary
 
-__all__ = ["LAST_EVALUATIONS", "TrainingRun", "summarise_curve"]
+__all__ = ["LAST_EVALUATIONS", "TrainingRun", "keep_metrics_until", "summarise_curve"]
 
 LAST_EVALUATIONS = 3  # summary.json's eval_success_last_mean: the mean of the last ones
 
@@ -89,16 +89,20 @@ class TrainingRun:
         if learner.resumed is None:
             keep_metrics_until(self.run, -1)
             return False
-        state = learner.resumed.state.get("progress", {})
-        self.env_steps, self.episodes = int(state.get("env_steps", 0)), int(state.get("episodes", 0))
-        self.start = time.monotonic() - float(state.get("elapsed_seconds", 0.0))
+        self.restore(learner.resumed.state.get("progress", {}), learner.updates if by_updates else None)
         learner.env_steps, learner.episodes = self.env_steps, self.episodes
-        upto = learner.updates if by_updates else self.env_steps
+        return True
+
+    def restore(self, progress: dict, upto: int | None = None) -> None:
+        """The counters and time spent a checkpoint's ``progress`` holds, and the evaluations up
+        to x = ``upto`` (default: its env steps) from metrics.csv; later rows are dropped."""
+        self.env_steps, self.episodes = int(progress.get("env_steps", 0)), int(progress.get("episodes", 0))
+        self.start = time.monotonic() - float(progress.get("elapsed_seconds", 0.0))
+        upto = self.env_steps if upto is None else upto
         rows = read_metrics(self.run / "metrics.csv") if (self.run / "metrics.csv").exists() else []
         self.curve = [{"env_steps": r["step"], **{k: v for k, v in r.items() if k.startswith("eval_")}}
                       for r in rows if "eval_success" in r and r["step"] <= upto]
         keep_metrics_until(self.run, upto)
-        return True
 
     @contextlib.contextmanager
     def training(self, learner: Learner, log: Callable[[str], None], *closers: Callable[[], None]):

@@ -86,7 +86,8 @@ def ray_session(settings: DistributedSettings, log: Callable[[str], None] = prin
         url = ctx.dashboard_url or None
         session = RaySession(ray.get_runtime_context().get_node_id(), local, temp_dir,
                              f"http://{url}" if url else None, time.monotonic() - began)
-        where = f"a local Ray on 127.0.0.1 ({cpus} logical CPUs)" if local else f"the Ray cluster at {settings.address}"
+        where = (f"a local Ray on 127.0.0.1 ({cpus} logical CPUs, session folder {temp_dir})" if local
+                 else f"the Ray cluster at {settings.address}")
         log(f"ray: {where} in {session.started_seconds:.1f} s"
             + (f"; dashboard {session.dashboard_url}" if session.dashboard_url else ""))
         yield session

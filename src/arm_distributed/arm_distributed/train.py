@@ -218,6 +218,7 @@ class _Run:
                             "demos": s.demos, "seed": s.seed, "scripted_success": scripted,
                             "scripted_noise": SCRIPTED_NOISE, "distributed": True, "collectors": len(self.collectors),
                             "bellman_updaters": len(self.updaters), "restarts": dict(self.restarts),
+                            "updates_this_run": loop.new_updates, "bellman_targets": loop.targets,
                             "startup_seconds": startup, **rates, **({"interrupted": True} if interrupted else {})},
                            loop.updates)
         if interrupted:

@@ -1,0 +1,187 @@
+"""`arm train --distributed` on a local Ray: QT-Opt's actors on this machine, bound to localhost
+with token authentication, surviving the death of a collector, a Bellman updater and the learner,
+and leaving no Ray process behind. Tiny images and a run of a minute or so."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from arm_distributed.cluster import ray_processes, ray_session
+from arm_distributed.settings import DistributedSettings
+from arm_policy.settings import TrainSettings
+
+SMALL = {"image_size": 32, "batch_size": 8, "conv_channels": [8, 8], "embed_hidden": 16,
+         "head_channels": 8, "head_hidden": 16, "cem_samples": 16, "cem_elites": 4}
+
+
+def settings(out, minutes, **changes):
+    return TrainSettings(**{"task": "grasp_bin", "method": "qtopt", "demos": 4, "minutes": minutes,
+                            "out": str(out), "eval_every": 10_000, "eval_episodes": 2, "checkpoint_every": 10,
+                            "agent_overrides": SMALL, **changes})
+
+
+def arm_ray_processes() -> set[int]:
+    return set(ray_processes("/tmp/arm-ray-"))
+
+
+def listening(pids: set[int]) -> list[str]:
+    """Local addresses the processes ``pids`` listen on (TCP)."""
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
+    return [line.split()[3] for line in out.splitlines()
+            if {int(p) for p in re.findall(r"pid=(\d+)", line)} & pids]
+
+
+def test_a_local_ray_listens_on_localhost_only_and_refuses_a_wrong_token():
+    with ray_session(DistributedSettings(collectors=0, bellman_updaters=0), log=lambda _: None) as session:
+        import ray
+
+        addresses = listening(set(ray_processes(session.temp_dir)) | {os.getpid()})
+        assert addresses, "no Ray server found listening"
+        assert all(a.rsplit(":", 1)[0] in ("127.0.0.1", "[::ffff:127.0.0.1]", "[::1]") for a in addresses), addresses
+        gcs = ray.get_runtime_context().gcs_address
+        join = [sys.executable, "-c", f"import ray; ray.init(address='{gcs}'); print('joined')"]
+        wrong = subprocess.run(join, env=dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="not-the-token"),
+                               capture_output=True, text=True, timeout=120)
+        assert wrong.returncode != 0 and "joined" not in wrong.stdout
+        right = subprocess.run(join, capture_output=True, text=True, timeout=120)
+        assert right.returncode == 0 and "joined" in right.stdout, right.stderr[-2000:]
+    assert not ray_processes(session.temp_dir)
+
+
+@pytest.fixture(scope="module")
+def faulty_run(tmp_path_factory):
+    """A 100 s run (2 collectors, 1 Bellman updater) in which a collector, then the updater, then
+    the learner are killed with SIGKILL, as a crash would."""
+    import ray
+
+    run = tmp_path_factory.mktemp("qt_ray")
+    lines, killed, errors = [], {}, []
+
+    def kill(name):
+        actor = ray.get_actor(name)
+        pid = ray.get(actor.pid.remote())
+        os.kill(pid, signal.SIGKILL)
+        killed[name] = (pid, time.monotonic())
+
+    def wait_for(test, seconds=90):
+        deadline = time.monotonic() + seconds
+        while not test():
+            if time.monotonic() > deadline:
+                raise TimeoutError
+            time.sleep(0.2)
+
+    def killer():
+        try:
+            online = run / "replay" / "online"
+            wait_for(lambda: online.exists() and len(list(online.glob("episode_*"))) >= 2)
+            kill("collector-0")
+            time.sleep(4)
+            kill("bellman-updater-0")
+            time.sleep(4)
+            wait_for(lambda: len(list((run / "checkpoints").glob("*.pt"))) >= 1)
+            kill("learner")
+        except Exception as err:  # reported by the tests, not lost in a thread
+            errors.append(repr(err))
+
+    from arm_distributed.train import train_distributed
+
+    before = arm_ray_processes()
+    original_init = ray.init
+
+    def init_then_kill(*args, **kwargs):
+        ctx = original_init(*args, **kwargs)
+        threading.Thread(target=killer, daemon=True).start()
+        return ctx
+
+    ray.init = init_then_kill
+    try:
+        summary = train_distributed(settings(run, 1.7), DistributedSettings(collectors=2, bellman_updaters=1),
+                                    log=lines.append)
+    finally:
+        ray.init = original_init
+    return {"run": run, "summary": summary, "log": lines, "killed": killed, "errors": errors,
+            "left": arm_ray_processes() - before}
+
+
+def test_the_run_ends_with_a_checkpoint_and_the_in_process_summary(faulty_run):
+    s, run = faulty_run["summary"], faulty_run["run"]
+    assert not faulty_run["errors"], faulty_run["errors"]
+    on_disk = json.loads((run / "summary.json").read_text())
+    for key in ("untrained_success", "eval_success", "best_success", "eval_success_last_mean",
+                "scripted_success", "env_steps", "episodes", "updates", "wall_seconds"):
+        assert key in on_disk and on_disk[key] == s[key]
+    assert s["distributed"] and s["collectors"] == 2 and s["bellman_updaters"] == 1
+    assert s["env_steps"] > 0 and s["updates"] > 0
+    assert (run / "checkpoints" / f"step_{s['updates']:09d}.pt").exists()
+    assert (run / "learning_curve.png").exists() and (run / "config.json").exists()
+    assert len(list((run / "demos" / "grasp_bin").glob("episode_*"))) == 4
+    assert s["startup_seconds"] is not None and s["startup_seconds"] > 0
+
+
+def test_a_killed_collector_is_restarted_and_loses_at_most_its_episode(faulty_run):
+    s, run = faulty_run["summary"], faulty_run["run"]
+    assert "collector-0" in faulty_run["killed"]
+    assert s["restarts"]["collector"] >= 1
+    assert any("collector 0 died" in line for line in faulty_run["log"])
+    names = sorted(int(p.name.split("_")[1]) for p in (run / "replay" / "online").glob("episode_*"))
+    lost = set(range(names[-1] + 1)) - set(names)
+    assert len(lost) <= s["restarts"]["collector"]  # nothing but the episodes in flight
+    assert len(names) >= s["episodes"] - 2  # every counted episode was persisted (2 may end after the summary)
+    assert max(names) > 2, "collection went on after the kill"
+
+
+def test_a_killed_bellman_updater_is_restarted_and_every_update_had_its_target(faulty_run):
+    s = faulty_run["summary"]
+    assert "bellman-updater-0" in faulty_run["killed"]
+    assert s["restarts"]["bellman_updater"] >= 1
+    # the learner refuses a batch without targets, so every update consumed one labelled batch
+    assert s["bellman_targets"] == s["updates_this_run"] * SMALL["batch_size"]
+
+
+def test_a_killed_learner_resumes_from_its_newest_checkpoint(faulty_run):
+    s = faulty_run["summary"]
+    assert "learner" in faulty_run["killed"]
+    assert s["restarts"]["learner"] >= 1
+    resumed = [line for line in faulty_run["log"] if "the learner died" in line]
+    assert resumed and re.search(r"update (\d+)", resumed[0])
+    at = int(re.search(r"update (\d+)", resumed[0]).group(1))
+    assert at > 0 and s["updates"] > at
+
+
+def test_no_ray_process_outlives_the_run(faulty_run):
+    assert faulty_run["left"] == set()
+
+
+def test_ctrl_c_stops_the_run_with_a_checkpoint_and_every_ray_process(tmp_path):
+    before = arm_ray_processes()
+    cmd = [sys.executable, "-m", "arm_bringup.cli", "train", "--distributed", "--algo", "qtopt", "--task", "grasp_bin",
+           "--demos", "3", "--minutes", "10", "--eval-every", "10000", "--eval-episodes", "1",
+           "--checkpoint-every", "1000", "--collectors", "1", "--bellman-updaters", "0", "--out", str(tmp_path),
+           "--agent-overrides", *[f"{k}={json.dumps(v)}" for k, v in SMALL.items()]]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if "held-out success" in line:  # the untrained evaluation: collectors and learner are up
+                break
+        time.sleep(3)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines.append(out)
+    assert proc.returncode == 130, "".join(lines)[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["interrupted"] is True
+    assert list((tmp_path / "checkpoints").glob("*.pt"))
+    time.sleep(1)
+    assert arm_ray_processes() - before == set()

@@ -42,6 +42,18 @@ def _agent(cfg_dict: dict, seed: int):
     return QTOptAgent(QTOptConfig.from_dict(cfg_dict), device="cpu", seed=seed)
 
 
+class _Process:
+    """What every actor tells about itself: its process, and where that runs."""
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def where(self) -> str:
+        import ray
+
+        return f"{ray.util.get_node_ip_address()} pid {os.getpid()}"
+
+
 def concat_batches(parts: Sequence[dict | None]) -> dict[str, np.ndarray]:
     """Batches (dicts of arrays; None for an empty replay) -> one batch."""
     parts = [p for p in parts if p is not None]  # arrays from the object store are read-only: copied
@@ -49,7 +61,7 @@ def concat_batches(parts: Sequence[dict | None]) -> dict[str, np.ndarray]:
             for k in parts[0]}
 
 
-class ReplayServer:
+class ReplayServer(_Process):
     """Transitions of one kind (``offline`` or ``online``) in a uniform replay, each episode also a
     bag ``folder/<name>`` written before it is sampled; existing bags are loaded at start."""
 
@@ -116,7 +128,7 @@ class ReplayServer:
         return sorted(self.successes)
 
 
-class Collector:
+class Collector(_Process):
     """One simulator plus the policy; hands closed episodes to the replay servers."""
 
     def __init__(self, index: int, cfg_dict: dict, seed: int):
@@ -130,9 +142,6 @@ class Collector:
         self.env = GraspBinEnv(image_size=(size, size), max_steps=cfg_dict["max_steps"])
         self.agent = None  # made at the first episode of its own: scripted grasps need no torch
         self.version: int | None = None
-
-    def pid(self) -> int:
-        return os.getpid()
 
     def scripted(self, seed: int) -> dict[str, Any]:
         """The scripted grasp of training scene ``seed``, into the offline replay."""
@@ -162,16 +171,13 @@ class Collector:
                 "seconds": time.time() - began, "collector": self.index, "weights": self.version}
 
 
-class BellmanUpdater:
+class BellmanUpdater(_Process):
     """Labels batches with Bellman targets from the published theta_1 and theta_2."""
 
     def __init__(self, index: int, cfg_dict: dict, seed: int):
         self.index = index
         self.agent = _agent(cfg_dict, seed + 100_000 * (index + 1))
         self.version: int | None = None
-
-    def pid(self) -> int:
-        return os.getpid()
 
     def label(self, weights: dict, *parts: dict | None) -> dict[str, np.ndarray]:
         """The batch (its parts joined) with ``target`` (B,) and ``targets_from`` (the update
@@ -185,25 +191,26 @@ class BellmanUpdater:
         return batch
 
 
-class LearnerWorker:
+class LearnerWorker(_Process):
     """The one learner (arm_policy.learner.Learner without a replay of its own)."""
 
-    def __init__(self, run: str, cfg_dict: dict, first: dict, settings: dict, labelled: bool):
+    def __init__(self, run: str, cfg_dict: dict, settings: dict, labelled: bool):
         _one_thread()
         from arm_policy.agents.qtopt import QTOptConfig
         from arm_policy.learner import Learner, LearnerSettings
 
         self.run, self.labelled = Path(run), labelled
         self.progress: dict = {}
+        # QT-Opt's agent is not built from demos; the learner only checks a demo's image size,
+        # which the collectors' images have by the same config
+        size = cfg_dict["image_size"]
+        first = {"rgb": np.zeros((size, size, 3), np.uint8)}
         self.learner = Learner.start(
             "qtopt", QTOptConfig.from_dict(cfg_dict), [first], self.run,
             LearnerSettings(0, settings["checkpoint_every"], settings["keep_checkpoints"]),
             device=settings["device"], seed=settings["seed"], log_dir=self.run / "training",
             extra_state=lambda: {"progress": dict(self.progress)}, warn=print, replay=False)
         self.env = None
-
-    def pid(self) -> int:
-        return os.getpid()
 
     def resumed(self) -> dict | None:
         """The checkpoint it started from: its update count and the run's progress then."""

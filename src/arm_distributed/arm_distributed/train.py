@@ -103,12 +103,17 @@ class _Run:
                                                                   cfg, seed)
         self.online = Replay.options(name=actors.ONLINE).remote("online", str(self.run / "replay" / "online"),
                                                                 cfg, seed + 1)
+        # the learner first: on a cluster it must find its CPU on this node before collectors fill it
+        Learner = ray.remote(num_cpus=1, scheduling_strategy=here, **restart)(actors.LearnerWorker)
+        self.learner = Learner.options(name="learner").remote(
+            str(self.run), cfg, {"checkpoint_every": settings.checkpoint_every,
+                                 "keep_checkpoints": settings.keep_checkpoints, "device": "cpu", "seed": seed},
+            bool(dist.bellman_updaters))
         Collector = ray.remote(num_cpus=1, **restart)(actors.Collector)
         self.collectors = [Collector.options(name=f"collector-{i}").remote(i, cfg, seed)
                            for i in range(dist.collectors)]
         self.Updater = ray.remote(num_cpus=1, **restart)(actors.BellmanUpdater)
         self.updaters: list = []  # started after the collectors' first steps: those come first
-        self.Learner = ray.remote(num_cpus=1, scheduling_strategy=here, **restart)(actors.LearnerWorker)
         self.restarts = {"collector": 0, "bellman_updater": 0, "learner": 0}
         self.first_step_at: float | None = None
 
@@ -159,30 +164,28 @@ class _Run:
             ray.kill(players[0])
         return ray.get(self.offline.stats.remote(wanted))["success_rate"]
 
-    def start_learner(self) -> dict | None:
-        """The learner actor (resuming from the newest checkpoint if there is one) -> what it
-        resumed from."""
-        ray, s = self.ray, self.settings
-        self.updaters = [self.Updater.options(name=f"bellman-updater-{j}").remote(j, self.cfg.to_dict(), s.seed)
+    def start_updaters(self) -> None:
+        self.updaters = [self.Updater.options(name=f"bellman-updater-{j}").remote(j, self.cfg.to_dict(),
+                                                                               self.settings.seed)
                          for j in range(self.dist.bellman_updaters)]
-        first = ray.get(self.offline.sample.remote(1))
-        self.learner = self.Learner.options(name="learner").remote(
-            str(self.run), self.cfg.to_dict(), {k: v[0] for k, v in first.items()},
-            {"checkpoint_every": s.checkpoint_every, "keep_checkpoints": s.keep_checkpoints,
-             "device": "cpu", "seed": s.seed}, bool(self.dist.bellman_updaters))
-        return ray.get(self.learner.resumed.remote())
 
     # ------------------------------------------------------------------ the loop
     def train(self) -> dict:
         ray, s, log = self.ray, self.settings, self.log
         scripted = self.record_offline()
-        resumed = self.start_learner()
+        self.start_updaters()
+        resumed = ray.get(self.learner.resumed.remote())
         p = TrainingRun(self.run, s.minutes)
         if resumed is None:
             keep_metrics_until(self.run, -1)
         else:
             p.restore(resumed["progress"], resumed["updates"] if s.offline_only else None)
             log(f"resuming {self.run} at update {resumed['updates']}")
+        actors = {"learner": self.learner, "replay-offline": self.offline, "replay-online": self.online,
+                  **{f"collector-{i}": c for i, c in enumerate(self.collectors)},
+                  **{f"bellman-updater-{j}": u for j, u in enumerate(self.updaters)}}
+        self.placement = dict(zip(actors, ray.get([a.where.remote() for a in actors.values()])))
+        log("actors: " + ", ".join(f"{name} on {at}" for name, at in self.placement.items()))
         online = ray.get(self.online.stats.remote())
         p.env_steps, p.episodes = online["transitions"], online["episodes"]  # the bags are the truth
         for line in online["skipped"]:
@@ -218,7 +221,7 @@ class _Run:
                             "demos": s.demos, "seed": s.seed, "scripted_success": scripted,
                             "scripted_noise": SCRIPTED_NOISE, "distributed": True, "collectors": len(self.collectors),
                             "bellman_updaters": len(self.updaters), "restarts": dict(self.restarts),
-                            "updates_this_run": loop.new_updates, "bellman_targets": loop.targets,
+                            "placement": self.placement, "updates_this_run": loop.new_updates, "bellman_targets": loop.targets,
                             "startup_seconds": startup, **rates, **({"interrupted": True} if interrupted else {})},
                            loop.updates)
         if interrupted:

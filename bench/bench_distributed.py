@@ -1,0 +1,93 @@
+"""Distributed QT-Opt on this machine against in-process training, measured in the same run.
+One JSON object per line: name, value, unit (+ context).
+
+Examples:
+    python bench/bench_distributed.py                          # 60 s per configuration, full sizes
+    python bench/bench_distributed.py --seconds 30 --configs 1x0,2x1
+    python bench/bench_distributed.py --image-size 32 --seconds 20   # a quick look
+
+Each configuration is a real `arm train` run (a subprocess) on the same scripted grasps (recorded
+once into a shared folder) for ``--seconds`` of training, with evaluation kept to the untrained
+and final ones (``--eval-episodes`` each). Figures per run, from its summary.json:
+
+    env_steps_per_s   collected env steps per second of the run's clock (both trainers' clock
+                      starts after the offline data and ends after the final evaluation)
+    updates_per_s     learner updates per second of the same clock
+    targets_per_s     Bellman targets per second (distributed, with updaters)
+    startup_s         command start to the first collected episode (distributed)
+
+``inprocess`` is `arm train --inprocess` (collect, then ``updates_per_step`` updates per step,
+in turn); ``ray CxU`` is `arm train --distributed` with C collectors and U Bellman updaters,
+held to the same updates per step (a collector waits when it is an episode ahead). The line
+``ray_overhead`` is 1 - (env steps/s of ``ray 1x0``) / (env steps/s in process): the target is
+at most 0.20. Two cores: the configurations run one after the other, never side by side.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def emit(name, value, unit, **extra):
+    value = None if value is None else round(float(value), 4)
+    print(json.dumps({"name": name, "value": value, "unit": unit, **extra}), flush=True)
+
+
+def run_arm(args: list[str], log: Path) -> dict:
+    """`arm train ...` -> its summary (the last stdout line); its stderr goes to ``log``."""
+    with open(log, "w") as err:
+        out = subprocess.run([sys.executable, "-m", "arm_bringup.cli", "train", *args], stdout=subprocess.PIPE,
+                             stderr=err, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"arm train {' '.join(args)} failed ({out.returncode}); see {log}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, default=60.0, help="training time per configuration (default 60)")
+    p.add_argument("--configs", default="1x0,1x1,1x2,2x0,2x1,2x2",
+                   help="COLLECTORSxUPDATERS, comma-separated (default 1x0,1x1,1x2,2x0,2x1,2x2)")
+    p.add_argument("--demos", type=int, default=50, help="scripted grasps of the offline data (default 50)")
+    p.add_argument("--image-size", type=int, default=64, help="camera image size (default 64, the cpu preset's)")
+    p.add_argument("--updates-per-step", type=int, default=4, help="as arm train's (default 4)")
+    p.add_argument("--eval-episodes", type=int, default=3, help="episodes of the first and last evaluation")
+    p.add_argument("--out", default="", help="keep the run folders here (default: a temporary folder)")
+    a = p.parse_args()
+    root = Path(a.out or tempfile.mkdtemp(prefix="bench_distributed-"))
+    root.mkdir(parents=True, exist_ok=True)
+    common = ["--algo", "qtopt", "--task", "grasp_bin", "--demos", str(a.demos), "--minutes", str(a.seconds / 60),
+              "--eval-every", "1000000", "--eval-episodes", str(a.eval_episodes), "--checkpoint-every", "1000000",
+              "--updates-per-step", str(a.updates_per_step), "--demo-dir", str(root / "demos"),
+              "--agent-overrides", f"image_size={a.image_size}"]
+    context = {"seconds": a.seconds, "image_size": a.image_size, "updates_per_step": a.updates_per_step,
+               "cpus": os.cpu_count()}
+
+    began = time.monotonic()
+    ref = run_arm(["--inprocess", *common, "--out", str(root / "inprocess")], root / "inprocess.log")
+    ref_rate = ref["env_steps"] / ref["wall_seconds"]
+    emit("inprocess_env_steps_per_s", ref_rate, "steps/s", **context)
+    emit("inprocess_updates_per_s", ref["updates"] / ref["wall_seconds"], "updates/s", **context)
+    for config in a.configs.split(","):
+        collectors, updaters = (int(x) for x in config.split("x"))
+        name = f"ray_{collectors}x{updaters}"
+        s = run_arm(["--distributed", *common, "--collectors", str(collectors), "--bellman-updaters", str(updaters),
+                     "--out", str(root / name)], root / f"{name}.log")
+        rate = s["env_steps"] / s["wall_seconds"]
+        extra = dict(context, collectors=collectors, bellman_updaters=updaters)
+        emit(f"{name}_env_steps_per_s", rate, "steps/s", ratio_to_inprocess=round(rate / ref_rate, 3), **extra)
+        emit(f"{name}_updates_per_s", s["updates"] / s["wall_seconds"], "updates/s", **extra)
+        emit(f"{name}_targets_per_s", s["bellman_targets"] / s["wall_seconds"], "targets/s", **extra)
+        emit(f"{name}_startup_s", s["startup_seconds"], "s", **extra)
+        if (collectors, updaters) == (1, 0):
+            emit("ray_overhead", 1 - rate / ref_rate, "fraction of in-process env steps/s", target=0.20, **extra)
+    emit("bench_wall", time.monotonic() - began, "s", folder=str(root))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

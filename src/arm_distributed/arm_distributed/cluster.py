@@ -6,10 +6,9 @@ on), or an existing cluster joined by address; stopped again with every process 
 
 A local start binds every Ray server (GCS, raylets, workers, the dashboard if asked for) to
 127.0.0.1: nothing listens on a public address. Ray >= 2.59 turns token authentication on for a
-local instance by itself; ``RAY_AUTH_MODE=token`` is set here as well unless the environment
-says otherwise, so a Ray that does not (a cluster started by ``ray start``) asks for it too. A
-joined cluster (``address``) keeps its own network and authentication settings (start it with
-``RAY_AUTH_MODE=token ray start ...``; see the README).
+local instance by itself (and for a joined cluster when a token is at hand); a run refuses to
+start with ``RAY_AUTH_MODE`` set to anything but ``token``. A joined cluster (``address``) keeps
+its own network settings (start it with ``RAY_AUTH_MODE=token ray start ...``; see the README).
 """
 from __future__ import annotations
 
@@ -65,13 +64,20 @@ def _stop_leftovers(temp_dir: str, log: Callable[[str], None]) -> None:
 def ray_session(settings: DistributedSettings, log: Callable[[str], None] = print) -> Iterator[RaySession]:
     """Start (or join) Ray for the duration of the block; see the module docstring."""
     local = not settings.address
+    if os.environ.get("RAY_AUTH_MODE", "token").lower() != "token":
+        raise RuntimeError(f"RAY_AUTH_MODE={os.environ['RAY_AUTH_MODE']}: arm train --distributed keeps Ray's "
+                           "token authentication on; unset it (or set it to token)")
+    saved = os.environ.get(_LOOPBACK_SWITCH)
     if local:
-        os.environ.setdefault(_LOOPBACK_SWITCH, "0")
-    os.environ.setdefault("RAY_AUTH_MODE", "token")
+        os.environ[_LOOPBACK_SWITCH] = "0"  # for the processes Ray starts, and for Ray imported from now on
     import ray
+    from ray._private import ray_constants
 
     if ray.is_initialized():
         raise RuntimeError("Ray is already initialised in this process")
+    cluster_switch = ray_constants.ENABLE_RAY_CLUSTER
+    if local:
+        ray_constants.ENABLE_RAY_CLUSTER = False  # read when the node IP is resolved: Ray imported earlier
     temp_dir = tempfile.mkdtemp(prefix="arm-ray-", dir="/tmp") if local else None  # short: Ray's sockets live there
     began = time.monotonic()
     # a namespace of its own: the actor names of two runs on one cluster never meet
@@ -93,6 +99,11 @@ def ray_session(settings: DistributedSettings, log: Callable[[str], None] = prin
         yield session
     finally:
         ray.shutdown()
+        ray_constants.ENABLE_RAY_CLUSTER = cluster_switch
+        if saved is None:
+            os.environ.pop(_LOOPBACK_SWITCH, None)
+        else:
+            os.environ[_LOOPBACK_SWITCH] = saved
         if local:
             _stop_leftovers(temp_dir, log)
             shutil.rmtree(temp_dir, ignore_errors=True)

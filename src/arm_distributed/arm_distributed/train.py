@@ -164,6 +164,19 @@ class _Run:
             ray.kill(players[0])
         return ray.get(self.offline.stats.remote(wanted))["success_rate"]
 
+    def count_restarts(self) -> None:
+        """``restarts`` per kind of actor as Ray counted them: an actor killed while idle is
+        restarted without any call of ours failing."""
+        from ray._private import state  # the actor table; its public face needs the dashboard
+
+        kinds = {"collector": self.collectors, "bellman_updater": self.updaters, "learner": [self.learner]}
+        for kind, handles in kinds.items():
+            try:
+                counted = sum(int(state.actors(h._actor_id.hex()).get("NumRestarts", 0)) for h in handles)
+            except Exception:  # noqa: BLE001 - a private API: keep what the failed calls counted
+                continue
+            self.restarts[kind] = max(self.restarts[kind], counted)
+
     def start_updaters(self) -> None:
         self.updaters = [self.Updater.options(name=f"bellman-updater-{j}").remote(j, self.cfg.to_dict(),
                                                                                self.settings.seed)
@@ -209,6 +222,7 @@ class _Run:
                 final = ray.get(self.learner.close.remote(), timeout=120)
             except Exception as err:  # the run's result stays; say why there is no last checkpoint
                 log(f"no final checkpoint: {err}")
+        self.count_restarts()
         elapsed = max(loop.loop_seconds(), 1e-9)
         rates = {"env_steps_per_second": round(loop.new_env_steps / elapsed, 2),
                  "updates_per_second": round(loop.new_updates / elapsed, 2),

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -59,12 +58,12 @@ def test_a_local_ray_listens_on_localhost_only_and_refuses_a_wrong_token():
 def faulty_run(tmp_path_factory):
     """A 100 s run (2 collectors, 1 Bellman updater) in which a collector, then the updater, then
     the learner are killed with SIGKILL, as a crash would."""
-    import ray
-
     run = tmp_path_factory.mktemp("qt_ray")
     lines, killed, errors = [], {}, []
 
     def kill(name):
+        import ray  # the run's driver has initialised it by now
+
         actor = ray.get_actor(name)
         pid = ray.get(actor.pid.remote())
         os.kill(pid, signal.SIGKILL)
@@ -93,19 +92,9 @@ def faulty_run(tmp_path_factory):
     from arm_distributed.train import train_distributed
 
     before = arm_ray_processes()
-    original_init = ray.init
-
-    def init_then_kill(*args, **kwargs):
-        ctx = original_init(*args, **kwargs)
-        threading.Thread(target=killer, daemon=True).start()
-        return ctx
-
-    ray.init = init_then_kill
-    try:
-        summary = train_distributed(settings(run, 1.7), DistributedSettings(collectors=2, bellman_updaters=1),
-                                    log=lines.append)
-    finally:
-        ray.init = original_init
+    threading.Thread(target=killer, daemon=True).start()  # it waits for the run's first online episodes
+    summary = train_distributed(settings(run, 1.7), DistributedSettings(collectors=2, bellman_updaters=1),
+                                log=lines.append)
     return {"run": run, "summary": summary, "log": lines, "killed": killed, "errors": errors,
             "left": arm_ray_processes() - before}
 

@@ -38,8 +38,17 @@ def listening(pids: set[int]) -> list[str]:
 
 
 def test_a_local_ray_listens_on_localhost_only_and_refuses_a_wrong_token():
-    with ray_session(DistributedSettings(collectors=0, bellman_updaters=0), log=lambda _: None) as session:
+    import urllib.error
+    import urllib.request
+
+    with ray_session(DistributedSettings(collectors=0, bellman_updaters=0, dashboard=True),
+                     log=lambda _: None) as session:
         import ray
+
+        assert session.dashboard_url.startswith("http://127.0.0.1:")
+        with pytest.raises(urllib.error.HTTPError) as refused:  # no token, no dashboard
+            urllib.request.urlopen(session.dashboard_url + "/api/version", timeout=30)
+        assert refused.value.code == 401
 
         addresses = listening(set(ray_processes(session.temp_dir)) | {os.getpid()})
         assert addresses, "no Ray server found listening"

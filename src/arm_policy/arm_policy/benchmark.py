@@ -47,14 +47,15 @@ __all__ = ["BenchmarkSettings", "Cell", "run_benchmark", "write_report", "RESULT
 
 RESULT_COLUMNS = ["task", "method", "seed", "untrained_success", "final_success", "best_success",
                   "env_steps", "updates", "wall_seconds", "last_mean_success",
-                  "attention_on_keyframe", "pose_error_cm", "keyframes_matched", "unexecutable"]
+                  "attention_on_keyframe", "pose_error_cm", "keyframes_matched", "unexecutable",
+                  "scripted_success"]
 #: results.csv column <- summary.json key
 _FROM_SUMMARY = {"untrained_success": "untrained_success", "final_success": "eval_success",
                  "best_success": "best_success", "last_mean_success": "eval_success_last_mean",
                  "env_steps": "env_steps", "updates": "updates", "wall_seconds": "wall_seconds",
                  "attention_on_keyframe": "eval_attention_on_keyframe",
                  "pose_error_cm": "eval_pose_error_cm", "keyframes_matched": "eval_keyframes_matched",
-                 "unexecutable": "eval_unexecutable"}
+                 "unexecutable": "eval_unexecutable", "scripted_success": "scripted_success"}
 
 
 @dataclass(frozen=True)
@@ -270,8 +271,10 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
                 continue
             final, untrained = _fmt([r["final_success"] for r in rs]), _fmt([r["untrained_success"] for r in rs])
             floor = abs(float(final) - float(untrained)) < 0.1
+            scripted = _fmt([r["scripted_success"] for r in rs])  # QT-Opt: the data policy's rate
             entries.append(f"**{final}** (untrained {untrained}; last {_fmt([r['last_mean_success'] for r in rs])}; "
-                           f"{len(rs)} seed{'s' if len(rs) > 1 else ''})" + (" *floor*" if floor else ""))
+                           + (f"scripted data {scripted}; " if scripted != "-" else "")
+                           + f"{len(rs)} seed{'s' if len(rs) > 1 else ''})" + (" *floor*" if floor else ""))
         md.append(f"| {task} | " + " | ".join(entries) + " |")
     md += ["", "## Where it fails: the final evaluation's diagnosis (mean over seeds)", "",
            "attention on keyframe: share of scenes whose first attended pixel is within 2 px of the "

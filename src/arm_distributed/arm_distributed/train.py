@@ -201,6 +201,9 @@ class _Run:
         log("actors: " + ", ".join(f"{name} on {at}" for name, at in self.placement.items()))
         online = ray.get(self.online.stats.remote())
         p.env_steps, p.episodes = online["transitions"], online["episodes"]  # the bags are the truth
+        names = ray.get(self.online.names.remote())
+        # episodes lost to a dead collector leave gaps: a resumed run numbers on after the last bag
+        self.next_episode = 1 + max((int(n.split("_")[1]) for n in names), default=-1)
         for line in online["skipped"]:
             log(f"online replay: skipped {line}")
         mode = "offline only" if s.offline_only else "offline + online"
@@ -258,7 +261,7 @@ class _Loop:
         self.updating: dict[Any, tuple[list, Any, int | None]] = {}  # update ref -> (batch parts, label ref, updater)
         self.evaluating: tuple[Any, int] | None = None  # (ref, x)
         self.next_updater = 0
-        self.next_episode = p.episodes
+        self.next_episode = run.next_episode
         self.metrics: dict[str, float] = {}
         self.targets = self.new_env_steps = self.new_updates = 0
         self.recent: list[bool] = []
@@ -332,6 +335,10 @@ class _Loop:
         try:
             m = self.ray.get(ref)
         except self.ray.exceptions.RayActorError:
+            if not all(self._ok(part) for part in parts):  # a replay server died: Ray restarts it from its bags
+                self.r.log("a replay server died while sampling; Ray restarts it from its bags, a new batch is drawn")
+                self.submit_update(self.sample(), updater)
+                return
             if label is not None and not self._ok(label):
                 self.r.restarts["bellman_updater"] += 1
                 self.r.log(f"Bellman updater {updater} died; its batch is labelled again by the restarted one")
@@ -369,6 +376,7 @@ class _Loop:
         self.r.restarts["learner"] += 1
         pending = [parts] + [q for q, _, _ in self.updating.values()]
         self.updating.clear()
+        pending = [q if all(self._ok(part) for part in q) else self.sample() for q in pending]
         resumed = self.ray.get(self.r.learner.resumed.remote())
         self.updates = resumed["updates"] if resumed else 0
         self.r.log(f"the learner died; Ray restarted it from its newest checkpoint (update {self.updates}); "

@@ -157,6 +157,23 @@ def test_no_ray_process_outlives_the_run(faulty_run):
     assert faulty_run["left"] == set()
 
 
+def test_the_same_command_on_its_folder_resumes_the_run_from_checkpoint_and_bags(faulty_run):
+    from arm_distributed.train import train_distributed
+
+    run, first = faulty_run["run"], faulty_run["summary"]
+    online = run / "replay" / "online"
+    before = {p.name for p in online.glob("episode_*")}
+    lines = []
+    # the budget counts the time already spent: 0.6 min more
+    again = train_distributed(settings(run, 2.3), DistributedSettings(collectors=1, bellman_updaters=0),
+                              log=lines.append)
+    assert any(line.startswith("resuming") for line in lines)
+    assert again["updates"] > first["updates"] and again["env_steps"] > first["env_steps"]
+    new = {p.name for p in online.glob("episode_*")} - before
+    assert new and min(new) > max(before)  # numbered on after the last bag, none overwritten
+    assert again["evaluations"] > first["evaluations"]
+
+
 def test_ctrl_c_stops_the_run_with_a_checkpoint_and_every_ray_process(tmp_path):
     before = arm_ray_processes()
     cmd = [sys.executable, "-m", "arm_bringup.cli", "train", "--distributed", "--algo", "qtopt", "--task", "grasp_bin",

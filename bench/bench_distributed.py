@@ -18,9 +18,15 @@ and final ones (``--eval-episodes`` each). Figures per run, from its summary.jso
 
 ``inprocess`` is `arm train --inprocess` (collect, then ``updates_per_step`` updates per step,
 in turn); ``ray CxU`` is `arm train --distributed` with C collectors and U Bellman updaters,
-held to the same updates per step (a collector waits when it is an episode ahead). The line
-``ray_overhead`` is 1 - (env steps/s of ``ray 1x0``) / (env steps/s in process): the target is
-at most 0.20. Two cores: the configurations run one after the other, never side by side.
+held to the same updates per step (a collector waits when it is an episode ahead).
+
+Ray's own cost is read on collection alone, where both sides do the same work per step (a 64x64
+render, a CEM decision with exploration, an executed move): ``collect_inprocess`` plays episodes
+in this process on one torch thread for ``--seconds``; ``ray_1x0_free`` is the distributed run
+with ``--updates-per-step 0`` (collector and learner both run free, each on its own core): its
+collector's env steps over the time it spent playing them, the hand-over of each episode to the
+replay server included (``collector_env_steps_per_second`` in its summary). ``ray_overhead`` = 1 - ray_1x0_free / collect_inprocess (target:
+at most 0.20). Two cores: the configurations run one after the other, never side by side.
 """
 import argparse
 import json
@@ -47,6 +53,29 @@ def run_arm(args: list[str], log: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def collect_inprocess(seconds: float, image_size: int) -> float:
+    """Env steps/s of exploring QT-Opt episodes in this process (one torch thread)."""
+    import torch
+
+    from arm_policy.agents.qtopt import QTOptAgent, QTOptConfig
+    from arm_policy.grasp_episodes import agent_observation, play_episode
+    from arm_policy.rollout import train_seed
+    from arm_sim.grasp_bin import GraspBinEnv
+
+    torch.set_num_threads(1)
+    cfg = QTOptConfig(image_size=image_size)
+    agent = QTOptAgent(cfg, device="cpu", seed=0)
+    env = GraspBinEnv(image_size=(image_size, image_size), max_steps=cfg.max_steps)
+    play_episode(env, train_seed(0, 0), lambda obs: agent.act(agent_observation(obs), True)[1])  # warm-up
+    steps, k, began = 0, 1, time.monotonic()
+    while time.monotonic() - began < seconds:
+        steps += len(play_episode(env, train_seed(0, k), lambda obs: agent.act(agent_observation(obs), True)[1])) - 1
+        k += 1
+    rate = steps / (time.monotonic() - began)
+    env.close()
+    return rate
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=60.0, help="training time per configuration (default 60)")
@@ -68,6 +97,16 @@ def main() -> int:
                "cpus": os.cpu_count()}
 
     began = time.monotonic()
+    collect = collect_inprocess(a.seconds, a.image_size)
+    emit("collect_inprocess_env_steps_per_s", collect, "steps/s", **context)
+    free = run_arm(["--distributed", *[x if x != str(a.updates_per_step) else "0" for x in common],
+                    "--collectors", "1", "--bellman-updaters", "0", "--out", str(root / "ray_1x0_free")],
+                   root / "ray_1x0_free.log")
+    free_rate = free["collector_env_steps_per_second"]
+    emit("ray_1x0_free_env_steps_per_s", free_rate, "steps/s", **context, collectors=1, bellman_updaters=0,
+         updates_per_s_meanwhile=round(free["updates"] / free["wall_seconds"], 2))
+    emit("ray_overhead", 1 - free_rate / collect, "fraction of in-process collection env steps/s", target=0.20,
+         **context)
     ref = run_arm(["--inprocess", *common, "--out", str(root / "inprocess")], root / "inprocess.log")
     ref_rate = ref["env_steps"] / ref["wall_seconds"]
     emit("inprocess_env_steps_per_s", ref_rate, "steps/s", **context)
@@ -83,8 +122,6 @@ def main() -> int:
         emit(f"{name}_updates_per_s", s["updates"] / s["wall_seconds"], "updates/s", **extra)
         emit(f"{name}_targets_per_s", s["bellman_targets"] / s["wall_seconds"], "targets/s", **extra)
         emit(f"{name}_startup_s", s["startup_seconds"], "s", **extra)
-        if (collectors, updaters) == (1, 0):
-            emit("ray_overhead", 1 - rate / ref_rate, "fraction of in-process env steps/s", target=0.20, **extra)
     emit("bench_wall", time.monotonic() - began, "s", folder=str(root))
     return 0
 

@@ -168,7 +168,8 @@ class Collector(_Process):
         frames = play_episode(self.env, seed, lambda obs: self.agent.act(agent_observation(obs), True)[1])
         added = ray.get(self.online.add_episode.remote(name, frames))
         return {"steps": added, "success": bool(frames[-2].success), "began": began,
-                "seconds": time.time() - began, "collector": self.index, "weights": self.version}
+                "seconds": time.time() - began,  # the hand-over to the replay server included
+                "collector": self.index, "weights": self.version}
 
 
 class BellmanUpdater(_Process):

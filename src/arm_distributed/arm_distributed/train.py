@@ -229,7 +229,9 @@ class _Run:
         elapsed = max(loop.loop_seconds(), 1e-9)
         rates = {"env_steps_per_second": round(loop.new_env_steps / elapsed, 2),
                  "updates_per_second": round(loop.new_updates / elapsed, 2),
-                 "targets_per_second": round(loop.targets / elapsed, 2)}
+                 "targets_per_second": round(loop.targets / elapsed, 2),
+                 # one collector's pace while it plays (hand-over included, waits for the learner not)
+                 "collector_env_steps_per_second": round(loop.new_env_steps / max(loop.playing_seconds, 1e-9), 2)}
         log(f"done: {rates['env_steps_per_second']} env steps/s, {rates['updates_per_second']} updates/s, "
             f"{rates['targets_per_second']} Bellman targets/s; restarts {self.restarts}"
             + (f"; final checkpoint {Path(final).name}" if final else ""))
@@ -264,6 +266,7 @@ class _Loop:
         self.next_episode = run.next_episode
         self.metrics: dict[str, float] = {}
         self.targets = self.new_env_steps = self.new_updates = 0
+        self.playing_seconds = 0.0  # summed over collectors: the time they spent playing episodes
         self.recent: list[bool] = []
         self.began = self.ended = None
 
@@ -327,6 +330,7 @@ class _Loop:
         self.r._note_first_step(result)
         self.p.env_steps += result["steps"]
         self.new_env_steps += result["steps"]
+        self.playing_seconds += result["seconds"]
         self.p.episodes += 1
         self.recent = (self.recent + [result["success"]])[-20:]
 

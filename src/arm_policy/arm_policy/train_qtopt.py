@@ -7,7 +7,9 @@ epsilon-greedy), evaluated on held-out objects never seen in training.
     arm train --inprocess --method qtopt --task grasp_bin --demos 50 --agent-overrides image_size=32 --out runs/qt_small
 
 ``--demos N`` scripted episodes (``arm_sim.grasp_bin_scripted``: a noisy top-down grasp at a
-random object) are recorded into ``RUN/demos/grasp_bin/episode_NNNNNN`` (or ``--demo-dir``) once;
+random object, each step random with ``scripted_random_action_prob``) are recorded into
+``RUN/demos/grasp_bin_random0.15_terminate0.5/episode_NNNNNN`` (:func:`offline_folder`; or under
+``--demo-dir``) once;
 their success rate is the floor the learned policy is read against (``scripted_success``). Batches
 mix the offline data and the agent's own at ``replay_demo_fraction`` (the paper: half and half
 once online). Offline only: no grasps of its own; ``updates_per_step`` x ``eval_every`` updates
@@ -33,7 +35,7 @@ from .run_log import RunLogger, write_config
 from .settings import TrainSettings
 from .training_run import TrainingRun
 
-__all__ = ["evaluate_grasps", "record_offline", "train_qtopt"]
+__all__ = ["evaluate_grasps", "offline_folder", "record_offline", "train_qtopt"]
 
 PROGRESS_SECONDS = 30.0
 #: noise of the scripted offline grasps (arm_sim.grasp_bin_scripted; 1 = 8 mm, 5 mm, 0.2 rad):
@@ -42,7 +44,17 @@ PROGRESS_SECONDS = 30.0
 SCRIPTED_NOISE = 2.0
 
 
-def record_offline(env, folder: Path, episodes: int, seed: int, log: Callable[[str], None]) -> float:
+def offline_folder(demos: Path, task: str, cfg) -> Path:
+    """Where a run's offline bags are: DEMOS/TASK for the plain scripted grasps, and
+    DEMOS/TASK_random<p>_terminate<q> for exploring ones (``scripted_random_action_prob`` p > 0),
+    so bags of one kind are never read as the other."""
+    if cfg.scripted_random_action_prob > 0:
+        return demos / f"{task}_random{cfg.scripted_random_action_prob:g}_terminate{cfg.scripted_random_terminate_prob:g}"
+    return demos / task
+
+
+def record_offline(env, folder: Path, episodes: int, seed: int, log: Callable[[str], None],
+                   random_action_prob: float = 0.0, random_terminate_prob: float = 0.5) -> float:
     """The scripted episodes ``seed .. seed+episodes-1`` as bags under ``folder`` (the ones there
     already are kept) -> the success rate of all of them."""
     from arm_perception.bag_format import PARTIAL_SUFFIX
@@ -56,7 +68,8 @@ def record_offline(env, folder: Path, episodes: int, seed: int, log: Callable[[s
     wins, started = 0, time.monotonic()
     for i in range(episodes):
         path = folder / f"episode_{seed + i:06d}"
-        frames = play_scripted(env, seed + i, rng, SCRIPTED_NOISE)  # played even when kept: the rng stays in step
+        frames = play_scripted(env, seed + i, rng, SCRIPTED_NOISE, random_action_prob,
+                               random_terminate_prob)  # played even when kept: the rng stays in step
         wins += frames[-2].success
         if not path.exists():
             write_grasp_episode(path, frames)
@@ -89,8 +102,9 @@ def train_qtopt(settings: TrainSettings, log: Callable[[str], None] = print) -> 
     cfg = agent_config(settings.preset, settings.agent_overrides, "qtopt")
     write_config(run, {"train": asdict(settings), "agent": cfg.to_dict()})
     env = GraspBinEnv(image_size=(cfg.image_size, cfg.image_size), max_steps=cfg.max_steps)
-    offline = (Path(settings.demo_dir) if settings.demo_dir else run / "demos") / settings.task
-    scripted = record_offline(env, offline, settings.demos, settings.seed, log)
+    offline = offline_folder(Path(settings.demo_dir) if settings.demo_dir else run / "demos", settings.task, cfg)
+    scripted = record_offline(env, offline, settings.demos, settings.seed, log,
+                              cfg.scripted_random_action_prob, cfg.scripted_random_terminate_prob)
     transitions = [t for bag in sorted(offline.glob("episode_*"))[:settings.demos]
                    for t in read_grasp_episode(bag, cfg)]
 

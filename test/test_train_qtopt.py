@@ -57,7 +57,12 @@ def test_a_tiny_qtopt_run_leaves_the_run_folder_of_an_arm_run(tmp_path):
     assert 0 <= on_disk["scripted_success"] <= 1 and 0 <= on_disk["eval_success"] <= 1
     assert on_disk["untrained_success"] == summary["untrained_success"] and on_disk["evaluations"] >= 2
     assert summary["env_steps"] > 0 and summary["updates"] >= 1
-    assert len(list((run / "demos" / "grasp_bin").glob("episode_*"))) == 3
+    from arm_policy.train_qtopt import offline_folder
+
+    folder = offline_folder(settings, QTOptConfig())
+    assert folder.name == "grasp_bin_random0.15_terminate0.5"  # exploring scripted grasps by default
+    assert len(list(folder.glob("episode_*"))) == 3
+    assert offline_folder(settings, QTOptConfig(scripted_random_action_prob=0)).name == "grasp_bin"
     assert (run / "learning_curve.png").stat().st_size > 1000
     assert (run / "training" / "metrics.csv").is_file()
     from arm_policy.agents import from_checkpoint
@@ -66,7 +71,8 @@ def test_a_tiny_qtopt_run_leaves_the_run_folder_of_an_arm_run(tmp_path):
     agent = from_checkpoint(load_latest_valid(run).state)
     assert agent.name == "qtopt" and agent.updates == summary["updates"]
     rgb = np.zeros((32, 32, 3), np.uint8)
-    _, action, _ = agent.act({"rgb": rgb, "gripper_open": 1.0, "gripper_height": 0.2}, explore=False)
+    _, action, _ = agent.act({"rgb": rgb, "gripper_open": 1.0, "gripper_height": 0.2, "gripper_aperture": 1.0},
+                             explore=False)
     assert action.shape == (7,)
 
 
@@ -84,3 +90,36 @@ def test_qtopt_and_the_bin_go_together_and_nothing_else_does():
         TrainSettings(task="pick_up_cup", method="qtopt")
     with pytest.raises(ValueError, match="does not learn 'grasp_bin'"):
         TrainSettings(task="grasp_bin", method="arm")
+
+
+def test_the_state_can_carry_the_aperture_which_tells_a_grasped_object_from_an_empty_close(tmp_path):
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    # closed on an object (aperture 0.3) and closed on nothing (0.0): gripper_open reads 0 for both
+    frames = [GraspFrame(rgb, np.array([0.0, 0.02, 0.3], np.float32), np.zeros(7, np.float32)),
+              GraspFrame(rgb, np.array([0.0, 0.02, 0.0], np.float32), np.zeros(7, np.float32), True, False),
+              GraspFrame(rgb, np.array([0.0, 0.25, 0.0], np.float32))]
+    plain = transitions_of(frames, QTOptConfig(image_size=32, state_aperture=False))
+    with_aperture = transitions_of(frames, QTOptConfig(image_size=32, state_aperture=True))
+    np.testing.assert_array_equal(plain[0]["state"], plain[1]["state"])  # indistinguishable
+    np.testing.assert_allclose(with_aperture[0]["state"], [0.3, 0.02])
+    np.testing.assert_allclose(with_aperture[1]["state"], [0.0, 0.02])
+    np.testing.assert_allclose(with_aperture[1]["next_state"], [0.0, 0.25])
+    # the bag keeps all three values
+    back = read_grasp_episode(write_grasp_episode(tmp_path / "ep", frames), QTOptConfig(image_size=32, state_aperture=True))
+    np.testing.assert_allclose(back[0]["state"], [0.3, 0.02])
+    # a frame from before the aperture was stored cannot feed an aperture agent
+    old = [GraspFrame(rgb, f.state[:2], f.action, f.done, f.success) for f in frames]
+    with pytest.raises(ValueError, match="without the gripper aperture"):
+        transitions_of(old, QTOptConfig(image_size=32, state_aperture=True))
+    np.testing.assert_array_equal(transitions_of(old, QTOptConfig(image_size=32, state_aperture=False))[0]["state"],
+                                  plain[0]["state"])
+    # acting reads the aperture then
+    from arm_policy.agents.qtopt import QTOptAgent
+
+    agent = QTOptAgent(QTOptConfig(**{**SMALL, "state_aperture": True}), device="cpu", seed=0)
+    _, action, _ = agent.act({"rgb": rgb, "gripper_open": 0.0, "gripper_height": 0.02, "gripper_aperture": 0.3},
+                             explore=False)
+    assert action.shape == (7,)
+    with pytest.raises(ValueError, match="gripper_aperture"):
+        agent.act({"rgb": rgb, "gripper_open": 0.0, "gripper_height": 0.02, "gripper_aperture": float("nan")},
+                  explore=False)

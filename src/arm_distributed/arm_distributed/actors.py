@@ -149,7 +149,7 @@ class Collector(_Process):
         from arm_policy.train_qtopt import scripted_frames, scripted_name
 
         began = time.time()
-        frames = scripted_frames(self.env, seed)
+        frames = scripted_frames(self.env, seed, SimpleNamespace(**self.cfg_dict))
         ray.get(self.offline.add_episode.remote(scripted_name(seed), frames))
         return {"steps": len(frames) - 1, "success": bool(frames[-2].success), "began": began}
 

@@ -99,7 +99,7 @@ class _Run:
         here = NodeAffinitySchedulingStrategy(session.node_id, soft=False)
         restart = dict(max_restarts=-1, max_task_retries=0)
         Replay = ray.remote(num_cpus=0, scheduling_strategy=here, **restart)(actors.ReplayServer)
-        self.offline = Replay.options(name=actors.OFFLINE).remote("offline", str(offline_folder(settings).resolve()),
+        self.offline = Replay.options(name=actors.OFFLINE).remote("offline", str(offline_folder(settings, self.cfg).resolve()),
                                                                   cfg, seed)
         self.online = Replay.options(name=actors.ONLINE).remote("online", str(self.run / "replay" / "online"),
                                                                 cfg, seed + 1)

@@ -7,7 +7,7 @@ rosbag2 (MCAP) bag each, read back as transitions. No ROS import.
 
 A bag holds, per step k, the observation the action was chosen on (``/arm/qtopt/observation/rgb``
 sensor_msgs/Image rgb8, ``/arm/qtopt/observation/state`` Float32MultiArray [gripper_open,
-height]), the action (``/arm/qtopt/action`` Float32MultiArray, QT-Opt's 7-D vector) and the step
+height, aperture]; bags recorded before the aperture hold the first two), the action (``/arm/qtopt/action`` Float32MultiArray, QT-Opt's 7-D vector) and the step
 (``/arm/episode/step`` String JSON: step, terminal, success), then the final observation. Rewards
 are not stored: they follow from the steps by the agent's config (``step_reward`` each step,
 ``success_reward`` added at a successful end), so a bag stays valid when the reward changes.
@@ -29,7 +29,7 @@ from arm_perception.bag_format import BagError
 from arm_perception.bag_reader import bag_errors, read_topics
 from arm_perception.bag_writer import RawEpisodeWriter
 
-__all__ = ["GraspFrame", "TOPIC_TYPES", "env_action", "play_episode", "play_scripted",
+__all__ = ["GraspFrame", "TOPIC_TYPES", "agent_state", "env_action", "frame_state", "play_episode", "play_scripted",
            "read_grasp_episode", "transitions_of", "write_grasp_episode"]
 
 _T = TYPESTORE.types
@@ -45,7 +45,7 @@ class GraspFrame:
     """One observation and, except for the last frame of an episode, the action taken on it."""
 
     rgb: np.ndarray  # (H, W, 3) uint8
-    state: np.ndarray  # (2,) [gripper_open, gripper_height]
+    state: np.ndarray  # (3,) [gripper_open, gripper_height, gripper_aperture] ((2,) in older bags)
     action: np.ndarray | None = None  # (7,) [dx, dy, dz, sin yaw, cos yaw, close, terminate]
     done: bool = False  # the episode ended after this frame's action
     success: bool = False  # ... with an object lifted
@@ -66,7 +66,25 @@ def agent_action(displacement, yaw_delta: float, close: bool, terminate: bool) -
 
 def agent_observation(obs) -> dict[str, Any]:
     """A bin observation as QT-Opt's ``act`` takes it."""
-    return {"rgb": obs.rgb, "gripper_open": float(obs.gripper_open), "gripper_height": float(obs.gripper_height)}
+    return {"rgb": obs.rgb, "gripper_open": float(obs.gripper_open), "gripper_height": float(obs.gripper_height),
+            "gripper_aperture": float(obs.gripper_aperture)}
+
+
+def frame_state(obs) -> np.ndarray:
+    """What a bag stores as the state: [gripper_open, gripper_height, gripper_aperture]."""
+    return np.array([float(obs.gripper_open), obs.gripper_height, obs.gripper_aperture], dtype=np.float32)
+
+
+def agent_state(stored: np.ndarray, config) -> np.ndarray:
+    """A stored state -> the agent's (2,): [gripper_open, height], or [aperture, height] with
+    ``config.state_aperture`` (a bag from before the aperture was stored cannot give that)."""
+    stored = np.asarray(stored, dtype=np.float32)
+    if getattr(config, "state_aperture", False):
+        if stored.shape[0] < 3:
+            raise ValueError("this grasp episode was recorded without the gripper aperture, which "
+                             "state_aperture needs: record the offline data again")
+        return np.array([stored[2], stored[1]], dtype=np.float32)
+    return stored[:2]
 
 
 def play_episode(env, seed: int, decide: Callable[[Any], np.ndarray], held_out: bool = False) -> list[GraspFrame]:
@@ -76,32 +94,34 @@ def play_episode(env, seed: int, decide: Callable[[Any], np.ndarray], held_out: 
     frames, done = [], False
     while not done:
         action = np.asarray(decide(obs), dtype=np.float32)
-        frame = GraspFrame(obs.rgb, obs.state(), action)
+        frame = GraspFrame(obs.rgb, frame_state(obs), action)
         obs, done, success = env.step(**env_action(action))
         frame.done, frame.success = done, bool(success)
         frames.append(frame)
-    frames.append(GraspFrame(obs.rgb, obs.state()))
+    frames.append(GraspFrame(obs.rgb, frame_state(obs)))
     return frames
 
 
-def play_scripted(env, seed: int, rng: np.random.Generator, noise: float = 1.0) -> list[GraspFrame]:
+def play_scripted(env, seed: int, rng: np.random.Generator, noise: float = 1.0,
+                  random_action_prob: float = 0.0, random_terminate_prob: float = 0.5) -> list[GraspFrame]:
     """The offline data policy (arm_sim.grasp_bin_scripted: a noisy top-down grasp at a random
-    object), recorded as frames."""
+    object, each step replaced by a random one with ``random_action_prob``), recorded as frames."""
     from arm_sim.grasp_bin import MAX_DISPLACEMENT, MAX_YAW_DELTA
     from arm_sim.grasp_bin_scripted import scripted_grasp
 
     first = env.reset(seed=seed)
-    episode = scripted_grasp(env, rng, noise, record=True)
+    episode = scripted_grasp(env, rng, noise, record=True, random_action_prob=random_action_prob,
+                             random_terminate_prob=random_terminate_prob)
     frames, before = [], first
     for obs, act, done, success in episode.transitions:
         # stored as executed: the bin clips each step to its bounds
-        frames.append(GraspFrame(before.rgb, before.state(),
+        frames.append(GraspFrame(before.rgb, frame_state(before),
                                  agent_action(np.clip(act["displacement"], -MAX_DISPLACEMENT, MAX_DISPLACEMENT),
                                               float(np.clip(act["yaw_delta"], -MAX_YAW_DELTA, MAX_YAW_DELTA)),
                                               act["close_gripper"], act["terminate"]),
                                  bool(done), bool(success)))
         before = obs
-    frames.append(GraspFrame(before.rgb, before.state()))
+    frames.append(GraspFrame(before.rgb, frame_state(before)))
     return frames
 
 
@@ -110,9 +130,9 @@ def transitions_of(frames: Sequence[GraspFrame], config) -> list[dict[str, np.nd
     out = []
     for frame, after in zip(frames[:-1], frames[1:]):
         reward = config.step_reward + (config.success_reward if frame.success else 0.0)
-        out.append({"rgb": frame.rgb, "state": frame.state, "action": frame.action,
+        out.append({"rgb": frame.rgb, "state": agent_state(frame.state, config), "action": frame.action,
                     "reward": np.float32(reward), "terminal": frame.done, "timeout": False,
-                    "next_rgb": after.rgb, "next_state": after.state})
+                    "next_rgb": after.rgb, "next_state": agent_state(after.state, config)})
     return out
 
 

@@ -7,7 +7,9 @@ epsilon-greedy), evaluated on held-out objects never seen in training.
     arm train --inprocess --method qtopt --task grasp_bin --demos 50 --agent-overrides image_size=32 --out runs/qt_small
 
 ``--demos N`` scripted episodes (``arm_sim.grasp_bin_scripted``: a noisy top-down grasp at a
-random object) are recorded into ``RUN/demos/grasp_bin/episode_NNNNNN`` (or ``--demo-dir``) once;
+random object, each step random with ``scripted_random_action_prob``) are recorded into
+``RUN/demos/grasp_bin_random0.15_terminate0.5/episode_NNNNNN`` (:func:`offline_folder`; or under
+``--demo-dir``) once;
 their success rate is the floor the learned policy is read against (``scripted_success``). Batches
 mix the offline data and the agent's own at ``replay_demo_fraction`` (the paper: half and half
 once online). Offline only: no grasps of its own; ``updates_per_step`` x ``eval_every`` updates
@@ -33,8 +35,8 @@ from .run_log import RunLogger, write_config
 from .settings import TrainSettings
 from .training_run import TrainingRun
 
-__all__ = ["evaluate_grasps", "record_evaluation", "offline_folder", "record_offline", "record_scripted", "scripted_frames",
-           "scripted_name", "train_qtopt"]
+__all__ = ["evaluate_grasps", "offline_folder", "record_evaluation", "record_offline", "record_scripted",
+           "scripted_frames", "scripted_name", "train_qtopt"]
 
 PROGRESS_SECONDS = 30.0
 #: noise of the scripted offline grasps (arm_sim.grasp_bin_scripted; 1 = 8 mm, 5 mm, 0.2 rad):
@@ -44,10 +46,12 @@ SCRIPTED_NOISE = 2.0
 SCRIPTED_STREAM = 0x5C_4197  # seed-stream tag of the scripted policy's noise (one stream per episode)
 
 
-def scripted_frames(env, seed: int) -> list:
-    """The scripted grasp of training scene ``seed``. Its noise has a seed stream of its own per
-    episode, so any process playing any share of the scenes makes the same data."""
-    return play_scripted(env, seed, np.random.default_rng([SCRIPTED_STREAM, seed]), SCRIPTED_NOISE)
+def scripted_frames(env, seed: int, cfg) -> list:
+    """The scripted grasp of training scene ``seed``, with ``cfg``'s random steps. Its noise has a
+    seed stream of its own per episode, so any process playing any share of the scenes makes the
+    same data."""
+    return play_scripted(env, seed, np.random.default_rng([SCRIPTED_STREAM, seed]), SCRIPTED_NOISE,
+                         cfg.scripted_random_action_prob, cfg.scripted_random_terminate_prob)
 
 
 def scripted_name(seed: int) -> str:
@@ -55,17 +59,27 @@ def scripted_name(seed: int) -> str:
     return f"episode_{seed:06d}"
 
 
-def record_scripted(env, folder: Path, seed: int) -> bool:
+def record_scripted(env, folder: Path, seed: int, cfg) -> bool:
     """The scripted episode on scene ``seed`` as the bag ``folder/episode_<seed>`` (kept if it is
     there already) -> whether it succeeded."""
     path = folder / scripted_name(seed)
-    frames = scripted_frames(env, seed)  # played even when kept: its success is reported
+    frames = scripted_frames(env, seed, cfg)  # played even when kept: its success is reported
     if not path.exists():
         write_grasp_episode(path, frames)
     return bool(frames[-2].success)
 
 
-def record_offline(env, folder: Path, episodes: int, seed: int, log: Callable[[str], None]) -> float:
+def offline_folder(settings: TrainSettings, cfg) -> Path:
+    """Where a run's offline bags are (recorded there if missing), DEMOS = DEMO_DIR or OUT/demos:
+    DEMOS/TASK for the plain scripted grasps, and DEMOS/TASK_random<p>_terminate<q> for exploring
+    ones (``scripted_random_action_prob`` p > 0), so bags of one kind are never read as the other."""
+    demos, task = (Path(settings.demo_dir) if settings.demo_dir else Path(settings.out) / "demos"), settings.task
+    if cfg.scripted_random_action_prob > 0:
+        return demos / f"{task}_random{cfg.scripted_random_action_prob:g}_terminate{cfg.scripted_random_terminate_prob:g}"
+    return demos / task
+
+
+def record_offline(env, folder: Path, episodes: int, seed: int, log: Callable[[str], None], cfg) -> float:
     """The scripted episodes ``seed .. seed+episodes-1`` as bags under ``folder`` (the ones there
     already are kept) -> the success rate of all of them."""
     from arm_perception.bag_format import PARTIAL_SUFFIX
@@ -77,7 +91,7 @@ def record_offline(env, folder: Path, episodes: int, seed: int, log: Callable[[s
         shutil.rmtree(stale)
     wins, started = 0, time.monotonic()
     for i in range(episodes):
-        wins += record_scripted(env, folder, seed + i)
+        wins += record_scripted(env, folder, seed + i, cfg)
         if (i + 1) % 25 == 0 or i + 1 == episodes:
             log(f"offline data: {i + 1}/{episodes} scripted grasps, {wins / (i + 1):.2f} succeeded "
                 f"({time.monotonic() - started:.0f} s)")
@@ -97,11 +111,6 @@ def evaluate_grasps(env, agent, episodes: int) -> dict[str, float]:
     rate = wins / max(episodes, 1)
     return {"eval_success": rate, "eval_steps_mean": float(np.mean(steps)),
             "eval_return": float(cfg.step_reward * np.mean(steps) + cfg.success_reward * rate)}
-
-
-def offline_folder(settings: TrainSettings) -> Path:
-    """Where a run's scripted grasps are (recorded there if missing): DEMO_DIR/TASK or OUT/demos/TASK."""
-    return (Path(settings.demo_dir) if settings.demo_dir else Path(settings.out) / "demos") / settings.task
 
 
 def record_evaluation(p: TrainingRun, logger: RunLogger, result: dict, x: int, updates: int,
@@ -133,8 +142,8 @@ def train_qtopt(settings: TrainSettings, log: Callable[[str], None] = print) -> 
     cfg = agent_config(settings.preset, settings.agent_overrides, "qtopt")
     write_config(run, {"train": asdict(settings), "agent": cfg.to_dict()})
     env = GraspBinEnv(image_size=(cfg.image_size, cfg.image_size), max_steps=cfg.max_steps)
-    offline = offline_folder(settings)
-    scripted = record_offline(env, offline, settings.demos, settings.seed, log)
+    offline = offline_folder(settings, cfg)
+    scripted = record_offline(env, offline, settings.demos, settings.seed, log, cfg)
     transitions = [t for bag in sorted(offline.glob("episode_*"))[:settings.demos]
                    for t in read_grasp_episode(bag, cfg)]
 

@@ -27,7 +27,7 @@ def batch_and_observation(name: str):
         from test_qtopt import batch as qtopt_batch
 
         b = qtopt_batch(n=4, reward=1.0)
-        return b, {"rgb": b["rgb"][0], "gripper_open": 1.0, "gripper_height": 0.1}
+        return b, {"rgb": b["rgb"][0], "gripper_open": 1.0, "gripper_height": 0.1, "gripper_aperture": 1.0}
     obs = {k: v[0] for k, v in batch(n=1, seed=3).items() if k in ("rgb", "point_cloud", "low_dim")}
     return batch(n=4, reward=1.0), obs
 

@@ -47,7 +47,7 @@ def batch(n=8, size=16, reward=0.0, terminal=False, timeout=False, seed=0) -> di
 
 def obs(seed=0, size=16, **state):
     rgb = np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8)
-    return {"rgb": rgb, "gripper_open": 1.0, "gripper_height": 0.2, **state}
+    return {"rgb": rgb, "gripper_open": 1.0, "gripper_height": 0.2, "gripper_aperture": 1.0, **state}
 
 
 # --------------------------------------------------------------------------- targets
@@ -284,7 +284,7 @@ def test_q_learns_that_terminating_with_a_bright_pixel_in_view_pays():
     bright = bright_pixel_batch(np.random.default_rng(5), 64)
     seen = [i for i in range(64) if bright["rgb"][i].max() == 255][:5]
     for i in seen:
-        seen_obs = {"rgb": bright["rgb"][i], "gripper_open": 1.0, "gripper_height": 0.1}
+        seen_obs = {"rgb": bright["rgb"][i], "gripper_open": 1.0, "gripper_height": 0.1, "gripper_aperture": 1.0}
         assert a.act(seen_obs, explore=False)[1][6] == 1.0
 
 
@@ -308,3 +308,53 @@ def test_non_finite_input_is_refused_naming_what():
         next(a.q.parameters())[0].fill_(float("inf"))
     with pytest.raises(NumericalError, match="q parameter"):
         a.state_dict()
+
+
+# --------------------------------------------------------------------------- inputs and augmentation
+
+
+def test_normalised_inputs_scale_height_and_displacement_and_stay_out_of_checkpoints():
+    from arm_policy.agents.qtopt.network import HEIGHT_SCALE
+
+    raw = QNetwork(TINY.replace(normalize_inputs=False))
+    norm = QNetwork(TINY.replace(normalize_inputs=True))
+    assert torch.all(raw.input_scale == 1)
+    scale = norm.input_scale
+    assert scale[1] == pytest.approx(1 / HEIGHT_SCALE)
+    assert torch.allclose(scale[2:5], torch.full((3,), 1 / TINY.max_displacement))
+    assert torch.all(scale[[0, 5, 6, 7, 8]] == 1)
+    assert "input_scale" not in norm.state_dict()  # checkpoints of either kind load into both
+    norm.load_state_dict(raw.state_dict())
+    # a full-range displacement now moves the embedding's input by 1, as a flag does
+    x = torch.zeros(1, 9)
+    x[0, 2] = TINY.max_displacement
+    assert float((x * scale)[0, 2]) == pytest.approx(1.0)
+
+
+def test_random_shift_moves_each_image_by_at_most_pad_pixels_and_updates_use_it():
+    from arm_policy.agents.qtopt.network import random_shift
+
+    g = torch.Generator().manual_seed(0)
+    img = torch.zeros(16, 3, 12, 12)
+    img[:, :, 6, 6] = 1.0  # one bright pixel in the middle
+    out = random_shift(img, 2, g)
+    assert out.shape == img.shape and torch.equal(random_shift(img, 0, g), img)
+    where = [divmod(int(o[0].flatten().argmax()), 12) for o in out]
+    assert all(abs(y - 6) <= 2 and abs(x - 6) <= 2 for y, x in where)
+    assert len(set(where)) > 1  # independent per image
+    a = agent(TINY.replace(image_shift=2))
+    metrics = a.update(batch())
+    assert np.isfinite(metrics["q_loss"]) and a.updates == 1
+
+
+def test_a_config_saved_before_the_input_fields_existed_keeps_its_old_network():
+    from arm_policy.agents.qtopt.config import LEGACY_VALUES
+
+    old = {k: v for k, v in TINY.to_dict().items() if k not in LEGACY_VALUES}
+    cfg = QTOptConfig.from_dict(old)
+    assert not cfg.normalize_inputs and cfg.image_shift == 0 and not cfg.state_aperture
+    assert cfg.scripted_random_action_prob == 0.0
+    assert torch.all(QNetwork(cfg).input_scale == 1)
+    # today's defaults are what the measurements favoured
+    new = QTOptConfig()
+    assert new.normalize_inputs and new.image_shift > 0 and new.state_aperture

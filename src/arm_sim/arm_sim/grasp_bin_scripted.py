@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .bin_objects import FAMILIES
-from .grasp_bin import FLOOR_Z, MAX_DISPLACEMENT, TRAY_CENTER, TRAY_HALF, TRAY_WALL_HEIGHT, BinObject, GraspBinEnv
+from .grasp_bin import FLOOR_Z, MAX_DISPLACEMENT, MAX_YAW_DELTA, TRAY_CENTER, TRAY_HALF, TRAY_WALL_HEIGHT, BinObject, GraspBinEnv
 
 # noise=1.0: standard deviations of the grasp's error (the paper's scripted data was noisy)
 POSITION_NOISE = 0.008  # metres, x and y
@@ -92,8 +92,16 @@ def _wrap_half_turn(a: float) -> float:
 
 
 def scripted_grasp(env: GraspBinEnv, rng: np.random.Generator, noise: float = 1.0, target: BinObject | None = None,
-                   record: bool = False) -> ScriptedEpisode:
-    """Run one episode from the env's current (freshly reset) state; returns how it went."""
+                   record: bool = False, random_action_prob: float = 0.0,
+                   random_terminate_prob: float = 0.5) -> ScriptedEpisode:
+    """Run one episode from the env's current (freshly reset) state; returns how it went.
+
+    ``random_action_prob``: each step is replaced, with this probability, by a uniformly random
+    one (displacement and yaw in the bin's bounds, close with probability 1/2, terminate with
+    ``random_terminate_prob``): exploration in the data, as in the paper's data collection, so a
+    Q-function learned from it sees what closing and terminating anywhere else does (the policy
+    is closed loop and resumes its grasp after a random step). 0 (default): no random draws at
+    all, the episodes are those of before."""
     candidates = env.objects_in_tray() or env.objects
     obj = target if target is not None else candidates[int(rng.integers(len(candidates)))]
     offset = np.r_[rng.normal(0.0, POSITION_NOISE * noise, 2), rng.normal(0.0, HEIGHT_NOISE * noise)]
@@ -109,6 +117,10 @@ def scripted_grasp(env: GraspBinEnv, rng: np.random.Generator, noise: float = 1.
     state = {"obs": None, "done": False, "success": False}
 
     def act(d, dyaw=0.0, close=False, terminate=False):
+        if random_action_prob > 0 and rng.random() < random_action_prob:
+            d = rng.uniform(-MAX_DISPLACEMENT, MAX_DISPLACEMENT, 3)
+            dyaw = float(rng.uniform(-MAX_YAW_DELTA, MAX_YAW_DELTA))
+            close, terminate = bool(rng.random() < 0.5), bool(rng.random() < random_terminate_prob)
         obs, done, success = env.step(d, dyaw, close, terminate)
         if record:
             transitions.append((obs, {"displacement": np.asarray(d, dtype=float), "yaw_delta": float(dyaw),

@@ -173,3 +173,23 @@ def test_depth_is_optional_and_metric():
     centre = obs.depth[12, 16]
     assert 0.6 < centre < 1.6  # the tray, roughly a metre from the camera
     e.close()
+
+
+def test_the_scripted_policy_explores_only_when_asked_and_its_random_steps_are_in_bounds(env):
+    def run(**kw):
+        env.reset(seed=4)
+        rng = np.random.default_rng(7)
+        e = scripted_grasp(env, rng, noise=1.0, record=True, **kw)
+        return e, rng.random()
+
+    plain, after = run()
+    same, after_0 = run(random_action_prob=0.0)
+    # 0: no extra random draws, the very same episode (bags recorded before stay valid)
+    assert after == after_0 and plain.steps == same.steps
+    for (_, a, _, _), (_, b, _, _) in zip(plain.transitions, same.transitions):
+        np.testing.assert_array_equal(a["displacement"], b["displacement"])
+    # 1 with terminate always: the first step is random and ends the episode (a failed grasp)
+    wild, _ = run(random_action_prob=1.0, random_terminate_prob=1.0)
+    (_, a, done, success), = wild.transitions
+    assert done and not success and a["terminate"] and wild.steps == 1
+    assert np.all(np.abs(a["displacement"]) <= MAX_DISPLACEMENT)

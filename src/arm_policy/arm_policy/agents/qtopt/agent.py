@@ -20,7 +20,8 @@ Action (7,): [dx, dy, dz, sin(yaw), cos(yaw), close_gripper, terminate]. dx, dy,
 the gripper per step (yaw about the vertical axis, given to Q as sin and cos as in the paper);
 close_gripper: 1 close, 0 open (the gripper state wanted after the step); terminate: 1 ends the
 episode. CEM searches [dx, dy, dz, yaw] in the box and the two binary choices as categorical
-dimensions (``cem.py`` says why). State (2,): [gripper_open (1 open, 0 closed), gripper_height (m)].
+dimensions (``cem.py`` says why). State (2,): [gripper_open (1 open, 0 closed), gripper_height (m)],
+or with ``state_aperture`` [gripper_aperture (measured, 0 closed .. 1 open), gripper_height (m)].
 
 Any non-finite batch value, loss, gradient or parameter raises :class:`NumericalError` naming it,
 before the optimiser step that would spread it; a non-finite observation in ``act`` is a
@@ -41,7 +42,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from ..base import Agent, NumericalError, resolve_device
 from .cem import maximize
 from .config import ACTION_SIZE, STATE_SIZE, QTOptConfig
-from .network import QNetwork, image_tensor
+from .network import QNetwork, image_tensor, random_shift
 
 __all__ = ["QTOptAgent", "action_vector", "search_vector", "qtopt_replay_fields"]
 
@@ -173,14 +174,16 @@ class QTOptAgent(Agent):
     @torch.no_grad()
     def act(self, obs: dict[str, Any], explore: bool) -> tuple[None, np.ndarray, None]:
         """One observation (``rgb`` (H, W, 3) uint8, ``gripper_open`` (1 open, 0 closed) and
-        ``gripper_height`` (m) floats) -> (None, action (7,) float32, None).
+        ``gripper_height`` (m) floats; ``gripper_aperture`` (0..1) instead of ``gripper_open``
+        with ``state_aperture``) -> (None, action (7,) float32, None).
 
         The Agent interface's (pixel, action, attention map) is ARM's; QT-Opt has neither a
         pixel nor a map, so both are None (until the interface is generalised). The action is
         CEM's argmax of Q_theta1; with ``explore`` a uniformly random one with probability
         ``epsilon`` (terminate with probability ``random_terminate_prob``)."""
-        state = np.array([obs["gripper_open"], obs["gripper_height"]], dtype=np.float64)
-        for name, value in zip(("gripper_open", "gripper_height"), state):
+        first = "gripper_aperture" if self.cfg.state_aperture else "gripper_open"
+        state = np.array([obs[first], obs["gripper_height"]], dtype=np.float64)
+        for name, value in zip((first, "gripper_height"), state):
             if not np.isfinite(value):
                 raise ValueError(f"observation {name!r} is not finite: {value}")
         image = self._images(np.asarray(obs["rgb"])[None])
@@ -224,6 +227,9 @@ class QTOptAgent(Agent):
         """One gradient step on a replay batch -> metrics (floats) + ``priorities`` (np.ndarray
         (B,): |Q - y|). A batch already labelled by a Bellman updater carries ``target`` (B,)."""
         t = self.batch_tensors(batch, weights)
+        if self.cfg.image_shift > 0:  # augmentation: each image of the batch shifted on its own
+            for key in ("image", "next_image"):
+                t[key] = random_shift(t[key], self.cfg.image_shift, self.generator)
         y = t["target"] if "target" in t else self.targets(t)  # before any network moves
         loss, logits = self._q_loss(t, y)
         self._step(loss)

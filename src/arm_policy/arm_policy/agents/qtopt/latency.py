@@ -32,7 +32,8 @@ def decision_latency(cfg: QTOptConfig | None = None, decisions: int = 50, warmup
         images = rng.integers(0, 255, (warmup + decisions, cfg.image_size, cfg.image_size, 3), np.uint8)
         times = []
         for i, rgb in enumerate(images):
-            obs = {"rgb": rgb, "gripper_open": 1.0, "gripper_height": float(rng.uniform(0, 0.3))}
+            obs = {"rgb": rgb, "gripper_open": 1.0, "gripper_height": float(rng.uniform(0, 0.3)),
+                   "gripper_aperture": 1.0}
             start = time.perf_counter()
             agent.act(obs, explore=False)  # returns numpy: the decision is complete on any device
             if i >= warmup:

@@ -19,12 +19,27 @@ import torch.nn as nn
 
 from .config import ACTION_SIZE, STATE_SIZE, QTOptConfig
 
-__all__ = ["QNetwork", "image_tensor"]
+__all__ = ["HEIGHT_SCALE", "QNetwork", "image_tensor", "random_shift"]
+
+#: metres of gripper height that map to 1 when inputs are normalised (the bin's start height)
+HEIGHT_SCALE = 0.25
 
 
 def image_tensor(rgb: torch.Tensor) -> torch.Tensor:
     """(B, H, W, 3) uint8 RGB -> (B, 3, H, W) float in [-0.5, 0.5]."""
     return rgb.permute(0, 3, 1, 2).float().div(255.0).sub(0.5)
+
+
+def random_shift(image: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, C, H, W) images each shifted by up to ``pad`` pixels in x and y (edge pixels
+    repeated), independently per image: the random-crop augmentation of the paper (472 crops
+    of 512 images) and of DrQ, against a Q-function memorising its few hundred scenes."""
+    if pad <= 0:
+        return image
+    b, _, h, w = image.shape
+    padded = nn.functional.pad(image, (pad, pad, pad, pad), mode="replicate")
+    offsets = torch.randint(0, 2 * pad + 1, (b, 2), generator=generator, device=image.device)
+    return torch.stack([padded[i, :, y:y + h, x:x + w] for i, (y, x) in enumerate(offsets.tolist())])
 
 
 class QNetwork(nn.Module):
@@ -38,6 +53,13 @@ class QNetwork(nn.Module):
             layers += [nn.Conv2d(c_in, c, k, stride=2, padding=k // 2), nn.ReLU(inplace=True)]
             c_in = c
         self.image = nn.Sequential(*layers)
+        # [state, action] scaled to about unit range before the MLP when cfg.normalize_inputs:
+        # height / HEIGHT_SCALE, dx dy dz / max_displacement (the rest is in [-1, 1] already)
+        scale = torch.ones(STATE_SIZE + ACTION_SIZE)
+        if cfg.normalize_inputs:
+            scale[1] = 1.0 / HEIGHT_SCALE
+            scale[STATE_SIZE:STATE_SIZE + 3] = 1.0 / cfg.max_displacement
+        self.register_buffer("input_scale", scale, persistent=False)
         self.embed = nn.Sequential(nn.Linear(STATE_SIZE + ACTION_SIZE, cfg.embed_hidden),
                                    nn.ReLU(inplace=True), nn.Linear(cfg.embed_hidden, c_in))
         cells = (cfg.image_size // 2 ** (len(cfg.conv_channels) + 1)) ** 2
@@ -52,7 +74,7 @@ class QNetwork(nn.Module):
 
     def head(self, features: torch.Tensor, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """(N, C, h, w) features, (N, 2) state, (N, 7) action -> (N,) logits."""
-        merged = features + self.embed(torch.cat([state, action], dim=1))[:, :, None, None]
+        merged = features + self.embed(torch.cat([state, action], dim=1) * self.input_scale)[:, :, None, None]
         return self.merged(torch.relu(merged)).squeeze(1)
 
     def score(self, features: torch.Tensor, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:

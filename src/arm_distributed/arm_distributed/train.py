@@ -126,6 +126,18 @@ class _Run:
             # the wall clock of the actor's machine: on one machine, the same clock as ours
             self.first_step_at = result["began"] - (time.time() - time.monotonic())
 
+    def wait_until_up(self, actor, what: str, seconds: float = 180.0) -> None:
+        """Block until Ray has restarted ``actor`` (its calls fail at once while it restarts)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                self.ray.get(actor.pid.remote(), timeout=seconds)
+                return
+            except (self.ray.exceptions.RayActorError, self.ray.exceptions.GetTimeoutError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{what} did not come back within {seconds:.0f} s") from None
+                time.sleep(0.5)
+
     def record_offline(self) -> float:
         """The scripted grasps missing from the offline replay, played by the collectors (a
         temporary one when there are none) -> the success rate of all ``demos`` of them."""
@@ -154,6 +166,7 @@ class _Run:
             except ray.exceptions.RayActorError:
                 self.restarts["collector"] += 1
                 self.log(f"a collector died playing scripted grasp {seed}; Ray restarts it, the grasp is played again")
+                self.wait_until_up(player, "a collector")
                 todo.append(seed)
                 continue
             if done % 25 == 0 or not (todo or jobs):
@@ -326,6 +339,7 @@ class _Loop:
         except self.ray.exceptions.RayActorError:
             self.r.restarts["collector"] += 1
             self.r.log(f"collector {i} died mid-episode: that episode is lost; Ray restarts the collector")
+            self.r.wait_until_up(self.r.collectors[i], f"collector {i}")
             return
         self.r._note_first_step(result)
         self.p.env_steps += result["steps"]
@@ -346,6 +360,7 @@ class _Loop:
             if label is not None and not self._ok(label):
                 self.r.restarts["bellman_updater"] += 1
                 self.r.log(f"Bellman updater {updater} died; its batch is labelled again by the restarted one")
+                self.r.wait_until_up(self.r.updaters[updater], f"Bellman updater {updater}")
                 self.submit_update(parts, updater)
                 return
             self.learner_died(parts)
@@ -381,6 +396,7 @@ class _Loop:
         pending = [parts] + [q for q, _, _ in self.updating.values()]
         self.updating.clear()
         pending = [q if all(self._ok(part) for part in q) else self.sample() for q in pending]
+        self.r.wait_until_up(self.r.learner, "the learner")
         resumed = self.ray.get(self.r.learner.resumed.remote())
         self.updates = resumed["updates"] if resumed else 0
         self.r.log(f"the learner died; Ray restarted it from its newest checkpoint (update {self.updates}); "

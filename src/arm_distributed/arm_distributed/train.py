@@ -230,12 +230,17 @@ class _Run:
         except KeyboardInterrupt:
             interrupted = True
             log("interrupted: a last checkpoint and summary, then Ray stops")
+            for ref in list(loop.updating) + list(loop.collecting):  # the learner's queue first: its checkpoint is next
+                try:
+                    ray.cancel(ref)
+                except Exception:  # noqa: BLE001 - already finished or not cancellable: it just runs out
+                    pass
         finally:
             logger.close()
         final = None
         if p.failure is None:
             try:
-                final = ray.get(self.learner.close.remote(), timeout=120)
+                final = ray.get(self.learner.close.remote(), timeout=30 if interrupted else 120)
             except Exception as err:  # the run's result stays; say why there is no last checkpoint
                 log(f"no final checkpoint: {err}")
         self.count_restarts()

@@ -189,7 +189,7 @@ def test_ctrl_c_stops_the_run_with_a_checkpoint_and_every_ray_process(tmp_path):
                 break
         time.sleep(3)
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=120)
+        out, _ = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
             proc.kill()

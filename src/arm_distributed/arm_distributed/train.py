@@ -118,9 +118,6 @@ class _Run:
         self.first_step_at: float | None = None
 
     # ------------------------------------------------------------------ helpers
-    def _dead(self, err: BaseException) -> bool:
-        return isinstance(err, self.ray.exceptions.RayActorError)
-
     def _note_first_step(self, result: dict) -> None:
         if self.first_step_at is None:
             # the wall clock of the actor's machine: on one machine, the same clock as ours
@@ -395,10 +392,11 @@ class _Loop:
         except self.ray.exceptions.RayActorError:
             return False
 
-    def learner_died(self, parts: list) -> None:
-        """Wait for Ray's restart (from the newest checkpoint), then send its batches again."""
+    def learner_died(self, parts: list | None = None) -> None:
+        """Wait for Ray's restart (from the newest checkpoint), then send its batches (``parts``:
+        the one whose failure told) again."""
         self.r.restarts["learner"] += 1
-        pending = [parts] + [q for q, _, _ in self.updating.values()]
+        pending = ([parts] if parts else []) + [q for q, _, _ in self.updating.values()]
         self.updating.clear()
         pending = [q if all(self._ok(part) for part in q) else self.sample() for q in pending]
         self.r.wait_until_up(self.r.learner, "the learner")
@@ -418,17 +416,14 @@ class _Loop:
         try:
             result = self.ray.get(ref)
         except self.ray.exceptions.RayActorError:
-            self.learner_died_during_eval(x)
+            self.learner_died()
+            self.evaluating = (self.r.learner.evaluate.remote(self.s.eval_episodes), x)
             return
         updates = int(result.pop("updates"))
         record_evaluation(self.p, self.logger, result, x, updates, self.metrics, self.scripted, self.s,
                           self.r.log, how="Ray, ")
         self.r.learner.set_progress.remote({"env_steps": self.p.env_steps, "episodes": self.p.episodes,
                                             "elapsed_seconds": round(self.p.elapsed(), 1)})
-
-    def learner_died_during_eval(self, x: int) -> None:
-        self.learner_died(self.sample())
-        self.evaluating = (self.r.learner.evaluate.remote(self.s.eval_episodes), x)
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> None:

@@ -241,8 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "    arm train --inprocess --algo qtopt --task grasp_bin --minutes 60 --out runs/qt\n"
                            "    arm train --distributed --algo qtopt --task grasp_bin --collectors 2 --bellman-updaters 1 "
                            "--minutes 60 --out runs/qt_ray\n"
+                           "    arm train --distributed --algo arm --task pick_up_cup --collectors 1 --bellman-updaters 1 "
+                           "--minutes 60 --out runs/cup_ray\n"
                            "    arm train --distributed --algo qtopt --task grasp_bin --address auto --out runs/qt_cluster\n\n"
-                           "--distributed runs QT-Opt's actors on Ray (arm_distributed): a local Ray bound to 127.0.0.1\n"
+                           "--distributed runs the actors on Ray (arm_distributed; qtopt, arm or sac): a local Ray bound to 127.0.0.1\n"
                            "with token authentication, stopped at the end; --address joins a running cluster.\n"
                            "Records the demos into OUT/demos first, evaluates the untrained agent, then trains with\n"
                            "periodic evaluation (no exploration) until the time budget; OUT holds config.json,\n"
@@ -255,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run simulator, agent and replay in this process")
     where.add_argument("--distributed", action="store_true",
                        help="run collectors, replay servers, Bellman updaters and the learner as Ray actors "
-                            "(QT-Opt; a local Ray unless --address)")
+                            "(qtopt, arm or sac; a local Ray unless --address)")
     add_options(p, TrainSettings, required=("out",), aliases={"method": "--algo"})
     add_options(p.add_argument_group("distributed (with --distributed)"), DistributedSettings)
     p.add_argument("--no-attention", action="store_true", help="the same as --method sac")

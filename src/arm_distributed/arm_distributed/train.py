@@ -1,20 +1,23 @@
 """`arm train --distributed`: QT-Opt's distributed loop (seed 001, Fig. 3) on Ray, from this one
-machine to a cluster. The run folder is the in-process trainer's (config.json, checkpoints/,
-metrics.csv, training/, learning_curve.png, summary.json), plus ``replay/online`` (every episode
-the collectors closed, as bags) beside ``demos/grasp_bin`` (the scripted ones).
+machine to a cluster, for QT-Opt and for ARM (and its SAC baseline). The run folder is the
+in-process trainer's (config.json, checkpoints/, metrics.csv, training/, learning_curve.png,
+summary.json), plus ``replay/online`` (every episode the collectors closed, as bags: for ARM the
+bags the ROS graph's recorder writes) beside ``demos/`` (QT-Opt's scripted grasps, ARM's demos).
 
-    arm train --distributed --method qtopt --task grasp_bin --minutes 60 --out runs/qt_ray
-    arm train --distributed --method qtopt --task grasp_bin --collectors 2 --bellman-updaters 2 --out runs/qt_ray
-    arm train --distributed --method qtopt --task grasp_bin --address auto --out runs/qt_cluster
+    arm train --distributed --algo qtopt --task grasp_bin --minutes 60 --out runs/qt_ray
+    arm train --distributed --algo qtopt --task grasp_bin --collectors 2 --bellman-updaters 2 --out runs/qt_ray
+    arm train --distributed --algo arm --task pick_up_cup --collectors 1 --bellman-updaters 1 --out runs/cup_ray
+    arm train --distributed --algo qtopt --task grasp_bin --address auto --out runs/qt_cluster
 
 The driver (this process) only moves references. Collectors put closed episodes into the replay
-servers; the driver asks the servers for batches (``replay_demo_fraction`` of each from the
-offline one once the online one has data), a Bellman updater labels each with the lagged
-networks' targets, and the learner trains on the labelled batch, the three linked by object
-references so the data goes from actor to actor. The learner publishes theta_1 and theta_2 every
-``weights_every`` updates; collectors and updaters take the newest at their next call. Updates are
-capped at ``updates_per_step`` per collected env step, as in process, so both make the same
-number of updates per grasp.
+servers; the driver asks the servers for batches (QT-Opt: ``replay_demo_fraction`` of each from
+the offline one once the online one has data; ARM: one prioritised replay holding the demos too),
+a Bellman updater labels each with the published target networks' targets, and the learner
+trains on the labelled batch, the three linked by object references so the data goes from actor
+to actor (ARM's new priorities go back to its replay). The learner publishes the networks acting
+and labelling need every ``weights_every`` updates; collectors and updaters take the newest at
+their next call. Updates are capped at ``updates_per_step`` per collected env step, as in process,
+so both make the same number of updates per env step.
 
 Faults: every actor is restarted by Ray when it dies. A collector's episode in flight is lost
 (nothing of it reached a replay server) and the collector gets the next one; a batch whose
@@ -37,6 +40,7 @@ from arm_policy.agents import agent_config
 from arm_policy.rollout import train_seed
 from arm_policy.run_log import RunLogger, write_config
 from arm_policy.settings import TrainSettings
+from arm_policy.train_inprocess import record_evaluation as record_keyframe_evaluation
 from arm_policy.train_qtopt import SCRIPTED_NOISE, offline_folder, record_evaluation, scripted_name
 from arm_policy.training_run import TrainingRun, keep_metrics_until
 
@@ -58,9 +62,12 @@ def _raise_interrupt(signum, frame):
 
 def check_distributed(settings: TrainSettings, dist: DistributedSettings) -> None:
     """ValueError naming what a distributed run cannot do with these settings."""
-    if settings.method != "qtopt":
-        raise ValueError(f"arm train --distributed runs qtopt; {settings.method!r} trains in process "
-                         "(arm train --inprocess) or over ROS (arm launch sim_train)")
+    if settings.method not in ("qtopt", "arm", "sac"):
+        raise ValueError(f"arm train --distributed runs qtopt, arm or sac; {settings.method!r} trains in "
+                         "process (arm train --inprocess)" + (": it learns from the demos only, there is "
+                                                              "nothing to collect" if settings.method == "bc" else ""))
+    if settings.offline_only and settings.method != "qtopt":
+        raise ValueError("--offline-only is QT-Opt's mode (training on the scripted grasps only)")
     if settings.device not in ("auto", "cpu"):
         raise ValueError("the distributed actors run on the CPU (--device cpu or auto)")
     if dist.collectors < 1 and not settings.offline_only:
@@ -92,25 +99,37 @@ class _Run:
         self.command_began = command_began
         self.run = Path(settings.out).resolve()
         self.run.mkdir(parents=True, exist_ok=True)
-        self.cfg = agent_config(settings.preset, settings.agent_overrides, "qtopt")
+        self.method = settings.method
+        self.cfg = agent_config(settings.preset, settings.agent_overrides, self.method)
         write_config(self.run, {"train": asdict(settings), "distributed": asdict(dist), "agent": self.cfg.to_dict()})
-        cfg, seed = self.cfg.to_dict(), settings.seed
+        seed = settings.seed
+        demo_dir = Path(settings.demo_dir).resolve() if settings.demo_dir else self.run / "demos"
+        if self.method != "qtopt":
+            self.record_demos(demo_dir)
+        self.spec = {"method": self.method, "cfg_dict": self.cfg.to_dict(),
+                     "run": {"task": settings.task, "episode_length": settings.episode_length,
+                             "demo_dir": str(demo_dir), "demos": settings.demos}}
+        spec = self.spec
+        #: the most env steps of one episode (QT-Opt: the bin's step limit; ARM: the poses per episode)
+        self.episode_steps = self.cfg.max_steps if self.method == "qtopt" else settings.episode_length
         # the run folder is on the driver's machine: the actors that write it live there too
         here = NodeAffinitySchedulingStrategy(session.node_id, soft=False)
         restart = dict(max_restarts=-1, max_task_retries=0)
         Replay = ray.remote(num_cpus=0, scheduling_strategy=here, **restart)(actors.ReplayServer)
-        self.offline = Replay.options(name=actors.OFFLINE).remote("offline", str(offline_folder(settings, self.cfg).resolve()),
-                                                                  cfg, seed)
+        self.offline = None  # QT-Opt's scripted grasps; ARM's demos are in its one replay
+        if self.method == "qtopt":
+            self.offline = Replay.options(name=actors.OFFLINE).remote(
+                "offline", str(offline_folder(settings, self.cfg).resolve()), spec, seed)
         self.online = Replay.options(name=actors.ONLINE).remote("online", str(self.run / "replay" / "online"),
-                                                                cfg, seed + 1)
+                                                                spec, seed + 1)
         # the learner first: on a cluster it must find its CPU on this node before collectors fill it
         Learner = ray.remote(num_cpus=1, scheduling_strategy=here, **restart)(actors.LearnerWorker)
         self.learner = Learner.options(name="learner").remote(
-            str(self.run), cfg, {"checkpoint_every": settings.checkpoint_every,
+            str(self.run), spec, {"checkpoint_every": settings.checkpoint_every,
                                  "keep_checkpoints": settings.keep_checkpoints, "device": "cpu", "seed": seed},
             bool(dist.bellman_updaters))
         Collector = ray.remote(num_cpus=1, **restart)(actors.Collector)
-        self.collectors = [Collector.options(name=f"collector-{i}").remote(i, cfg, seed)
+        self.collectors = [Collector.options(name=f"collector-{i}").remote(i, spec, seed)
                            for i in range(dist.collectors)]
         self.Updater = ray.remote(num_cpus=1, **restart)(actors.BellmanUpdater)
         self.updaters: list = []  # started after the collectors' first steps: those come first
@@ -135,17 +154,30 @@ class _Run:
                     raise RuntimeError(f"{what} did not come back within {seconds:.0f} s") from None
                 time.sleep(0.5)
 
-    def record_offline(self) -> float:
-        """The scripted grasps missing from the offline replay, played by the collectors (a
-        temporary one when there are none) -> the success rate of all ``demos`` of them."""
+    def record_demos(self, demo_dir: Path) -> None:
+        """ARM's demos, recorded here (as in process) if the folder has none: the replay server
+        and the learner read them at start."""
+        from arm_sim.demos import record_demos
+
+        s = self.settings
+        if not (demo_dir / s.task).exists():
+            self.log(f"recording {s.demos} demos of {s.task} at {self.cfg.image_size}x{self.cfg.image_size}")
+            record_demos(s.task, s.demos, s.seed, demo_dir, self.cfg.image_size, progress=self.log)
+
+    def record_offline(self) -> float | None:
+        """QT-Opt's scripted grasps missing from the offline replay, played by the collectors (a
+        temporary one when there are none) -> the success rate of all ``demos`` of them (None for
+        ARM, whose demos are there already)."""
         from .actors import Collector
 
         ray, s = self.ray, self.settings
+        if self.offline is None:
+            return None
         wanted = [scripted_name(s.seed + i) for i in range(s.demos)]
         have = set(ray.get(self.offline.names.remote()))
         todo = [s.seed + i for i in range(s.demos) if wanted[i] not in have]
         players = self.collectors or [ray.remote(num_cpus=1, max_restarts=-1)(Collector).remote(
-            0, self.cfg.to_dict(), s.seed)]
+            0, self.spec, s.seed)]
         began, done, jobs = time.monotonic(), s.demos - len(todo), {}
         if todo:
             self.log(f"offline data: {len(todo)} scripted grasps to play (noise {SCRIPTED_NOISE}), "
@@ -187,9 +219,14 @@ class _Run:
                 continue
             self.restarts[kind] = max(self.restarts[kind], counted)
 
+    def _online_stats(self) -> dict:
+        try:
+            return self.ray.get(self.online.stats.remote(), timeout=60)
+        except Exception:  # noqa: BLE001 - a dead replay at the very end: the summary says nothing of it
+            return {}
+
     def start_updaters(self) -> None:
-        self.updaters = [self.Updater.options(name=f"bellman-updater-{j}").remote(j, self.cfg.to_dict(),
-                                                                               self.settings.seed)
+        self.updaters = [self.Updater.options(name=f"bellman-updater-{j}").remote(j, self.settings.seed)
                          for j in range(self.dist.bellman_updaters)]
 
     # ------------------------------------------------------------------ the loop
@@ -204,7 +241,8 @@ class _Run:
         else:
             p.restore(resumed["progress"], resumed["updates"] if s.offline_only else None)
             log(f"resuming {self.run} at update {resumed['updates']}")
-        actors = {"learner": self.learner, "replay-offline": self.offline, "replay-online": self.online,
+        replays = {"replay-offline": self.offline} if self.offline is not None else {}
+        actors = {"learner": self.learner, **replays, "replay-online": self.online,
                   **{f"collector-{i}": c for i, c in enumerate(self.collectors)},
                   **{f"bellman-updater-{j}": u for j, u in enumerate(self.updaters)}}
         self.placement = dict(zip(actors, ray.get([a.where.remote() for a in actors.values()])))
@@ -216,9 +254,12 @@ class _Run:
         self.next_episode = 1 + max((int(n.split("_")[1]) for n in names), default=-1)
         for line in online["skipped"]:
             log(f"online replay: skipped {line}")
-        mode = "offline only" if s.offline_only else "offline + online"
-        log(f"qtopt on Ray ({mode}): {len(self.collectors)} collectors, {self.dist.bellman_updaters} Bellman "
-            f"updaters, 1 learner; scripted success {scripted:.2f}; {p.env_steps} env steps in the replay")
+        if scripted is None:
+            what = f"{s.demos} demos of {s.task} in the replay"
+        else:
+            what = f"{'offline only' if s.offline_only else 'offline + online'}; scripted success {scripted:.2f}"
+        log(f"{self.method} on Ray ({what}): {len(self.collectors)} collectors, {self.dist.bellman_updaters} "
+            f"Bellman updaters, 1 learner; {p.env_steps} env steps of its own in the replay")
         logger = RunLogger(self.run)
         loop = _Loop(self, p, logger, scripted, resumed["updates"] if resumed else 0)
         interrupted = False
@@ -251,9 +292,12 @@ class _Run:
             f"{rates['targets_per_second']} Bellman targets/s; restarts {self.restarts}"
             + (f"; final checkpoint {Path(final).name}" if final else ""))
         startup = None if self.first_step_at is None else round(self.first_step_at - self.command_began, 1)
-        summary = p.finish({"task": s.task, "preset": s.preset, "method": "qtopt", "offline_only": s.offline_only,
-                            "demos": s.demos, "seed": s.seed, "scripted_success": scripted,
-                            "scripted_noise": SCRIPTED_NOISE, "distributed": True, "collectors": len(self.collectors),
+        if self.method == "qtopt":
+            algo = {"offline_only": s.offline_only, "scripted_success": scripted, "scripted_noise": SCRIPTED_NOISE}
+        else:  # the learner's priorities that reached the replay (a restarted replay counts from 0)
+            algo = {"priority_updates": self._online_stats().get("priority_updates")}
+        summary = p.finish({"task": s.task, "preset": s.preset, "method": self.method, **algo,
+                            "demos": s.demos, "seed": s.seed, "distributed": True, "collectors": len(self.collectors),
                             "bellman_updaters": len(self.updaters), "restarts": dict(self.restarts),
                             "placement": self.placement, "updates_this_run": loop.new_updates, "bellman_targets": loop.targets,
                             "startup_seconds": startup, **rates, **({"interrupted": True} if interrupted else {})},
@@ -302,6 +346,8 @@ class _Loop:
 
     def sample(self) -> list:
         b = self.cfg.batch_size
+        if self.r.offline is None:  # one prioritised replay, the demos in it
+            return [self.r.online.sample.remote(b)]
         online = 0 if self.s.offline_only or self.p.env_steps == 0 else round((1 - self.cfg.replay_demo_fraction) * b)
         parts = [self.r.offline.sample.remote(b - online)]
         return parts + ([self.r.online.sample.remote(online)] if online else [])
@@ -326,7 +372,7 @@ class _Loop:
         if self.s.updates_per_step == 0:
             return True
         ahead = self.p.env_steps - self.updates / self.s.updates_per_step
-        return ahead < len(self.r.collectors) * self.cfg.max_steps
+        return ahead < len(self.r.collectors) * self.r.episode_steps
 
     def cap(self) -> float:
         if self.s.offline_only or self.s.updates_per_step == 0:
@@ -378,6 +424,8 @@ class _Loop:
                 raise _Interrupted from err
             raise
         self.updates = int(m.pop("updates"))
+        if "priorities" in m:
+            self.r.online.update_priorities.remote(m.pop("replay_index"), m.pop("priorities"))
         self.new_updates += 1
         self.metrics = m
         if label is not None:
@@ -408,7 +456,16 @@ class _Loop:
         for q in pending:
             self.submit_update(q)
         if self.evaluating is not None:
-            self.evaluating = (self.r.learner.evaluate.remote(self.s.eval_episodes), self.evaluating[1])
+            self.evaluating = self.evaluate(self.evaluating[1])
+
+    def evaluate(self, x: int) -> tuple[Any, int]:
+        """An evaluation asked of the learner at ``x`` -> (its reference, x); an attending agent's
+        first decision is saved as RUN/attention/env_step_<x>.png, as in process."""
+        snapshot = None
+        if self.r.method != "qtopt":
+            (self.r.run / "attention").mkdir(exist_ok=True)
+            snapshot = str(self.r.run / "attention" / f"env_step_{x:07d}.png")
+        return self.r.learner.evaluate.remote(self.s.eval_episodes, snapshot), x
 
     def on_evaluation(self, ref) -> None:
         _, x = self.evaluating
@@ -417,11 +474,15 @@ class _Loop:
             result = self.ray.get(ref)
         except self.ray.exceptions.RayActorError:
             self.learner_died()
-            self.evaluating = (self.r.learner.evaluate.remote(self.s.eval_episodes), x)
+            self.evaluating = self.evaluate(x)
             return
         updates = int(result.pop("updates"))
-        record_evaluation(self.p, self.logger, result, x, updates, self.metrics, self.scripted, self.s,
-                          self.r.log, how="Ray, ")
+        if self.r.method == "qtopt":
+            record_evaluation(self.p, self.logger, result, x, updates, self.metrics, self.scripted, self.s,
+                              self.r.log, how="Ray, ")
+        else:
+            record_keyframe_evaluation(self.p, self.logger, result, updates, self.metrics, self.s, self.r.log,
+                                       how="Ray, ")
         self.r.learner.set_progress.remote({"env_steps": self.p.env_steps, "episodes": self.p.episodes,
                                             "elapsed_seconds": round(self.p.elapsed(), 1)})
 
@@ -443,7 +504,7 @@ class _Loop:
         eval_seconds = 0.0
         while p.left() > 1.2 * eval_seconds + 5.0:
             if self.evaluating is None and self.x() >= next_eval:
-                self.evaluating = (self.r.learner.evaluate.remote(s.eval_episodes), self.x())
+                self.evaluating = self.evaluate(self.x())
                 eval_began, next_eval = time.monotonic(), self.x() + every
             busy = set(self.collecting.values())
             for i in range(len(self.r.collectors)):
@@ -471,7 +532,7 @@ class _Loop:
                               if self.recent else ""))
         self.finish_in_flight()
         if self.evaluating is None and (not p.curve or p.curve[-1]["env_steps"] != self.x()):
-            self.evaluating = (self.r.learner.evaluate.remote(s.eval_episodes), self.x())
+            self.evaluating = self.evaluate(self.x())
         while self.evaluating is not None:
             ray.wait([self.evaluating[0]])
             self.on_evaluation(self.evaluating[0])

@@ -200,3 +200,45 @@ def test_ctrl_c_stops_the_run_with_a_checkpoint_and_every_ray_process(tmp_path):
     assert list((tmp_path / "checkpoints").glob("*.pt"))
     time.sleep(1)
     assert arm_ray_processes() - before == set()
+
+
+TINY_ARM = {"image_size": 16, "crop_size": 8, "batch_size": 8, "unet_stem": 4, "unet_stem_kernel": 3,
+            "unet_filters": [8, 8], "unet_kernel": 3, "pose_stem": 4, "actor_channels": 8, "actor_hidden": 16,
+            "critic_channels": 8, "critic_layers": 2, "replay_capacity": 256}
+
+
+def test_arm_trains_on_ray_from_its_demos_and_its_collectors_episodes(tmp_path):
+    """ARM on Ray: the demos and the collector's episodes in one prioritised replay, a Bellman
+    updater's targets for every update, the learner's priorities back to the replay, and the
+    episodes persisted as the bags the ROS graph records (read back to what was trained on)."""
+    from arm_distributed.train import train_distributed
+    from arm_policy.episode_dataset import read_agent_episode
+
+    before = arm_ray_processes()
+    lines = []
+    s = train_distributed(
+        TrainSettings(task="reach_target", method="arm", demos=3, episode_length=3, minutes=1.3, out=str(tmp_path),
+                      eval_every=6, eval_episodes=2, checkpoint_every=10, agent_overrides=TINY_ARM),
+        DistributedSettings(collectors=1, bellman_updaters=1), log=lines.append)
+    assert arm_ray_processes() - before == set()
+    assert s["method"] == "arm" and s["distributed"] and "scripted_success" not in s
+    assert s["updates_this_run"] > 0 and s["env_steps"] > 0 and s["evaluations"] >= 2
+    assert s["bellman_targets"] == s["updates_this_run"] * TINY_ARM["batch_size"]
+    assert s["priority_updates"] == s["updates_this_run"] * TINY_ARM["batch_size"]
+    assert (tmp_path / "checkpoints" / f"step_{s['updates']:09d}.pt").exists()
+    assert list((tmp_path / "attention").glob("env_step_*.png")) and (tmp_path / "learning_curve.png").exists()
+    assert len(list((tmp_path / "demos" / "reach_target").iterdir())) == 3
+    bags = sorted((tmp_path / "replay" / "online").glob("episode_*"))
+    assert len(bags) >= s["episodes"]
+    assert sum(len(read_agent_episode(b)) for b in bags) >= s["env_steps"]
+
+
+def test_a_distributed_run_refuses_what_only_trains_in_process():
+    from arm_distributed.train import check_distributed
+
+    dist = DistributedSettings()
+    with pytest.raises(ValueError, match="demos only"):
+        check_distributed(TrainSettings(task="pick_up_cup", method="bc", out="x"), dist)
+    with pytest.raises(ValueError, match="offline-only"):
+        check_distributed(TrainSettings(task="pick_up_cup", method="arm", offline_only=True, out="x"), dist)
+    check_distributed(TrainSettings(task="pick_up_cup", method="arm", out="x"), dist)

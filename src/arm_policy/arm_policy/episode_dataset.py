@@ -92,6 +92,7 @@ __all__ = [
     "read_agent_episode",
     "step_message",
     "write_agent_episode",
+    "write_rollout_episode",
 ]
 
 #: topic -> ROS 2 message type of everything an agent episode needs (the recorder must record
@@ -412,3 +413,31 @@ def write_agent_episode(path: str | os.PathLike[str], decisions: Sequence[dict],
             for i, (topic, msg) in enumerate(messages):
                 writer.write(topic, TYPESTORE.serialize_cdr(msg, topics[topic]), ns + 1000 * i)
     return writer.path
+
+
+#: log time between the decisions of :func:`write_rollout_episode` (the graph takes ~1 s a pose)
+ROLLOUT_STEP_NS = 1_000_000_000
+
+
+def write_rollout_episode(path: str | os.PathLike[str], transitions: Sequence[dict], *,
+                          compress: bool = True) -> Path:
+    """An in-process episode (the transition dicts of :func:`arm_policy.rollout.run_episode`) as
+    the bag the recorder records of a graph episode; :func:`read_agent_episode` gives the same
+    transitions back. A time-limit cut stays bootstrapped: its step is stored as not terminal and
+    the observation after it follows as a decision without a step message, which the reader takes
+    as that step's next observation only (and the attention's choice there as its next pixel)."""
+    if not transitions:
+        raise ValueError("an episode needs at least one transition")
+    decisions = [{"stamp_ns": (k + 1) * ROLLOUT_STEP_NS, "step": k, "rgb": t["rgb"],
+                  "point_cloud": t["point_cloud"], "low_dim": t["low_dim"], "pixel": t["pixel"],
+                  "action": t["action"], "reward": float(t["reward"]),
+                  "terminal": bool(t["terminal"]) and not t.get("timeout", False),
+                  "success": float(t["reward"]) > 0}
+                 for k, t in enumerate(transitions)]
+    last = transitions[-1]
+    if last.get("timeout", False):
+        decisions.append({"stamp_ns": (len(transitions) + 1) * ROLLOUT_STEP_NS, "step": len(transitions),
+                          "rgb": last["next_rgb"], "point_cloud": last["next_point_cloud"],
+                          "low_dim": last["next_low_dim"], "pixel": last["next_pixel"],
+                          "action": last["action"], "reward": 0.0, "terminal": False, "with_step": False})
+    return write_agent_episode(path, decisions, compress=compress)

@@ -76,7 +76,6 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
     attends = agent.attends
     (run / "attention").mkdir(exist_ok=True)
     env = SimRollout(task, agent, settings.episode_length)
-    name = agent_class(settings.method).label
 
     def snapshot(decision):
         attention_snapshot(decision.obs["rgb"], decision.q_map, decision.pixel, cfg.crop_size,
@@ -94,32 +93,7 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
         began = time.monotonic()
         result = evaluate(env, settings.eval_episodes, settings.episode_length,
                           on_first_decision=snapshot if attends else None)
-        p.curve.append({"env_steps": p.env_steps, **result})
-        metrics, updates = learner.last_metrics, agent.updates
-        logger.log(p.env_steps, **result, updates=updates, episodes=p.episodes,
-                   **{k: v for k, v in metrics.items() if np.isscalar(v)})
-        log(f"[{p.elapsed() / 60:5.1f} min] {settings.task} {settings.method}  env steps "
-            f"{p.env_steps}  episodes {p.episodes}  updates {updates}  eval success "
-            f"{result['eval_success']:.2f}"
-            + ("  (untrained)" if updates == 0 else f"  (untrained {p.curve[0]['eval_success']:.2f})")
-            + "  (" + (f"attention on the keyframe {result['eval_attention_on_keyframe']:.2f}, "
-                       if attends else "")
-            + f"median pose error {result['eval_pose_error_cm']:.1f} cm, unexecutable "
-            f"{result['eval_unexecutable']:.2f}, expert keyframes matched "
-            f"{result['eval_keyframes_matched']:.2f})  "
-            + "  ".join(f"{k} {v:.3g}" for k, v in metrics.items() if np.isscalar(v)))
-        # beside success: how often Q-attention alone was right (the first decision's pixel) and
-        # how far through the expert's keyframes the poses got (where a multi-step task stalls)
-        def beside(key):
-            return [{"env_steps": r["env_steps"], "eval_success": r[key]} for r in p.curve]
-
-        compare = {"expert keyframes matched (share)": beside("eval_keyframes_matched")}
-        if attends:
-            compare["attention within 2 px of the expert keyframe"] = beside("eval_attention_on_keyframe")
-        plot_learning_curve(p.curve, run / "learning_curve.png", label=f"{name} success",
-                            title=f"{name} on {settings.task} ({settings.preset}, {settings.demos} demos)",
-                            compare=compare,
-                            ylabel=f"share of the {settings.eval_episodes} evaluation episodes")
+        record_evaluation(p, logger, result, agent.updates, learner.last_metrics, settings, log)
         eval_seconds = time.monotonic() - began
 
     next_eval = (p.curve[-1]["env_steps"] + settings.eval_every) if p.curve else 0
@@ -147,6 +121,39 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
             do_eval()
     return p.finish({"task": settings.task, "preset": settings.preset, "method": settings.method,
                      "demos": settings.demos, "seed": settings.seed}, agent.updates)
+
+
+def record_evaluation(p: TrainingRun, logger: RunLogger, result: dict, updates: int, metrics: dict,
+                      settings: TrainSettings, log: Callable[[str], None], how: str = "") -> None:
+    """One evaluation of a keyframe agent's run (in process or distributed, ``how`` says which):
+    on the curve at the run's env steps, in metrics.csv with the learner's ``metrics``, on the
+    console and in learning_curve.png beside the attention's and the poses' diagnosis."""
+    attends, name = agent_class(settings.method).attends, agent_class(settings.method).label
+    p.curve.append({"env_steps": p.env_steps, **result})
+    logger.log(p.env_steps, **result, updates=updates, episodes=p.episodes,
+               **{k: v for k, v in metrics.items() if np.isscalar(v)})
+    log(f"[{p.elapsed() / 60:5.1f} min] {settings.task} {settings.method}  env steps "
+        f"{p.env_steps}  episodes {p.episodes}  updates {updates}  eval success "
+        f"{result['eval_success']:.2f}"
+        + ("  (untrained)" if updates == 0 else f"  (untrained {p.curve[0]['eval_success']:.2f})")
+        + "  (" + (f"attention on the keyframe {result['eval_attention_on_keyframe']:.2f}, "
+                   if attends else "")
+        + f"median pose error {result['eval_pose_error_cm']:.1f} cm, unexecutable "
+        f"{result['eval_unexecutable']:.2f}, expert keyframes matched "
+        f"{result['eval_keyframes_matched']:.2f})  "
+        + "  ".join(f"{k} {v:.3g}" for k, v in metrics.items() if np.isscalar(v)))
+
+    # beside success: how often Q-attention alone was right (the first decision's pixel) and
+    # how far through the expert's keyframes the poses got (where a multi-step task stalls)
+    def beside(key):
+        return [{"env_steps": r["env_steps"], "eval_success": r[key]} for r in p.curve]
+
+    compare = {"expert keyframes matched (share)": beside("eval_keyframes_matched")}
+    if attends:
+        compare["attention within 2 px of the expert keyframe"] = beside("eval_attention_on_keyframe")
+    plot_learning_curve(p.curve, p.run / "learning_curve.png", label=f"{name} success",
+                        title=f"{name} on {settings.task} ({how}{settings.preset}, {settings.demos} demos)",
+                        compare=compare, ylabel=f"share of the {settings.eval_episodes} evaluation episodes")
 
 
 def evaluate_checkpoints(run_dir, episodes: int = 25, every_checkpoint: bool = False,

@@ -100,3 +100,29 @@ def test_a_new_agent_needs_only_its_class_and_a_registry_line(tmp_path, monkeypa
     assert any(not torch.equal(value, agent.actor.state_dict()[key])  # ... the actor trained
                for key, value in untrained.actor.state_dict().items())
     assert json.loads((run / "config.json").read_text())["config"]["train"]["method"] == "frozen_bc"
+
+
+@pytest.mark.parametrize("name", ["arm", "sac", "qtopt"])
+def test_a_bellman_updaters_labels_train_the_learner_as_its_own_targets_would(name):
+    """What a distributed run relies on: an agent built elsewhere from the published networks
+    acts like the learner and labels a batch with the learner's own targets (QT-Opt's without
+    its image shift, which the learner draws before its targets: an updater labels unshifted images)."""
+    learner, twin = build(name), build(name)
+    if name == "qtopt":
+        from test_qtopt import TINY
+
+        learner, twin = (agent_class(name)(TINY.replace(image_shift=0), device="cpu", seed=0) for _ in range(2))
+    twin.load_state_dict(learner.state_dict())
+    b, obs = batch_and_observation(name)
+    updater = agent_class(name).from_target_state(learner.target_state(), device="cpu", seed=0)  # the same CEM draws
+    torch.manual_seed(2)
+    acted = updater.act(obs, explore=False)
+    torch.manual_seed(2)
+    np.testing.assert_allclose(acted[1], learner.act(obs, explore=False)[1], rtol=1e-5, atol=1e-6)
+    torch.manual_seed(1)
+    labels = updater.bellman_labels(b)
+    torch.manual_seed(1)
+    own = learner.update(b)  # its own targets first, from the same random draws
+    labelled = twin.update({**b, **labels})
+    for key in [k for k in own if k.endswith("_loss") and not k.startswith("actor") and not k.startswith("alpha")]:
+        assert labelled[key] == pytest.approx(own[key], rel=1e-5), key

@@ -12,7 +12,8 @@ from arm_perception.bag_writer import write_episode
 from arm_policy.demo_dataset import LOW_DIM_SIZE
 from arm_policy.episode_dataset import (AGENT_TOPIC_TYPES, decision_message,
                                         iter_agent_episodes, list_bags, load_agent_episodes,
-                                        parse_decision, read_agent_episode, write_agent_episode)
+                                        parse_decision, read_agent_episode, write_agent_episode,
+                                        write_rollout_episode)
 from arm_policy.rewards import FAILURE_REWARD, step_reward
 
 SIZE = 8
@@ -148,3 +149,37 @@ def test_decision_json_round_trip_and_bad_input():
                         ({k: v for k, v in d.items() if k != "stamp_ns"}, "stamp_ns")):
         with pytest.raises(ValueError, match=why):
             parse_decision(json.dumps(broken))
+
+
+def rollout_transitions(outcomes: list[tuple[str, bool]], episode_length: int, seed: int = 0) -> list[dict]:
+    """An in-process episode's transitions as arm_policy.rollout.run_episode hands them out."""
+    rng = np.random.default_rng(seed)
+    obs = [{"rgb": rng.integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8),
+            "point_cloud": rng.normal(size=(SIZE, SIZE, 3)).astype(np.float32),
+            "low_dim": rng.normal(size=LOW_DIM_SIZE).astype(np.float32), "pixel": np.array([k, 2 * k])}
+           for k in range(len(outcomes) + 1)]
+    out = []
+    for k, (outcome, success) in enumerate(outcomes):
+        reward, terminal, timeout = step_reward(outcome, success, k, episode_length)
+        o, n = obs[k], obs[k + 1]
+        out.append({"rgb": o["rgb"], "point_cloud": o["point_cloud"], "low_dim": o["low_dim"], "pixel": o["pixel"],
+                    "action": np.r_[0.1 * k, 0.2, 0.9, 0.0, 0.0, 0.0, 1.0, 1.0].astype(np.float32),
+                    "reward": reward, "terminal": terminal, "timeout": timeout, "next_rgb": n["rgb"],
+                    "next_point_cloud": n["point_cloud"], "next_low_dim": n["low_dim"],
+                    "next_pixel": n["pixel"] if not terminal or timeout else o["pixel"]})
+    return out
+
+
+@pytest.mark.parametrize("outcomes", [[("reached", False), ("reached", True)],  # a success ends it
+                                      [("reached", False), ("unreachable", False)],  # so does a failed pose
+                                      [("reached", False)] * 3])  # cut by the step limit: bootstrapped
+def test_an_in_process_episode_reads_back_as_the_transitions_it_trained_on(tmp_path, outcomes):
+    original = rollout_transitions(outcomes, episode_length=3)
+    back = read_agent_episode(write_rollout_episode(tmp_path / "episode_000000", original))
+    assert len(back) == len(original)
+    for t, b in zip(original, back):
+        bootstrap = 1 - t["terminal"] * (1 - t["timeout"])
+        assert (1 - b.terminal * (1 - b.timeout)) == bootstrap and b.reward == t["reward"]
+        for key in ("rgb", "low_dim", "pixel", "action") + (("next_rgb", "next_low_dim", "next_pixel") if bootstrap else ()):
+            np.testing.assert_allclose(getattr(b, key), t[key], err_msg=key)
+        np.testing.assert_allclose(b.point_cloud, t["point_cloud"], rtol=1e-6)

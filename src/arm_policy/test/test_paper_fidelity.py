@@ -61,12 +61,12 @@ def test_a_negative_reward_never_lowers_a_q_attention_target_below_zero_nor_abov
     with torch.no_grad():  # Q-attention's target network predicting very negative / large values
         a.attention_target.heads[0].head.bias.fill_(-500.0)
         a.attention_target.heads[1].head.bias.fill_(-500.0)
-    y_att, _ = a.targets(a._batch(batch(reward=-1.0), None))
+    y_att, _ = a.targets(a.batch_tensors(batch(reward=-1.0)))
     assert torch.all(y_att == 0.0)
     with torch.no_grad():
         for head in a.attention_target.heads:
             head.head.bias.fill_(500.0)
-    y_att, _ = a.targets(a._batch(batch(reward=1.0), None))
+    y_att, _ = a.targets(a.batch_tensors(batch(reward=1.0)))
     assert torch.all(y_att == 100.0)
 
 
@@ -76,7 +76,7 @@ def test_a_timeout_bootstraps_and_a_real_end_does_not():
 
     def target(**kind):
         torch.manual_seed(0)  # the same sampled next actions for each
-        return a.targets(a._batch(batch(reward=r, **kind), None))[1]
+        return a.targets(a.batch_tensors(batch(reward=r, **kind)))[1]
 
     y_end, y_cut, y_mid = target(terminal=True), target(terminal=True, timeout=True), target()
     assert torch.allclose(y_end, torch.full_like(y_end, 100.0 * r))
@@ -86,7 +86,7 @@ def test_a_timeout_bootstraps_and_a_real_end_does_not():
 def test_the_critic_target_is_read_on_the_crop_at_the_stored_next_pixel_per_pixel():
     a = agent()
     b = batch()
-    t = a._batch(b, None)
+    t = a.batch_tensors(b)
     torch.manual_seed(1)
     _, y = a.targets(t)
     assert y.shape == (4, 8, 8)  # one target per pixel of the crop
@@ -101,7 +101,7 @@ def test_the_critic_target_is_read_on_the_crop_at_the_stored_next_pixel_per_pixe
     # another next pixel, another target: the current Q-attention's argmax is not used
     moved = dict(b, next_pixel=(b["next_pixel"] + 5) % 16)
     torch.manual_seed(1)
-    _, y_moved = a.targets(a._batch(moved, None))
+    _, y_moved = a.targets(a.batch_tensors(moved))
     assert not torch.allclose(y, y_moved)
 
 
@@ -132,7 +132,7 @@ def test_alpha_stays_fixed_at_0_05_in_the_paper_preset():
 def test_losses_are_huber_and_q_reg_is_summed_over_the_batch():
     a = agent()
     b = batch(n=8, reward=1.0, terminal=True)  # y = 100 everywhere: large TD errors
-    t = a._batch(b, None)
+    t = a.batch_tensors(b)
     with torch.no_grad():
         q_map = a.attention(t["obs"], t["low_dim"])
     out = a.update(b)

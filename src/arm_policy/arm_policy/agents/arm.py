@@ -259,7 +259,7 @@ class ARMAgent(Agent):
                 q_map.float().cpu().numpy())
 
     # ------------------------------------------------------------------ learning
-    def _batch(self, batch: dict[str, np.ndarray], weights) -> dict[str, torch.Tensor]:
+    def batch_tensors(self, batch: dict[str, np.ndarray], weights=None) -> dict[str, torch.Tensor]:
         """A replay batch as tensors: observations, pixels (centred without Q-attention), the
         scaled reward, ``bootstrap`` (0 where the episode really ended; a timeout is not an end),
         importance weights and the ``demo`` mask (with ``imitate_successes``: also every
@@ -283,7 +283,7 @@ class ARMAgent(Agent):
 
     @torch.no_grad()
     def targets(self, t: dict[str, torch.Tensor]) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """The Bellman targets of a batch (:meth:`_batch`'s tensors), from the target networks:
+        """The Bellman targets of a batch (:meth:`batch_tensors`), from the target networks:
         (Q-attention's y (B,), see :meth:`_attention_targets`, or None without Q-attention, and the
         critic's per-pixel y (B, s, s)).
 
@@ -303,12 +303,12 @@ class ARMAgent(Agent):
         (np.ndarray (B,), mean |TD| of Q-attention and critic, for ``update_priorities``).
         Each part runs in a ``torch.profiler`` range of its name (``bench_learning --only profile``)."""
         with _part("batch_to_tensors"):
-            t = self._batch(batch, weights)
+            t = self.batch_tensors(batch, weights)
         # on a GPU no host sync until the metrics are read
         self._deferred_checks = [] if self.device.type == "cuda" else None
         metrics: dict[str, Any] = {}
         with _part("targets"):  # from the target networks, before any part moves
-            y_att, y = self.targets(t)
+            y_att, y = self._labels(batch) if "target" in batch else self.targets(t)
         td_att = self._learn_attention(t, y_att, metrics)
         with _part("critic/forward"), self._autocast():
             crop_obs = crop(t["obs"], t["pixel"], self.cfg.crop_size)
@@ -331,6 +331,55 @@ class ARMAgent(Agent):
         priorities = td_critic if td_att is None else 0.5 * (td_att + td_critic)
         with _part("metrics_sync"):
             return self._metrics(metrics, priorities)
+
+    def _labels(self, batch: dict[str, np.ndarray]) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """The targets a Bellman updater attached (:meth:`bellman_labels`), as tensors."""
+        y = self._t(batch["target"])
+        self._check("batch field 'target'", y)
+        y_att = self._t(batch["target_attention"]) if "target_attention" in batch else None
+        if y_att is not None:
+            self._check("batch field 'target_attention'", y_att)
+        return y_att, y
+
+    # ------------------------------------------------------------------ target networks elsewhere
+    #: what acting (:meth:`act`) and labelling (:meth:`targets`) read: the online Q-attention (the
+    #: argmax of both), its target, the actor (a' ~ pi), the critic's target and the temperature
+    _PUBLISHED = ("attention", "attention_target", "actor", "critic_target")
+
+    def target_state(self) -> dict[str, Any]:
+        """The networks (CPU tensors) and the update count that acting and labelling need, for
+        collectors and Bellman updaters in other processes; with the action bounds, which an
+        agent there is built with (:meth:`from_target_state`)."""
+        return {"agent": self.name, "updates": self.updates, "config": self.cfg.to_dict(), "action_bounds": self.action_bounds.tolist(),
+                "log_alpha": self.log_alpha.detach().cpu().clone(),
+                **{name: {k: v.detach().cpu() for k, v in getattr(self, name).state_dict().items()}
+                   for name in self._PUBLISHED}}
+
+    def load_target_state(self, state: dict[str, Any]) -> None:
+        """Take the published networks of :meth:`target_state` (the optimisers stay)."""
+        for name in self._PUBLISHED:
+            part = getattr(self, name)
+            if part.state_dict():  # the SAC baseline's centre crop has none
+                part.load_state_dict(state[name])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"].to(self.device))
+        self.updates = int(state["updates"])
+
+    @classmethod
+    def from_target_state(cls, state: dict[str, Any], device=None, seed: int | None = None) -> "ARMAgent":
+        """An agent that acts and labels like the one that published ``state``."""
+        agent = cls(ARMConfig.from_dict(state["config"]), state["action_bounds"], device, seed)
+        agent.load_target_state(state)
+        return agent
+
+    def bellman_labels(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The batch's targets as arrays to attach to it (a Bellman updater's work): ``target``
+        (B, s, s), the critic's per-pixel y, and ``target_attention`` (B,) with Q-attention."""
+        y_att, y = self.targets(self.batch_tensors(batch))
+        out = {"target": y.float().cpu().numpy()}
+        if y_att is not None:
+            out["target_attention"] = y_att.float().cpu().numpy()
+        return out
 
     def _attention_loss(self, t, y_att, metrics):
         """Eq. 5 with the authors' Huber and Q regularisation (+ the optional demo margin)

@@ -80,6 +80,26 @@ class Agent(abc.ABC):
     def targets(self, t: dict[str, torch.Tensor]):
         """The Bellman targets of a batch of tensors, from the target networks only."""
 
+    # what the distributed trainer (arm_distributed) needs besides; agents without it train in one process
+    def target_state(self) -> dict[str, Any]:
+        """The networks (CPU tensors), the config and the update count that acting and
+        :meth:`targets` need, published to collectors and Bellman updaters in other processes."""
+        raise NotImplementedError(f"{type(self).__name__} does not publish its networks")
+
+    def load_target_state(self, state: dict[str, Any]) -> None:
+        """Take the networks of a :meth:`target_state`."""
+        raise NotImplementedError(f"{type(self).__name__} does not publish its networks")
+
+    @classmethod
+    def from_target_state(cls, state: dict[str, Any], device=None, seed: int | None = None) -> "Agent":
+        """A new agent that acts and labels like the one that published ``state``."""
+        raise NotImplementedError(f"{cls.__name__} does not publish its networks")
+
+    def bellman_labels(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """:meth:`targets` of a replay batch as arrays to attach to it; :meth:`update` trains on
+        those instead of computing its own (a Bellman updater's labelled batch)."""
+        raise NotImplementedError(f"{type(self).__name__} takes no targets from elsewhere")
+
     @abc.abstractmethod
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume, with ``agent`` (the name) and ``config``."""

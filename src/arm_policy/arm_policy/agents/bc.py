@@ -25,7 +25,7 @@ class BCAgent(ARMAgent):
     learns_online = False
 
     def update(self, batch: dict[str, np.ndarray], weights=None) -> dict[str, Any]:
-        t = self._batch(batch, None)  # uniform: the demos are all there is, no priorities
+        t = self.batch_tensors(batch)  # uniform: the demos are all there is, no priorities
         b = t["obs"].shape[0]
         q_map = self.attention(t["obs"], t["low_dim"])  # (B, 2, H, W)
         w = q_map.shape[-1]

@@ -290,7 +290,7 @@ class QTOptAgent(Agent):
         """theta_1 and theta_2 (CPU tensors) and the update count: all that acting
         (:meth:`act`) and labelling (:meth:`targets`) need, for collectors and Bellman updaters
         in other processes."""
-        return {"updates": self.updates,
+        return {"agent": self.name, "updates": self.updates, "config": self.cfg.to_dict(),
                 **{name: {k: v.detach().cpu() for k, v in getattr(self, name).state_dict().items()}
                    for name in ("target_1", "target_2")}}
 
@@ -299,6 +299,17 @@ class QTOptAgent(Agent):
         for name in ("target_1", "target_2"):
             getattr(self, name).load_state_dict(state[name])
         self.updates = int(state["updates"])
+
+    @classmethod
+    def from_target_state(cls, state: dict[str, Any], device=None, seed: int | None = None) -> "QTOptAgent":
+        """An agent that acts and labels like the one that published ``state``."""
+        agent = cls(QTOptConfig.from_dict(state["config"]), device, seed)
+        agent.load_target_state(state)
+        return agent
+
+    def bellman_labels(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The batch's targets as an array to attach to it (a Bellman updater's work): ``target`` (B,)."""
+        return {"target": self.targets(self.batch_tensors(batch)).cpu().numpy().astype(np.float32)}
 
     # ------------------------------------------------------------------ checkpoints
     _NETS = ("q", "target_1", "target_2", "optimizer")

@@ -30,6 +30,8 @@ __all__ = ["RaySession", "ray_processes", "ray_session"]
 #: Ray reads this when imported: 0 = use the loopback address as the node's IP (its switch for
 #: single-machine use on laptops), so a local instance never binds a public interface
 _LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+#: the nice value the raylet gives the worker processes it starts (Ray's default: 15)
+_NICENESS = "RAY_worker_niceness"
 
 
 @dataclass
@@ -67,9 +69,10 @@ def ray_session(settings: DistributedSettings, log: Callable[[str], None] = prin
     if os.environ.get("RAY_AUTH_MODE", "token").lower() != "token":
         raise RuntimeError(f"RAY_AUTH_MODE={os.environ['RAY_AUTH_MODE']}: arm train --distributed keeps Ray's "
                            "token authentication on; unset it (or set it to token)")
-    saved = os.environ.get(_LOOPBACK_SWITCH)
+    saved = {name: os.environ.get(name) for name in (_LOOPBACK_SWITCH, _NICENESS)}
     if local:
         os.environ[_LOOPBACK_SWITCH] = "0"  # for the processes Ray starts, and for Ray imported from now on
+        os.environ[_NICENESS] = str(settings.worker_niceness)  # read by the raylet it starts
     import ray
     from ray._private import ray_constants
 
@@ -100,10 +103,11 @@ def ray_session(settings: DistributedSettings, log: Callable[[str], None] = prin
     finally:
         ray.shutdown()
         ray_constants.ENABLE_RAY_CLUSTER = cluster_switch
-        if saved is None:
-            os.environ.pop(_LOOPBACK_SWITCH, None)
-        else:
-            os.environ[_LOOPBACK_SWITCH] = saved
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         if local:
             _stop_leftovers(temp_dir, log)
             shutil.rmtree(temp_dir, ignore_errors=True)

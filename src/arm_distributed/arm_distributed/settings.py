@@ -20,13 +20,16 @@ class DistributedSettings:
     batches_in_flight: int = 4  # batches sampled ahead of the learner (labelled meanwhile)
     dashboard: bool = False  # a local Ray's dashboard, on 127.0.0.1 only (its URL is printed)
     ray_cpus: int = 0  # logical CPUs of a local Ray (0: enough for every actor; they share the real cores)
+    worker_niceness: int = 15  # a local Ray's actor processes' nice value (Ray's default 15: they yield to every other process; 0: equal footing)
 
     def __post_init__(self) -> None:
         for name, low in (("collectors", 0), ("bellman_updaters", 0), ("weights_every", 1),
-                          ("batches_in_flight", 1), ("ray_cpus", 0)):
+                          ("batches_in_flight", 1), ("ray_cpus", 0), ("worker_niceness", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if self.worker_niceness > 19:
+            raise ValueError(f"worker_niceness must be 0..19, got {self.worker_niceness}")
 
     @property
     def actor_cpus(self) -> int:

@@ -225,6 +225,19 @@ class _Run:
         except Exception:  # noqa: BLE001 - a dead replay at the very end: the summary says nothing of it
             return {}
 
+    def report_placement(self) -> None:
+        """Where every actor runs (node and PID), in the log and the summary."""
+        if self.placement is not None:
+            return
+        found = {}
+        for name, ref in self.placement_refs.items():
+            try:
+                found[name] = self.ray.get(ref, timeout=60)
+            except Exception as err:  # noqa: BLE001 - died, or still starting: say so
+                found[name] = f"unknown ({type(err).__name__})"
+        self.placement = found
+        self.log("actors: " + ", ".join(f"{name} on {at}" for name, at in found.items()))
+
     def start_updaters(self) -> None:
         self.updaters = [self.Updater.options(name=f"bellman-updater-{j}").remote(j, self.settings.seed)
                          for j in range(self.dist.bellman_updaters)]
@@ -245,8 +258,10 @@ class _Run:
         actors = {"learner": self.learner, **replays, "replay-online": self.online,
                   **{f"collector-{i}": c for i, c in enumerate(self.collectors)},
                   **{f"bellman-updater-{j}": u for j, u in enumerate(self.updaters)}}
-        self.placement = dict(zip(actors, ray.get([a.where.remote() for a in actors.values()])))
-        log("actors: " + ", ".join(f"{name} on {at}" for name, at in self.placement.items()))
+        # asked now, read once the first episode is in: waiting here would hold the first
+        # episode back until the last updater process is up
+        self.placement_refs = {name: a.where.remote() for name, a in actors.items()}
+        self.placement: dict[str, str] | None = None
         online = ray.get(self.online.stats.remote())
         p.env_steps, p.episodes = online["transitions"], online["episodes"]  # the bags are the truth
         names = ray.get(self.online.names.remote())
@@ -282,6 +297,7 @@ class _Run:
             except Exception as err:  # the run's result stays; say why there is no last checkpoint
                 log(f"no final checkpoint: {err}")
         self.count_restarts()
+        self.report_placement()
         elapsed = max(loop.loop_seconds(), 1e-9)
         rates = {"env_steps_per_second": round(loop.new_env_steps / elapsed, 2),
                  "updates_per_second": round(loop.new_updates / elapsed, 2),
@@ -390,6 +406,7 @@ class _Loop:
             self.r.wait_until_up(self.r.collectors[i], f"collector {i}")
             return
         self.r._note_first_step(result)
+        self.r.report_placement()
         self.p.env_steps += result["steps"]
         self.new_env_steps += result["steps"]
         self.playing_seconds += result["seconds"]

@@ -41,9 +41,11 @@ def test_a_local_ray_listens_on_localhost_only_and_refuses_a_wrong_token():
     import urllib.error
     import urllib.request
 
-    with ray_session(DistributedSettings(collectors=0, bellman_updaters=0, dashboard=True),
+    with ray_session(DistributedSettings(collectors=0, bellman_updaters=0, dashboard=True, worker_niceness=7),
                      log=lambda _: None) as session:
         import ray
+
+        assert ray.get(ray.remote(lambda: os.nice(0)).remote()) == 7  # the workers' priority is ours to set
 
         assert session.dashboard_url.startswith("http://127.0.0.1:")
         with pytest.raises(urllib.error.HTTPError) as refused:  # no token, no dashboard

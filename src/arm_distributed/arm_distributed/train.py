@@ -499,7 +499,7 @@ class _Loop:
                               self.r.log, how="Ray, ")
         else:
             record_keyframe_evaluation(self.p, self.logger, result, updates, self.metrics, self.s, self.r.log,
-                                       how="Ray, ")
+                                       how="Ray, ", x=x)
         self.r.learner.set_progress.remote({"env_steps": self.p.env_steps, "episodes": self.p.episodes,
                                             "elapsed_seconds": round(self.p.elapsed(), 1)})
 

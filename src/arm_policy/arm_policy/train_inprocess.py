@@ -124,16 +124,19 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
 
 
 def record_evaluation(p: TrainingRun, logger: RunLogger, result: dict, updates: int, metrics: dict,
-                      settings: TrainSettings, log: Callable[[str], None], how: str = "") -> None:
+                      settings: TrainSettings, log: Callable[[str], None], how: str = "",
+                      x: int | None = None) -> None:
     """One evaluation of a keyframe agent's run (in process or distributed, ``how`` says which):
-    on the curve at the run's env steps, in metrics.csv with the learner's ``metrics``, on the
-    console and in learning_curve.png beside the attention's and the poses' diagnosis."""
+    on the curve at ``x`` (default: the run's env steps; distributed: when it was asked for), in
+    metrics.csv with the learner's ``metrics``, on the console and in learning_curve.png beside
+    the attention's and the poses' diagnosis."""
     attends, name = agent_class(settings.method).attends, agent_class(settings.method).label
-    p.curve.append({"env_steps": p.env_steps, **result})
-    logger.log(p.env_steps, **result, updates=updates, episodes=p.episodes,
+    x = p.env_steps if x is None else x
+    p.curve.append({"env_steps": x, **result})
+    logger.log(x, **result, updates=updates, episodes=p.episodes,
                **{k: v for k, v in metrics.items() if np.isscalar(v)})
     log(f"[{p.elapsed() / 60:5.1f} min] {settings.task} {settings.method}  env steps "
-        f"{p.env_steps}  episodes {p.episodes}  updates {updates}  eval success "
+        f"{x}  episodes {p.episodes}  updates {updates}  eval success "
         f"{result['eval_success']:.2f}"
         + ("  (untrained)" if updates == 0 else f"  (untrained {p.curve[0]['eval_success']:.2f})")
         + "  (" + (f"attention on the keyframe {result['eval_attention_on_keyframe']:.2f}, "

@@ -185,3 +185,31 @@ def test_a_numerical_failure_ends_the_run_with_the_reason_and_no_poisoned_checkp
         state = load_checkpoint(path)
         assert state["updates"] <= summary["updates"]  # the failing update is summary["updates"] + 1
         assert all(torch.isfinite(v).all() for v in state["attention"].values() if torch.is_tensor(v))
+
+
+def test_ctrl_c_ends_an_in_process_run_with_a_checkpoint_and_an_interrupted_summary(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "arm_bringup.cli", "train", "--inprocess", "--task", "reach_target", "--demos", "2",
+           "--minutes", "10", "--eval-every", "1000", "--eval-episodes", "1", "--updates-per-step", "1",
+           "--out", str(tmp_path), "--agent-overrides", "image_size=32", "batch_size=8"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if "(untrained)" in line:  # the first evaluation is done: it trains now
+                break
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines.append(out)
+    assert proc.returncode == 130, "".join(lines)[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["evaluations"] == 1 and summary["untrained_success"] >= 0
+    checkpoint = load_latest_valid(tmp_path)
+    assert checkpoint is not None and checkpoint.step == summary["updates"]

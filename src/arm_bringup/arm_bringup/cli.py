@@ -160,7 +160,10 @@ def _cmd_train(args) -> int:
     else:
         from arm_policy.train_inprocess import train
 
-        summary = train(settings, log=log)
+        try:
+            summary = train(settings, log=log)
+        except KeyboardInterrupt:  # summary.json says interrupted: true
+            return 130
     print(json.dumps(summary))
     return 0
 

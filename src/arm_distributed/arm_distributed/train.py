@@ -312,15 +312,12 @@ class _Run:
             algo = {"offline_only": s.offline_only, "scripted_success": scripted, "scripted_noise": SCRIPTED_NOISE}
         else:  # the learner's priorities that reached the replay (a restarted replay counts from 0)
             algo = {"priority_updates": self._online_stats().get("priority_updates")}
-        summary = p.finish({"task": s.task, "preset": s.preset, "method": self.method, **algo,
-                            "demos": s.demos, "seed": s.seed, "distributed": True, "collectors": len(self.collectors),
-                            "bellman_updaters": len(self.updaters), "restarts": dict(self.restarts),
-                            "placement": self.placement, "updates_this_run": loop.new_updates, "bellman_targets": loop.targets,
-                            "startup_seconds": startup, **rates, **({"interrupted": True} if interrupted else {})},
-                           loop.updates)
-        if interrupted:
-            raise KeyboardInterrupt
-        return summary
+        p.interrupted = interrupted  # finish() says so in summary.json and raises KeyboardInterrupt again
+        return p.finish({"task": s.task, "preset": s.preset, "method": self.method, **algo,
+                         "demos": s.demos, "seed": s.seed, "distributed": True, "collectors": len(self.collectors),
+                         "bellman_updaters": len(self.updaters), "restarts": dict(self.restarts),
+                         "placement": self.placement, "updates_this_run": loop.new_updates, "bellman_targets": loop.targets,
+                         "startup_seconds": startup, **rates}, loop.updates)
 
 
 class _Loop:

@@ -71,6 +71,7 @@ class TrainingRun:
         self.curve: list[dict] = []  # one dict per evaluation: its x ("env_steps") and eval_* values
         self.start = time.monotonic()
         self.failure: str | None = None
+        self.interrupted = False  # stopped by Ctrl-C (or SIGTERM): summary.json says so
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start
@@ -106,13 +107,18 @@ class TrainingRun:
 
     @contextlib.contextmanager
     def training(self, learner: Learner, log: Callable[[str], None], *closers: Callable[[], None]):
-        """The training loop's frame: a NumericalError ends it with the reason (``failure``);
-        then the learner closes (a last checkpoint unless it failed), and ``closers`` run."""
+        """The training loop's frame: a NumericalError ends it with the reason (``failure``), a
+        Ctrl-C (KeyboardInterrupt) as ``interrupted``, without the final evaluation; then the
+        learner closes (a last checkpoint unless it failed), and ``closers`` run. :meth:`finish`
+        writes summary.json either way (and raises KeyboardInterrupt again after an interrupt)."""
         try:
             yield self
         except NumericalError as err:
             self.failure = f"{err}; the newest checkpoint in {self.run / 'checkpoints'} is the last good one"
             log(f"training stopped: {self.failure}")
+        except KeyboardInterrupt:
+            self.interrupted = True
+            log("interrupted: a last checkpoint and summary.json (no final evaluation)")
         finally:
             learner.close(final_checkpoint=self.failure is None)
             for close in closers:
@@ -120,13 +126,17 @@ class TrainingRun:
 
     def finish(self, fields: dict, updates: int) -> dict:
         """summary.json: ``fields``, the curve's figures, the counters and the wall time (and
-        ``error`` after a failure, which is then raised as TrainingFailed)."""
+        ``error`` after a failure, which is then raised as TrainingFailed; ``interrupted`` after a
+        Ctrl-C, raised again as KeyboardInterrupt)."""
         failure = self.failure
         summary = {**fields, **(summarise_curve(self.curve) if self.curve else {}),
                    "evaluations": len(self.curve), "env_steps": self.env_steps,
                    "episodes": self.episodes, "updates": updates,
-                   "wall_seconds": round(self.elapsed(), 1), **({"error": failure} if failure else {})}
+                   "wall_seconds": round(self.elapsed(), 1), **({"error": failure} if failure else {}),
+                   **({"interrupted": True} if self.interrupted else {})}
         write_summary(self.run, **summary)
         if failure:
             raise TrainingFailed(failure)
+        if self.interrupted:
+            raise KeyboardInterrupt
         return summary

@@ -159,15 +159,10 @@ class BinScene:
     quats: tuple[np.ndarray, ...]  # wxyz
 
 
-def sample_scene(seed: int, held_out: bool = False, family: str | None = None,
-                 objects: tuple[int, int] = (MIN_OBJECTS, MAX_OBJECTS)) -> BinScene:
-    """The seeded scene: ``objects`` (5 to 10) shapes of the split (optionally one family), where
-    they drop from."""
-    low, high = objects
-    if not 1 <= low <= high:
-        raise ValueError(f"objects must be (low, high) with 1 <= low <= high, got {objects}")
+def sample_scene(seed: int, held_out: bool = False, family: str | None = None) -> BinScene:
+    """The seeded scene: 5-10 shapes of the split (optionally one family), where they drop from."""
     rng = scene_rng(seed, held_out)
-    n = int(rng.integers(low, high + 1))
+    n = int(rng.integers(MIN_OBJECTS, MAX_OBJECTS + 1))
     shapes = sample_shapes(rng, n, held_out=held_out, family=family)
     positions = _place(shapes, rng)
     quats = [_spawn_quat(s, rng) for s in shapes]
@@ -205,18 +200,12 @@ class GraspBinEnv:
     name = GRASP_BIN
     description = "grasp any object from the tray and lift it"
 
-    def __init__(self, image_size=(64, 64), depth: bool = False, shadows: bool = False, max_steps: int = MAX_STEPS,
-                 objects: tuple[int, int] = (MIN_OBJECTS, MAX_OBJECTS)):
-        """``objects``: how many objects a tray holds, drawn per scene (the paper: 5 to 10; (1, 1)
-        is the trivial one-object tray of the learning smoke test)."""
+    def __init__(self, image_size=(64, 64), depth: bool = False, shadows: bool = False, max_steps: int = MAX_STEPS):
         if isinstance(image_size, int):
             image_size = (image_size, image_size)
         self.image_size = tuple(int(v) for v in image_size)
         self.depth = depth
         self.max_steps = int(max_steps)
-        self.objects_per_tray = (int(objects[0]), int(objects[1]))
-        if not 1 <= self.objects_per_tray[0] <= self.objects_per_tray[1]:  # here, not at the first reset
-            raise ValueError(f"objects must be (low, high) with 1 <= low <= high, got {objects}")
         self.camera = BinCamera(*self.image_size, shadows=shadows)
         self.sim: PandaSim | None = None
         self.kin: Kinematics | None = None
@@ -231,9 +220,9 @@ class GraspBinEnv:
 
     # ----- episode ---------------------------------------------------------------------------
     def reset(self, seed: int, held_out: bool = False, family: str | None = None) -> BinObservation:
-        """A new tray of 5-10 objects (``objects``); the same (seed, held_out, family) gives the
-        same scene. `family` restricts the scene to one shape family (per-family evaluation)."""
-        scene = sample_scene(seed, held_out, family, self.objects_per_tray)
+        """A new tray of 5-10 objects; the same (seed, held_out, family) gives the same scene.
+        `family` restricts the scene to one shape family (per-family evaluation)."""
+        scene = sample_scene(seed, held_out, family)
         shapes = scene.shapes
         if self.sim is not None:
             self.sim.close()

@@ -5,6 +5,7 @@ Examples:
     python bench/bench_distributed.py                          # 60 s per configuration, full sizes
     python bench/bench_distributed.py --seconds 30 --configs 1x0,2x1
     python bench/bench_distributed.py --image-size 32 --seconds 20   # a quick look
+    python bench/bench_distributed.py --startup-only --seconds 20    # start-up to the first collected step only
 
 Each configuration is a real `arm train` run (a subprocess) on the same scripted grasps (recorded
 once into a shared folder) for ``--seconds`` of training, with evaluation kept to the untrained
@@ -14,7 +15,8 @@ and final ones (``--eval-episodes`` each). Figures per run, from its summary.jso
                       starts after the offline data and ends after the final evaluation)
     updates_per_s     learner updates per second of the same clock
     targets_per_s     Bellman targets per second (distributed, with updaters)
-    startup_s         command start to the first collected episode (distributed)
+    startup_s         command start to the first collected episode (distributed; with the
+                      offline data already recorded, so the first episode is one of the policy's)
 
 ``inprocess`` is `arm train --inprocess` (collect, then ``updates_per_step`` updates per step,
 in turn); ``ray CxU`` is `arm train --distributed` with C collectors and U Bellman updaters,
@@ -86,6 +88,9 @@ def main() -> int:
     p.add_argument("--updates-per-step", type=int, default=4, help="as arm train's (default 4)")
     p.add_argument("--eval-episodes", type=int, default=3, help="episodes of the first and last evaluation")
     p.add_argument("--out", default="", help="keep the run folders here (default: a temporary folder)")
+    p.add_argument("--worker-niceness", type=int, default=15, help="the Ray actors' nice value (Ray's default 15)")
+    p.add_argument("--startup-only", action="store_true",
+                   help="only the distributed configurations' start-up (after a warm-up run records the offline data)")
     a = p.parse_args()
     root = Path(a.out or tempfile.mkdtemp(prefix="bench_distributed-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -96,7 +101,21 @@ def main() -> int:
     context = {"seconds": a.seconds, "image_size": a.image_size, "updates_per_step": a.updates_per_step,
                "cpus": os.cpu_count()}
 
+    context["worker_niceness"] = a.worker_niceness
     began = time.monotonic()
+    if a.startup_only:
+        run_arm(["--distributed", *common, "--collectors", "1", "--bellman-updaters", "0", "--out",
+                 str(root / "warm_up")], root / "warm_up.log")  # records the offline data, not reported
+        for config in a.configs.split(","):
+            collectors, updaters = (int(x) for x in config.split("x"))
+            name = f"ray_{collectors}x{updaters}"
+            s = run_arm(["--distributed", *common, "--collectors", str(collectors), "--bellman-updaters",
+                         str(updaters), "--worker-niceness", str(a.worker_niceness), "--out", str(root / name)],
+                        root / f"{name}.log")
+            emit(f"{name}_startup_s", s["startup_seconds"], "s", target=15.0, **context, collectors=collectors,
+                 bellman_updaters=updaters)
+        emit("bench_wall", time.monotonic() - began, "s", folder=str(root))
+        return 0
     collect = collect_inprocess(a.seconds, a.image_size)
     emit("collect_inprocess_env_steps_per_s", collect, "steps/s", **context)
     free = run_arm(["--distributed", *[x if x != str(a.updates_per_step) else "0" for x in common],

@@ -100,19 +100,32 @@ class ARMAgent(Agent):
         self.log_alpha = torch.tensor(float(np.log(cfg.init_alpha)), device=dev, requires_grad=True)
 
         self._attention_params = list(self.attention.parameters())
-        self.attention_opt = torch.optim.Adam(self._attention_params, lr=cfg.attention_lr,
-                                              weight_decay=cfg.weight_decay) if self._attention_params else None
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr,
-                                           weight_decay=cfg.weight_decay)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr,
-                                          weight_decay=cfg.weight_decay)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
+        self._optimisers: dict[str, torch.optim.Optimizer | None] | None = None  # made on first use
         self._critic_params = list(self.critic.parameters())
         self._actor_params = list(self.actor.parameters())
         self.updates = 0
         self._deferred_checks: list[tuple[str, torch.Tensor]] | None = None
         if cfg.amp == "bf16" and self.device.type == "cpu" and not torch.backends.mkldnn.is_available():
             raise RuntimeError("amp='bf16' on the CPU needs PyTorch built with oneDNN")
+
+    def _optimiser(self, name: str) -> torch.optim.Optimizer | None:
+        """The optimisers, made when training (or a checkpoint) first needs one: an agent that
+        only acts or labels (a collector, a Bellman updater, the policy node) never builds them,
+        and the first optimizer of a process imports torch._dynamo, over a second of start-up."""
+        if self._optimisers is None:
+            cfg = self.cfg
+            self._optimisers = {
+                "attention_opt": torch.optim.Adam(self._attention_params, lr=cfg.attention_lr,
+                                                  weight_decay=cfg.weight_decay) if self._attention_params else None,
+                "critic_opt": torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, weight_decay=cfg.weight_decay),
+                "actor_opt": torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, weight_decay=cfg.weight_decay),
+                "alpha_opt": torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)}
+        return self._optimisers[name]
+
+    attention_opt = property(lambda self: self._optimiser("attention_opt"))
+    critic_opt = property(lambda self: self._optimiser("critic_opt"))
+    actor_opt = property(lambda self: self._optimiser("actor_opt"))
+    alpha_opt = property(lambda self: self._optimiser("alpha_opt"))
 
     def _autocast(self):
         """bfloat16 autocast of the forward passes when ``amp == 'bf16'`` (losses stay fp32)."""

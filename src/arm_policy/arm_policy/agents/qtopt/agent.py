@@ -98,7 +98,7 @@ class QTOptAgent(Agent):
         self.q = QNetwork(config).to(self.device)
         self.target_1 = _frozen_copy(self.q)  # theta_1: Polyak average of theta
         self.target_2 = _frozen_copy(self.q)  # theta_2: theta_1 lagged
-        self.optimizer = torch.optim.Adam(self.q.parameters(), lr=config.lr)
+        self._optimizer: torch.optim.Optimizer | None = None  # made on first use (:attr:`optimizer`)
         self.updates = 0
         self.generator = torch.Generator(device=self.device)
         if seed is None:
@@ -284,6 +284,15 @@ class QTOptAgent(Agent):
         """Which update's theta_1 theta_2 holds (0: the initial weights)."""
         step = self._lag[0][0]
         return step if step <= self.updates - self.cfg.lag_updates else 0
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """Adam on theta, made when training (or a checkpoint) first needs it: an agent that only
+        acts or labels (a collector, a Bellman updater, the policy node) never builds one, and
+        the first optimizer of a process imports torch._dynamo, over a second of start-up."""
+        if self._optimizer is None:
+            self._optimizer = torch.optim.Adam(self.q.parameters(), lr=self.cfg.lr)
+        return self._optimizer
 
     # ------------------------------------------------------------------ target networks elsewhere
     def target_state(self) -> dict[str, Any]:

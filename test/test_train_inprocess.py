@@ -195,7 +195,10 @@ def test_ctrl_c_ends_an_in_process_run_with_a_checkpoint_and_an_interrupted_summ
     cmd = [sys.executable, "-m", "arm_bringup.cli", "train", "--inprocess", "--task", "reach_target", "--demos", "2",
            "--minutes", "10", "--eval-every", "1000", "--eval-episodes", "1", "--updates-per-step", "1",
            "--out", str(tmp_path), "--agent-overrides", "image_size=32", "batch_size=8"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Ctrl-C as in a terminal: a shell starts background jobs (this suite under `nohup ... &`) with
+    # SIGINT ignored, and Python then never installs its KeyboardInterrupt handler
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = []
     try:
         for line in proc.stdout:

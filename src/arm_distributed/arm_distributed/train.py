@@ -282,18 +282,16 @@ class _Run:
             loop.run()
         except KeyboardInterrupt:
             interrupted = True
-            log("interrupted: a last checkpoint and summary, then Ray stops")
-            for ref in list(loop.updating) + list(loop.collecting):  # the learner's queue first: its checkpoint is next
-                try:
-                    ray.cancel(ref)
-                except Exception:  # noqa: BLE001 - already finished or not cancellable: it just runs out
-                    pass
+            # the learner's last checkpoint comes after the work it has in hand (a few updates, an
+            # evaluation): cancelling that would raise KeyboardInterrupt inside the actor, which
+            # can land in the checkpoint itself
+            log("interrupted: a last checkpoint (after the learner's work in hand) and summary, then Ray stops")
         finally:
             logger.close()
         final = None
         if p.failure is None:
             try:
-                final = ray.get(self.learner.close.remote(), timeout=30 if interrupted else 120)
+                final = ray.get(self.learner.close.remote(), timeout=120)
             except Exception as err:  # the run's result stays; say why there is no last checkpoint
                 log(f"no final checkpoint: {err}")
         self.count_restarts()

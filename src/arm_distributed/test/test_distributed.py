@@ -26,6 +26,13 @@ def settings(out, minutes, **changes):
                             "agent_overrides": SMALL, **changes})
 
 
+def default_sigint() -> None:
+    """In the child before exec: Ctrl-C as in a terminal. A shell starts background jobs (this
+    suite under `nohup ... &`, say) with SIGINT ignored, and Python then never installs its
+    KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def arm_ray_processes() -> set[int]:
     return set(ray_processes("/tmp/arm-ray-"))
 
@@ -128,8 +135,8 @@ def test_the_run_ends_with_a_checkpoint_and_the_in_process_summary(faulty_run):
 def test_a_killed_collector_is_restarted_and_loses_at_most_its_episode(faulty_run):
     s, run = faulty_run["summary"], faulty_run["run"]
     assert "collector-0" in faulty_run["killed"]
-    assert s["restarts"]["collector"] >= 1
-    assert any("collector 0 died" in line for line in faulty_run["log"])
+    assert s["restarts"]["collector"] >= 1  # Ray's count: killed while idle (held back by the rate
+    # limit), it is restarted without any call of ours failing, and nothing is logged
     names = sorted(int(p.name.split("_")[1]) for p in (run / "replay" / "online").glob("episode_*"))
     lost = set(range(names[-1] + 1)) - set(names)
     assert len(lost) <= s["restarts"]["collector"]  # nothing but the episodes in flight
@@ -182,7 +189,8 @@ def test_ctrl_c_stops_the_run_with_a_checkpoint_and_every_ray_process(tmp_path):
            "--demos", "3", "--minutes", "10", "--eval-every", "10000", "--eval-episodes", "1",
            "--checkpoint-every", "1000", "--collectors", "1", "--bellman-updaters", "0", "--out", str(tmp_path),
            "--agent-overrides", *[f"{k}={json.dumps(v)}" for k, v in SMALL.items()]]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=default_sigint)
     lines = []
     try:
         for line in proc.stdout:
@@ -199,7 +207,7 @@ def test_ctrl_c_stops_the_run_with_a_checkpoint_and_every_ray_process(tmp_path):
     assert proc.returncode == 130, "".join(lines)[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["interrupted"] is True
-    assert list((tmp_path / "checkpoints").glob("*.pt"))
+    assert list((tmp_path / "checkpoints").glob("*.pt")), "".join(lines)[-3000:]
     time.sleep(1)
     assert arm_ray_processes() - before == set()
 

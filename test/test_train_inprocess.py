@@ -187,31 +187,14 @@ def test_a_numerical_failure_ends_the_run_with_the_reason_and_no_poisoned_checkp
         assert all(torch.isfinite(v).all() for v in state["attention"].values() if torch.is_tensor(v))
 
 
-def test_ctrl_c_ends_an_in_process_run_with_a_checkpoint_and_an_interrupted_summary(tmp_path):
-    import signal
-    import subprocess
+def test_ctrl_c_ends_an_in_process_run_with_a_checkpoint_and_an_interrupted_summary(tmp_path, ctrl_c):
     import sys
 
     cmd = [sys.executable, "-m", "arm_bringup.cli", "train", "--inprocess", "--task", "reach_target", "--demos", "2",
            "--minutes", "10", "--eval-every", "1000", "--eval-episodes", "1", "--updates-per-step", "1",
            "--out", str(tmp_path), "--agent-overrides", "image_size=32", "batch_size=8"]
-    # Ctrl-C as in a terminal: a shell starts background jobs (this suite under `nohup ... &`) with
-    # SIGINT ignored, and Python then never installs its KeyboardInterrupt handler
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    lines = []
-    try:
-        for line in proc.stdout:
-            lines.append(line)
-            if "(untrained)" in line:  # the first evaluation is done: it trains now
-                break
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    lines.append(out)
-    assert proc.returncode == 130, "".join(lines)[-3000:]
+    code, output = ctrl_c(cmd, after="(untrained)")  # the first evaluation is done: it trains now
+    assert code == 130, output[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["interrupted"] is True and summary["evaluations"] == 1 and summary["untrained_success"] >= 0
     checkpoint = load_latest_valid(tmp_path)

@@ -26,13 +26,6 @@ def settings(out, minutes, **changes):
                             "agent_overrides": SMALL, **changes})
 
 
-def default_sigint() -> None:
-    """In the child before exec: Ctrl-C as in a terminal. A shell starts background jobs (this
-    suite under `nohup ... &`, say) with SIGINT ignored, and Python then never installs its
-    KeyboardInterrupt handler."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def arm_ray_processes() -> set[int]:
     return set(ray_processes("/tmp/arm-ray-"))
 
@@ -183,31 +176,18 @@ def test_the_same_command_on_its_folder_resumes_the_run_from_checkpoint_and_bags
     assert again["evaluations"] > first["evaluations"]
 
 
-def test_ctrl_c_stops_the_run_with_a_checkpoint_and_every_ray_process(tmp_path):
+def test_ctrl_c_stops_the_run_with_a_checkpoint_and_every_ray_process(tmp_path, ctrl_c):
     before = arm_ray_processes()
     cmd = [sys.executable, "-m", "arm_bringup.cli", "train", "--distributed", "--algo", "qtopt", "--task", "grasp_bin",
            "--demos", "3", "--minutes", "10", "--eval-every", "10000", "--eval-episodes", "1",
            "--checkpoint-every", "1000", "--collectors", "1", "--bellman-updaters", "0", "--out", str(tmp_path),
            "--agent-overrides", *[f"{k}={json.dumps(v)}" for k, v in SMALL.items()]]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=default_sigint)
-    lines = []
-    try:
-        for line in proc.stdout:
-            lines.append(line)
-            if "held-out success" in line:  # the untrained evaluation: collectors and learner are up
-                break
-        time.sleep(3)
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    lines.append(out)
-    assert proc.returncode == 130, "".join(lines)[-3000:]
+    # after the untrained evaluation: collectors and learner are up
+    code, output = ctrl_c(cmd, after="held-out success", wait=3, timeout=180)
+    assert code == 130, output[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["interrupted"] is True
-    assert list((tmp_path / "checkpoints").glob("*.pt")), "".join(lines)[-3000:]
+    assert list((tmp_path / "checkpoints").glob("*.pt")), output[-3000:]
     time.sleep(1)
     assert arm_ray_processes() - before == set()
 

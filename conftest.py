@@ -1,0 +1,37 @@
+"""Fixtures every test folder of the workspace shares (pytest reads this file for all of them)."""
+import signal
+import subprocess
+import time
+
+import pytest
+
+
+def _default_sigint() -> None:
+    # In the child before exec: Ctrl-C as in a terminal. A shell starts background jobs (this
+    # suite under `nohup ... &`, say) with SIGINT ignored, and Python then never installs its
+    # KeyboardInterrupt handler.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def ctrl_c():
+    """``ctrl_c(cmd, after, wait=0, timeout=120) -> (exit code, output)``: run ``cmd``, press Ctrl-C
+    ``wait`` seconds after a line of its output contains ``after``, and wait for it to end."""
+    def run(cmd: list[str], after: str, wait: float = 0.0, timeout: float = 120.0) -> tuple[int, str]:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                preexec_fn=_default_sigint)
+        lines = []
+        try:
+            for line in proc.stdout:
+                lines.append(line)
+                if after in line:
+                    break
+            time.sleep(wait)
+            proc.send_signal(signal.SIGINT)
+            lines.append(proc.communicate(timeout=timeout)[0])
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        return proc.returncode, "".join(lines)
+
+    return run

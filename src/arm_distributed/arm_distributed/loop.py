@@ -4,6 +4,7 @@ actor's death by its kind. It moves object references only."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,10 +19,25 @@ if TYPE_CHECKING:
     from .train import _Run
 
 PROGRESS_SECONDS = 30.0
+#: a batch whose update fails this often in a row stops the run (a fault Ray's restarts do not mend)
+MAX_TRIES = 5
+#: the longest the end of a run waits for its episodes and batches under way
+FINISH_SECONDS = 180.0
 
 
 class _Interrupted(Exception):
     pass
+
+
+@dataclass
+class _Batch:
+    """An update under way: its sampled parts, the Bellman updater's labels and the learner's
+    weights they were computed with, and how often this batch was sent."""
+    parts: list
+    label: Any = None
+    updater: int | None = None
+    weights: Any = None
+    tries: int = 1
 
 
 class _Loop:
@@ -35,8 +51,8 @@ class _Loop:
         self.updates = updates
         self.weights = run.learner.weights.remote()
         self.weights_at = updates
-        self.collecting: dict[Any, int] = {}  # episode ref -> collector index
-        self.updating: dict[Any, tuple[list, Any, int | None]] = {}  # update ref -> (batch parts, label ref, updater)
+        self.collecting: dict[Any, tuple[int, Any]] = {}  # episode ref -> (collector index, weights it plays)
+        self.updating: dict[Any, _Batch] = {}  # update ref -> its batch
         self.evaluating: tuple[Any, int] | None = None  # (ref, x)
         self.next_updater = 0
         self.next_episode = run.next_episode
@@ -59,7 +75,7 @@ class _Loop:
         k = self.next_episode
         self.next_episode += 1
         ref = self.r.collectors[i].episode.remote(self.weights, f"episode_{k:06d}", train_seed(self.s.seed, k))
-        self.collecting[ref] = i
+        self.collecting[ref] = (i, self.weights)
 
     def sample(self) -> list:
         b = self.cfg.batch_size
@@ -69,16 +85,20 @@ class _Loop:
         parts = [self.r.offline.sample.remote(b - online)]
         return parts + ([self.r.online.sample.remote(online)] if online else [])
 
-    def submit_update(self, parts: list, updater: int | None = None) -> None:
-        label = None
+    def submit_update(self, parts: list, updater: int | None = None, tries: int = 1) -> None:
+        if tries > MAX_TRIES:
+            raise RuntimeError(f"a batch failed {MAX_TRIES} times in a row although its actors answer again; "
+                               "the actors' logs are in the Ray session folder")
+        batch = _Batch(parts, tries=tries)
         if self.r.updaters:
             if updater is None:
                 updater, self.next_updater = self.next_updater, (self.next_updater + 1) % len(self.r.updaters)
-            label = self.r.updaters[updater].label.remote(self.weights, *parts)
-            ref = self.r.learner.update.remote(label)
+            batch.label = self.r.updaters[updater].label.remote(self.weights, *parts)
+            batch.updater, batch.weights = updater, self.weights
+            ref = self.r.learner.update.remote(batch.label)
         else:
             ref = self.r.learner.update.remote(*parts)
-        self.updating[ref] = (parts, label, updater)
+        self.updating[ref] = batch
 
     def may_collect(self) -> bool:
         """The other side of the update cap: collectors stay at most one episode each ahead of
@@ -98,10 +118,14 @@ class _Loop:
 
     # ------------------------------------------------------------------ results
     def on_episode(self, ref) -> None:
-        i = self.collecting.pop(ref)
+        i, weights = self.collecting.pop(ref)
         try:
             result = self.ray.get(ref)
         except self.ray.exceptions.RayActorError:
+            if not self._ok(weights):  # the learner died before its weights reached the collector
+                if weights is self.weights:  # and that death is not handled yet
+                    self.learner_died()
+                return
             self.r.restarts["collector"] += 1
             self.r.log(f"collector {i} died mid-episode: that episode is lost; Ray restarts the collector")
             self.r.wait_until_up(self.r.collectors[i], f"collector {i}")
@@ -115,21 +139,22 @@ class _Loop:
         self.recent = (self.recent + [result["success"]])[-20:]
 
     def on_update(self, ref) -> None:
-        parts, label, updater = self.updating.pop(ref)
+        batch = self.updating.pop(ref)
         try:
             m = self.ray.get(ref)
         except self.ray.exceptions.RayActorError:
-            if not all(self._ok(part) for part in parts):  # a replay server died: Ray restarts it from its bags
+            # whose death failed it, asked in the order of the batch's way: replay, learner's
+            # weights, updater, learner (a label fails with the weights it was given)
+            if not all(self._ok(part) for part in batch.parts):  # Ray restarts the replay server from its bags
                 self.r.log("a replay server died while sampling; Ray restarts it from its bags, a new batch is drawn")
-                self.submit_update(self.sample(), updater)
-                return
-            if label is not None and not self._ok(label):
+                self.submit_update(self.sample(), batch.updater, batch.tries + 1)
+            elif batch.label is not None and self._ok(batch.weights) and not self._ok(batch.label):
                 self.r.restarts["bellman_updater"] += 1
-                self.r.log(f"Bellman updater {updater} died; its batch is labelled again by the restarted one")
-                self.r.wait_until_up(self.r.updaters[updater], f"Bellman updater {updater}")
-                self.submit_update(parts, updater)
-                return
-            self.learner_died(parts)
+                self.r.log(f"Bellman updater {batch.updater} died; its batch is labelled again by the restarted one")
+                self.r.wait_until_up(self.r.updaters[batch.updater], f"Bellman updater {batch.updater}")
+                self.submit_update(batch.parts, batch.updater, batch.tries + 1)
+            else:
+                self.learner_died(batch)
             return
         except self.ray.exceptions.RayTaskError as err:
             cause = getattr(err, "cause", None)
@@ -146,7 +171,7 @@ class _Loop:
             self.r.online.update_priorities.remote(m.pop("replay_index"), m.pop("priorities"))
         self.new_updates += 1
         self.metrics = m
-        if label is not None:
+        if batch.label is not None:
             self.targets += self.cfg.batch_size
         if self.updates - self.weights_at >= self.d.weights_every:
             self.weights, self.weights_at = self.r.learner.weights.remote(), self.updates
@@ -158,21 +183,21 @@ class _Loop:
         except self.ray.exceptions.RayActorError:
             return False
 
-    def learner_died(self, parts: list | None = None) -> None:
-        """Wait for Ray's restart (from the newest checkpoint), then send its batches (``parts``:
-        the one whose failure told) again."""
+    def learner_died(self, failed: _Batch | None = None) -> None:
+        """Wait for Ray's restart (from the newest checkpoint), then send its batches (``failed``:
+        the one whose failure told) again, labelled with the restarted learner's weights."""
         self.r.restarts["learner"] += 1
-        pending = ([parts] if parts else []) + [q for q, _, _ in self.updating.values()]
+        pending = ([(failed, failed.tries + 1)] if failed else []) + [(b, b.tries) for b in self.updating.values()]
         self.updating.clear()
-        pending = [q if all(self._ok(part) for part in q) else self.sample() for q in pending]
+        pending = [(b.parts if all(self._ok(part) for part in b.parts) else self.sample(), tries) for b, tries in pending]
         self.r.wait_until_up(self.r.learner, "the learner")
         resumed = self.ray.get(self.r.learner.resumed.remote())
         self.updates = resumed["updates"] if resumed else 0
         self.r.log(f"the learner died; Ray restarted it from its newest checkpoint (update {self.updates}); "
                    f"{len(pending)} batches in flight are sent again")
         self.weights, self.weights_at = self.r.learner.weights.remote(), self.updates
-        for q in pending:
-            self.submit_update(q)
+        for parts, tries in pending:
+            self.submit_update(parts, tries=tries)
         if self.evaluating is not None:
             self.evaluating = self.evaluate(self.evaluating[1])
 
@@ -224,7 +249,7 @@ class _Loop:
             if self.evaluating is None and self.x() >= next_eval:
                 self.evaluating = self.evaluate(self.x())
                 eval_began, next_eval = time.monotonic(), self.x() + every
-            busy = set(self.collecting.values())
+            busy = {i for i, _ in self.collecting.values()}
             for i in range(len(self.r.collectors)):
                 if i not in busy and self.may_collect():
                     self.submit_episode(i)
@@ -256,10 +281,16 @@ class _Loop:
             self.on_evaluation(self.evaluating[0])
 
     def finish_in_flight(self) -> None:
-        """The episodes and batches under way at the end: counted when they finish."""
+        """The episodes and batches under way at the end: counted when they finish (within
+        FINISH_SECONDS; what is still out then is left, and said)."""
+        deadline = time.monotonic() + FINISH_SECONDS
         while self.collecting or self.updating:
-            ready, _ = self.ray.wait(list(self.collecting) + list(self.updating), num_returns=1, timeout=60)
+            left = deadline - time.monotonic()
+            ready = self.ray.wait(list(self.collecting) + list(self.updating), num_returns=1,
+                                  timeout=max(left, 0.0))[0] if left > 0 else []
             if not ready:
+                self.r.log(f"end of the run: {len(self.collecting)} episodes and {len(self.updating)} batches still "
+                           f"under way after {FINISH_SECONDS:.0f} s are not counted")
                 break
             for ref in ready:
                 if ref in self.collecting:

@@ -224,12 +224,13 @@ class Learner:
                              episodes=self.episodes, updates_per_second=rate)
 
     # ------------------------------------------------------------------ saving
-    def save_checkpoint(self) -> Path | None:
-        """Checkpoint the agent at its update count (None if that one exists already). Raises
+    def save_checkpoint(self, rewrite: bool = False) -> Path | None:
+        """Checkpoint the agent at its update count (None if that one exists already, unless
+        ``rewrite``: then it is written again, with today's ``extra_state``). Raises
         TrainingFailed after a failure, NumericalError if a parameter is non-finite."""
         if self.failed:
             raise TrainingFailed(f"not checkpointing a failed run: {self.failed}")
-        if self.checkpoint_step == self.agent.updates:
+        if self.checkpoint_step == self.agent.updates and not rewrite:
             return None
         try:
             state = self.agent.state_dict()  # checks every parameter first
@@ -247,11 +248,13 @@ class Learner:
         return path
 
     def close(self, final_checkpoint: bool = True) -> Path | None:
-        """A last checkpoint (unless failed or already there), then the run log closed."""
+        """A last checkpoint (unless failed), then the run log closed. It is written even when
+        the update count has one: the run's progress since (the final evaluation) is what a
+        resumed run restores its evaluations up to."""
         path = None
         try:
             if final_checkpoint and not self.failed:
-                path = self.save_checkpoint()
+                path = self.save_checkpoint(rewrite=True)
         finally:
             if self._logger is not None:
                 self._logger.close()

@@ -199,6 +199,28 @@ def test_the_projects_learner_trains_it_through_its_replay_fields(tmp_path, monk
     assert from_checkpoint(load_latest_valid(tmp_path).state).updates == 12
 
 
+def test_the_final_checkpoint_carries_the_runs_last_progress_even_at_a_checkpointed_count(tmp_path, monkeypatch):
+    """A resumed run keeps its evaluations up to the checkpoint's progress: the final evaluation,
+    after the last update's checkpoint, must reach the final one."""
+    from arm_policy.checkpoints import list_checkpoints, load_latest_valid
+    from arm_policy.learner import Learner, LearnerSettings
+
+    monkeypatch.setitem(AGENTS, "qtopt", QTOptAgent)
+    progress = {"env_steps": 12}
+    a = agent()
+    replay = PrioritizedReplay.from_config(a.cfg, seed=0, fields=a.replay_fields())
+    learner = Learner(a, replay, tmp_path, LearnerSettings(updates_per_step=1, checkpoint_every=3),
+                      extra_state=lambda: {"progress": dict(progress)})
+    b = batch(n=12)
+    for i in range(12):
+        learner.observe({k: v[i] for k, v in b.items()})
+    learner.end_episode(success=False)
+    assert learner.train() == 12 and list_checkpoints(tmp_path)[-1].name == "step_000000012.pt"
+    progress["env_steps"] = 15  # the final evaluation's, after update 12 was checkpointed
+    assert learner.close() is not None
+    assert load_latest_valid(tmp_path).state["progress"] == {"env_steps": 15}
+
+
 def test_decision_latency_is_measured_and_the_thread_count_restored():
     from arm_policy.agents.qtopt.latency import decision_latency
 

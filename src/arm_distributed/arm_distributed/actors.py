@@ -222,8 +222,11 @@ class LearnerWorker(_Process):
         return None if r is None else {"updates": self.learner.updates, "progress": r.state.get("progress", {})}
 
     def set_progress(self, progress: dict) -> None:
-        """The driver's counters, saved with the next checkpoint (for a resumed run)."""
+        """The driver's counters, saved with the next checkpoint (for a resumed run) and shown in
+        the training log (this learner has no replay that would count them)."""
         self.progress = progress
+        self.learner.env_steps = int(progress.get("env_steps", self.learner.env_steps))
+        self.learner.episodes = int(progress.get("episodes", self.learner.episodes))
 
     def update(self, *parts: dict | None) -> dict[str, Any]:
         """One update -> its scalar metrics, and for a prioritised replay the batch's

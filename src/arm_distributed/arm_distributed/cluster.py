@@ -32,6 +32,9 @@ __all__ = ["RaySession", "ray_processes", "ray_session"]
 _LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 #: the nice value the raylet gives the worker processes it starts (Ray's default: 15)
 _NICENESS = "RAY_worker_niceness"
+#: token authentication, said explicitly: Ray turns it on by itself for a local instance but then
+#: warns at every start that one may opt out
+_AUTH_MODE = "RAY_AUTH_MODE"
 
 
 @dataclass
@@ -66,11 +69,12 @@ def _stop_leftovers(temp_dir: str, log: Callable[[str], None]) -> None:
 def ray_session(settings: DistributedSettings, log: Callable[[str], None] = print) -> Iterator[RaySession]:
     """Start (or join) Ray for the duration of the block; see the module docstring."""
     local = not settings.address
-    if os.environ.get("RAY_AUTH_MODE", "token").lower() != "token":
-        raise RuntimeError(f"RAY_AUTH_MODE={os.environ['RAY_AUTH_MODE']}: arm train --distributed keeps Ray's "
+    if os.environ.get(_AUTH_MODE, "token").lower() != "token":
+        raise RuntimeError(f"RAY_AUTH_MODE={os.environ[_AUTH_MODE]}: arm train --distributed keeps Ray's "
                            "token authentication on; unset it (or set it to token)")
-    saved = {name: os.environ.get(name) for name in (_LOOPBACK_SWITCH, _NICENESS)}
+    saved = {name: os.environ.get(name) for name in (_LOOPBACK_SWITCH, _NICENESS, _AUTH_MODE)}
     if local:
+        os.environ[_AUTH_MODE] = "token"
         os.environ[_LOOPBACK_SWITCH] = "0"  # for the processes Ray starts, and for Ray imported from now on
         os.environ[_NICENESS] = str(settings.worker_niceness)  # read by the raylet it starts
     import ray

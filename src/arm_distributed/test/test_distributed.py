@@ -37,7 +37,7 @@ def listening(pids: set[int]) -> list[str]:
             if {int(p) for p in re.findall(r"pid=(\d+)", line)} & pids]
 
 
-def test_a_local_ray_listens_on_localhost_only_and_refuses_a_wrong_token():
+def test_a_local_ray_listens_on_localhost_only_and_refuses_a_wrong_token(capfd):
     import urllib.error
     import urllib.request
 
@@ -63,6 +63,7 @@ def test_a_local_ray_listens_on_localhost_only_and_refuses_a_wrong_token():
         right = subprocess.run(join, capture_output=True, text=True, timeout=120)
         assert right.returncode == 0 and "joined" in right.stdout, right.stderr[-2000:]
     assert not ray_processes(session.temp_dir)
+    assert "Token authentication is enabled" not in capfd.readouterr().err  # asked for, not a default to warn of
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +126,10 @@ def test_the_run_ends_with_a_checkpoint_and_the_in_process_summary(faulty_run):
     assert (run / "learning_curve.png").exists() and (run / "config.json").exists()
     assert len(list((run / "demos").glob("grasp_bin*/episode_*"))) == 4  # the scripted grasps, as bags
     assert s["startup_seconds"] is not None and s["startup_seconds"] > 0
+    from arm_policy.run_log import read_metrics
+
+    # the learner's own log counts the driver's env steps (it has no replay that would)
+    assert max(row.get("env_steps", 0) for row in read_metrics(run / "training" / "metrics.csv")) > 0
 
 
 def test_a_killed_collector_is_restarted_and_loses_at_most_its_episode(faulty_run):

@@ -29,6 +29,15 @@ evaluation) and ``summary.json`` (eval_success of the last evaluation, best_eval
 env_steps, episodes, updates, checkpoint_step, wall_seconds, ...). Restarted on the same run
 folder it continues the episode numbers, env steps and metrics where the bags and metrics.csv
 end. The bookkeeping is ROS-free in ``arm_bringup.episodes``; this node only talks to the graph.
+
+With ``algo:=qtopt`` (``arm launch sim_train algo:=qtopt task:=grasp_bin``) it runs QT-Opt's
+closed-loop grasping instead (:mod:`arm_bringup.grasp_rollout`): the offline data first (``demos``
+scripted grasps recorded in process into ``run_dir/demos/grasp_bin_random...``, where the
+training node reads them, as ``arm train --inprocess --algo qtopt`` does), then training
+episodes of at most ``episode_length`` (20) steps on training scenes and, every ``eval_every``
+env steps, greedy episodes on held-out objects (``eval_seed(i)``, sim_node ``held_out``). Its
+metrics.csv rows carry eval_success, eval_steps_mean, eval_return and the scripted policy's
+``scripted_success``, the floor the learned grasps are read against.
 """
 from __future__ import annotations
 
@@ -45,6 +54,7 @@ from std_msgs.msg import String
 
 from arm_bringup import episodes as ep
 from arm_bringup.graph_rollout import EpisodeAborted, GraphRollout
+from arm_bringup.grasp_rollout import GraspRollout
 from arm_control import graph, topics
 from arm_control.node_main import declare, run_node
 
@@ -52,12 +62,18 @@ from arm_control.node_main import declare, run_node
 #: contract and the step messages; without them the training node would get empty bags.
 RECORDED = [topics.TOPIC_EPISODE, topics.TOPIC_EPISODE_STEP, topics.TOPIC_DECISION,
             topics.TOPIC_OBSERVATION_RGB, topics.TOPIC_OBSERVATION_POINTS, topics.TOPIC_OBSERVATION_LOW_DIM]
+#: ... and of a QT-Opt run (what ``arm_policy.grasp_episodes.read_grasp_episode`` reads)
+RECORDED_QTOPT = [topics.TOPIC_EPISODE, topics.TOPIC_EPISODE_STEP, topics.TOPIC_QTOPT_RGB,
+                  topics.TOPIC_QTOPT_STATE, topics.TOPIC_QTOPT_ACTION]
+ALGOS = ("arm", "qtopt")
 
 
 class EpisodeRunner(Node):
     def __init__(self) -> None:
         super().__init__("episode_runner")
         task = declare(self, "task", "reach_target", "task name (see `arm tasks`)")
+        algo = declare(self, "algo", "arm", "arm: next-best-pose episodes (the checkpoints of arm, "
+                       "sac or bc); qtopt: QT-Opt's closed-loop grasping (task grasp_bin)")
         run_dir = declare(self, "run_dir", "runs/sim_train",
                           "run folder shared with training_node and policy_node")
         bag_dir = declare(self, "bag_dir", "", "the recorder's output folder (empty: RUN_DIR/bags)")
@@ -85,8 +101,9 @@ class EpisodeRunner(Node):
                                      "first checkpoint before giving up")
         sim_node = declare(self, "sim_node", "sim_node", "name of the simulator node (its seed "
                            "parameter is set before each reset)")
-        require_subscribers = declare(self, "require_subscribers", RECORDED, "topics a recorder "
-                                      "must subscribe to before the first episode ([] : no recorder)")
+        require_subscribers = declare(self, "require_subscribers", [""], "topics a recorder must "
+                                      "subscribe to before the first episode ([''] : the algo's "
+                                      "recorded topics; [] or ['none']: no recorder)")
         success_window = declare(self, "success_window", 20, "training episodes in the success rate")
         max_aborts = declare(self, "max_aborts", 5, "episodes in a row the graph may fail before "
                              "the runner gives up with the reason (exit 1)")
@@ -94,13 +111,17 @@ class EpisodeRunner(Node):
                          sorted(self.get_parameters_by_prefix("").items())
                          if name != "use_sim_time"}  # for config.json
 
-        from arm_sim.tasks import TASK_NAMES
+        from arm_sim.tasks import QTOPT_TASK_NAMES, TASK_NAMES
 
-        self.task = task
-        if self.task not in TASK_NAMES:
-            raise ValueError(f"unknown task {self.task!r}; valid tasks: {', '.join(TASK_NAMES)}")
+        self.task, self.algo = task, algo
+        tasks = {"arm": TASK_NAMES, "qtopt": QTOPT_TASK_NAMES}
+        if self.algo not in tasks:
+            raise ValueError(f"unknown algo {self.algo!r}; choose from {', '.join(ALGOS)}")
+        if self.task not in tasks[self.algo]:
+            raise ValueError(f"task {self.task!r} is not one of algo {self.algo}'s: "
+                             f"{', '.join(tasks[self.algo])}")
         self.image_size = int(image_size)
-        self._check_preset(preset, self.image_size)
+        self.qtopt_config = self._check_preset(preset, self.image_size, self.algo)
         self.run_dir = Path(run_dir).expanduser()
         self.bag_dir = Path(bag_dir).expanduser() if bag_dir else self.run_dir / "bags"
         self.seed = int(seed)
@@ -110,7 +131,9 @@ class EpisodeRunner(Node):
         self.eval_at_start = bool(eval_at_start)
         self.demos = int(demos)
         self.checkpoint_timeout = float(checkpoint_timeout)
-        self.required = [t for t in require_subscribers if t]
+        if list(require_subscribers) == [""]:
+            require_subscribers = RECORDED_QTOPT if self.algo == "qtopt" else RECORDED
+        self.required = [t for t in require_subscribers if t and t != "none"]
         for name, value, low in (("episode_length", self.episode_length, 1),
                                  ("eval_episodes", self.eval_episodes, 1),
                                  ("demos", self.demos, 0), ("eval_every", self.eval_every, 0)):
@@ -131,24 +154,47 @@ class EpisodeRunner(Node):
         self.status: dict[str, Any] = {}
         # transient local: training_node latches its status, so we get it at once
         self.create_subscription(String, topics.TOPIC_TRAINING_STATUS, self._on_status, graph.LATCHED)
-        self.rollout = GraphRollout(self, self.task, self.image_size, sim_node=sim_node,
-                                    action_timeout=float(action_timeout),
-                                    result_timeout=float(result_timeout),
-                                    max_aborts=int(max_aborts), required=self.required)
+        graph_args = dict(sim_node=sim_node, action_timeout=float(action_timeout),
+                          result_timeout=float(result_timeout), max_aborts=int(max_aborts),
+                          required=self.required)
+        if self.algo == "qtopt":
+            cfg = self.qtopt_config
+            self.rollout = GraspRollout(self, self.image_size, max_steps=self.episode_length,
+                                        step_reward=cfg.step_reward, success_reward=cfg.success_reward,
+                                        **graph_args)
+        else:
+            self.rollout = GraphRollout(self, self.task, self.image_size, **graph_args)
+        self.scripted_success: float | None = None  # QT-Opt: the offline data's success rate
 
     @staticmethod
-    def _check_preset(name: str, image_size: int) -> None:
+    def _check_preset(name: str, image_size: int, algo: str = "arm"):
+        """The agent preset's config (QT-Opt's; None for ARM's, which the runner does not need)
+        after checking that it is built for ``image_size``."""
         from arm_policy.config import PRESETS  # a dataclass module: no torch import
 
-        if not name:
-            return
-        if name not in PRESETS:
+        if algo == "qtopt":
+            from arm_policy.agents.qtopt.config import QTOptConfig
+
+            presets = {"cpu": QTOptConfig, "paper": QTOptConfig.paper}
+            if not name:  # no check: the trainer's agent_overrides set the size
+                return QTOptConfig(image_size=image_size)
+            if name not in presets:
+                raise ValueError(f"unknown QT-Opt preset {name!r}; presets: {', '.join(presets)}")
+            cfg = presets[name]()
+            configs = {name: cfg}
+        elif not name:
+            return None
+        else:
+            configs, cfg = PRESETS, None
+        if name not in configs:
             raise ValueError(f"unknown agent preset {name!r}; presets: {', '.join(PRESETS)}")
-        if PRESETS[name].image_size != image_size:
+        size = configs[name].image_size
+        if size != image_size:
             raise ValueError(
                 f"image_size {image_size} does not fit agent preset {name!r}, which is built for "
-                f"{PRESETS[name].image_size}x{PRESETS[name].image_size} images; set image_size:="
-                f"{PRESETS[name].image_size} (sim_node, perception_node and the demos follow it)")
+                f"{size}x{size} images; set image_size:={size} (sim_node, perception_node and the "
+                f"demos follow it)")
+        return cfg
 
     # ------------------------------------------------------------------ callbacks
     def _on_status(self, msg: String) -> None:
@@ -179,6 +225,9 @@ class EpisodeRunner(Node):
 
     # ------------------------------------------------------------------ start
     def record_missing_demos(self) -> None:
+        if self.algo == "qtopt":
+            self.record_offline_grasps()
+            return
         from arm_sim.demos import record_demos
 
         folder = self.run_dir / "demos"
@@ -194,6 +243,21 @@ class EpisodeRunner(Node):
             if summary["successes"] < count:
                 self.get_logger().warning(f"{count - summary['successes']} of {count} expert demos "
                                           f"failed (kept; the trainer decides what to use)")
+
+    def record_offline_grasps(self) -> None:
+        """QT-Opt's offline data: ``demos`` scripted grasps on training scenes ``seed ..``, in
+        process (the bags the training node reads; those there already are kept)."""
+        from arm_policy.train_qtopt import offline_bag_folder, record_offline
+        from arm_sim.grasp_bin import GraspBinEnv
+
+        folder = offline_bag_folder(self.run_dir / "demos", self.task, self.qtopt_config)
+        self.get_logger().info(f"offline data: {self.demos} scripted grasps in {folder}")
+        env = GraspBinEnv(image_size=(self.image_size, self.image_size))
+        try:
+            self.scripted_success = record_offline(env, folder, self.demos, self.seed,
+                                                   self.get_logger().info, self.qtopt_config)
+        finally:
+            env.close()
 
     def resume(self) -> None:
         point = ep.scan_run(self.run_dir, self.bag_dir)
@@ -257,6 +321,9 @@ class EpisodeRunner(Node):
         t0 = time.monotonic()
         env_steps = self.counter.env_steps
         steps, checkpoints = [], []
+        if self.algo == "qtopt":
+            summary = self.evaluate_grasps(env_steps, steps, checkpoints)
+            return self._record_evaluation(t0, env_steps, summary, steps, checkpoints)
 
         def name(i):
             return ep.eval_episode_name(env_steps, i, self.eval_names)
@@ -271,6 +338,38 @@ class EpisodeRunner(Node):
                            on_first_decision=lambda d: self.rollout.save_attention(d.stamp_ns, snapshot),
                            on_episode=counted, retry_on=(EpisodeAborted,), attempts=3,
                            warn=self.get_logger().warning)
+        return self._record_evaluation(t0, env_steps, summary, steps, checkpoints)
+
+    def evaluate_grasps(self, env_steps: int, steps: list, checkpoints: list) -> dict[str, Any]:
+        """QT-Opt's evaluation: greedy grasps on the held-out scenes ``eval_seed(0 ..)`` (the
+        in-process ``evaluate_grasps``); an aborted episode is retried twice, then left out."""
+        from arm_policy.rollout import eval_seed
+
+        wins, returns = 0, []
+        for i in range(self.eval_episodes):
+            for attempt in range(3):
+                name = ep.eval_episode_name(env_steps, i, self.eval_names)
+                try:
+                    result = self.rollout.play(eval_seed(i), True, False, name)
+                    break
+                except EpisodeAborted as err:
+                    self.get_logger().warning(f"evaluation episode {i} aborted ({err})"
+                                              + ("; retrying" if attempt < 2 else "; left out"))
+            else:
+                continue
+            self.eval_names.add(name)
+            wins += result.success
+            steps.append(result.steps)
+            returns.append(result.episode_return)
+            checkpoints.append(result.checkpoint_step)
+        n = len(steps)
+        return {"eval_success": wins / n if n else math.nan, "eval_episodes": n,
+                "eval_steps_mean": sum(steps) / n if n else math.nan,
+                "eval_return": sum(returns) / n if n else math.nan,
+                **({"scripted_success": self.scripted_success} if self.scripted_success is not None else {})}
+
+    def _record_evaluation(self, t0: float, env_steps: int, summary: dict, steps: list,
+                           checkpoints: list) -> dict[str, Any]:
         self.eval_seconds = time.monotonic() - t0
         self.last_eval_env_steps = env_steps
         self.checkpoint_step = min(checkpoints) if checkpoints else self.checkpoint_step
@@ -287,6 +386,13 @@ class EpisodeRunner(Node):
         self.logger_.log(env_steps, **row)
         self.plot()
         rate = summary["eval_success"]
+        if self.algo == "qtopt":
+            scripted = summary.get("scripted_success")
+            self.progress(f"EVAL {'-' if math.isnan(rate) else f'{rate:.2f}'} held-out success of "
+                          f"{summary['eval_episodes']} ({self.eval_seconds:.0f} s; scripted policy "
+                          f"{'-' if scripted is None else f'{scripted:.2f}'}, mean steps "
+                          f"{summary['eval_steps_mean']:.1f})")
+            return row
         self.progress(f"EVAL {'-' if math.isnan(rate) else f'{rate:.2f}'} success of "
                       f"{summary['eval_episodes']} ({self.eval_seconds:.0f} s; attention on the "
                       f"keyframe {summary.get('eval_attention_on_keyframe', math.nan):.2f}, median "
@@ -299,6 +405,15 @@ class EpisodeRunner(Node):
         from arm_policy.run_log import read_metrics
 
         rows = [r for r in read_metrics(self.run_dir) if "eval_success" in r]
+        if self.algo == "qtopt":
+            scripted = [{"env_steps": r["env_steps"], "eval_success": r["scripted_success"]}
+                        for r in rows if "scripted_success" in r]
+            plot_learning_curve(rows, self.run_dir / "learning_curve.png",
+                                label="QT-Opt held-out success",
+                                compare={"scripted policy (the offline data)": scripted} if scripted else None,
+                                title=f"QT-Opt on {self.task} over ROS 2 (sim_train algo:=qtopt)",
+                                ylabel=f"share of the {self.eval_episodes} held-out episodes")
+            return
         plot_learning_curve(rows, self.run_dir / "learning_curve.png",
                             title=f"ARM on {self.task} over ROS 2 (sim_train)")
 
@@ -363,9 +478,12 @@ class EpisodeRunner(Node):
                 return
             name = ep.train_episode_name(c.next_episode)
             t0 = time.monotonic()
+            seed = ep.train_seed(self.seed, c.next_episode)
             try:
-                result = run_episode(self.rollout, ep.train_seed(self.seed, c.next_episode),
-                                     True, self.episode_length, name)
+                if self.algo == "qtopt":
+                    result = self.rollout.play(seed, False, True, name)
+                else:
+                    result = run_episode(self.rollout, seed, True, self.episode_length, name)
             except EpisodeAborted as err:
                 self.get_logger().warning(f"{name} aborted, not counted: {err}")
                 c.skip_episode()
@@ -404,7 +522,8 @@ class EpisodeRunner(Node):
             episodes_this_launch=self.counter.episodes - self.counter.resumed_episodes,
             updates=self.updates(), checkpoint_step=self.checkpoint_step,
             eval_episodes=self.eval_episodes, evaluations_this_launch=len(self.evals),
-            wall_seconds=round(self.budget.elapsed(), 1))
+            wall_seconds=round(self.budget.elapsed(), 1), algo=self.algo,
+            **({"scripted_success": self.scripted_success} if self.scripted_success is not None else {}))
         line = f"summary: {self.run_dir / 'summary.json'}"
         if self.context.ok():
             self.get_logger().info(line)

@@ -124,12 +124,24 @@ class GraphRollout(Rollout):
         from arm_policy.rollout import expert_scene
         from arm_sim.environment import Environment
 
+        self.start_episode(seed, name)
+        if self._expert_task is None:
+            self._expert_task = Environment(image_size=(self.image_size,) * 2).get_task(self.task)
+        _, obs = self._expert_task.reset(seed=seed)
+        return expert_scene(self._expert_task, obs)
+
+    def start_episode(self, seed: int, name: str, **sim_parameters) -> None:
+        """The graph's part of a reset: sim_node's ``seed`` (and ``sim_parameters``) set,
+        /arm/sim/reset, the recorder told the episode's ``name``, the policy reset."""
         request = SetParameters.Request()
-        request.parameters = [Parameter("seed", value=int(seed)).to_parameter_msg()]
+        request.parameters = [Parameter(key, value=value).to_parameter_msg()
+                              for key, value in {"seed": int(seed), **sim_parameters}.items()]
         answer = self.call(self.sim_params, request, 10.0)
-        if answer is None or not answer.results or not answer.results[0].successful:
-            reason = answer.results[0].reason if answer is not None and answer.results else "no answer"
-            raise EpisodeAborted(f"cannot set the simulator's seed to {seed}: {reason}")
+        if answer is None or not answer.results or not all(r.successful for r in answer.results):
+            reason = next((r.reason for r in answer.results if not r.successful), "no answer") \
+                if answer is not None and answer.results else "no answer"
+            raise EpisodeAborted(f"cannot set the simulator's seed to {seed}"
+                                 + (f" and {sim_parameters}" if sim_parameters else "") + f": {reason}")
         answer = self.call(self.sim_reset, Trigger.Request(), 10.0)
         if answer is None or not answer.success:
             raise EpisodeAborted(f"/arm/sim/reset failed: {answer.message if answer else 'no answer'}")
@@ -140,22 +152,21 @@ class GraphRollout(Rollout):
         answer = self.call(self.policy_reset, Trigger.Request(), 10.0)
         if answer is None or not answer.success:
             raise EpisodeAborted(f"/arm/policy/reset failed: {answer.message if answer else 'no answer'}")
-        if self._expert_task is None:
-            self._expert_task = Environment(image_size=(self.image_size,) * 2).get_task(self.task)
-        _, obs = self._expert_task.reset(seed=seed)
-        return expert_scene(self._expert_task, obs)
 
     def decide(self, step: int, explore: bool) -> Decision:
-        """One /arm/policy/act call. A refusal (no fresh observation yet, ...) is asked again up
-        to twice; no answer aborts the episode at once, since a late decision may still reach
-        the arm."""
+        return self._decision(self.ask_policy(explore))
+
+    def ask_policy(self, explore: bool) -> str:
+        """One /arm/policy/act call -> its decision JSON text. A refusal (no fresh observation
+        yet, ...) is asked again up to twice; no answer aborts the episode at once, since a late
+        decision may still reach the arm."""
         self._since = len(self.results)
         for _ in range(3):
             answer = self.call(self.act, SetBool.Request(data=explore), self.action_timeout)
             if answer is None:
                 raise EpisodeAborted(f"/arm/policy/act did not answer within {self.action_timeout:g} s")
             if answer.success:
-                return self._decision(answer.message)
+                return answer.message
             self.spin_until(lambda: False, 1.0)
         raise EpisodeAborted(f"the policy did not decide: {answer.message}")
 
@@ -169,14 +180,19 @@ class GraphRollout(Rollout):
         except (ValueError, KeyError, TypeError):
             raise EpisodeAborted(f"/arm/policy/act answered no decision JSON: {text[:200]!r}") from None
 
-    def execute(self, decision: Decision) -> Execution:
-        """The first control result after the decision, and the task's success after it."""
+    def execute(self, decision: Decision | None) -> Execution:
+        """The first control result after the decision (or after :meth:`expect_result`), and
+        the task's success after it."""
         if not self.spin_until(lambda: len(self.results) > self._since, self.result_timeout):
             raise EpisodeAborted(f"no /arm/control/result within {self.result_timeout:g} s")
         received, text = self.results[self._since]
         # success as the simulator reports it after the move (it publishes at its control rate)
         self.spin_until(lambda: self.success is not None and self.success[0] > received, 1.0)
         return Execution(ep.outcome_of(text), bool(self.success[1]) if self.success is not None else False)
+
+    def expect_result(self) -> None:
+        """The next :meth:`execute` waits for a result of a goal sent after this call."""
+        self._since = len(self.results)
 
     def on_step(self, step, reward, terminal, outcome, success, decision) -> None:
         record = ep.StepRecord(step, reward, terminal, outcome, success, decision.stamp_ns, self._name)

@@ -111,6 +111,9 @@ class Preset:
     params_file: str
     nodes: tuple[NodeSpec, ...]
     arguments: tuple[LaunchArgument, ...]
+    #: ``(argument, value, preset)``: ``argument:=value`` launches that configuration instead
+    #: (``sim_train algo:=qtopt`` is ``sim_train_qtopt``), with its own params file
+    variants: tuple[tuple[str, str, str], ...] = ()
 
     def argument(self, name: str) -> LaunchArgument:
         for arg in self.arguments:
@@ -217,6 +220,10 @@ REAL = Preset(
     ),
 )
 
+_ALGO_ARG = LaunchArgument("algo", "arm: ARM's next-best poses (the eight tasks); qtopt: QT-Opt's "
+                           "closed-loop grasping (task grasp_bin, its own params file "
+                           "sim_train_qtopt.yaml)", default="arm")
+
 SIM_TRAIN = Preset(
     name="sim_train",
     description="the whole learning loop on one machine: sim_node, perception_node, "
@@ -257,8 +264,31 @@ SIM_TRAIN = Preset(
                        (("episode_runner", "seed"),)),
         LaunchArgument("real_time", "true: simulate in real time; false: as fast as possible",
                        (("sim_node", "real_time"),)),
+        _ALGO_ARG,
         _params_file_arg("sim_train"),
     ),
+    variants=(("algo", "qtopt", "sim_train_qtopt"),),
+)
+
+SIM_TRAIN_QTOPT = dataclasses.replace(
+    SIM_TRAIN,
+    name="sim_train_qtopt",
+    description="QT-Opt's learning loop on one machine (`sim_train algo:=qtopt`): sim_node "
+                "(grasp_bin), perception_node, control_node (short moves), recorder, "
+                "training_node (agent qtopt), policy_node (one move per step) and the "
+                "episode_runner (scripted offline grasps first, held-out evaluations)",
+    params_file="sim_train_qtopt.yaml",
+    arguments=tuple(
+        dataclasses.replace(a, default="qtopt") if a.name == "algo" else
+        _params_file_arg("sim_train_qtopt") if a.name == "params_file" else
+        dataclasses.replace(a, description="scripted offline grasps recorded into the run folder "
+                                           "first (the trainer waits for all of them)")
+        if a.name == "demos" else
+        dataclasses.replace(a, description="at most this many closed-loop steps per episode "
+                                           "(QT-Opt: 20)")
+        if a.name == "episode_length" else a
+        for a in SIM_TRAIN.arguments),
+    variants=(("algo", "arm", "sim_train"),),
 )
 
 #: Launch configurations by name.
@@ -266,6 +296,7 @@ PRESETS: dict[str, Preset] = {
     "sim": SIM,
     "real": REAL,
     "sim_train": SIM_TRAIN,
+    "sim_train_qtopt": SIM_TRAIN_QTOPT,
 }
 
 
@@ -436,6 +467,14 @@ def resolve(preset: str | Preset,
     given = dict(args) if isinstance(args, Mapping) else parse_arg_overrides(args)
     declared = {a.name: a for a in preset.arguments}
     node_names = set(preset.node_names)
+    for name, value, other in preset.variants:
+        if name in given:
+            choices = {declared[name].default} | {v for n, v, _ in preset.variants if n == name}
+            if given[name] not in choices:
+                raise ArgumentError(f"launch argument {name}:={given[name]!r}: choose from "
+                                    f"{', '.join(sorted(choices))}")
+            if given[name] == value:
+                return resolve(other, {k: v for k, v in given.items() if k != name})
 
     for name in given:
         node = name.split(".", 1)[0]

@@ -345,6 +345,44 @@ def test_sim_train_launch_file_respawns_the_trainer_and_ends_with_the_others(mon
     assert built["episode_runner"].kwargs["parameters"][1]["minutes"] == 2.0
 
 
+def test_sim_train_algo_qtopt_runs_the_same_nodes_from_qtopts_own_params_file():
+    from arm_bringup.episode_runner import RECORDED_QTOPT
+    from arm_policy.agents.qtopt.config import QTOptConfig
+
+    specs = resolve("sim_train", ["algo:=qtopt"])
+    assert [s.name for s in specs] == SIM_TRAIN_NODES
+    assert all(s.params_files == [str(nodes.config_dir() / "sim_train_qtopt.yaml")] for s in specs)
+    assert [s.name for s in resolve("sim_train_qtopt")] == SIM_TRAIN_NODES
+    params = _file_params(specs)
+    runner = params["episode_runner"]
+    assert runner["algo"] == "qtopt" and params["training_node"]["agent"] == "qtopt"
+    assert params["sim_node"]["task"] == params["training_node"]["task"] == runner["task"] == "grasp_bin"
+    assert params["sim_node"]["image_size"] == params["perception_node"]["image_size"] == \
+        runner["image_size"] == QTOptConfig().image_size
+    assert params["training_node"]["min_demos"] == runner["demos"]
+    assert runner["episode_length"] == params["policy_node"]["episode_length"] == 20  # QT-Opt's limit
+    assert set(RECORDED_QTOPT) - {"/arm/episode"} <= set(params["recorder"]["topics"])
+    assert params["control_node"]["gripper_when_blocked"] is True
+    # the variant takes the other arguments; algo:=arm leads back
+    assert by_name(resolve("sim_train", ["algo:=qtopt", "minutes:=2"]))["episode_runner"].parameters == \
+        {"minutes": 2.0}
+    assert resolve("sim_train_qtopt", ["algo:=arm"])[0].params_files == \
+        [str(nodes.config_dir() / "sim_train.yaml")]
+    with pytest.raises(ArgumentError, match="algo:='dqn': choose from arm, qtopt"):
+        resolve("sim_train", ["algo:=dqn"])
+
+
+def test_sim_train_launch_file_with_algo_qtopt_builds_qtopts_graph(monkeypatch):
+    _fake_launch_modules(monkeypatch)
+    declared, built = _run_launch_file(PKG_DIR / "launch" / "sim_train.launch.py",
+                                       {"algo": "qtopt", "run_dir": "/tmp/q"})
+    assert "algo" in declared
+    built = {n.kwargs["name"]: n for n in built}
+    assert list(built) == SIM_TRAIN_NODES
+    qtopt_yaml = str(nodes.config_dir() / "sim_train_qtopt.yaml")
+    assert all(n.kwargs["parameters"][0] == qtopt_yaml for n in built.values())
+
+
 def test_a_launch_with_a_run_folder_writes_one_configuration_every_node_reads(tmp_path):
     import json
 

@@ -62,6 +62,12 @@ class ControlNode(Node):
         position_tolerance = declare(self, "position_tolerance", 0.01,
                                      "metres: goal counts as reached within this")
         world_frame = declare(self, "world_frame", "world", "frame the poses must be expressed in")
+        timeout_margin = declare(self, "timeout_margin", 3.0, "seconds past a trajectory's end "
+                                 "before a move that has not settled at its goal times out")
+        gripper_when_blocked = declare(self, "gripper_when_blocked", False, "actuate the gripper "
+                                       "also after a move that timed out (QT-Opt's closed-loop "
+                                       "steps close on what the fingers touch); false: RLBench's "
+                                       "move-then-gripper, only after a reached pose")
 
         if planner not in PLANNERS:
             raise ValueError(f"unknown planner {planner!r}; available: {', '.join(PLANNERS)}")
@@ -75,7 +81,11 @@ class ControlNode(Node):
         motion = MotionPlanner(model, planner=planner, planning_timeout=float(planning_timeout),
                                velocity_scaling=float(velocity_scaling),
                                acceleration_scaling=float(velocity_scaling), dt=self.dt)
-        self.executor_ = GoalExecutor(motion, position_tolerance=float(position_tolerance))
+        if not float(timeout_margin) > 0:
+            raise ValueError(f"timeout_margin must be > 0 s, got {timeout_margin}")
+        self.executor_ = GoalExecutor(motion, position_tolerance=float(position_tolerance),
+                                      timeout_margin=float(timeout_margin),
+                                      gripper_when_blocked=bool(gripper_when_blocked))
         self.scene_qpos = mujoco.MjData(model).qpos.copy()
         self.kinematics = motion.kinematics
         self.q = self.dq = self.fingers = None

@@ -3,6 +3,11 @@
 The control node feeds it goals, joint states and the time; it answers with what to send (a
 trajectory, a gripper command) and, once per goal, a Result. Move the arm, then the gripper
 (RLBench's MoveArmThenGripper). Outcomes: reached, unreachable, collision, timeout, invalid.
+
+``gripper_when_blocked``: a move that times out (the arm pushed against something and could
+not settle at the goal) still actuates the gripper before its ``timeout`` result: QT-Opt's short
+closed-loop steps close the fingers where the arm stopped, on the object it touched. Off (the
+default), a timed-out move leaves the gripper alone, as RLBench's next-best poses do.
 """
 from __future__ import annotations
 
@@ -49,8 +54,11 @@ class Commands:
 
 class GoalExecutor:
     def __init__(self, motion: MotionPlanner, position_tolerance: float = 0.01,
-                 settle_velocity: float = 0.02, timeout_margin: float = 3.0, gripper_seconds: float = 1.5):
+                 settle_velocity: float = 0.02, timeout_margin: float = 3.0, gripper_seconds: float = 1.5,
+                 gripper_when_blocked: bool = False):
         self.motion = motion
+        self.gripper_when_blocked = gripper_when_blocked
+        self._blocked: str | None = None  # why the arm phase of the active goal timed out
         self.position_tolerance = position_tolerance
         self.settle_velocity = settle_velocity
         self.timeout_margin = timeout_margin
@@ -85,7 +93,7 @@ class GoalExecutor:
     def _finish(self, outcome, message, now, out: Commands):
         plan_s = 0.0 if self.plan is None else self.plan.ik_seconds + self.plan.plan_seconds
         out.results.append(Result(outcome, self.active.key, message, plan_s, max(0.0, now - self.started)))
-        self.active, self.plan, self.phase = None, None, "idle"
+        self.active, self.plan, self.phase, self._blocked = None, None, "idle", None
 
     def _start(self, goal: Goal, now, q, scene_qpos, out: Commands):
         self.active, self.started = goal, now
@@ -102,17 +110,21 @@ class GoalExecutor:
     def _check_arrival(self, now, q, dq, out: Commands):
         error = np.linalg.norm(self.motion.kinematics.fk(q)[:3] - self.active.pose[:3])
         still = dq is None or np.max(np.abs(dq)) < self.settle_velocity
-        if error < self.position_tolerance and still:
+        arrived = error < self.position_tolerance and still
+        if not arrived and now > self.deadline:
+            speed = 0.0 if dq is None else float(np.max(np.abs(dq)))
+            self._blocked = (f"arm did not settle at the goal: position error {error * 1000:.1f} mm, "
+                             f"joint speed {speed:.3f} rad/s")
+            if not (self.gripper_when_blocked and self.active.gripper is not None):
+                self._finish("timeout", self._blocked, now, out)
+                return
+        if arrived or self._blocked is not None:
             if self.active.gripper is None:
                 self._finish("reached", f"position error {error * 1000:.1f} mm", now, out)
                 return
             out.gripper_open = self.active.gripper
             self.phase, self._fingers_before, self._fingers_still_since = "gripper", None, None
             self.deadline = now + self.gripper_seconds
-        elif now > self.deadline:
-            speed = 0.0 if dq is None else float(np.max(np.abs(dq)))
-            self._finish("timeout", f"arm did not settle at the goal: position error {error * 1000:.1f} mm, "
-                                    f"joint speed {speed:.3f} rad/s", now, out)
 
     def _check_gripper(self, now, fingers, out: Commands):
         target = self.active.gripper * panda.FINGER_OPEN
@@ -125,7 +137,12 @@ class GoalExecutor:
             at_target = np.max(np.abs(fingers - target)) < 2e-3
             blocked = self._fingers_still_since is not None and now - self._fingers_still_since > 0.2
             if at_target or blocked:  # blocked: closed on an object
-                self._finish("reached", f"gripper {'at target' if at_target else 'closed on an object'}", now, out)
+                gripper = f"gripper {'at target' if at_target else 'closed on an object'}"
+                if self._blocked is not None:
+                    self._finish("timeout", f"{self._blocked}; {gripper}", now, out)
+                else:
+                    self._finish("reached", gripper, now, out)
                 return
         if now > self.deadline:
-            self._finish("timeout", "gripper did not settle", now, out)
+            self._finish("timeout", (f"{self._blocked}; " if self._blocked else "") + "gripper did not settle",
+                         now, out)

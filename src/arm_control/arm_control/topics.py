@@ -52,11 +52,12 @@ TOPIC_OBSERVATION_POINTS = "/arm/policy/observation/points"  # sensor_msgs/Point
 TOPIC_OBSERVATION_LOW_DIM = "/arm/policy/observation/low_dim"  # std_msgs/Float32MultiArray [11]
 SERVICE_POLICY_ACT = "/arm/policy/act"  # std_srvs/SetBool (data = explore) -> decision JSON
 SERVICE_POLICY_RESET = "/arm/policy/reset"  # std_srvs/Trigger, start of an episode
+SERVICE_POLICY_OBSERVE = "/arm/policy/observe"  # std_srvs/Trigger: QT-Opt's episode-final observation
 
 # --------------------------------------------------------------------------- QT-Opt (closed loop)
 
 TOPIC_QTOPT_RGB = "/arm/qtopt/observation/rgb"  # sensor_msgs/Image rgb8, the over-the-shoulder camera
-TOPIC_QTOPT_STATE = "/arm/qtopt/observation/state"  # std_msgs/Float32MultiArray [gripper_open, height m]
+TOPIC_QTOPT_STATE = "/arm/qtopt/observation/state"  # std_msgs/Float32MultiArray [gripper_open, height m, aperture 0..1]
 TOPIC_QTOPT_ACTION = "/arm/qtopt/action"  # std_msgs/Float32MultiArray [dx, dy, dz, sin, cos, close, terminate]
 
 # --------------------------------------------------------------------------- episodes and training

@@ -93,3 +93,17 @@ def test_gripper_open_is_measured_off_the_fingers_as_rlbench():
     assert panda.gripper_is_open(SHUT) is False
     assert panda.gripper_is_open(ON_CUP) is False  # resting on a grasped object: closed
     assert panda.gripper_is_open([panda.FINGER_OPEN, 0.5 * panda.FINGER_OPEN]) is False  # moving
+
+
+@pytest.mark.parametrize("gripper_when_blocked", [False, True])
+def test_a_blocked_move_closes_the_gripper_only_in_closed_loop_mode(motion, gripper_when_blocked):
+    # QT-Opt's short steps: the fingers hit an object before the goal; the grasp must still close
+    ex = GoalExecutor(motion, timeout_margin=0.5, gripper_when_blocked=gripper_when_blocked)
+    ex.submit(Goal(np.r_[0.45, 0.1, 0.95, top_down_quat()], gripper=0.0, key=3))
+    results, gripper, _ = run(ex, panda.NEUTRAL.copy(), follow=False)
+    assert [r.outcome for r in results] == ["timeout"] and results[0].key == 3
+    assert "did not settle" in results[0].message
+    if gripper_when_blocked:
+        assert gripper == [0.0] and "gripper at target" in results[0].message
+    else:
+        assert gripper == [], "RLBench's next-best poses leave the gripper alone after a failed move"

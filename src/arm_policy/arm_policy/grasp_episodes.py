@@ -2,8 +2,10 @@
 rosbag2 (MCAP) bag each, read back as transitions. No ROS import.
 
     frames = play_scripted(env, seed=3, rng=rng)                 # the offline data policy
-    write_grasp_episode("runs/qt/offline/episode_000003", frames)
-    transitions = read_grasp_episode("runs/qt/offline/episode_000003", QTOptConfig())
+    bag = write_grasp_episode("runs/qt/offline/episode_000003", frames)
+    transitions = read_grasp_episode(bag, QTOptConfig())
+    frames = read_grasp_frames(bag)             # the same in two steps: decoded before the agent's
+    transitions = grasp_transitions(bag, frames, QTOptConfig())   # config is known (training_node)
 
 A bag holds, per step k, the observation the action was chosen on (``/arm/qtopt/observation/rgb``
 sensor_msgs/Image rgb8, ``/arm/qtopt/observation/state`` Float32MultiArray [gripper_open,
@@ -12,6 +14,13 @@ height, aperture]; bags recorded before the aperture hold the first two), the ac
 are not stored: they follow from the steps by the agent's config (``step_reward`` each step,
 ``success_reward`` added at a successful end), so a bag stays valid when the reward changes.
 The end of an episode is a real end (the bin lifts the gripper and checks), never a timeout.
+
+The recorder node (arm_bringup.recorder) writes the same bag from the live topics, through the
+same :class:`~arm_perception.bag_writer.RawEpisodeWriter`, with three differences the reader
+accepts: log times are receive times, so the topics interleave in any order (each topic is read
+in log-time order and the k-th image, state, action and step are paired by index); the offered
+QoS profiles are the publishers'; and ``custom_data`` names the episode and how it ended instead
+of ``arm.episode_kind``. An episode cut short (a missing final observation, say) is a BagError.
 """
 from __future__ import annotations
 
@@ -29,8 +38,9 @@ from arm_perception.bag_format import BagError
 from arm_perception.bag_reader import bag_errors, read_topics
 from arm_perception.bag_writer import RawEpisodeWriter
 
-__all__ = ["GraspFrame", "TOPIC_TYPES", "agent_state", "env_action", "frame_state", "play_episode", "play_scripted",
-           "read_grasp_episode", "transitions_of", "write_grasp_episode"]
+__all__ = ["GraspFrame", "TOPIC_TYPES", "agent_state", "env_action", "frame_state", "grasp_transitions", "lift_goal",
+           "play_episode", "play_scripted", "read_grasp_episode", "read_grasp_frames", "state_observation", "step_goal",
+           "stored_state", "transitions_of", "write_grasp_episode"]
 
 _T = TYPESTORE.types
 TOPIC_TYPES = {TOPIC_QTOPT_RGB: "sensor_msgs/msg/Image",
@@ -58,6 +68,46 @@ def env_action(action: np.ndarray) -> dict[str, Any]:
             "close_gripper": bool(a[5] > 0.5), "terminate": bool(a[6] > 0.5)}
 
 
+def step_goal(tcp_xyz, tcp_yaw: float, action) -> tuple[np.ndarray, float, bool, bool]:
+    """QT-Opt's 7-D action at the measured tool centre point -> the goal an arm controller
+    executes (the ROS graph's step; the in-process bin does the same in ``GraspBinEnv.step``):
+    ``(xyz (3,), yaw, close_gripper, terminate)``. The displacement and the yaw change are
+    clipped to the bin's per-step bounds, the position to its workspace above the tray and the
+    yaw to +-YAW_LIMIT. ValueError for a non-finite action or pose."""
+    from arm_sim.grasp_bin import step_target
+
+    a = np.asarray(action, dtype=np.float64).reshape(-1)
+    if a.shape != (7,):
+        raise ValueError(f"a QT-Opt action has 7 values (dx, dy, dz, sin, cos, close, terminate), got {a.shape[0]}")
+    tcp = np.asarray(tcp_xyz, dtype=np.float64).reshape(-1)
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(tcp)) and np.isfinite(tcp_yaw)):
+        raise ValueError(f"non-finite QT-Opt step: action {a.tolist()}, tool at {tcp.tolist()}, yaw {tcp_yaw}")
+    step = env_action(a)
+    xyz, yaw = step_target(tcp, float(tcp_yaw), step["displacement_xyz"], step["yaw_delta"])
+    return xyz, yaw, step["close_gripper"], step["terminate"]
+
+
+def lift_goal(tcp_xyz) -> np.ndarray:
+    """Where the end of a grasp episode lifts the tool to: straight up to LIFT_HEIGHT above the
+    tray floor (``GraspBinEnv``'s lift-and-check)."""
+    from arm_sim.grasp_bin import FLOOR_Z, LIFT_HEIGHT
+
+    tcp = np.asarray(tcp_xyz, dtype=np.float64).reshape(-1)
+    return np.array([tcp[0], tcp[1], FLOOR_Z + LIFT_HEIGHT])
+
+
+def state_observation(rgb: np.ndarray, gripper_open: bool, tcp_z: float, fingers) -> dict[str, Any]:
+    """QT-Opt's ``act`` input from a robot's measured state (the ROS graph: a camera image, the
+    measured gripper state, the tool's height in the world and the finger positions in metres),
+    the same fields :func:`agent_observation` takes from the in-process bin."""
+    from arm_control import panda
+    from arm_sim.grasp_bin import FLOOR_Z
+
+    aperture = float(np.clip(np.mean(np.asarray(fingers, dtype=np.float64)) / panda.FINGER_OPEN, 0.0, 1.0))
+    return {"rgb": rgb, "gripper_open": float(bool(gripper_open)), "gripper_height": float(tcp_z) - FLOOR_Z,
+            "gripper_aperture": aperture}
+
+
 def agent_action(displacement, yaw_delta: float, close: bool, terminate: bool) -> np.ndarray:
     """The bin's step arguments -> QT-Opt's 7-D action."""
     d = np.asarray(displacement, dtype=np.float32)
@@ -71,8 +121,15 @@ def agent_observation(obs) -> dict[str, Any]:
 
 
 def frame_state(obs) -> np.ndarray:
-    """What a bag stores as the state: [gripper_open, gripper_height, gripper_aperture]."""
-    return np.array([float(obs.gripper_open), obs.gripper_height, obs.gripper_aperture], dtype=np.float32)
+    """What a bag stores as the state of a bin observation (:func:`stored_state`)."""
+    return stored_state(agent_observation(obs))
+
+
+def stored_state(observation: dict[str, Any]) -> np.ndarray:
+    """What a bag stores as the state of an ``act`` observation: [gripper_open, gripper_height,
+    gripper_aperture]."""
+    return np.array([observation["gripper_open"], observation["gripper_height"], observation["gripper_aperture"]],
+                    dtype=np.float32)
 
 
 def agent_state(stored: np.ndarray, config) -> np.ndarray:
@@ -163,9 +220,10 @@ def write_grasp_episode(path: str | os.PathLike[str], frames: Sequence[GraspFram
     return writer.path
 
 
-def read_grasp_episode(path: str | os.PathLike[str], config) -> list[dict[str, np.ndarray]]:
-    """A grasp episode bag -> its transitions (:func:`transitions_of`). BagError names what is
-    wrong with a truncated, corrupt or foreign bag."""
+def read_grasp_frames(path: str | os.PathLike[str]) -> list[GraspFrame]:
+    """A grasp episode bag (written here or by the recorder) -> its frames, not yet rewarded
+    (:func:`grasp_transitions` does that with the agent's config). BagError names what is wrong
+    with a truncated, corrupt or foreign bag, a malformed step message, or one without an action."""
     path = Path(path)
     with bag_errors(path):
         raw = read_topics(path, TOPIC_TYPES, list(TOPIC_TYPES), "a QT-Opt grasp episode")
@@ -179,11 +237,28 @@ def read_grasp_episode(path: str | os.PathLike[str], config) -> list[dict[str, n
         states, actions = floats(TOPIC_QTOPT_STATE), floats(TOPIC_QTOPT_ACTION)
         steps = [json.loads(decode_message(d, TOPIC_TYPES[TOPIC_EPISODE_STEP], path,
                                            TOPIC_EPISODE_STEP).data) for _, d in raw[TOPIC_EPISODE_STEP]]
-    if not (len(rgb) == len(states) == len(actions) + 1 == len(steps) + 1):
-        raise BagError(f"bag {path}: {len(rgb)} images, {len(states)} states, {len(actions)} actions "
-                       f"and {len(steps)} steps do not make one episode (truncated?)", path)
-    frames = [GraspFrame(rgb[k], states[k], actions[k] if k < len(actions) else None,
-                         bool(steps[k]["terminal"]) if k < len(steps) else False,
-                         bool(steps[k]["success"]) if k < len(steps) else False)
-              for k in range(len(rgb))]
-    return transitions_of(frames, config)
+        if not actions or not (len(rgb) == len(states) == len(actions) + 1 == len(steps) + 1):
+            raise BagError(f"bag {path}: {len(rgb)} images, {len(states)} states, {len(actions)} actions "
+                           f"and {len(steps)} steps do not make one episode (truncated?)", path)
+        # inside bag_errors: a step message without terminal/success names the bag too
+        return [GraspFrame(rgb[k], states[k], actions[k] if k < len(actions) else None,
+                           bool(steps[k]["terminal"]) if k < len(steps) else False,
+                           bool(steps[k]["success"]) if k < len(steps) else False)
+                for k in range(len(rgb))]
+
+
+def grasp_transitions(path: str | os.PathLike[str], frames: Sequence[GraspFrame],
+                      config) -> list[dict[str, np.ndarray]]:
+    """:func:`transitions_of` the frames read from bag ``path``; a bag that cannot feed an agent of
+    ``config`` (no aperture where ``state_aperture`` needs it) is a BagError naming it."""
+    try:
+        return transitions_of(frames, config)
+    except ValueError as err:
+        raise BagError(f"bag {path}: {err}", Path(path)) from None
+
+
+def read_grasp_episode(path: str | os.PathLike[str], config) -> list[dict[str, np.ndarray]]:
+    """A grasp episode bag -> its transitions rewarded by ``config`` (:func:`read_grasp_frames`,
+    then :func:`grasp_transitions`). BagError names what is wrong with a truncated, corrupt or
+    foreign bag."""
+    return grasp_transitions(path, read_grasp_frames(path), config)

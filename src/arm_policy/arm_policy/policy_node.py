@@ -34,6 +34,17 @@ the newest one if it is at least ``reload_every`` updates newer than the loaded 
 happen on the executor thread, so never in the middle of a decision's ``act``. An unreadable
 file is logged once and the last good weights keep acting.
 
+QT-Opt (a checkpoint of agent ``qtopt``, closed-loop grasping in ``grasp_bin``): act takes the
+same rgb + points pair (the points are not used) and the latest robot state, asks the agent for
+its 7-D action (CEM over Q), and publishes one short move: ``/arm/next_best_pose`` is the
+current tool pose plus the action's displacement and yaw change, clipped to the bin's per-step
+bounds and workspace (``grasp_episodes.step_goal``), pointing down; ``/arm/gripper_goal`` is
+0.0 (close) or 1.0 (open). It also publishes what the recorder keeps for the QT-Opt trainer:
+``/arm/qtopt/observation/rgb``, ``/arm/qtopt/observation/state`` ([gripper_open, height above
+the tray floor, aperture]), ``/arm/qtopt/action`` and the decision JSON (``action``,
+``terminate``, ``goal`` [x, y, z, yaw]). ``/arm/policy/observe`` (std_srvs/Trigger) publishes
+only the observation: the last frame of an episode, after the lift.
+
 The agent logic is the checkpoint's agent (:mod:`arm_policy.agents`); this node only converts and calls.
 """
 from __future__ import annotations
@@ -57,12 +68,14 @@ from std_srvs.srv import SetBool, Trigger
 
 from arm_control import graph, panda
 from arm_control.node_main import declare, run_node
-from arm_control.topics import (SERVICE_POLICY_ACT, SERVICE_POLICY_RESET, TOPIC_ATTENTION,
-                                TOPIC_DECISION, TOPIC_EE_POSE, TOPIC_GRIPPER_GOAL,
+from arm_control.topics import (SERVICE_POLICY_ACT, SERVICE_POLICY_OBSERVE, SERVICE_POLICY_RESET,
+                                TOPIC_ATTENTION, TOPIC_DECISION, TOPIC_EE_POSE, TOPIC_GRIPPER_GOAL,
                                 TOPIC_GRIPPER_OPEN, TOPIC_JOINT_STATES, TOPIC_NEXT_BEST_POSE,
                                 TOPIC_OBSERVATION_LOW_DIM, TOPIC_OBSERVATION_POINTS,
                                 TOPIC_OBSERVATION_RGB, TOPIC_PERCEPTION_POINTS,
-                                TOPIC_PERCEPTION_RGB)
+                                TOPIC_PERCEPTION_RGB, TOPIC_QTOPT_ACTION, TOPIC_QTOPT_RGB,
+                                TOPIC_QTOPT_STATE)
+from arm_control.transforms import quat_xyzw_to_mat, top_down_quat
 from arm_perception.ros_conversions import (image_to_numpy, numpy_to_image, pointcloud2_to_numpy,
                                             points_to_pointcloud2, stamp_to_nanoseconds)
 
@@ -70,6 +83,7 @@ from .agents import Agent, from_checkpoint
 from .checkpoints import CheckpointError, list_checkpoints, load_checkpoint, load_latest_valid
 from .demo_dataset import DEFAULT_EPISODE_LENGTH, agent_observation
 from .episode_dataset import decision_message
+from .grasp_episodes import state_observation, step_goal, stored_state
 from .plots import heatmap_image
 
 #: rgb + points messages kept while waiting for their partner.
@@ -175,6 +189,11 @@ class PolicyNode(Node):
         self.create_service(SetBool, SERVICE_POLICY_ACT, self._on_act,
                             callback_group=MutuallyExclusiveCallbackGroup())
         self.create_service(Trigger, SERVICE_POLICY_RESET, self._on_reset)
+        self._qtopt_rgb_pub = self.create_publisher(Image, TOPIC_QTOPT_RGB, graph.RECORD)
+        self._qtopt_state_pub = self.create_publisher(Float32MultiArray, TOPIC_QTOPT_STATE, graph.RECORD)
+        self._qtopt_action_pub = self.create_publisher(Float32MultiArray, TOPIC_QTOPT_ACTION, graph.RECORD)
+        self.create_service(Trigger, SERVICE_POLICY_OBSERVE, self._on_observe,
+                            callback_group=MutuallyExclusiveCallbackGroup())
         self.create_timer(reload_period, self._reload)
         self._reload()
         self.get_logger().info(
@@ -307,13 +326,51 @@ class PolicyNode(Node):
         response.success, response.message = True, json.dumps(decision)
         return response
 
-    async def _decide(self, requested_explore: bool) -> dict[str, Any]:
+    async def _on_observe(self, request: Trigger.Request, response: Trigger.Response):
+        try:
+            self._require_agent()
+            if self.agent.name != "qtopt":
+                raise DecisionError(f"observe is QT-Opt's (the last frame of a grasp episode); "
+                                    f"checkpoint {self.checkpoint_step} holds agent {self.agent.name!r}")
+            obs_stamp, rgb_msg, _ = await self._fresh_pair()
+            obs, _, _ = self._grasp_observation(rgb_msg)
+            self._publish_grasp_observation(self.get_clock().now().to_msg(), obs)
+        except DecisionError as err:
+            response.success, response.message = False, str(err)
+            return response
+        response.success, response.message = True, json.dumps({"observation_stamp_ns": obs_stamp})
+        return response
+
+    def _require_agent(self) -> None:
         if self.agent is None:
             self._load_first()
         if self.agent is None:
             raise DecisionError(f"no checkpoint yet in {self.run_dir / 'checkpoints'} (the "
                                 "training node writes the first one once its demos are loaded)")
+
+    async def _decide(self, requested_explore: bool) -> dict[str, Any]:
+        self._require_agent()
         explore = {"request": requested_explore, "always": True, "never": False}[self._explore_mode]
+        obs_stamp, rgb_msg, points_msg = await self._fresh_pair()
+        if self.agent.name == "qtopt":
+            return self._decide_grasp(obs_stamp, rgb_msg, explore)
+        obs = self._observation(rgb_msg, points_msg)
+        agent, checkpoint_step = self.agent, self.checkpoint_step
+        pixel, action, q_map = agent.act(obs, explore=explore)
+        if not np.all(np.isfinite(action)) or np.linalg.norm(action[3:7]) < 1e-6:
+            raise DecisionError(f"the agent (checkpoint {checkpoint_step}) gave a non-finite or "
+                                f"zero-quaternion action {action.tolist()}; nothing published")
+        stamp = self.get_clock().now().to_msg()
+        decision = decision_message(
+            stamp_ns=stamp_to_nanoseconds(stamp), step=self.step, explore=explore, pixel=pixel,
+            action=action, checkpoint_step=checkpoint_step, low_dim=obs["low_dim"],
+            observation_stamp_ns=obs_stamp)
+        self._publish(stamp, obs, pixel, action, q_map, agent.cfg.crop_size, decision)
+        self.step += 1
+        return decision
+
+    async def _fresh_pair(self) -> tuple[int, Image, PointCloud2]:
+        """The first rgb + points pair stamped at or after now (DecisionError after the timeout)."""
         request_ns = self.get_clock().now().nanoseconds
         future = Future()
         self._waiting = (request_ns, future)
@@ -333,21 +390,42 @@ class PolicyNode(Node):
                 f"{TOPIC_PERCEPTION_RGB} and {TOPIC_PERCEPTION_POINTS}"
                 + (f" (newest complete pair is {(request_ns - have[-1]) / 1e9:.3f} s old)"
                    if have and None not in self._frames[have[-1]] else ""))
-        obs_stamp, rgb_msg, points_msg = pair
-        obs = self._observation(rgb_msg, points_msg)
+        return pair
+
+    # ------------------------------------------------------------------ QT-Opt
+    def _grasp_observation(self, rgb_msg: Image) -> tuple[dict, np.ndarray, float]:
+        """QT-Opt's input from the image and the latest robot state -> (observation, tool
+        position (3,), tool yaw); DecisionError says what is missing or wrong."""
+        rgb = self._image(rgb_msg)
+        pose, fingers = self._robot_state()
+        R = quat_xyzw_to_mat(pose[3:] / np.linalg.norm(pose[3:]))
+        return (state_observation(rgb, self._gripper_open, pose[2], fingers), pose[:3],
+                float(np.arctan2(R[1, 0], R[0, 0])))
+
+    def _decide_grasp(self, obs_stamp: int, rgb_msg: Image, explore: bool) -> dict[str, Any]:
+        obs, tcp, yaw = self._grasp_observation(rgb_msg)
         agent, checkpoint_step = self.agent, self.checkpoint_step
-        pixel, action, q_map = agent.act(obs, explore=explore)
-        if not np.all(np.isfinite(action)) or np.linalg.norm(action[3:7]) < 1e-6:
-            raise DecisionError(f"the agent (checkpoint {checkpoint_step}) gave a non-finite or "
-                                f"zero-quaternion action {action.tolist()}; nothing published")
+        _, action, _ = agent.act(obs, explore=explore)
+        try:
+            xyz, goal_yaw, close, terminate = step_goal(tcp, yaw, action)
+        except ValueError as err:
+            raise DecisionError(f"the agent (checkpoint {checkpoint_step}): {err}; nothing published") from None
         stamp = self.get_clock().now().to_msg()
-        decision = decision_message(
-            stamp_ns=stamp_to_nanoseconds(stamp), step=self.step, explore=explore, pixel=pixel,
-            action=action, checkpoint_step=checkpoint_step, low_dim=obs["low_dim"],
-            observation_stamp_ns=obs_stamp)
-        self._publish(stamp, obs, pixel, action, q_map, agent.cfg.crop_size, decision)
+        decision = {"stamp_ns": stamp_to_nanoseconds(stamp), "step": self.step, "explore": explore,
+                    "action": [float(v) for v in action], "terminate": terminate,
+                    "goal": [*(float(v) for v in xyz), goal_yaw], "close_gripper": close,
+                    "checkpoint_step": checkpoint_step, "observation_stamp_ns": obs_stamp}
+        # what the agent saw and did first (the recorder keeps it), then the goals
+        self._publish_grasp_observation(stamp, obs)
+        self._qtopt_action_pub.publish(Float32MultiArray(data=[float(v) for v in action]))
+        self._decision_pub.publish(String(data=json.dumps(decision)))
+        self._publish_goal(stamp, np.r_[xyz, top_down_quat(goal_yaw)], 0.0 if close else 1.0)
         self.step += 1
         return decision
+
+    def _publish_grasp_observation(self, stamp, obs: dict) -> None:
+        self._qtopt_rgb_pub.publish(numpy_to_image(obs["rgb"], "rgb8", stamp, "front_camera_optical_frame"))
+        self._qtopt_state_pub.publish(Float32MultiArray(data=[float(v) for v in stored_state(obs)]))
 
     def _observation(self, rgb_msg: Image, points_msg: PointCloud2) -> dict:
         """The agent's input from the pair and the latest robot state; DecisionError says what
@@ -364,11 +442,28 @@ class PolicyNode(Node):
             raise DecisionError(f"{TOPIC_PERCEPTION_POINTS} is {points.shape[1]}x{points.shape[0]} "
                                 f"but {TOPIC_PERCEPTION_RGB} is {rgb.shape[1]}x{rgb.shape[0]} "
                                 "(need an organised cloud of the image's size)")
+        self._check_size(rgb)
+        pose, fingers = self._robot_state()
+        return agent_observation(rgb, points, self._gripper_open, pose, fingers, self.step,
+                                 self._episode_length)
+
+    def _image(self, rgb_msg: Image) -> np.ndarray:
+        try:
+            rgb = image_to_numpy(rgb_msg, kind="color")
+        except ValueError as err:
+            raise DecisionError(f"bad image on {TOPIC_PERCEPTION_RGB}: {err}") from None
+        self._check_size(rgb)
+        return rgb
+
+    def _check_size(self, rgb: np.ndarray) -> None:
         size = self.agent.cfg.image_size
         if rgb.shape[:2] != (size, size):
             raise DecisionError(f"images are {rgb.shape[1]}x{rgb.shape[0]} but checkpoint "
                                 f"{self.checkpoint_step} expects {size}x{size} (perception_node "
                                 f"image_size)")
+
+    def _robot_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """The latest tool pose (7,) and finger positions (2,), checked."""
         missing = [t for t, v in ((TOPIC_EE_POSE, self._ee_pose),
                                   (TOPIC_GRIPPER_OPEN, self._gripper_open),
                                   (f"{TOPIC_JOINT_STATES} with {self._finger_names}", self._fingers))
@@ -381,8 +476,7 @@ class PolicyNode(Node):
             raise DecisionError(f"{TOPIC_EE_POSE} is not a valid pose: {pose.tolist()}")
         if not np.all(np.isfinite(self._fingers)):
             raise DecisionError(f"finger positions are not finite: {self._fingers.tolist()}")
-        return agent_observation(rgb, points, self._gripper_open, pose, self._fingers, self.step,
-                                 self._episode_length)
+        return pose, self._fingers
 
     # ------------------------------------------------------------------ outputs
     def _publish(self, stamp, obs: dict, pixel, action, q_map, crop_size: int,
@@ -392,24 +486,29 @@ class PolicyNode(Node):
         self._obs_points_pub.publish(points_to_pointcloud2(obs["point_cloud"], stamp, self._world_frame))
         self._obs_low_dim_pub.publish(Float32MultiArray(data=obs["low_dim"].astype(float).tolist()))
         self._decision_pub.publish(String(data=json.dumps(decision)))
-
-        gripper = JointState()
-        gripper.header.stamp = stamp
-        gripper.name = ["gripper"]
-        gripper.position = [1.0 if float(action[7]) > 0.5 else 0.0]
-        self._gripper_pub.publish(gripper)
-        pose = PoseStamped()
-        pose.header.stamp, pose.header.frame_id = stamp, self._world_frame
-        q = np.asarray(action[3:7], dtype=np.float64)
-        q /= np.linalg.norm(q)
-        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in action[:3])
-        o = pose.pose.orientation
-        o.x, o.y, o.z, o.w = (float(v) for v in q)
-        self._pose_pub.publish(pose)
+        self._publish_goal(stamp, action[:7], 1.0 if float(action[7]) > 0.5 else 0.0)
 
         heat = heatmap_image(obs["rgb"], q_map, pixel, crop_size, scale=self._attention_scale,
                              annotate=False)
         self._attention_pub.publish(numpy_to_image(heat, "rgb8", stamp, "front_camera_optical_frame"))
+
+
+    def _publish_goal(self, stamp, pose7, gripper_open: float) -> None:
+        """The gripper goal, then the pose goal (xyz + quaternion xyzw), with the same stamp:
+        the control node pairs them by it."""
+        gripper = JointState()
+        gripper.header.stamp = stamp
+        gripper.name = ["gripper"]
+        gripper.position = [float(gripper_open)]
+        self._gripper_pub.publish(gripper)
+        pose = PoseStamped()
+        pose.header.stamp, pose.header.frame_id = stamp, self._world_frame
+        q = np.asarray(pose7[3:7], dtype=np.float64)
+        q /= np.linalg.norm(q)
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in pose7[:3])
+        o = pose.pose.orientation
+        o.x, o.y, o.z, o.w = (float(v) for v in q)
+        self._pose_pub.publish(pose)
 
 
 def main(args=None) -> None:

@@ -35,7 +35,7 @@ from .run_log import RunLogger, write_config
 from .settings import TrainSettings
 from .training_run import TrainingRun
 
-__all__ = ["evaluate_grasps", "offline_folder", "record_evaluation", "record_offline", "record_scripted",
+__all__ = ["evaluate_grasps", "offline_bag_folder", "offline_folder", "record_evaluation", "record_offline", "record_scripted",
            "scripted_frames", "scripted_name", "train_qtopt"]
 
 PROGRESS_SECONDS = 30.0
@@ -73,7 +73,13 @@ def offline_folder(settings: TrainSettings, cfg) -> Path:
     """Where a run's offline bags are (recorded there if missing), DEMOS = DEMO_DIR or OUT/demos:
     DEMOS/TASK for the plain scripted grasps, and DEMOS/TASK_random<p>_terminate<q> for exploring
     ones (``scripted_random_action_prob`` p > 0), so bags of one kind are never read as the other."""
-    demos, task = (Path(settings.demo_dir) if settings.demo_dir else Path(settings.out) / "demos"), settings.task
+    return offline_bag_folder(Path(settings.demo_dir) if settings.demo_dir else Path(settings.out) / "demos",
+                              settings.task, cfg)
+
+
+def offline_bag_folder(demos: Path, task: str, cfg) -> Path:
+    """The offline bags of ``task`` under the demo root ``demos`` for the agent config ``cfg``
+    (:func:`offline_folder`; the ROS graph's episode runner records them there too)."""
     if cfg.scripted_random_action_prob > 0:
         return demos / f"{task}_random{cfg.scripted_random_action_prob:g}_terminate{cfg.scripted_random_terminate_prob:g}"
     return demos / task

@@ -1,14 +1,25 @@
-"""training_node: demo bags + the recorder's agent-episode bags -> ARM updates -> checkpoints.
+"""training_node: demo bags + the recorder's agent-episode bags -> agent updates -> checkpoints.
 
     ros2 run arm_policy training_node --ros-args -p run_dir:=runs/sim_train -p task:=reach_target
+    ros2 run arm_policy training_node --ros-args -p run_dir:=runs/qt -p agent:=qtopt -p task:=grasp_bin
 
 Reads the demos of ``demos_dir/TASK`` (default ``run_dir/demos``) once at least ``min_demos`` of
 them are closed bags, then every closed bag that appears under ``episodes_dir`` (default
-``run_dir/bags/train``; never ``*.partial``, never an ``eval`` folder) as agent transitions
-(:mod:`arm_policy.episode_dataset`), trains the ARM agent on a prioritised replay of both and
-writes atomic checkpoints to ``run_dir/checkpoints`` (the first at update 0, as soon as the demos
-are loaded, so the policy node can act; then every ``checkpoint_every`` updates and on shutdown).
-On restart it resumes from the newest valid checkpoint and re-reads every bag. The logic is
+``run_dir/bags/train``; never ``*.partial``, never an ``eval`` folder) as the agent's own
+episodes, trains the agent (``agent``: arm, sac, bc or qtopt) on a prioritised replay of both
+and writes atomic checkpoints to ``run_dir/checkpoints`` (the first at update 0, as soon as the
+demos are loaded, so the policy node can act; then every ``checkpoint_every`` updates and on
+shutdown). On restart it resumes from the newest valid checkpoint and re-reads every bag.
+
+The keyframe agents (arm, sac, bc) read demo bags and the recorder's agent-episode bags
+(:mod:`arm_policy.episode_dataset`). QT-Opt (``agent:=qtopt task:=grasp_bin``) reads
+grasp-episode bags (:mod:`arm_policy.grasp_episodes`) for both: the scripted offline grasps
+where the episode runner records them (``train_qtopt.offline_bag_folder``: by default
+``demos_dir/grasp_bin_random0.15_terminate0.5``, exploring grasps; ``demos_dir/grasp_bin`` with
+``scripted_random_action_prob=0``) and the recorder's bags of /arm/qtopt/observation/{rgb,state},
+/arm/qtopt/action and /arm/episode/step, mixed in each batch at the config's
+``replay_demo_fraction`` once online episodes exist, as ``arm train --inprocess --method qtopt``
+does (``updates_per_step:=0``: no cap, offline-only training until episodes come). The logic is
 :class:`arm_policy.bag_trainer.BagTrainer` (no ROS); this node adds threads, parameters and
 the status topic.
 
@@ -44,12 +55,11 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from arm_control.node_main import declare, run_node
-from arm_perception.bags import BagError
 
 from .bag_trainer import BagTrainer, BagTrainerSettings
 from .settings_cli import parse_items
 from .demo_dataset import AUGMENTATION_EVERY, DEFAULT_EPISODE_LENGTH
-from .episode_dataset import list_bags, read_agent_episode
+from .episode_dataset import list_bags
 
 TOPIC_TRAINING_STATUS = "/arm/training/status"
 #: latched: a late subscriber (arm topic echo, the runner) gets the newest status at once.
@@ -64,18 +74,21 @@ class TrainingNode(Node):
 
         run_dir = declare(self, "run_dir", "", "Run folder: checkpoints/ and training/ are written "
                           "here (required).", read_only=True)
-        task = declare(self, "task", "reach_target", "Task name: demos are read from demos_dir/TASK.",
+        task = declare(self, "task", "reach_target", "Task name: demos are read from demos_dir/TASK "
+                       "(agent qtopt: grasp_bin, its offline grasps from demos_dir/grasp_bin or "
+                       "demos_dir/grasp_bin_random<p>_terminate<q>, as the runner records them).",
                        read_only=True)
-        agent = declare(self, "agent", "arm", "Agent of a new run: arm, sac or bc (arm_policy.agents; "
-                        "a resumed run must be of the same agent).", read_only=True)
-        preset_name = declare(self, "preset", "cpu", "ARMConfig preset of a new agent: cpu or paper "
+        agent = declare(self, "agent", "arm", "Agent of a new run: arm, sac, bc or qtopt "
+                        "(arm_policy.agents; a resumed run must be of the same agent).",
+                        read_only=True)
+        preset_name = declare(self, "preset", "cpu", "Config preset of a new agent: cpu or paper "
                               "(a resumed run keeps its checkpoint's config).", read_only=True)
         override_items = list(declare(
-            self, "agent_overrides", Parameter.Type.STRING_ARRAY, "ARMConfig fields changed from the "
-            "preset of a new agent, as FIELD=VALUE (VALUE in JSON), e.g. [image_size=128, "
-            "batch_size=64].", read_only=True, fallback=[]))
-        demos_dir = declare(self, "demos_dir", "", "Demo bag root; '' = run_dir/demos.",
-                            read_only=True)
+            self, "agent_overrides", Parameter.Type.STRING_ARRAY, "Agent config fields (ARMConfig, "
+            "QTOptConfig) changed from the preset of a new agent, as FIELD=VALUE (VALUE in JSON), "
+            "e.g. [image_size=128, batch_size=64].", read_only=True, fallback=[]))
+        demos_dir = declare(self, "demos_dir", "", "Demo bag root (agent qtopt: the offline "
+                            "grasps); '' = run_dir/demos.", read_only=True)
         episodes_dir = declare(self, "episodes_dir", "", "The recorder's training bags; '' = "
                                "run_dir/bags/train. *.partial and eval/ are never read.",
                                read_only=True)
@@ -92,10 +105,10 @@ class TrainingNode(Node):
                             read_only=True)
         episode_length = declare(self, "episode_length", DEFAULT_EPISODE_LENGTH, "Agent steps per "
                                  "episode, for the demos' time feature (must match the policy "
-                                 "node's).", read_only=True)
+                                 "node's; keyframe agents).", read_only=True)
         augmentation_every = declare(self, "augmentation_every", AUGMENTATION_EVERY, "Demo "
-                                     "augmentation: a transition from every M-th frame (0 = off).",
-                                     read_only=True)
+                                     "augmentation: a transition from every M-th frame (0 = off; "
+                                     "keyframe agents).", read_only=True)
         seed = declare(self, "seed", 0, "Seed of the initial weights and the replay sampler.",
                        read_only=True)
         device = declare(self, "device", "", "torch device; '' = cuda if available, else cpu.",
@@ -151,8 +164,8 @@ class TrainingNode(Node):
                                           name="learner", daemon=True)]
         for t in self._threads:
             t.start()
-        log.info(f"training {task} ({preset_name}) into {run_dir}: demos from "
-                 f"{settings.demos_root / task}, episodes from {settings.episodes_root}, "
+        log.info(f"training {agent} on {task} ({preset_name}) into {run_dir}: demos from "
+                 f"{self.trainer.demos_folder}, episodes from {settings.episodes_root}, "
                  f"updates_per_step {updates_per_step or 'unlimited'}")
 
     # ------------------------------------------------------------------ worker threads
@@ -173,17 +186,14 @@ class TrainingNode(Node):
                 if bag in seen or self._stop.is_set():
                     continue
                 seen.add(bag)
-                try:
-                    transitions = read_agent_episode(bag)
-                except BagError as err:  # a truncated or corrupt bag never stops training
-                    self.get_logger().warning(f"skipping unreadable agent episode {bag}: {err}")
-                    continue
-                self._episodes.put((bag, transitions))
+                episode = self.trainer.read_episode(bag)  # None (warned) if unreadable
+                if episode is not None:
+                    self._episodes.put((bag, episode))
             self._stop.wait(self._poll_period)
 
     def _learn(self) -> None:
         trainer, log = self.trainer, self.get_logger()
-        demos_dir = trainer.settings.demos_root / trainer.settings.task
+        demos_dir = trainer.demos_folder
         waiting_since = None
         while not self._stop.is_set():
             found = len(trainer.demo_bags())
@@ -204,8 +214,8 @@ class TrainingNode(Node):
                 item = self._episodes.get(timeout=min(self._poll_period, 0.5)) if allowed == 0 \
                     else self._episodes.get_nowait()
                 while item is not None:
-                    bag, transitions = item
-                    added = trainer.add_episode(bag, transitions)
+                    bag, episode = item
+                    added = trainer.add_episode(bag, episode)
                     log.info(f"episode {bag.name}: {added} transitions "
                              f"(replay {len(trainer.replay)}, {trainer.episodes} episodes)")
                     item = self._episodes.get_nowait()

@@ -64,9 +64,9 @@ def scene(seed: int = 0):
 class Harness:
     """The rest of the graph: perception + control outputs in, policy outputs out."""
 
-    def __init__(self):
+    def __init__(self, domain: int = DOMAIN):
         self.context = Context()
-        rclpy.init(context=self.context, domain_id=DOMAIN)
+        rclpy.init(context=self.context, domain_id=domain)
         self.node = rclpy.create_node("policy_test_harness", context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
@@ -100,13 +100,13 @@ class Harness:
             self.executor.spin_once(timeout_sec=0.02)
         return predicate()
 
-    def publish_state(self):
+    def publish_state(self, ee_pose=EE_POSE):
         stamp = self.node.get_clock().now().to_msg()
         ee = PoseStamped()
         ee.header.stamp, ee.header.frame_id = stamp, "world"
-        ee.pose.position.x, ee.pose.position.y, ee.pose.position.z = EE_POSE[:3]
+        ee.pose.position.x, ee.pose.position.y, ee.pose.position.z = (float(v) for v in ee_pose[:3])
         o = ee.pose.orientation
-        o.x, o.y, o.z, o.w = EE_POSE[3:]
+        o.x, o.y, o.z, o.w = (float(v) for v in ee_pose[3:])
         self.ee_pub.publish(ee)
         self.gripper_open_pub.publish(Bool(data=True))
         js = JointState()

@@ -102,10 +102,11 @@ def listener(monkeypatch):
     status.close()
 
 
-def start_node(run: Path, demos: Path, log: Path, *extra: str) -> subprocess.Popen:
+def start_node(run: Path, demos: Path, log: Path, *extra: str, task: str = "reach_target",
+               overrides: list[str] = OVERRIDES) -> subprocess.Popen:
     args = [sys.executable, "-m", "arm_policy.training_node", "--ros-args",
-            "-p", f"run_dir:={run}", "-p", f"demos_dir:={demos}", "-p", "task:=reach_target",
-            "-p", f"agent_overrides:=[{', '.join(OVERRIDES)}]", "-p", "torch_threads:=1",
+            "-p", f"run_dir:={run}", "-p", f"demos_dir:={demos}", "-p", f"task:={task}",
+            "-p", f"agent_overrides:=[{', '.join(overrides)}]", "-p", "torch_threads:=1",
             "-p", "poll_period:=0.3", "-p", "status_period:=0.2", "-p", "log_every:=2"]
     for item in extra:
         args += ["-p", item]
@@ -186,6 +187,43 @@ def test_training_node_trains_from_bags_and_resumes_after_sigkill(demos, listene
     assert "Traceback" not in log.read_text()
 
 
+def test_qtopt_trains_from_grasp_episode_bags_over_the_graph(listener, tmp_path):
+    """agent:=qtopt task:=grasp_bin: checkpoint 0 from the offline grasps, then the recorder's
+    online bags (a truncated one skipped, named), capped updates, a final checkpoint on SIGINT.
+    The trainer's own checks (mixing, resume, foreign bags) are in test_bag_trainer_qtopt."""
+    from arm_policy.agents import from_checkpoint
+    from arm_policy.agents.qtopt import QTOptAgent
+    from arm_policy.grasp_episodes import write_grasp_episode
+    from test_bag_trainer_qtopt import TINY, cut_in_half, frames, offline
+
+    run, log = tmp_path / "run", tmp_path / "training_node.log"
+    train_bags = run / "bags" / "train"
+    overrides = [json.dumps(f"{k}={json.dumps(v)}") for k, v in TINY.items()]  # YAML-quoted: [8, 8]
+    proc = start_node(run, offline(tmp_path / "demos", n=2), log, "agent:=qtopt", "min_demos:=2",
+                      "updates_per_step:=1", "checkpoint_every:=2", task="grasp_bin",
+                      overrides=overrides)
+    try:
+        status = listener.wait(lambda s: s["checkpoint_step"] == 0, 90, proc, "checkpoint 0")
+        assert status["demo_transitions"] == 6 and status["state"] == "waiting_for_episodes"
+        staging = tmp_path / "staging"  # moved in whole, as the recorder's rename does
+        train_bags.mkdir(parents=True)
+        cut_in_half(write_grasp_episode(staging / "episode_000000", frames(20))).rename(
+            train_bags / "episode_000000")
+        write_grasp_episode(staging / "episode_000001", frames(21, success=True)).rename(
+            train_bags / "episode_000001")
+        status = listener.wait(lambda s: s["updates"] == 3, 90, proc, "3 capped updates")
+        assert status["episodes"] == 1 and status["agent_transitions"] == 3 and "q_loss" in status["losses"]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        kill(proc)
+    text = log.read_text()
+    assert "skipping unreadable agent episode" in text and "episode_000000" in text
+    assert "Traceback" not in text and steps(run) == [0, 2, 3]
+    agent = from_checkpoint(load_checkpoint(list_checkpoints(run)[-1]))
+    assert isinstance(agent, QTOptAgent) and agent.updates == 3
+
+
 def test_bad_parameters_are_refused_with_the_reason(tmp_path):
     """The constructor's ValueError is what run_node turns into exit code 2 + the message."""
     from rclpy.parameter import Parameter
@@ -206,7 +244,7 @@ def test_bad_parameters_are_refused_with_the_reason(tmp_path):
                 ([Parameter("agent_overrides", value=["image_size=30"])], "multiple of 4"),
                 ([Parameter("updates_per_step", value=-1)], "updates_per_step must be an integer >= 0"),
                 ([Parameter("preset", value="gpu")], "unknown preset 'gpu'"),
-                ([Parameter("agent", value="qtopt")], "trains in process only"),
+                ([Parameter("agent", value="qtopt")], "does not learn 'reach_target'"),
                 ([Parameter("agent", value="dqn")], "unknown agent 'dqn'")):
             if overrides or expect != "run_dir must name the run folder":
                 overrides = [Parameter("run_dir", value=str(tmp_path)), *overrides]

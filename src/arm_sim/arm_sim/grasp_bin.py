@@ -24,7 +24,8 @@ scene and a held-out scene never coincide, and held-out scenes hold only held-ou
     obs, done, success = env.step([0.0, 0.0, -0.05], 0.0, close_gripper=False, terminate=False)
 
 `Environment().get_task("grasp_bin")` returns a GraspBinEnv. The scripted data policy is in
-grasp_bin_scripted.
+grasp_bin_scripted. GraspBinDriver is the same scene for a robot driver (sim_node): the arm is
+moved by joint targets from outside instead of by step().
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ import numpy as np
 from arm_control import panda
 from arm_control.kinematics import Kinematics
 from arm_control.transforms import top_down_quat
+from arm_perception.camera import intrinsics_from_fovy
 
 from .bin_camera import BinCamera
 from .bin_objects import FAMILIES, Shape, local_points, sample_shapes
@@ -51,6 +53,7 @@ FLOOR_Z = TABLE_HEIGHT + TRAY_FLOOR  # the tray's floor (the paper's "bottom of 
 CAMERA_POS = np.array([0.15, -0.30, TABLE_HEIGHT + 0.70])
 CAMERA_LOOKAT = np.array([0.50, 0.0, TABLE_HEIGHT])
 CAMERA_FOVY = 40.0
+CAMERA_NAME = "shoulder"
 
 MIN_OBJECTS, MAX_OBJECTS = 5, 10
 MAX_STEPS = 20
@@ -183,7 +186,7 @@ def bin_bodies_xml(shapes: list[Shape], positions, quats) -> str:
             f'<geom class="world" type="box" size="{hx} {t} {h / 2}" pos="0 {-hy - t} {f + h / 2}" {col}/></body>')
     xy = " ".join(f"{v:.6f}" for v in _look_at_xyaxes(CAMERA_POS.copy(), CAMERA_LOOKAT))
     pos = " ".join(f"{v:.4f}" for v in CAMERA_POS)
-    camera = f'<camera name="shoulder" pos="{pos}" xyaxes="{xy}" fovy="{CAMERA_FOVY}"/>'
+    camera = f'<camera name="{CAMERA_NAME}" pos="{pos}" xyaxes="{xy}" fovy="{CAMERA_FOVY}"/>'
     objects = "".join(
         f'<body name="obj{i}" pos="{p[0]:.5f} {p[1]:.5f} {p[2]:.5f}" quat="{" ".join(f"{v:.6f}" for v in q)}">'
         f'<freejoint name="obj{i}_joint"/>{s.geom_xml(f"obj{i}_geom", "bin")}</body>'
@@ -192,6 +195,18 @@ def bin_bodies_xml(shapes: list[Shape], positions, quats) -> str:
     # extra bodies go inside <worldbody>: close it, add the meshes, and reopen it (MJCF allows both)
     mesh_block = f"</worldbody><asset>{assets}</asset><worldbody>" if assets else ""
     return tray + camera + objects + mesh_block
+
+
+def step_target(position, yaw: float, displacement, yaw_delta: float) -> tuple[np.ndarray, float]:
+    """Where one step sends the tool from ``position`` (xyz) and ``yaw``: the displacement clipped
+    to +-MAX_DISPLACEMENT per axis and the sum to the workspace above the tray, the yaw change to
+    +-MAX_YAW_DELTA and the sum to +-YAW_LIMIT. One rule for the in-process step and for the
+    ROS graph's (``arm_policy.grasp_episodes.step_goal``)."""
+    d = np.clip(np.asarray(displacement, dtype=np.float64), -MAX_DISPLACEMENT, MAX_DISPLACEMENT)
+    turn = float(np.clip(yaw_delta, -MAX_YAW_DELTA, MAX_YAW_DELTA))
+    lo = np.r_[TRAY_CENTER - TRAY_HALF, FLOOR_Z + MIN_TCP_HEIGHT]
+    hi = np.r_[TRAY_CENTER + TRAY_HALF, FLOOR_Z + MAX_TCP_HEIGHT]
+    return np.clip(np.asarray(position, dtype=np.float64) + d, lo, hi), float(np.clip(yaw + turn, -YAW_LIMIT, YAW_LIMIT))
 
 
 class GraspBinEnv:
@@ -232,7 +247,7 @@ class GraspBinEnv:
         self.objects = [BinObject(f"obj{i}", m.body(f"obj{i}").id, m.geom(f"obj{i}_geom").id, s)
                         for i, s in enumerate(shapes)]
         self._finger_geoms = [np.array(sorted(g)) for g in sim.finger_geoms]
-        self.camera.bind(m, "shoulder")
+        self.camera.bind(m, CAMERA_NAME)
         if self._q_home is None:
             home = np.r_[TRAY_CENTER, FLOOR_Z + HOME_HEIGHT, top_down_quat(0.0)]
             self._q_home = self.kin.ik(home, panda.NEUTRAL)
@@ -265,19 +280,14 @@ class GraspBinEnv:
             raise ValueError(f"grasp_bin: action has NaN/inf (displacement {d.tolist()}, yaw_delta {yaw})")
         close = _flag(close_gripper, "close_gripper")
         terminate = _flag(terminate, "terminate")
-        d = np.clip(d, -MAX_DISPLACEMENT, MAX_DISPLACEMENT)
-        yaw = float(np.clip(yaw, -MAX_YAW_DELTA, MAX_YAW_DELTA))
 
         self.sim.set_gripper(0.0 if close else 1.0)
         # the target integrates commands while the arm keeps up (sub-mm here), and restarts from
         # where the arm is when something blocked it
         tcp = self._tcp()
         base = self._target_pos if np.linalg.norm(self._target_pos - tcp) < 0.02 else tcp
-        lo = np.r_[TRAY_CENTER - TRAY_HALF, FLOOR_Z + MIN_TCP_HEIGHT]
-        hi = np.r_[TRAY_CENTER + TRAY_HALF, FLOOR_Z + MAX_TCP_HEIGHT]
         yaw0 = self._target_yaw if abs(self._target_yaw - self._yaw()) < 0.1 else self._yaw()
-        self._move_to(np.clip(base + d, lo, hi), float(np.clip(yaw0 + yaw, -YAW_LIMIT, YAW_LIMIT)),
-                      MOVE_PERIODS, settle=SETTLE_PERIODS)
+        self._move_to(*step_target(base, yaw0, d, yaw), MOVE_PERIODS, settle=SETTLE_PERIODS)
         self.steps += 1
         success = False
         if terminate or self.steps >= self.max_steps:
@@ -393,6 +403,73 @@ class GraspBinEnv:
         self.camera.close()
 
 
+class GraspBinDriver:
+    """grasp_bin as the scene of a robot driver (sim_node), ROS-free.
+
+    The driver moves the arm itself (sim.set_arm_target, sim.set_gripper, sim.step), as it does
+    for the eight tasks; this class only builds the scenes and reads them out:
+
+        scene = GraspBinDriver(image_size=(64, 64))
+        scene.reset(seed=3, held_out=False)   # the tray settled, the arm at the bin's home
+        scene.sim.set_arm_target(q); scene.sim.step()
+        rgb, depth = scene.render()           # the over-the-shoulder camera, depth in metres
+        scene.intrinsics, scene.camera_extrinsics()  # K; optical frame (REP-103) -> world
+        scene.success()                       # an object held by both fingers, lifted
+
+    `sim` is a new PandaSim after every reset (the objects change the model): read it from here
+    each time, never keep it.
+    """
+
+    name = GRASP_BIN
+    supports_held_out = True
+
+    def __init__(self, image_size=(64, 64), shadows: bool = False):
+        self.env = GraspBinEnv(image_size=image_size, depth=True, shadows=shadows)
+        h, w = self.env.image_size
+        self.intrinsics = intrinsics_from_fovy(CAMERA_FOVY, h, w)
+
+    @property
+    def sim(self) -> PandaSim:
+        if self.env.sim is None:
+            raise RuntimeError("grasp_bin: call reset() first")
+        return self.env.sim
+
+    @property
+    def seed(self) -> int | None:
+        return self.env.seed
+
+    @property
+    def held_out(self) -> bool:
+        return self.env.held_out
+
+    def reset(self, seed: int, held_out: bool = False):
+        """A new scene of the split (held_out: QT-Opt's held-out objects); the same (seed,
+        held_out) gives the same scene. ValueError for a bad seed or held_out."""
+        if not isinstance(held_out, (bool, np.bool_)):
+            raise ValueError(f"held_out must be true or false, got {held_out!r}")
+        self.env.reset(seed, bool(held_out))
+
+    def success(self) -> bool:
+        return self.env.held_object() is not None
+
+    def render(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rgb (H, W, 3) uint8, depth (H, W) float32 metres along the optical axis, 0: no return)."""
+        return self.env.camera.render(self.sim.data, depth=True)
+
+    def camera_extrinsics(self) -> np.ndarray:
+        """Pose of the camera's optical frame in the world (x right, y down, z forward), as
+        PandaSim.camera_extrinsics gives the front camera's."""
+        sim = self.sim
+        cam = sim.model.camera(CAMERA_NAME).id
+        T = np.eye(4)
+        T[:3, :3] = sim.data.cam_xmat[cam].reshape(3, 3) @ np.diag([1.0, -1.0, -1.0])
+        T[:3, 3] = sim.data.cam_xpos[cam]
+        return T
+
+    def close(self):
+        self.env.close()
+
+
 def _flag(value, name: str) -> bool:
     """A boolean action part; NaN/inf and non-scalars are refused (bool(nan) would be True)."""
     v = np.asarray(value)
@@ -404,4 +481,5 @@ def _flag(value, name: str) -> bool:
     return bool(v)
 
 
-__all__ = ["FAMILIES", "GRASP_BIN", "BinObject", "BinObservation", "BinScene", "GraspBinEnv", "sample_scene", "scene_rng"]
+__all__ = ["FAMILIES", "GRASP_BIN", "BinObject", "BinObservation", "BinScene", "GraspBinDriver", "GraspBinEnv", "sample_scene", "scene_rng",
+           "step_target"]

@@ -9,17 +9,35 @@ they accept, so real drivers can replace it without touching the rest of the gra
     accepts    /arm/joint_trajectory (trajectory_msgs/JointTrajectory, as a JointTrajectoryController),
                /gripper_controller/commands (std_msgs/Float64MultiArray: finger position in metres,
                as a ros2_control forward position controller)
-    service    /arm/sim/reset (std_srvs/Trigger): new scene from the `seed` parameter, which then
-               advances by one so successive resets give new, reproducible scenes
+    service    /arm/sim/reset (std_srvs/Trigger): new scene from the `seed` and `held_out`
+               parameters; `seed` then advances by one so successive resets give new, reproducible
+               scenes. The answer says "reset TASK seed=N held_out=B"; success=False with the
+               reason for a bad seed or held_out (the scene is then unchanged)
+
+Parameters: task (one of the eight ARM tasks or grasp_bin), seed, held_out (grasp_bin only:
+QT-Opt's held-out objects, for evaluation; true with another task is refused), image_size (or
+image_width/image_height), depth_encoding, publish_camera_pose, camera_rate, real_time, and the
+driver interface's topic and joint names (arm_control.graph.declare_driver_interface).
+
+task:=grasp_bin is QT-Opt's bin (arm_sim.grasp_bin): a tray of 5-10 procedural objects, each
+reset a new, settled one with the arm at the bin's home (the tool centre point above the tray
+centre, pointing down, gripper open). The camera topics then carry the bin's over-the-shoulder
+camera (its image, depth, intrinsics and optical-frame pose, same conventions as the front
+camera), so perception_node turns them into /arm/perception/rgb and /points unchanged; the arm
+moves only by the trajectories and gripper commands received, grasps are by friction only; and
+/arm/task/success is True while an object is held by both fingers above SUCCESS_HEIGHT over the
+tray floor (reward: its float).
 
 Example:
     ros2 run arm_sim sim_node --ros-args -p task:=pick_up_cup -p seed:=3 -p real_time:=false
+    ros2 run arm_sim sim_node --ros-args -p task:=grasp_bin -p seed:=3 -p held_out:=false -p image_size:=64
 """
 from __future__ import annotations
 
 import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float32, Float64MultiArray
@@ -42,7 +60,7 @@ from arm_control.topics import (
 from arm_perception.bag_format import CAMERA_FRAME_ID, WORLD_FRAME_ID
 from arm_perception.ros_conversions import intrinsics_to_camera_info, matrix_to_pose, numpy_to_image
 
-from .environment import Environment
+from .driver_scene import driver_scene
 from .sim import CONTROL_HZ
 
 
@@ -99,6 +117,8 @@ class SimNode(Node):
         super().__init__("sim_node")
         task = declare(self, "task", "reach_target", "task name (see `arm tasks`)")
         declare(self, "seed", 0, "scene seed of the next reset; advances by one per reset")
+        declare(self, "held_out", False, "scene split of the resets: true for QT-Opt's held-out "
+                "objects (grasp_bin only, for evaluation)")
         size = declare(self, "image_size", 128, "camera width and height in pixels")
         w = declare(self, "image_width", 0,
                     "camera width if not square (0: image_size), e.g. 640 like a RealSense")
@@ -117,8 +137,9 @@ class SimNode(Node):
         if self.depth_encoding not in ("32FC1", "16UC1"):
             raise ValueError(f"depth_encoding must be 32FC1 or 16UC1, got {self.depth_encoding!r}")
         self.publish_pose = bool(publish_pose)
-        self.task = Environment(image_size=(h, w)).get_task(task)
-        self.sim = self.task.sim
+        self.scene = driver_scene(task, image_size=(h, w))
+        if not self.scene.supports_held_out:
+            self.add_on_set_parameters_callback(self._refuse_held_out)
         self.joint_names = driver.joint_names
         self.finger_names = driver.finger_joint_names
         self.camera_period = 1.0 / float(camera_rate)
@@ -137,11 +158,25 @@ class SimNode(Node):
         self.create_subscription(Float64MultiArray, driver.gripper_topic, self.on_gripper, STATE)
         self.create_service(Trigger, SERVICE_SIM_RESET, self.on_reset)
 
-        self.reset()
+        ok, text = self.reset()
+        if not ok:
+            raise ValueError(text)
         period = 1.0 / CONTROL_HZ if real_time else 0.001  # 1 ms: leaves the executor room for messages
         self.timer = self.create_timer(period, self.tick)
-        self.get_logger().info(f"simulating {self.task.name} at {w}x{h}, "
+        self.get_logger().info(f"simulating {self.scene.name} at {w}x{h}, "
                                f"{'real time' if real_time else 'as fast as possible'}")
+
+    @property
+    def sim(self):
+        """The scene's PandaSim; grasp_bin builds a new one at every reset."""
+        return self.scene.sim
+
+    def _refuse_held_out(self, params):
+        for p in params:
+            if p.name == "held_out" and p.value:
+                return SetParametersResult(successful=False, reason=f"held_out is only for grasp_bin; "
+                                           f"{self.scene.name} has no held-out split")
+        return SetParametersResult(successful=True)
 
     # ----- driver interface ---------------------------------------------------------------------
     def _warn_once(self, key: str, text: str):
@@ -164,20 +199,26 @@ class SimNode(Node):
         self.sim.set_gripper(float(msg.data[0]) / panda.FINGER_OPEN)
 
     def on_reset(self, request, response):
-        seed = self.reset()
-        response.success = True
-        response.message = f"reset {self.task.name} seed={seed}"
+        response.success, response.message = self.reset()
+        if not response.success:
+            self.get_logger().error(response.message)
         return response
 
-    def reset(self) -> int:
+    def reset(self) -> tuple[bool, str]:
+        """New scene from the seed and held_out parameters: (True, "reset TASK seed=N held_out=B"),
+        or (False, the reason) with the scene and the seed unchanged."""
         seed = int(self.get_parameter("seed").value)
-        self.task.reset(seed=seed)
+        held_out = bool(self.get_parameter("held_out").value)
+        try:
+            self.scene.reset(seed, held_out)
+        except ValueError as e:
+            return False, f"reset {self.scene.name} refused: {e}"
         self.set_parameters([rclpy.parameter.Parameter("seed", value=seed + 1)])
         self.follower = None
         self._next_frame = 0.0
         self.publish_camera_pose()
         self.publish_state(with_camera=True)
-        return seed
+        return True, f"reset {self.scene.name} seed={seed} held_out={str(held_out).lower()}"
 
     # ----- simulation loop ----------------------------------------------------------------------
     def tick(self):
@@ -198,7 +239,7 @@ class SimNode(Node):
         msg = PoseStamped()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = WORLD_FRAME_ID
-        msg.pose = matrix_to_pose(self.sim.camera_extrinsics())
+        msg.pose = matrix_to_pose(self.scene.camera_extrinsics())
         self.pub_cam_pose.publish(msg)
 
     def publish_state(self, with_camera: bool):
@@ -211,21 +252,21 @@ class SimNode(Node):
         js.velocity = np.concatenate([sim.joint_velocities(), sim.data.qvel[sim.finger_dof]]).tolist()
         js.effort = []
         self.pub_joints.publish(js)
-        success = self.task.success()
+        success = bool(self.scene.success())
         self.pub_reward.publish(Float32(data=float(success)))
         self.pub_success.publish(Bool(data=success))
         if with_camera:
-            rgb, depth = sim.render()
+            rgb, depth = self.scene.render()
             self.pub_color.publish(numpy_to_image(rgb, "rgb8", stamp, CAMERA_FRAME_ID))
             if self.depth_encoding == "16UC1":
                 depth = np.round(depth * 1000.0).clip(0, 65535).astype(np.uint16)
             self.pub_depth.publish(numpy_to_image(depth, self.depth_encoding, stamp, CAMERA_FRAME_ID))
             h, w = depth.shape
-            self.pub_info.publish(intrinsics_to_camera_info(sim.intrinsics, h, w, stamp, CAMERA_FRAME_ID))
+            self.pub_info.publish(intrinsics_to_camera_info(self.scene.intrinsics, h, w, stamp, CAMERA_FRAME_ID))
 
     def destroy_node(self):
-        if getattr(self, "task", None) is not None:  # None when construction failed
-            self.task.close()
+        if getattr(self, "scene", None) is not None:  # None when construction failed
+            self.scene.close()
         super().destroy_node()
 
 

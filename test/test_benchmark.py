@@ -60,6 +60,9 @@ def test_a_killed_benchmark_resumes_and_reports(tmp_path):
         assert float(r["best_success"]) >= float(r["final_success"]) and int(float(r["updates"])) > 0
     md = (out / "results.md").read_text()
     assert "| reach_target |" in md and "untrained" in md and "keyframes matched" in md
+    diagnosis = next(line for line in md.splitlines() if line.startswith("| reach_target | arm | "))
+    cause = diagnosis.split(" | ")[7]  # which cause ended the unexecutable episodes, or none
+    assert cause == "none" or cause.split()[0] in ("unreachable", "collision", "timeout", "invalid", "other")
     assert (out / "curves.png").stat().st_size > 5000
 
     # the resumed cell kept one curve: each evaluation once, in env-step order, from the untrained one

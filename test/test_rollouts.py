@@ -144,3 +144,17 @@ def test_an_episode_follows_the_same_contract_in_process_and_over_the_graph(worl
     assert row["eval_success"] == float(result.success)
     assert set(row) >= {"eval_attention_on_keyframe", "eval_pose_error_cm", "eval_keyframes_matched",
                         "eval_unexecutable", "eval_return"}
+
+
+def test_an_evaluation_says_which_cause_ended_its_unexecutable_episodes():
+    from arm_policy.rollout import EpisodeResult
+
+    def ended(outcome, success=False):
+        return EpisodeResult(success, outcome, 1.0, 0.01)
+
+    row = summarise([ended("success", True), ended("out of steps"), ended("collision"),
+                     ended("collision"), ended("unreachable"), ended("ik_exploded")])
+    assert row["eval_unexecutable"] == 4 / 6
+    assert row["eval_unexecutable_collision"] == 2 / 6 and row["eval_unexecutable_unreachable"] == 1 / 6
+    assert row["eval_unexecutable_timeout"] == row["eval_unexecutable_invalid"] == 0.0
+    assert row["eval_unexecutable_other"] == 1 / 6  # an outcome the control agent does not name

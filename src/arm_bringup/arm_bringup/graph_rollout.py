@@ -149,7 +149,8 @@ class GraphRollout(Rollout):
             raise EpisodeAborted(f"/arm/sim/reset answered {answer.message!r}, expected seed={seed}")
         self._name = name
         self.pub_episode.publish(String(data=f"start {name}"))
-        answer = self.call(self.policy_reset, Trigger.Request(), 10.0)
+        # the policy node answers on the executor that also loads its checkpoints: as long as act
+        answer = self.call(self.policy_reset, Trigger.Request(), max(10.0, self.action_timeout))
         if answer is None or not answer.success:
             raise EpisodeAborted(f"/arm/policy/reset failed: {answer.message if answer else 'no answer'}")
 

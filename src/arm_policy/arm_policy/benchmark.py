@@ -201,6 +201,8 @@ def _rows(out: Path) -> list[dict]:
         summary = read_json(summary_path)
         row = {"task": summary["task"], "method": summary["method"], "seed": summary["seed"]}
         row.update({col: summary.get(key, float("nan")) for col, key in _FROM_SUMMARY.items()})
+        row["causes"] = {k.removeprefix("eval_unexecutable_"): v for k, v in summary.items()
+                         if k.startswith("eval_unexecutable_")}  # results.md only (older cells: none)
         rows.append(row)
     return rows
 
@@ -232,6 +234,15 @@ def _mean_and_spread(runs: list[list[dict]]):
 def _fmt(values) -> str:
     values = [v for v in values if v == v]
     return f"{np.mean(values):.2f}" if values else "-"
+
+
+def _causes(rows: list[dict]) -> str:
+    """The mean share of each cause of unexecutable poses over the seeds that kept them, largest first."""
+    kept = [r["causes"] for r in rows if r.get("causes")]
+    if not kept:
+        return "-"
+    means = {c: float(np.mean([k.get(c, 0.0) for k in kept])) for c in kept[0]}
+    return ", ".join(f"{c} {v:.2f}" for c, v in sorted(means.items(), key=lambda cv: -cv[1]) if v > 0) or "none"
 
 
 def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> list[dict]:
@@ -280,9 +291,12 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
            "attention on keyframe: share of scenes whose first attended pixel is within 2 px of the "
            "expert's first keyframe; pose error: median distance of the first pose from it; keyframes "
            "matched: share of the expert's keyframes the executed poses matched in order; "
-           "unexecutable: share of episodes ended by a pose the arm could not execute.", "",
+           "unexecutable: share of episodes ended by a pose the arm could not execute, and by which "
+           "cause (unreachable: no IK solution; collision: the goal or every path to it collides; "
+           "timeout: the arm did not settle there; - for cells run before the causes were kept).", "",
            "| task | method | final | attention on keyframe | pose error (cm) | keyframes matched | "
-           "unexecutable | env steps | updates | minutes |", "|---|---|---|---|---|---|---|---|---|---|"]
+           "unexecutable | by cause | env steps | updates | minutes |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for task in tasks:
         for m in methods:
             rs = cell_rows(task, m)
@@ -291,7 +305,7 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
                           f"{_fmt([r['attention_on_keyframe'] for r in rs])} | "
                           f"{_fmt([r['pose_error_cm'] for r in rs])} | "
                           f"{_fmt([r['keyframes_matched'] for r in rs])} | "
-                          f"{_fmt([r['unexecutable'] for r in rs])} | "
+                          f"{_fmt([r['unexecutable'] for r in rs])} | {_causes(rs)} | "
                           f"{int(np.mean([r['env_steps'] for r in rs]))} | "
                           f"{int(np.mean([r['updates'] for r in rs]))} | "
                           f"{np.mean([r['wall_seconds'] for r in rs]) / 60:.0f} |")

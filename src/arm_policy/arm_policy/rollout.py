@@ -22,7 +22,7 @@ import numpy as np
 from .rewards import step_reward
 
 __all__ = ["EVAL_SEED_BASE", "TRAIN_SEED_OFFSET", "KEYFRAME_TOLERANCE_M", "Decision", "Execution",
-           "Scene", "Rollout", "SimRollout", "EpisodeResult", "evaluate", "expert_scene", "run_episode",
+           "Scene", "Rollout", "SimRollout", "EpisodeResult", "UNEXECUTABLE_CAUSES", "evaluate", "expert_scene", "run_episode",
            "sim_observation", "summarise",
            "eval_seed", "train_seed"]
 
@@ -220,14 +220,25 @@ def evaluate(env: Rollout, episodes: int, episode_length: int,
     return {**summarise(results), "eval_episodes": len(results)}
 
 
+#: why a pose was unexecutable (the control agent's outcomes, arm_control.motion): each has its
+#: share of the evaluation's episodes, ``eval_unexecutable_<cause>``; other outcomes count as "other"
+UNEXECUTABLE_CAUSES = ("unreachable", "collision", "timeout", "invalid")
+
+
 def summarise(results: list[EpisodeResult]) -> dict[str, float]:
     """Success rate and why the rest failed: ``attention_on_keyframe`` (first attended pixel within
     2 px of the expert's keyframe), median first-decision errors, the fraction of episodes ended by
-    an unexecutable pose, and ``keyframes_matched``: the mean share of the expert's keyframes the
-    executed poses matched in order (where a multi-step task stalls)."""
+    an unexecutable pose and by which cause (``eval_unexecutable_unreachable``: no IK solution;
+    ``_collision``: the goal or every path to it collides; ``_timeout``: the arm did not settle
+    there; ``_invalid``; ``_other``), and ``keyframes_matched``: the mean share of the expert's
+    keyframes the executed poses matched in order (where a multi-step task stalls)."""
     if not results:
         return {"eval_success": float("nan")}
     attention = np.array([r.attention_error_px for r in results])
+    ended = [r.outcome for r in results if r.outcome not in ("success", "out of steps")]
+    causes = {f"eval_unexecutable_{cause}": sum(o == cause for o in ended) / len(results)
+              for cause in UNEXECUTABLE_CAUSES}
+    causes["eval_unexecutable_other"] = sum(o not in UNEXECUTABLE_CAUSES for o in ended) / len(results)
     return {"eval_success": float(np.mean([r.success for r in results])),
             "eval_return": float(np.mean([r.episode_return for r in results])),
             "eval_attention_on_keyframe": float(np.mean(attention <= 2.0)),
@@ -235,6 +246,7 @@ def summarise(results: list[EpisodeResult]) -> dict[str, float]:
             "eval_pose_error_cm": float(np.median([100 * r.pose_error_m for r in results])),
             "eval_unexecutable": float(np.mean([r.outcome not in ("success", "out of steps")
                                                 for r in results])),
+            **causes,
             "eval_keyframes_matched": float(np.mean([r.keyframes_matched / r.keyframes for r in results]))}
 
 

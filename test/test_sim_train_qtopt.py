@@ -3,7 +3,7 @@ recorded first, closed-loop grasping episodes (one short executed move per step,
 end) recorded as grasp-episode bags, QT-Opt trained on both, checkpoints reloaded by the policy,
 held-out evaluations reported, and the launch ends by itself when the budget is spent.
 
-One tiny run (32x32 images, 4 scripted grasps, episodes of at most 3 steps, 2 minutes) in
+One tiny run (32x32 images, 4 scripted grasps, episodes of at most 3 steps, 1.5 minutes) in
 ROS_DOMAIN_ID 83; the tests read what it left behind. Every process it starts is stopped.
 """
 import json
@@ -15,7 +15,7 @@ import pytest
 from sim_train_helpers import Launch, checkpoint_steps, node_processes
 
 DOMAIN = "83"
-MINUTES = 2.0
+MINUTES = 1.5
 TINY_QTOPT = [
     "algo:=qtopt", "image_size:=32", "demos:=4", "episode_length:=3", "eval_every:=6",
     "eval_episodes:=2", "episode_runner.preset:=",

@@ -4,6 +4,7 @@ from its newest checkpoint."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import textwrap
 import time
 
+from arm_policy.benchmark import write_report
 from arm_policy.run_log import read_json, read_metrics
 
 SCRIPT = textwrap.dedent("""
@@ -64,6 +66,14 @@ def test_a_killed_benchmark_resumes_and_reports(tmp_path):
     cause = diagnosis.split(" | ")[7]  # which cause ended the unexecutable episodes, or none
     assert cause == "none" or cause.split()[0] in ("unreachable", "collision", "timeout", "invalid", "other")
     assert (out / "curves.png").stat().st_size > 5000
+
+    # the report keeps the task list's order whichever invocation ran last
+    settings = read_json(out / "benchmark.json")
+    (out / "benchmark.json").write_text(json.dumps(dict(settings, tasks=["pick_up_cup", "reach_target"])))
+    write_report(out, log=lambda line: None)
+    table = [line.split(" | ")[0] for line in (out / "results.md").read_text().splitlines()
+             if line.startswith(("| reach_target | **", "| pick_up_cup | **"))]
+    assert table == ["| reach_target", "| pick_up_cup"]
 
     # the resumed cell kept one curve: each evaluation once, in env-step order, from the untrained one
     steps = [r["step"] for r in read_metrics(first_cell) if "eval_success" in r]

@@ -195,6 +195,12 @@ def _label(method: str) -> str:
     return agent_class(method).label if method in AGENTS else method
 
 
+def _in_order(names: list[str], order: list[str]) -> list[str]:
+    """``names`` without repeats, those in ``order`` first and in its order, then the rest."""
+    unique = list(dict.fromkeys(names))
+    return sorted(unique, key=lambda n: (order.index(n) if n in order else len(order), unique.index(n)))
+
+
 def _rows(out: Path) -> list[dict]:
     rows = []
     for summary_path in sorted((out / "cells").glob("*/*/seed_*/summary.json")):
@@ -257,9 +263,12 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
         lines.append(",".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in RESULT_COLUMNS))
     atomic_write_bytes(out / "results.csv", ("\n".join(lines) + "\n").encode())
 
+    from arm_sim.tasks import TASK_NAMES
+
     settings = read_json(out / "benchmark.json") if (out / "benchmark.json").exists() else {}
-    tasks = list(dict.fromkeys(settings.get("tasks", []) + [r["task"] for r in rows]))
-    methods = list(dict.fromkeys(settings.get("methods", []) + [r["method"] for r in rows]))
+    # one order whichever invocation ran last: the task list's, then the agent registry's
+    tasks = _in_order(settings.get("tasks", []) + [r["task"] for r in rows], list(TASK_NAMES) + ["grasp_bin"])
+    methods = _in_order(settings.get("methods", []) + [r["method"] for r in rows], list(AGENTS))
 
     def cell_rows(task, method):
         return [r for r in rows if r["task"] == task and r["method"] == method]

@@ -45,6 +45,20 @@ def test_a_scripted_grasp_round_trips_through_its_bag_with_the_agents_rewards(tm
         write_grasp_episode(tmp_path / "empty", [GraspFrame(frames[0].rgb, frames[0].state)])
 
 
+def test_scripted_grasps_already_recorded_are_read_back_not_played_again(tmp_path):
+    from arm_sim.grasp_bin import GraspBinEnv
+    from arm_policy.train_qtopt import record_offline
+
+    cfg = QTOptConfig(image_size=32)
+    env = GraspBinEnv(image_size=(32, 32))
+    first = record_offline(env, tmp_path / "offline", 3, 5, lambda line: None, cfg)
+    env.close()
+    kept = sorted(p.name for p in (tmp_path / "offline").iterdir())
+    assert kept == ["episode_000005", "episode_000006", "episode_000007"]
+    # no simulator the second time: every grasp, and its success, comes from its bag
+    assert record_offline(None, tmp_path / "offline", 3, 5, lambda line: None, cfg) == first
+
+
 def test_a_tiny_qtopt_run_leaves_the_run_folder_of_an_arm_run(tmp_path):
     run = tmp_path / "run"
     settings = TrainSettings(task="grasp_bin", method="qtopt", demos=3, minutes=0.3, out=str(run),

@@ -27,7 +27,7 @@ import numpy as np
 
 from .agents import agent_config
 from .grasp_episodes import (agent_observation, play_episode, play_scripted, read_grasp_episode,
-                             transitions_of, write_grasp_episode)
+                             read_grasp_frames, transitions_of, write_grasp_episode)
 from .learner import Learner, LearnerSettings
 from .plots import plot_learning_curve
 from .rollout import eval_seed, train_seed
@@ -63,9 +63,10 @@ def record_scripted(env, folder: Path, seed: int, cfg) -> bool:
     """The scripted episode on scene ``seed`` as the bag ``folder/episode_<seed>`` (kept if it is
     there already) -> whether it succeeded."""
     path = folder / scripted_name(seed)
-    frames = scripted_frames(env, seed, cfg)  # played even when kept: its success is reported
-    if not path.exists():
-        write_grasp_episode(path, frames)
+    if path.exists():  # read back, not replayed: 1,000 grasps are minutes of physics
+        return bool(read_grasp_frames(path)[-2].success)
+    frames = scripted_frames(env, seed, cfg)
+    write_grasp_episode(path, frames)
     return bool(frames[-2].success)
 
 

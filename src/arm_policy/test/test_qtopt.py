@@ -143,6 +143,18 @@ def test_the_cpu_scaling_of_the_target_networks_keeps_the_papers_ratio():
     assert paper.lag_updates / paper.polyak_time_constant == pytest.approx(0.6)
 
 
+def test_once_online_grasps_exist_half_of_each_batch_is_online_and_weighs_as_much_as_the_offline_half():
+    cfg = QTOptConfig(image_size=16, conv_channels=(8, 8), batch_size=32)
+    replay = PrioritizedReplay.from_config(cfg, seed=0, fields=agent(cfg).replay_fields())
+    one = {k: v[0] for k, v in batch(n=1).items()}
+    replay.extend([one] * 600, demo=True)  # the scripted grasps: 30x the agent's own
+    replay.extend([one] * 20, demo=False)
+    for _ in range(3):
+        sampled, _, weights = replay.sample(32)
+        assert int(sampled["demo"].sum()) == 16  # the paper's half and half
+        np.testing.assert_array_equal(weights, 1.0)  # uniform, as the paper: no weighing back
+
+
 # --------------------------------------------------------------------------- acting
 
 

@@ -129,9 +129,10 @@ def _spawn_quat(shape: Shape, rng) -> np.ndarray:
     return yaw
 
 
-def _place(shapes: list[Shape], rng) -> list[np.ndarray]:
+def _place(shapes: list[Shape], rng, spread: float = 1.0) -> list[np.ndarray]:
     """Seeded positions in the tray: objects apart from each other on the floor where they fit,
-    the rest in layers above, dropped into the clutter when the scene settles."""
+    the rest in layers above, dropped into the clutter when the scene settles. ``spread`` scales
+    how far from the tray's centre they may be (1: anywhere they fit, 0: at the centre)."""
     placed: list[tuple[np.ndarray, float, int]] = []
     out = []
     for s in shapes:
@@ -139,7 +140,7 @@ def _place(shapes: list[Shape], rng) -> list[np.ndarray]:
         for layer in range(4):
             z = FLOOR_Z + r + 0.003 + 0.1 * layer
             for _ in range(60):
-                xy = TRAY_CENTER + rng.uniform(-1, 1, size=2) * (TRAY_HALF - r - 0.003)
+                xy = TRAY_CENTER + rng.uniform(-1, 1, size=2) * (TRAY_HALF - r - 0.003) * spread
                 if all(lay != layer or np.linalg.norm(xy - p[:2]) > r + q for p, q, lay in placed):
                     break
             else:
@@ -162,12 +163,20 @@ class BinScene:
     quats: tuple[np.ndarray, ...]  # wxyz
 
 
-def sample_scene(seed: int, held_out: bool = False, family: str | None = None) -> BinScene:
-    """The seeded scene: 5-10 shapes of the split (optionally one family), where they drop from."""
+def sample_scene(seed: int, held_out: bool = False, family: str | None = None,
+                 objects: int | None = None, spread: float = 1.0) -> BinScene:
+    """The seeded scene: 5-10 shapes of the split (or exactly ``objects``; optionally all of one
+    family), where they drop from (within ``spread`` of the tray's half-size around its centre)."""
     rng = scene_rng(seed, held_out)
-    n = int(rng.integers(MIN_OBJECTS, MAX_OBJECTS + 1))
+    n = int(rng.integers(MIN_OBJECTS, MAX_OBJECTS + 1))  # drawn either way: the full trays stay as they were
+    if objects is not None:
+        if isinstance(objects, bool) or not isinstance(objects, (int, np.integer)) or not 1 <= objects <= MAX_OBJECTS:
+            raise ValueError(f"objects must be an integer in 1..{MAX_OBJECTS}, got {objects!r}")
+        n = int(objects)
     shapes = sample_shapes(rng, n, held_out=held_out, family=family)
-    positions = _place(shapes, rng)
+    if not 0.0 <= spread <= 1.0:
+        raise ValueError(f"spread must be in [0, 1], got {spread!r}")
+    positions = _place(shapes, rng, spread)
     quats = [_spawn_quat(s, rng) for s in shapes]
     return BinScene(int(seed), bool(held_out), tuple(shapes), tuple(positions), tuple(quats))
 
@@ -215,9 +224,17 @@ class GraspBinEnv:
     name = GRASP_BIN
     description = "grasp any object from the tray and lift it"
 
-    def __init__(self, image_size=(64, 64), depth: bool = False, shadows: bool = False, max_steps: int = MAX_STEPS):
+    def __init__(self, image_size=(64, 64), depth: bool = False, shadows: bool = False, max_steps: int = MAX_STEPS,
+                 objects: int | None = None, family: str | None = None, spread: float = 1.0):
+        """``objects``, ``family`` and ``spread`` fix every reset's tray (a count instead of 5-10,
+        one shape family, how far from the centre): ``GraspBinEnv(objects=1, family="box",
+        spread=0.0)`` is the trivial tray, one box right below the gripper's start."""
         if isinstance(image_size, int):
             image_size = (image_size, image_size)
+        if family is not None and family not in FAMILIES:
+            raise ValueError(f"unknown shape family {family!r}; families: {', '.join(FAMILIES)}")
+        sample_scene(0, objects=objects, spread=spread)  # bad values fail here, not at a reset
+        self.tray_objects, self.tray_family, self.tray_spread = objects, family, spread
         self.image_size = tuple(int(v) for v in image_size)
         self.depth = depth
         self.max_steps = int(max_steps)
@@ -237,7 +254,7 @@ class GraspBinEnv:
     def reset(self, seed: int, held_out: bool = False, family: str | None = None) -> BinObservation:
         """A new tray of 5-10 objects; the same (seed, held_out, family) gives the same scene.
         `family` restricts the scene to one shape family (per-family evaluation)."""
-        scene = sample_scene(seed, held_out, family)
+        scene = sample_scene(seed, held_out, family or self.tray_family, self.tray_objects, self.tray_spread)
         shapes = scene.shapes
         if self.sim is not None:
             self.sim.close()

@@ -80,6 +80,24 @@ def test_scenes_hold_5_to_10_objects_and_training_never_samples_held_out_shapes(
         assert all(s.family == f and not s.held_out for s in sample_scene(3, family=f).shapes)
 
 
+def test_a_tray_can_be_fixed_to_a_count_and_a_family_and_keeps_its_split():
+    one_box = GraspBinEnv(image_size=(32, 32), objects=1, family="box")
+    try:
+        for held_out in (False, True):
+            one_box.reset(seed=4, held_out=held_out)
+            [obj] = one_box.objects
+            assert obj.shape.family == "box" and obj.shape.held_out == held_out
+    finally:
+        one_box.close()
+    assert sample_scene(7, objects=3).shapes == sample_scene(7, objects=3).shapes  # seeded
+    assert len(sample_scene(7, objects=3).shapes) == 3
+    for bad in (0, MAX_OBJECTS + 1, 2.5, True):
+        with pytest.raises(ValueError, match="objects must be an integer"):
+            GraspBinEnv(objects=bad)
+    with pytest.raises(ValueError, match="unknown shape family 'sphere'"):
+        GraspBinEnv(family="sphere")
+
+
 def test_same_seed_same_episode_other_seed_other_scene(env):
     def run(seed, held_out=False):
         obs = env.reset(seed=seed, held_out=held_out)

@@ -62,7 +62,8 @@ class QTOptConfig:
     max_yaw: float = 0.7853981633974483
 
     # ---------------------------------------------------------------- episodes and rewards
-    #: an episode has at most this many steps (the last is a timeout: bootstrapped, not an end)
+    #: an episode has at most this many steps; the last one lifts and checks like ``terminate``,
+    #: so it is a real end, not a timeout (the bin's MAX_STEPS)
     max_steps: int = 20
     gamma: float = 0.9
     #: reward of every step (the paper's -0.05: prefer fast grasps)
@@ -120,8 +121,13 @@ class QTOptConfig:
     replay_capacity: int = 100_000
     #: 0: uniform sampling as in the paper (priorities are still reported, as the TD error)
     replay_alpha: float = 0.0
-    replay_beta: float = 0.5
-    replay_beta_final: float = 1.0
+    #: importance-weight exponent, start and end of its annealing. 0: no correction, as the paper
+    #: (uniform sampling has no importance weights). Any beta > 0 also weighs the offline/online mix
+    #: back to the replay's own proportions, (N P(i))^-beta: at beta 1 with 6,300 offline and 200
+    #: online transitions, the online half of a batch gets ~1/30 of the offline half's weight, and
+    #: the half-and-half mix below is undone
+    replay_beta: float = 0.0
+    replay_beta_final: float = 0.0
     replay_beta_steps: int = 40_000
     priority_eps: float = 1e-6
     #: share of a batch drawn from the offline data (the replay's ``demo`` flag) once the agent's

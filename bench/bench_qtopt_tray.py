@@ -1,0 +1,89 @@
+"""Offline QT-Opt on the trivial tray: one box right below the gripper's start. One JSON object per
+line: the scripted data's success, then, every --updates/--points updates, the greedy policy's
+held-out success and how far its last step ended from the box (lateral drift, cm).
+
+It is the learning smoke test's question (issue 15) asked at a size CI cannot afford: does
+offline QT-Opt learn the simplest grasp there is (descend, close, lift) from scripted grasps?
+
+Examples:
+    python bench/bench_qtopt_tray.py                                  # 100 grasps, 4,000 updates (~3 min)
+    python bench/bench_qtopt_tray.py --grasps 200 --spread 1          # the box anywhere in the tray
+    python bench/bench_qtopt_tray.py --agent-overrides scripted_random_action_prob=0.05 step_reward=0
+"""
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def emit(name, value, unit, **extra):
+    print(json.dumps({"name": name, "value": round(float(value), 4), "unit": unit, **extra}), flush=True)
+
+
+def greedy_on_held_out(env, agent, episodes: int) -> tuple[float, float]:
+    """Held-out success and the median lateral distance (m) of the last step from the box."""
+    from arm_policy.grasp_episodes import agent_observation, env_action
+    from arm_policy.train_qtopt import eval_seed
+
+    wins, drift = 0, []
+    for i in range(episodes):
+        obs, done = env.reset(seed=eval_seed(i), held_out=True), False
+        box = env.objects[0]
+        while not done:
+            tcp = obs.gripper_position
+            held_xy = env.sim.data.xpos[box.body_id][:2]
+            obs, done, success = env.step(**env_action(agent.act(agent_observation(obs), False)[1]))
+        wins += success
+        drift.append(float(np.linalg.norm(tcp[:2] - held_xy)))
+    return wins / episodes, float(np.median(drift))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--grasps", type=int, default=100, help="scripted grasps recorded (offline data)")
+    parser.add_argument("--updates", type=int, default=4000)
+    parser.add_argument("--points", type=int, default=8, help="evaluations after the untrained one")
+    parser.add_argument("--episodes", type=int, default=20, help="held-out episodes per evaluation")
+    parser.add_argument("--spread", type=float, default=0.0, help="0: the box at the tray's centre, 1: anywhere")
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--agent-overrides", nargs="*", default=[], metavar="FIELD=VALUE")
+    args = parser.parse_args()
+
+    from arm_policy.agents import agent_config
+    from arm_policy.grasp_episodes import read_grasp_episode
+    from arm_policy.learner import Learner, LearnerSettings
+    from arm_policy.settings_cli import parse_items
+    from arm_policy.train_qtopt import record_offline
+    from arm_sim.grasp_bin import GraspBinEnv
+
+    overrides = {"image_size": args.image_size, **parse_items(args.agent_overrides, "--agent-overrides")}
+    cfg = agent_config("cpu", overrides, "qtopt")
+    env = GraspBinEnv(image_size=(cfg.image_size,) * 2, objects=1, family="box", spread=args.spread)
+    context = {"grasps": args.grasps, "spread": args.spread, "seed": args.seed, "overrides": overrides}
+    with tempfile.TemporaryDirectory() as tmp:
+        rate = record_offline(env, Path(tmp) / "offline", args.grasps, args.seed, lambda line: None, cfg)
+        transitions = [t for bag in sorted((Path(tmp) / "offline").glob("episode_*"))
+                       for t in read_grasp_episode(bag, cfg)]
+        emit("scripted_success", rate, "fraction", transitions=len(transitions), **context)
+        learner = Learner.start("qtopt", cfg, transitions, Path(tmp) / "run", LearnerSettings(0, 10**9, 1),
+                                seed=args.seed, warn=lambda line: None)
+        done = 0
+        for point in range(args.points + 1):
+            began = time.perf_counter()
+            chunk = 0 if point == 0 else args.updates // args.points
+            for _ in range(chunk):
+                learner.update()
+            done += chunk
+            seconds = time.perf_counter() - began
+            success, drift = greedy_on_held_out(env, learner.agent, args.episodes)
+            emit("held_out_success", success, "fraction", updates=done, lateral_drift_cm=round(100 * drift, 1),
+                 update_ms=round(1000 * seconds / max(chunk, 1), 1), **context)
+    env.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -25,19 +25,19 @@ def emit(name, value, unit, **extra):
 
 def greedy_on_held_out(env, agent, episodes: int) -> tuple[float, float]:
     """Held-out success and the median lateral distance (m) of the last step from the box."""
-    from arm_policy.grasp_episodes import agent_observation, env_action
+    from arm_policy.grasp_episodes import agent_observation, play_episode
     from arm_policy.train_qtopt import eval_seed
 
     wins, drift = 0, []
     for i in range(episodes):
-        obs, done = env.reset(seed=eval_seed(i), held_out=True), False
-        box = env.objects[0]
-        while not done:
-            tcp = obs.gripper_position
-            held_xy = env.sim.data.xpos[box.body_id][:2]
-            obs, done, success = env.step(**env_action(agent.act(agent_observation(obs), False)[1]))
-        wins += success
-        drift.append(float(np.linalg.norm(tcp[:2] - held_xy)))
+        gaps = []
+
+        def decide(obs):  # the gap before each step; the last one is where the grasp was tried
+            gaps.append(np.linalg.norm(obs.gripper_position[:2] - env.sim.data.xpos[env.objects[0].body_id][:2]))
+            return agent.act(agent_observation(obs), False)[1]
+
+        wins += play_episode(env, eval_seed(i), decide, held_out=True)[-2].success
+        drift.append(float(gaps[-1]))
     return wins / episodes, float(np.median(drift))
 
 

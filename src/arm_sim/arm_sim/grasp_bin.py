@@ -231,9 +231,7 @@ class GraspBinEnv:
         spread=0.0)`` is the trivial tray, one box right below the gripper's start."""
         if isinstance(image_size, int):
             image_size = (image_size, image_size)
-        if family is not None and family not in FAMILIES:
-            raise ValueError(f"unknown shape family {family!r}; families: {', '.join(FAMILIES)}")
-        sample_scene(0, objects=objects, spread=spread)  # bad values fail here, not at a reset
+        sample_scene(0, family=family, objects=objects, spread=spread)  # bad values fail here, not at a reset
         self.tray_objects, self.tray_family, self.tray_spread = objects, family, spread
         self.image_size = tuple(int(v) for v in image_size)
         self.depth = depth

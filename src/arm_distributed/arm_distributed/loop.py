@@ -51,7 +51,8 @@ class _Loop:
         self.updates = updates
         self.weights = run.learner.weights.remote()
         self.weights_at = updates
-        self.collecting: dict[Any, tuple[int, Any]] = {}  # episode ref -> (collector index, weights it plays)
+        self.collecting: dict[Any, tuple[int, Any, str]] = {}  # episode ref -> (collector, weights it plays, name)
+        self.lost: dict[str, str] = {}  # episode name -> the death that lost it (collector, learner)
         self.updating: dict[Any, _Batch] = {}  # update ref -> its batch
         self.evaluating: tuple[Any, int] | None = None  # (ref, x)
         self.next_updater = 0
@@ -74,8 +75,9 @@ class _Loop:
     def submit_episode(self, i: int) -> None:
         k = self.next_episode
         self.next_episode += 1
-        ref = self.r.collectors[i].episode.remote(self.weights, f"episode_{k:06d}", train_seed(self.s.seed, k))
-        self.collecting[ref] = (i, self.weights)
+        name = f"episode_{k:06d}"
+        ref = self.r.collectors[i].episode.remote(self.weights, name, train_seed(self.s.seed, k))
+        self.collecting[ref] = (i, self.weights, name)
 
     def sample(self) -> list:
         b = self.cfg.batch_size
@@ -118,15 +120,17 @@ class _Loop:
 
     # ------------------------------------------------------------------ results
     def on_episode(self, ref) -> None:
-        i, weights = self.collecting.pop(ref)
+        i, weights, name = self.collecting.pop(ref)
         try:
             result = self.ray.get(ref)
         except self.ray.exceptions.RayActorError:
             if not self._ok(weights):  # the learner died before its weights reached the collector
+                self.lost[name] = "learner"
                 if weights is self.weights:  # and that death is not handled yet
                     self.learner_died()
                 return
             self.r.restarts["collector"] += 1
+            self.lost[name] = "collector"
             self.r.log(f"collector {i} died mid-episode: that episode is lost; Ray restarts the collector")
             self.r.wait_until_up(self.r.collectors[i], f"collector {i}")
             return
@@ -249,7 +253,7 @@ class _Loop:
             if self.evaluating is None and self.x() >= next_eval:
                 self.evaluating = self.evaluate(self.x())
                 eval_began, next_eval = time.monotonic(), self.x() + every
-            busy = {i for i, _ in self.collecting.values()}
+            busy = {i for i, _, _ in self.collecting.values()}
             for i in range(len(self.r.collectors)):
                 if i not in busy and self.may_collect():
                     self.submit_episode(i)

@@ -22,8 +22,10 @@ so both make the same number of updates per env step.
 Faults: every actor is restarted by Ray when it dies. A collector's episode in flight is lost
 (nothing of it reached a replay server) and the collector gets the next one; a batch whose
 updater died is labelled again by the restarted updater before the learner sees it; a learner
-that died resumes from its newest checkpoint, the replay servers keep their data (and reload it
-from the bags if they die themselves). Ctrl-C (or SIGTERM) stops the run with a final checkpoint
+that died resumes from its newest checkpoint (the episodes sent with the weights it never
+published are lost too), the replay servers keep their data (and reload it from the bags if
+they die themselves). ``lost_episodes`` in the summary names every lost episode and the death
+that lost it. Ctrl-C (or SIGTERM) stops the run with a final checkpoint
 and summary and ray.shutdown() stops every process of a local Ray.
 """
 from __future__ import annotations
@@ -304,5 +306,6 @@ class _Run:
         return p.finish({"task": s.task, "preset": s.preset, "method": self.method, **algo,
                          "demos": s.demos, "seed": s.seed, "distributed": True, "collectors": len(self.collectors),
                          "bellman_updaters": len(self.updaters), "restarts": dict(self.restarts),
+                         "lost_episodes": dict(sorted(loop.lost.items())),
                          "placement": self.placement, "updates_this_run": loop.new_updates, "bellman_targets": loop.targets,
                          "startup_seconds": startup, **rates}, loop.updates)

@@ -138,8 +138,13 @@ def test_a_killed_collector_is_restarted_and_loses_at_most_its_episode(faulty_ru
     assert s["restarts"]["collector"] >= 1  # Ray's count: killed while idle (held back by the rate
     # limit), it is restarted without any call of ours failing, and nothing is logged
     names = sorted(int(p.name.split("_")[1]) for p in (run / "replay" / "online").glob("episode_*"))
-    lost = set(range(names[-1] + 1)) - set(names)
-    assert len(lost) <= s["restarts"]["collector"]  # nothing but the episodes in flight
+    gaps = {f"episode_{k:06d}" for k in set(range(names[-1] + 1)) - set(names)}
+    assert gaps <= set(s["lost_episodes"])  # every gap is an episode the run said it lost
+    causes = list(s["lost_episodes"].values())
+    # nothing but the episodes in flight: one per collector death, one per collector per learner death
+    assert causes.count("collector") <= s["restarts"]["collector"]
+    assert causes.count("learner") <= s["collectors"] * s["restarts"]["learner"]
+    assert set(causes) <= {"collector", "learner"}
     assert len(names) >= s["episodes"] - 2  # every counted episode was persisted (2 may end after the summary)
     assert max(names) > 2, "collection went on after the kill"
 

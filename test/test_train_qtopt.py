@@ -77,6 +77,8 @@ def test_a_tiny_qtopt_run_leaves_the_run_folder_of_an_arm_run(tmp_path):
     assert folder.name == "grasp_bin_random0.15_terminate0.5"  # exploring scripted grasps by default
     assert len(list(folder.glob("episode_*"))) == 3
     assert offline_folder(settings, QTOptConfig(scripted_random_action_prob=0)).name == "grasp_bin"
+    sticky = offline_folder(settings, QTOptConfig(scripted_sticky_close=True))  # never mixed with the others
+    assert sticky.name == "grasp_bin_random0.15_terminate0.5_sticky"
     assert (run / "learning_curve.png").stat().st_size > 1000
     assert (run / "training" / "metrics.csv").is_file()
     from arm_policy.agents import from_checkpoint

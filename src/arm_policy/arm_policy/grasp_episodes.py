@@ -160,7 +160,8 @@ def play_episode(env, seed: int, decide: Callable[[Any], np.ndarray], held_out: 
 
 
 def play_scripted(env, seed: int, rng: np.random.Generator, noise: float = 1.0,
-                  random_action_prob: float = 0.0, random_terminate_prob: float = 0.5) -> list[GraspFrame]:
+                  random_action_prob: float = 0.0, random_terminate_prob: float = 0.5,
+                  sticky_close: bool = False) -> list[GraspFrame]:
     """The offline data policy (arm_sim.grasp_bin_scripted: a noisy top-down grasp at a random
     object, each step replaced by a random one with ``random_action_prob``), recorded as frames."""
     from arm_sim.grasp_bin import MAX_DISPLACEMENT, MAX_YAW_DELTA
@@ -168,7 +169,7 @@ def play_scripted(env, seed: int, rng: np.random.Generator, noise: float = 1.0,
 
     first = env.reset(seed=seed)
     episode = scripted_grasp(env, rng, noise, record=True, random_action_prob=random_action_prob,
-                             random_terminate_prob=random_terminate_prob)
+                             random_terminate_prob=random_terminate_prob, sticky_close=sticky_close)
     frames, before = [], first
     for obs, act, done, success in episode.transitions:
         # stored as executed: the bin clips each step to its bounds

@@ -51,7 +51,8 @@ def scripted_frames(env, seed: int, cfg) -> list:
     seed stream of its own per episode, so any process playing any share of the scenes makes the
     same data."""
     return play_scripted(env, seed, np.random.default_rng([SCRIPTED_STREAM, seed]), SCRIPTED_NOISE,
-                         cfg.scripted_random_action_prob, cfg.scripted_random_terminate_prob)
+                         cfg.scripted_random_action_prob, cfg.scripted_random_terminate_prob,
+                         cfg.scripted_sticky_close)
 
 
 def scripted_name(seed: int) -> str:
@@ -73,7 +74,8 @@ def record_scripted(env, folder: Path, seed: int, cfg) -> bool:
 def offline_folder(settings: TrainSettings, cfg) -> Path:
     """Where a run's offline bags are (recorded there if missing), DEMOS = DEMO_DIR or OUT/demos:
     DEMOS/TASK for the plain scripted grasps, and DEMOS/TASK_random<p>_terminate<q> for exploring
-    ones (``scripted_random_action_prob`` p > 0), so bags of one kind are never read as the other."""
+    ones (``scripted_random_action_prob`` p > 0; ``_sticky`` appended with
+    ``scripted_sticky_close``), so bags of one kind are never read as the other."""
     return offline_bag_folder(Path(settings.demo_dir) if settings.demo_dir else Path(settings.out) / "demos",
                               settings.task, cfg)
 
@@ -82,7 +84,9 @@ def offline_bag_folder(demos: Path, task: str, cfg) -> Path:
     """The offline bags of ``task`` under the demo root ``demos`` for the agent config ``cfg``
     (:func:`offline_folder`; the ROS graph's episode runner records them there too)."""
     if cfg.scripted_random_action_prob > 0:
-        return demos / f"{task}_random{cfg.scripted_random_action_prob:g}_terminate{cfg.scripted_random_terminate_prob:g}"
+        sticky = "_sticky" if cfg.scripted_sticky_close else ""
+        return demos / (f"{task}_random{cfg.scripted_random_action_prob:g}"
+                        f"_terminate{cfg.scripted_random_terminate_prob:g}{sticky}")
     return demos / task
 
 

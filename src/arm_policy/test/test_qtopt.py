@@ -305,7 +305,7 @@ def test_q_learns_that_terminating_with_a_bright_pixel_in_view_pays():
     def evaluate():
         with torch.no_grad():
             t = a.batch_tensors(held_out)
-            loss, logits = a._q_loss(t, t["reward"])
+            loss, logits, _ = a._q_loss(t, t["reward"])
             q = torch.sigmoid(logits)
         return float(loss), float(((q > 0.5) == (t["reward"] > 0.5)).float().mean())
 
@@ -323,6 +323,30 @@ def test_q_learns_that_terminating_with_a_bright_pixel_in_view_pays():
 
 
 # --------------------------------------------------------------------------- bad input
+
+
+def test_the_conservative_term_pushes_q_down_on_actions_the_data_never_tried():
+    """Every batch tries one action and is labelled 1: without the term Q spreads that value to
+    actions never tried (CEM's argmax then exploits them); with it they sit below the tried one."""
+    data = batch(n=32, seed=3)
+    data["action"][:] = data["action"][0]
+    data["target"] = np.ones(32, np.float32)
+
+    def gap(weight):
+        a = agent(TINY.replace(lr=3e-3, batch_size=32, conservative_weight=weight), seed=0)
+        for _ in range(60):
+            metrics = a.update(data)
+        with torch.no_grad():
+            t = a.batch_tensors(data)
+            features = a.q.encode(t["image"])
+            tried = torch.sigmoid(a.q.head(features, t["state"], t["action"])).mean()
+            untried = torch.sigmoid(a.q.score(features, t["state"], a._random_actions(32))).mean()
+        return float(tried - untried), metrics
+
+    plain, plain_metrics = gap(0.0)
+    conservative, metrics = gap(1.0)
+    assert "conservative_penalty" in metrics and "conservative_penalty" not in plain_metrics
+    assert conservative > plain + 0.3
 
 
 def test_non_finite_input_is_refused_naming_what():

@@ -93,7 +93,7 @@ def _wrap_half_turn(a: float) -> float:
 
 def scripted_grasp(env: GraspBinEnv, rng: np.random.Generator, noise: float = 1.0, target: BinObject | None = None,
                    record: bool = False, random_action_prob: float = 0.0,
-                   random_terminate_prob: float = 0.5) -> ScriptedEpisode:
+                   random_terminate_prob: float = 0.5, sticky_close: bool = False) -> ScriptedEpisode:
     """Run one episode from the env's current (freshly reset) state; returns how it went.
 
     ``random_action_prob``: each step is replaced, with this probability, by a uniformly random
@@ -101,7 +101,12 @@ def scripted_grasp(env: GraspBinEnv, rng: np.random.Generator, noise: float = 1.
     ``random_terminate_prob``): exploration in the data, as in the paper's data collection, so a
     Q-function learned from it sees what closing and terminating anywhere else does (the policy
     is closed loop and resumes its grasp after a random step). 0 (default): no random draws at
-    all, the episodes are those of before."""
+    all, the episodes are those of before.
+
+    ``sticky_close``: a random step's gripper command holds until the next random step (the
+    scripted steps keep the gripper closed after a random close), so the data also shows what
+    descending closed and grasping with a closed hand do; without it a random close is undone at
+    the next step and closing early looks harmless."""
     candidates = env.objects_in_tray() or env.objects
     obj = target if target is not None else candidates[int(rng.integers(len(candidates)))]
     offset = np.r_[rng.normal(0.0, POSITION_NOISE * noise, 2), rng.normal(0.0, HEIGHT_NOISE * noise)]
@@ -114,13 +119,15 @@ def scripted_grasp(env: GraspBinEnv, rng: np.random.Generator, noise: float = 1.
         return goal, _wrap_half_turn(yaw + yaw_offset)
 
     transitions = []
-    state = {"obs": None, "done": False, "success": False}
+    state = {"obs": None, "done": False, "success": False, "held_closed": False}
 
     def act(d, dyaw=0.0, close=False, terminate=False):
         if random_action_prob > 0 and rng.random() < random_action_prob:
             d = rng.uniform(-MAX_DISPLACEMENT, MAX_DISPLACEMENT, 3)
             dyaw = float(rng.uniform(-MAX_YAW_DELTA, MAX_YAW_DELTA))
             close, terminate = bool(rng.random() < 0.5), bool(rng.random() < random_terminate_prob)
+            state["held_closed"] = sticky_close and close
+        close = close or state["held_closed"]
         obs, done, success = env.step(d, dyaw, close, terminate)
         if record:
             transitions.append((obs, {"displacement": np.asarray(d, dtype=float), "yaw_delta": float(dyaw),

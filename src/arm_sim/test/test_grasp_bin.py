@@ -211,3 +211,35 @@ def test_the_scripted_policy_explores_only_when_asked_and_its_random_steps_are_i
     (_, a, done, success), = wild.transitions
     assert done and not success and a["terminate"] and wild.steps == 1
     assert np.all(np.abs(a["displacement"]) <= MAX_DISPLACEMENT)
+
+
+class _FirstStepRandom:
+    """A generator double: no scripted noise, the first step random (a close that does not
+    terminate), every later step scripted."""
+
+    def __init__(self):
+        self.draws = [0.0, 0.0, 0.99]  # random step? yes; close? yes; terminate? no
+
+    def random(self):
+        return self.draws.pop(0) if self.draws else 0.99
+
+    def normal(self, loc=0.0, scale=1.0, size=None):
+        return np.zeros(size) if size is not None else 0.0
+
+    def uniform(self, low=0.0, high=1.0, size=None):
+        return np.zeros(size) if size is not None else 0.0
+
+    def integers(self, n):
+        return 0
+
+
+@pytest.mark.parametrize("sticky", [False, True])
+def test_a_random_close_is_undone_at_once_unless_sticky(env, sticky):
+    env.reset(seed=4)
+    episode = scripted_grasp(env, _FirstStepRandom(), record=True, random_action_prob=0.5, sticky_close=sticky)
+    closes = [a["close_gripper"] for _, a, _, _ in episode.transitions]
+    assert closes[0] and len(closes) > 2
+    if sticky:  # the data shows descending with a closed hand, and what that grasp is worth
+        assert all(closes)
+    else:  # the scripted policy reopens at the next step and closes only at the bottom
+        assert not closes[1] and closes[-2:] == [True, True]

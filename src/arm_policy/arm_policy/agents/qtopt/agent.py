@@ -10,6 +10,8 @@ the episode really ended (a timeout is no end: it bootstraps):
    y = clamp(r + gamma b V(s'), 0, 1)   (r = -0.05 per step, +1 at a successful end; a target
    below 0 (a failing end's -0.05) is clamped: the cross-entropy needs a label in [0, 1])
 2. L = mean_batch w_is CE(Q_theta(s, a), y),  CE(q, y) = -y log q - (1 - y) log(1 - q)
+   (+ alpha mean_j Q_theta(s, a_j), a_j uniformly random, with ``conservative_weight`` alpha > 0:
+   a pull towards 0 on actions the data never tried, where the data's own actions hold Q up)
 3. theta_1 <- polyak theta_1 + (1 - polyak) theta
 4. theta_2 <- theta_1 of ``lag_updates`` updates ago (a ring of snapshots of theta_1)
 
@@ -231,7 +233,7 @@ class QTOptAgent(Agent):
             for key in ("image", "next_image"):
                 t[key] = random_shift(t[key], self.cfg.image_shift, self.generator)
         y = t["target"] if "target" in t else self.targets(t)  # before any network moves
-        loss, logits = self._q_loss(t, y)
+        loss, logits, penalty = self._q_loss(t, y)
         self._step(loss)
         self._polyak()
         self.updates += 1
@@ -240,15 +242,30 @@ class QTOptAgent(Agent):
         td = (q - y).abs()
         metrics = {"q_loss": loss, "q_mean": q.mean(), "target_mean": y.mean(), "td": td.mean(),
                    "q_accuracy": ((q > 0.5) == (y > 0.5)).float().mean()}
+        if penalty is not None:
+            metrics["conservative_penalty"] = penalty
         out: dict[str, Any] = {k: float(v.detach()) for k, v in metrics.items()}
         out["priorities"] = td.cpu().numpy().astype(np.float64)
         return out
 
-    def _q_loss(self, t, y) -> tuple[torch.Tensor, torch.Tensor]:
-        """L = mean_batch w_is CE(sigmoid(logit), y) -> (loss, logits (B,))."""
-        logits = self.q(t["image"], t["state"], t["action"]).float()
+    def _q_loss(self, t, y) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """L = mean_batch w_is CE(sigmoid(logit), y) (+ the conservative penalty) -> (loss,
+        logits (B,), the penalty or None)."""
+        features = self.q.encode(t["image"])
+        logits = self.q.head(features, t["state"], t["action"]).float()
         ce = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
-        return (t["w_is"] * ce).mean(), logits
+        loss = (t["w_is"] * ce).mean()
+        if self.cfg.conservative_weight <= 0:
+            return loss, logits, None
+        untried = torch.sigmoid(self.q.score(features, t["state"], self._random_actions(len(logits))).float())
+        penalty = untried.mean()
+        return loss + self.cfg.conservative_weight * penalty, logits, penalty.detach()
+
+    def _random_actions(self, b: int) -> torch.Tensor:
+        """(b, conservative_samples, 7) actions uniform over the box and the two binary choices."""
+        u = torch.rand(b, self.cfg.conservative_samples, 6, generator=self.generator, device=self.device)
+        x = torch.cat([self._low + (self._high - self._low) * u[..., :4], (u[..., 4:] < 0.5).float()], dim=-1)
+        return action_vector(x)
 
     def _step(self, loss: torch.Tensor) -> None:
         self._check("Q loss", loss)

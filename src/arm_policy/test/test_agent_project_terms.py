@@ -161,9 +161,11 @@ def test_attention_only_picks_points_inside_the_widened_workspace():
     assert pixel.shape == (2,)
 
 
-def test_the_relative_actors_reach_widens_the_attention_workspace_per_axis():
-    """A pixel 20 cm beyond the bounds on x is attended by an actor that reaches 25 cm on x
-    (a free-space keyframe's pixel lies on what is behind it), not by one that reaches 10 cm."""
+@pytest.mark.parametrize("relative", [True, False])
+def test_the_demos_reach_widens_the_attention_workspace_per_axis(relative):
+    """A pixel 20 cm beyond the bounds on x is attended when the demos reach 25 cm on x from
+    their pixels' points (a free-space keyframe's pixel lies on what is behind it), not when they
+    reach 10 cm; for the absolute actor as for the relative one."""
     bounds = np.array([[0.0, 0.0, 0.9], [0.2, 0.2, 1.1]], np.float32)
     pc = np.full((16, 16, 3), [1.0, 1.0, 1.0], np.float32)
     pc[5, 5] = [0.4, 0.1, 1.0]  # 20 cm past the bounds on x
@@ -171,7 +173,7 @@ def test_the_relative_actors_reach_widens_the_attention_workspace_per_axis():
     obs = obs_tensor(torch.zeros(1, 16, 16, 3, dtype=torch.uint8), torch.as_tensor(pc)[None])
     q = torch.zeros(1, 16, 16)
     q[0, 5, 5] = 10.0  # the far pixel has the best Q
-    cfg = TINY.replace(attention_workspace_margin=0.05, actor_relative_xyz=True)
+    cfg = TINY.replace(attention_workspace_margin=0.05, actor_relative_xyz=relative)
     for reach, attended in ((np.array([0.25, 0.1, 0.1]), (5, 5)), (0.1, (12, 12))):
         agent = ARMAgent(cfg, bounds, device="cpu", relative_range=reach)
         masked = agent._in_workspace(q.clone(), obs)

@@ -207,14 +207,15 @@ class ARMAgent(Agent):
     def _in_workspace(self, q: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         """(B, H, W) Q with pixels outside the widened action bounds at -inf
         (``attention_workspace_margin``); an image without any such pixel is left as it is.
-        The relative actor widens each axis to at least its reach: a pixel from which it can
-        put the pose inside the bounds stays (a demo's own pixel always does)."""
+        Each axis is widened to at least the demos' reach (``relative_range``, measured from the
+        demos whichever form the actor has): a free-space keyframe's pixel lies on what is behind
+        it, so a demo's own pixel always stays attendable. With the absolute actor a margin
+        alone masked them: stack_wine's first keyframe was never attended (35 min, 0.00)."""
         margin = self.cfg.attention_workspace_margin
         if margin < 0:
             return q
-        margin = torch.full((3,), float(margin), device=obs.device)
-        if self.cfg.actor_relative_xyz:
-            margin = torch.maximum(margin, self.actor.relative_range.to(obs.device))
+        margin = torch.maximum(torch.full((3,), float(margin), device=obs.device),
+                               self.actor.relative_range.to(obs.device))
         bounds = torch.as_tensor(self.action_bounds, device=obs.device)
         lo, hi = (bounds[0] - margin)[None, :, None, None], (bounds[1] + margin)[None, :, None, None]
         points, valid = obs[:, 3:6], obs[:, 6] > 0  # obs_tensor's layout: rgb, xyz, validity

@@ -4,6 +4,9 @@ Uses MuJoCo's collision detector on a private MjData that mirrors the scene (obj
 simulator, or a perception system, says they are). A held object moves with the hand and counts
 as part of the robot. Contacts shallower than `tolerance` are ignored, so resting contact (an
 object sitting on the table while held, fingers brushing a handle) is not a collision.
+
+``scene_collisions = False`` checks the robot against itself only (RLBench's
+``ABS_EE_POSE_PLAN_WORLD_FRAME``, whose planner ignores the scene; physics settles the rest).
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ class CollisionChecker:
         self._held_adr = None
         self._held_rel = None
         self._ignored = np.zeros(model.nbody, dtype=bool)
+        self.scene_collisions = True
         self.checks = 0
 
     def set_scene(self, qpos: np.ndarray, held: tuple[str, np.ndarray] | None = None,
@@ -82,7 +86,7 @@ class CollisionChecker:
         # robot against robot comes only from the explicit self-collision pairs; a held object
         # touching the hand that holds it is expected
         self_pair = r1 & r2 & ~held1 & ~held2
-        hit = deep & (against_scene | self_pair)
+        hit = deep & ((against_scene & self.scene_collisions) | self_pair)
         return g1[hit], g2[hit], -dist[hit]
 
     def contacts(self, q) -> list[tuple[str, str, float]]:

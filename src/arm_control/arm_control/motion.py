@@ -76,9 +76,11 @@ class MotionPlanner:
 
     def __init__(self, model, planner: str = "RRTConnect", planning_timeout: float = 1.0,
                  velocity_scaling: float = 0.5, acceleration_scaling: float = 0.5, dt: float = 0.05,
-                 ik_attempts: int = 10, seed: int = 0):
+                 ik_attempts: int = 10, seed: int = 0, collision_checking: bool = True):
         self.kinematics = Kinematics(model)
         self.collision = CollisionChecker(model)
+        # False: IK solutions and paths may cut through the scene (only self-collisions count)
+        self.collision.scene_collisions = collision_checking
         self.planner = planner
         self.planning_timeout = planning_timeout
         self.velocity_scaling = velocity_scaling

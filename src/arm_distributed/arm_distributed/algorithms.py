@@ -113,7 +113,8 @@ class Keyframes:
         from arm_sim.environment import Environment
 
         size = self.cfg.image_size
-        return Environment(image_size=(size, size)).get_task(self.run["task"])
+        return Environment(image_size=(size, size), collision_checking=self.run.get(
+            "collision_checking", True)).get_task(self.run["task"])
 
     def play(self, env, agent, seed: int) -> tuple[Any, int, bool]:
         """One exploring episode of next-best poses -> (its transitions, env steps, success)."""

@@ -100,7 +100,8 @@ class _Run:
             self.record_demos(demo_dir)
         self.spec = {"method": self.method, "cfg_dict": self.cfg.to_dict(),
                      "run": {"task": settings.task, "episode_length": settings.episode_length,
-                             "demo_dir": str(demo_dir), "demos": settings.demos}}
+                             "demo_dir": str(demo_dir), "demos": settings.demos,
+                             "collision_checking": settings.collision_checking}}
         spec = self.spec
         #: the most env steps of one episode (QT-Opt: the bin's step limit; ARM: the poses per episode)
         self.episode_steps = self.cfg.max_steps if self.method == "qtopt" else settings.episode_length

@@ -84,7 +84,7 @@ def cell_settings(settings: BenchmarkSettings, cell: Cell) -> TrainSettings:
                          eval_episodes=settings.eval_episodes,
                          checkpoint_every=settings.checkpoint_every,
                          agent_overrides=dict(settings.agent_overrides),
-                         demo_dir=str(out / "demos"))
+                         demo_dir=str(out / "demos"), collision_checking=settings.collision_checking)
 
 
 def _record_shared_demos(settings: BenchmarkSettings, log: Callable[[str], None]) -> None:

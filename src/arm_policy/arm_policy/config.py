@@ -256,6 +256,11 @@ PAPER_DEPARTURES: dict[str, str] = {
     "log-std and log-prob": "log-std soft-clamped into [-40, 4] and the tanh correction in the "
                             "stable softplus form; the authors clamp hard and use "
                             "log(relu(1 - a^2) + 1e-6).",
+    "action mode": "by default the simulator plans around the scene and a move that stops short "
+                   "of its goal ends the episode; the authors' RLBench action mode "
+                   "(ABS_EE_POSE_PLAN_WORLD_FRAME) plans with ignore_collisions=True and never "
+                   "fails a move for stopping short: `--no-collision-checking` (arm train, "
+                   "arm benchmark) is theirs.",
     "quaternion sign": "actions and states use one canonical quaternion sign (w >= 0, with a "
                        "tie-break on w ~ 0 where every top-down grasp lies).",
 }

@@ -26,6 +26,16 @@ def check_task(task: str, method: str) -> None:
         raise ValueError(f"method {method!r} does not learn {task!r}; it learns {', '.join(tasks)}")
 
 
+def _check_collision_checking(collision_checking: bool, tasks: list[str]) -> None:
+    """ValueError for --no-collision-checking on grasp_bin: QT-Opt's short Cartesian steps meet
+    the bin physically already; there is no planning around the scene to turn off."""
+    from arm_sim.tasks import QTOPT_TASK_NAMES
+
+    if not collision_checking and any(t in QTOPT_TASK_NAMES for t in tasks):
+        raise ValueError("--no-collision-checking is the ARM authors' action mode for the keyframe "
+                         f"tasks; {', '.join(QTOPT_TASK_NAMES)} moves in short Cartesian steps without a planner")
+
+
 @dataclass
 class TrainSettings:
     """What `arm train --inprocess` takes; saved in config.json next to the agent's config."""
@@ -47,6 +57,7 @@ class TrainSettings:
     demo_dir: str = ""  # where the demo bags are (recorded there if missing); default OUT/demos
     device: str = "auto"  # cpu, cuda or auto (CUDA when present); the simulator stays on the CPU
     offline_only: bool = False  # QT-Opt: learn from the scripted grasps only (the paper's offline run)
+    collision_checking: bool = True  # plan around the scene; --no-collision-checking: the ARM authors' RLBench action mode (plans ignore the scene, a move stopped short is no failure)
 
     def __post_init__(self) -> None:
         from .config import PRESETS
@@ -58,6 +69,7 @@ class TrainSettings:
             raise ValueError(f"unknown preset {self.preset!r}; presets: {', '.join(PRESETS)}")
         if self.demos < 1:
             raise ValueError(f"demos must be at least 1, got {self.demos}")
+        _check_collision_checking(self.collision_checking, [self.task])
 
 
 @dataclass
@@ -76,6 +88,7 @@ class BenchmarkSettings:
     eval_episodes: int = 25  # episodes per evaluation
     checkpoint_every: int = 500  # updates between checkpoints
     agent_overrides: dict = field(default_factory=dict)  # ARMConfig overrides for every cell (FIELD=VALUE)
+    collision_checking: bool = True  # plan around the scene; --no-collision-checking: the ARM authors' RLBench action mode (see arm train --help)
 
     def __post_init__(self) -> None:
         from arm_sim.tasks import TASK_NAMES
@@ -92,5 +105,6 @@ class BenchmarkSettings:
 
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; presets: {', '.join(PRESETS)}")
+        _check_collision_checking(self.collision_checking, self.tasks)
         if self.seeds < 1 or self.jobs < 1 or self.demos < 1 or self.minutes <= 0:
             raise ValueError("seeds, jobs and demos must be >= 1 and minutes > 0")

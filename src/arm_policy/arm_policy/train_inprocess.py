@@ -71,7 +71,8 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
     log(f"{settings.method}: {len(transitions)} demo transitions from {settings.demos} demos; "
         f"agent on {agent.device}")
 
-    task = Environment(image_size=(cfg.image_size, cfg.image_size)).get_task(settings.task)
+    task = Environment(image_size=(cfg.image_size, cfg.image_size),
+                       collision_checking=settings.collision_checking).get_task(settings.task)
     logger = RunLogger(run)
     attends = agent.attends
     (run / "attention").mkdir(exist_ok=True)
@@ -191,7 +192,9 @@ def evaluate_checkpoints(run_dir, episodes: int = 25, every_checkpoint: bool = F
             continue
         if task is None:
             size = agent.cfg.image_size
-            task = Environment(image_size=(size, size)).get_task(task_name)
+            # a run's own action mode (runs made before the option checked collisions)
+            task = Environment(image_size=(size, size), collision_checking=section.get(
+                "collision_checking", True)).get_task(task_name)
 
         def report(i, r, name=path.name):
             log(f"{name} scene {i:2d}: {r.outcome:12s} attention {r.attention_error_px:5.1f} px "

@@ -43,3 +43,20 @@ def test_arm_train_refuses_a_bad_value_by_name_without_importing_torch_for_help(
     done = subprocess.run(["arm", "train", "--inprocess", "--out", "/tmp/never", "--method", "dqn"],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "unknown method 'dqn'" in done.stderr
+
+
+def test_no_collision_checking_reaches_every_benchmark_cell_and_is_refused_for_the_bin():
+    """--no-collision-checking (the ARM authors' RLBench action mode) goes from the benchmark to
+    each cell's TrainSettings (its config.json, which `arm evaluate` reads back); grasp_bin has no
+    planner to turn it off in, so asking for it there is an error, not silently ignored."""
+    from arm_policy.benchmark import cell_settings, cells
+
+    parser = argparse.ArgumentParser()
+    add_options(parser, BenchmarkSettings, required=("out",))
+    settings = from_options(BenchmarkSettings, parser.parse_args(
+        ["--out", "runs/b", "--tasks", "stack_wine", "--methods", "arm,bc", "--no-collision-checking"]))
+    assert settings.collision_checking is False
+    assert all(cell_settings(settings, c).collision_checking is False for c in cells(settings))
+    assert TrainSettings().collision_checking is True  # the default still plans around the scene
+    with pytest.raises(ValueError, match="no-collision-checking"):
+        TrainSettings(task="grasp_bin", method="qtopt", collision_checking=False)

@@ -6,6 +6,12 @@ ruckig -> execute at the control rate, then the gripper acts (RLBench's MoveArmT
 A pose that cannot be reached raises InvalidActionError with the planner's outcome, as RLBench
 does; ARM turns that into reward 0 and the end of the episode (the authors' rule, arm_policy.rewards).
 
+``collision_checking=False`` is the action mode the ARM authors trained with (RLBench's
+``ABS_EE_POSE_PLAN_WORLD_FRAME``, which plans with ``ignore_collisions=True`` and ends the step
+when the path has been played, wherever the arm stopped): the planner ignores the scene, the
+arm meets it physically, and a move that stops short of its goal (fingers on the table) is not
+an error. Only a pose without an IK solution, or out of reach, still ends the episode.
+
     env = Environment(image_size=(128, 128))
     task = env.get_task("reach_target")
     descriptions, obs = task.reset(seed=0)
@@ -46,13 +52,14 @@ class StepResult:
 
 class Environment:
     def __init__(self, image_size=(128, 128), planner: str = "RRTConnect", shadows: bool = False,
-                 velocity_scaling: float = 0.5):
+                 velocity_scaling: float = 0.5, collision_checking: bool = True):
         if isinstance(image_size, int):
             image_size = (image_size, image_size)
         self.image_size = tuple(image_size)
         self.planner = planner
         self.shadows = shadows
         self.velocity_scaling = velocity_scaling
+        self.collision_checking = collision_checking
 
     def get_task(self, name: str) -> "TaskEnvironment":
         """The task's environment; "grasp_bin" (QT-Opt) returns an arm_sim.grasp_bin.GraspBinEnv,
@@ -70,8 +77,10 @@ class TaskEnvironment:
     def __init__(self, task: Task, env: Environment):
         self.task = task
         self.sim = PandaSim(task.bodies(), task.graspable, image_size=env.image_size, shadows=env.shadows)
+        self.collision_checking = env.collision_checking
         self.motion = MotionPlanner(self.sim.model, planner=env.planner, velocity_scaling=env.velocity_scaling,
-                                    acceleration_scaling=env.velocity_scaling, dt=1.0 / CONTROL_HZ)
+                                    acceleration_scaling=env.velocity_scaling, dt=1.0 / CONTROL_HZ,
+                                    collision_checking=env.collision_checking)
         self.seed = None
         self.last_result: StepResult | None = None
 
@@ -115,7 +124,8 @@ class TaskEnvironment:
         if not np.isfinite(action[7]):
             raise InvalidActionError("invalid", "gripper open amount is NaN/inf")
         result = self.execute(pose, float(np.clip(action[7], 0.0, 1.0)), recorder)
-        if result.outcome != "reached":
+        stopped_short = result.outcome == "timeout" and not self.collision_checking
+        if result.outcome != "reached" and not stopped_short:
             raise InvalidActionError(result.outcome, result.message)
         success = self.success()
         return self.sim.observe(), float(success), success

@@ -82,6 +82,33 @@ def test_an_unreachable_action_raises_invalid_action_with_its_outcome(env):
     task.close()
 
 
+def test_without_collision_checking_a_pose_into_the_table_stops_on_it_as_the_authors_rlbench_did():
+    """RLBench's ABS_EE_POSE_PLAN_WORLD_FRAME (what ARM trained with) plans with
+    ignore_collisions=True: fingertips sent 1 cm into the table stop on it, the gripper still
+    acts, and the episode goes on. Collision checking (the default) refuses the same pose."""
+    pose_into_table = lambda obs, z: np.r_[0.45, 0.05, z, obs.gripper_pose[3:], 0.0]  # noqa: E731
+    checked = Environment(image_size=(32, 32)).get_task("reach_target")
+    _, obs = checked.reset(seed=0)
+    with pytest.raises(InvalidActionError) as e:
+        checked.step(pose_into_table(obs, 0.74))
+    assert e.value.outcome in ("collision", "unreachable")
+    checked.close()
+
+    task = Environment(image_size=(32, 32), collision_checking=False).get_task("reach_target")
+    _, obs = task.reset(seed=0)
+    obs, reward, _ = task.step(pose_into_table(obs, 0.74))
+    assert task.last_result.outcome == "timeout" and "position error" in task.last_result.message
+    tcp = obs.gripper_pose[:3]
+    assert np.linalg.norm(tcp[:2] - [0.45, 0.05]) < 0.01 and 0.74 < tcp[2] < 0.76, tcp  # on the table
+    assert task.sim.gripper_target == 0.0  # the gripper command went out where the arm stopped
+    obs, _, _ = task.step(np.r_[0.45, 0.1, 1.0, obs.gripper_pose[3:], 1.0])  # and the arm moves on
+    assert np.linalg.norm(obs.gripper_pose[:3] - [0.45, 0.1, 1.0]) < 0.01
+    with pytest.raises(InvalidActionError) as e:  # out of reach still ends the episode
+        task.step(np.r_[2.5, 0.0, 1.0, obs.gripper_pose[3:], 1.0])
+    assert e.value.outcome == "unreachable"
+    task.close()
+
+
 def test_observation_fields_match_rlbench_names_and_shapes(env):
     task = env.get_task("pick_up_cup")
     _, obs = task.reset(seed=0)

@@ -254,7 +254,7 @@ def _causes(rows: list[dict]) -> str:
 def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> list[dict]:
     """results.csv, results.md and curves.png from the finished cells under ``out``."""
     from .checkpoints import atomic_write_bytes
-    from .plots import _write_png, learning_curve_image
+    from .plots import CURVE_COLORS, _write_png, learning_curve_image
 
     out = Path(out)
     rows = _rows(out)
@@ -327,13 +327,14 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
 
     panels = []
     for task in tasks:
-        curves, bands = {}, {}
+        curves, bands, colors = {}, {}, {}
         for m in methods:
             runs = _curves(out, task, m)
             if runs:
                 xs, mean, lo, hi = _mean_and_spread(runs)
                 label = f"{_label(m)} ({len(runs)} seed{'s' if len(runs) > 1 else ''})"
                 curves[label] = [{"env_steps": x, "eval_success": y} for x, y in zip(xs, mean)]
+                colors[label] = CURVE_COLORS[methods.index(m) % len(CURVE_COLORS)]
                 if len(runs) > 1:
                     bands[label] = (xs, lo, hi)
         if not curves:
@@ -341,7 +342,7 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
         first, *rest = curves.items()
         panels.append(learning_curve_image(first[1], title=task, compare=dict(rest), label=first[0],
                                            size=(640, 420), ylabel="evaluation success",
-                                           bands=bands))
+                                           bands=bands, colors=colors))
     if panels:
         cols = min(2, len(panels))
         while len(panels) % cols:

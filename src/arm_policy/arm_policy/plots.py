@@ -111,13 +111,16 @@ def _text_size(s, scale=0.5, thick=1):
 def learning_curve_image(rows: Sequence[Mapping], x: str = "env_steps", y: str = "eval_success",
                          title: str | None = None, compare=None, *, label: str = "ARM",
                          size: tuple[int, int] = (800, 500), ylim=None,
-                         ylabel: str | None = None, bands: Mapping | None = None) -> np.ndarray:
+                         ylabel: str | None = None, bands: Mapping | None = None,
+                         colors: Mapping | None = None) -> np.ndarray:
     """The plot of ``plot_learning_curve`` as an (H, W, 3) RGB uint8 array (``size`` = (W, H)).
-    ``bands``: {curve label: (x, low, high)} shades a spread (over seeds) under that curve."""
+    ``bands``: {curve label: (x, low, high)} shades a spread (over seeds) under that curve;
+    ``colors``: {curve label: RGB}, so one method keeps its colour across panels."""
     W, H = size
     img = np.full((H, W, 3), _BG, np.uint8)
     curves = [(label, rows)] + _normalise_compare(compare)
     data = [(name, *_series(r, x, y)) for name, r in curves]
+    palette = [(colors or {}).get(name, CURVE_COLORS[i % len(CURVE_COLORS)]) for i, (name, _) in enumerate(curves)]
 
     xs = np.concatenate([d[1] for d in data]) if data else np.empty(0)
     ys = np.concatenate([d[2] for d in data]) if data else np.empty(0)
@@ -209,10 +212,10 @@ def learning_curve_image(rows: Sequence[Mapping], x: str = "env_steps", y: str =
                 poly = [(px(a) - left, py(b) - top) for a, b in zip(bx, hi)]
                 poly += [(px(a) - left, py(b) - top) for a, b in zip(bx[::-1], lo[::-1])]
                 shade = plot.copy()
-                cv2.fillPoly(shade, [np.asarray(poly, np.int32)], CURVE_COLORS[i % len(CURVE_COLORS)])
+                cv2.fillPoly(shade, [np.asarray(poly, np.int32)], palette[i])
                 plot = cv2.addWeighted(shade, 0.2, plot, 0.8, 0.0)
     for i, (name, cx, cy) in enumerate(data):
-        col = CURVE_COLORS[i % len(CURVE_COLORS)]
+        col = palette[i]
         pts = np.stack([[px(a) - left for a in cx], [py(b) - top for b in cy]], 1) \
             .astype(np.int32) if cx.size else np.empty((0, 2), np.int32)
         if len(pts) > 1:
@@ -227,7 +230,7 @@ def learning_curve_image(rows: Sequence[Mapping], x: str = "env_steps", y: str =
     for r, members in enumerate(rows_of):
         yy, xx = top + ph + 60 + 24 * r + 10, left
         for i in members:
-            col = CURVE_COLORS[i % len(CURVE_COLORS)]
+            col = palette[i]
             cv2.line(img, (xx, yy), (xx + 28, yy), col, 2, cv2.LINE_AA)
             cv2.circle(img, (xx + 14, yy), 4, col, -1, cv2.LINE_AA)
             _text(img, names[i], (xx + 36, yy + 5), 0.5)

@@ -61,6 +61,13 @@ def test_learning_curve_compare_forms_and_empty(tmp_path):
     assert count_color(one, CURVE_COLORS[0]) > 10
 
 
+def test_a_curve_keeps_the_colour_it_is_given_whatever_its_place_in_the_panel():
+    """The benchmark's panels show different subsets of methods: BC must not be green in one
+    panel and orange in the next."""
+    img = learning_curve_image(curve_rows(), label="BC", colors={"BC": CURVE_COLORS[2]})
+    assert count_color(img, CURVE_COLORS[2]) > 300 and count_color(img, CURVE_COLORS[0]) == 0
+
+
 def test_crop_box_is_centred_and_clamped():
     assert crop_box((70, 40), 16, (128, 128)) == (62, 32, 77, 47)
     assert crop_box((2, 125), 16, (128, 128)) == (0, 112, 15, 127)

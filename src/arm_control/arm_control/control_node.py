@@ -68,6 +68,11 @@ class ControlNode(Node):
                                        "also after a move that timed out (QT-Opt's closed-loop "
                                        "steps close on what the fingers touch); false: RLBench's "
                                        "move-then-gripper, only after a reached pose")
+        collision_checking = declare(self, "collision_checking", True, "plan around the scene; "
+                                     "false: the ARM authors' RLBench action mode (plans ignore "
+                                     "the scene, only self-collisions count; a move that stops "
+                                     "short, fingers on the table, is reached where it stopped and "
+                                     "the gripper acts there). Keep true on a real robot")
 
         if planner not in PLANNERS:
             raise ValueError(f"unknown planner {planner!r}; available: {', '.join(PLANNERS)}")
@@ -80,12 +85,14 @@ class ControlNode(Node):
         model = mujoco.MjModel.from_xml_string(workcell_xml())
         motion = MotionPlanner(model, planner=planner, planning_timeout=float(planning_timeout),
                                velocity_scaling=float(velocity_scaling),
-                               acceleration_scaling=float(velocity_scaling), dt=self.dt)
+                               acceleration_scaling=float(velocity_scaling), dt=self.dt,
+                               collision_checking=bool(collision_checking))
         if not float(timeout_margin) > 0:
             raise ValueError(f"timeout_margin must be > 0 s, got {timeout_margin}")
         self.executor_ = GoalExecutor(motion, position_tolerance=float(position_tolerance),
                                       timeout_margin=float(timeout_margin),
-                                      gripper_when_blocked=bool(gripper_when_blocked))
+                                      gripper_when_blocked=bool(gripper_when_blocked),
+                                      stopped_short_is_reached=not collision_checking)
         self.scene_qpos = mujoco.MjData(model).qpos.copy()
         self.kinematics = motion.kinematics
         self.q = self.dq = self.fingers = None

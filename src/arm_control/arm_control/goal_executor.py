@@ -8,6 +8,11 @@ trajectory, a gripper command) and, once per goal, a Result. Move the arm, then 
 not settle at the goal) still actuates the gripper before its ``timeout`` result: QT-Opt's short
 closed-loop steps close the fingers where the arm stopped, on the object it touched. Off (the
 default), a timed-out move leaves the gripper alone, as RLBench's next-best poses do.
+
+``stopped_short_is_reached``: the ARM authors' action mode (RLBench's
+``ABS_EE_POSE_PLAN_WORLD_FRAME``, used with a MotionPlanner made with
+``collision_checking=False``): a move ends where the arm stopped, the gripper acts there, and
+the result is ``reached`` with the distance it stopped short in its message.
 """
 from __future__ import annotations
 
@@ -55,9 +60,10 @@ class Commands:
 class GoalExecutor:
     def __init__(self, motion: MotionPlanner, position_tolerance: float = 0.01,
                  settle_velocity: float = 0.02, timeout_margin: float = 3.0, gripper_seconds: float = 1.5,
-                 gripper_when_blocked: bool = False):
+                 gripper_when_blocked: bool = False, stopped_short_is_reached: bool = False):
         self.motion = motion
-        self.gripper_when_blocked = gripper_when_blocked
+        self.gripper_when_blocked = gripper_when_blocked or stopped_short_is_reached
+        self.stopped_short_is_reached = stopped_short_is_reached
         self._blocked: str | None = None  # why the arm phase of the active goal timed out
         self.position_tolerance = position_tolerance
         self.settle_velocity = settle_velocity
@@ -116,7 +122,7 @@ class GoalExecutor:
             self._blocked = (f"arm did not settle at the goal: position error {error * 1000:.1f} mm, "
                              f"joint speed {speed:.3f} rad/s")
             if not (self.gripper_when_blocked and self.active.gripper is not None):
-                self._finish("timeout", self._blocked, now, out)
+                self._finish(self._blocked_outcome, self._blocked, now, out)
                 return
         if arrived or self._blocked is not None:
             if self.active.gripper is None:
@@ -125,6 +131,10 @@ class GoalExecutor:
             out.gripper_open = self.active.gripper
             self.phase, self._fingers_before, self._fingers_still_since = "gripper", None, None
             self.deadline = now + self.gripper_seconds
+
+    @property
+    def _blocked_outcome(self) -> str:
+        return "reached" if self.stopped_short_is_reached else "timeout"
 
     def _check_gripper(self, now, fingers, out: Commands):
         target = self.active.gripper * panda.FINGER_OPEN
@@ -139,7 +149,7 @@ class GoalExecutor:
             if at_target or blocked:  # blocked: closed on an object
                 gripper = f"gripper {'at target' if at_target else 'closed on an object'}"
                 if self._blocked is not None:
-                    self._finish("timeout", f"{self._blocked}; {gripper}", now, out)
+                    self._finish(self._blocked_outcome, f"{self._blocked}; {gripper}", now, out)
                 else:
                     self._finish("reached", gripper, now, out)
                 return

@@ -107,3 +107,14 @@ def test_a_blocked_move_closes_the_gripper_only_in_closed_loop_mode(motion, grip
         assert gripper == [0.0] and "gripper at target" in results[0].message
     else:
         assert gripper == [], "RLBench's next-best poses leave the gripper alone after a failed move"
+
+
+def test_without_collision_checking_a_move_stopped_short_is_reached_where_it_stopped():
+    """The ARM authors' RLBench action mode: the planner ignores the table, the arm stops on it,
+    the gripper closes there and the episode goes on (reached, with how far short it stopped)."""
+    free = MotionPlanner(mujoco.MjModel.from_xml_string(workcell_xml()), collision_checking=False)
+    ex = GoalExecutor(free, timeout_margin=0.5, stopped_short_is_reached=True)
+    ex.submit(Goal(np.r_[0.45, 0.0, 0.60, top_down_quat()], gripper=0.0, key="in the table"))
+    results, gripper, _ = run(ex, panda.NEUTRAL.copy(), follow=False)  # the table holds the arm
+    assert [(r.key, r.outcome) for r in results] == [("in the table", "reached")]
+    assert "did not settle" in results[0].message and gripper == [0.0]

@@ -11,11 +11,12 @@ from arm_policy.rollout import SimRollout, expert_scene, run_episode, sim_observ
 from arm_policy.train_inprocess import TrainSettings, evaluate_checkpoints, train
 
 
-def test_a_tiny_run_leaves_a_complete_run_folder(tmp_path):
+def test_a_tiny_run_leaves_a_complete_run_folder(tmp_path, monkeypatch):
     run = tmp_path / "run"
     settings = TrainSettings(task="reach_target", demos=2, minutes=0.25, out=str(run), eval_every=5,
                              eval_episodes=2, updates_per_step=1, checkpoint_every=5,
-                             agent_overrides={"image_size": 32, "batch_size": 8})
+                             agent_overrides={"image_size": 32, "batch_size": 8},
+                             collision_checking=False)
     summary = train(settings, log=lambda line: None)
 
     assert summary["env_steps"] > 0 and summary["updates"] >= summary["env_steps"]
@@ -24,6 +25,7 @@ def test_a_tiny_run_leaves_a_complete_run_folder(tmp_path):
     assert on_disk["eval_success"] == summary["eval_success"] and on_disk["wall_seconds"] > 0
     config = json.loads((run / "config.json").read_text())["config"]
     assert config["train"]["task"] == "reach_target" and config["agent"]["image_size"] == 32
+    assert config["train"]["collision_checking"] is False  # the action mode it trained in
     assert len(list((run / "demos" / "reach_target").iterdir())) == 2
     assert (run / "learning_curve.png").stat().st_size > 1000
     assert list((run / "attention").glob("*.png"))
@@ -53,6 +55,15 @@ def test_a_tiny_run_leaves_a_complete_run_folder(tmp_path):
     assert len(results) == min(len(list((run / "checkpoints").glob("step_*.pt"))), settings.keep_checkpoints)
     assert results[-1]["updates"] == summary["updates"]
     assert sum("scene" in line for line in lines) == 2 * len(results)
+    # ... in the run's own action mode unless told otherwise
+    from arm_sim import environment
+
+    modes, made = [], environment.Environment.__init__
+    monkeypatch.setattr(environment.Environment, "__init__",
+                        lambda self, *a, **k: (modes.append(k["collision_checking"]), made(self, *a, **k))[1])
+    evaluate_checkpoints(run, episodes=1, log=lambda line: None)
+    evaluate_checkpoints(run, episodes=1, log=lambda line: None, collision_checking=True)
+    assert modes == [False, True]
 
     # `arm plot`: runs side by side in one PNG
     import subprocess

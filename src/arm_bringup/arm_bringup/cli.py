@@ -64,7 +64,8 @@ def _cmd_evaluate(args) -> int:
         return 2
     try:
         results = evaluate_checkpoints(args.run, args.episodes, args.all,
-                                       log=lambda line: print(line, file=sys.stderr, flush=True))
+                                       log=lambda line: print(line, file=sys.stderr, flush=True),
+                                       collision_checking=args.collision_checking)
     except (FileNotFoundError, ValueError, KeyError) as e:
         print(f"arm evaluate: {e}", file=sys.stderr)
         return 1
@@ -290,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "Examples:\n"
                            "    arm evaluate runs/reach\n"
                            "    arm evaluate runs/sim_train-20261202-001500 --episodes 10\n"
-                           "    arm evaluate runs/reach --all        # every kept checkpoint: where did it decay?\n\n"
+                           "    arm evaluate runs/reach --all        # every kept checkpoint: where did it decay?\n"
+                           "    arm evaluate runs/bench/cells/phone_on_base/arm/seed_0 --no-collision-checking\n\n"
                            "Runs the evaluation scenes of training (fixed seeds, no exploration) on the\n"
                            "in-process simulator. Per episode (stderr): the outcome, how far the attended pixel\n"
                            "was from the scripted expert's first keyframe, and how far the first pose was from\n"
@@ -299,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder of `arm train --inprocess` or `arm launch sim_train`")
     p.add_argument("--episodes", type=int, default=25, help="evaluation scenes (default 25)")
     p.add_argument("--all", action="store_true", help="every kept checkpoint, oldest first (default: newest)")
+    p.add_argument("--collision-checking", action=argparse.BooleanOptionalAction, default=None,
+                   help="the action mode to evaluate in (default: the run's own); "
+                        "--no-collision-checking is the ARM authors' RLBench mode")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("plot", help="evaluation success vs env steps of several runs in one PNG",

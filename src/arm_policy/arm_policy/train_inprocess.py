@@ -161,12 +161,15 @@ def record_evaluation(p: TrainingRun, logger: RunLogger, result: dict, updates: 
 
 
 def evaluate_checkpoints(run_dir, episodes: int = 25, every_checkpoint: bool = False,
-                         log: Callable[[str], None] = print) -> list[dict]:
+                         log: Callable[[str], None] = print,
+                         collision_checking: bool | None = None) -> list[dict]:
     """Evaluate a run folder's newest (or every) checkpoint on the evaluation scenes, in-process.
 
     Works for `arm train --inprocess` and `arm launch sim_train` runs alike (the task and the
     episode length come from RUN/config.json). Returns one dict per checkpoint: ``updates`` and
     what :func:`evaluate` reports; logs one line per episode saying which part went wrong.
+    ``collision_checking``: the action mode to evaluate in (default: the run's own; runs made
+    before the option planned around the scene).
     """
     from arm_sim.environment import Environment
 
@@ -192,9 +195,10 @@ def evaluate_checkpoints(run_dir, episodes: int = 25, every_checkpoint: bool = F
             continue
         if task is None:
             size = agent.cfg.image_size
-            # a run's own action mode (runs made before the option checked collisions)
-            task = Environment(image_size=(size, size), collision_checking=section.get(
-                "collision_checking", True)).get_task(task_name)
+            if collision_checking is None:
+                collision_checking = section.get("collision_checking", True)
+            task = Environment(image_size=(size, size),
+                               collision_checking=collision_checking).get_task(task_name)
 
         def report(i, r, name=path.name):
             log(f"{name} scene {i:2d}: {r.outcome:12s} attention {r.attention_error_px:5.1f} px "

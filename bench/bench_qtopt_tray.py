@@ -54,7 +54,6 @@ def main():
     args = parser.parse_args()
 
     from arm_policy.agents import agent_config
-    from arm_policy.grasp_episodes import read_grasp_episode
     from arm_policy.learner import Learner, LearnerSettings
     from arm_policy.settings_cli import parse_items
     from arm_policy.train_qtopt import record_offline
@@ -65,9 +64,8 @@ def main():
     env = GraspBinEnv(image_size=(cfg.image_size,) * 2, objects=1, family="box", spread=args.spread)
     context = {"grasps": args.grasps, "spread": args.spread, "seed": args.seed, "overrides": overrides}
     with tempfile.TemporaryDirectory() as tmp:
-        rate = record_offline(env, Path(tmp) / "offline", args.grasps, args.seed, lambda line: None, cfg)
-        transitions = [t for bag in sorted((Path(tmp) / "offline").glob("episode_*"))
-                       for t in read_grasp_episode(bag, cfg)]
+        rate, transitions = record_offline(env, Path(tmp) / "offline", args.grasps, args.seed,
+                                           lambda line: None, cfg)
         emit("scripted_success", rate, "fraction", transitions=len(transitions), **context)
         learner = Learner.start("qtopt", cfg, transitions, Path(tmp) / "run", LearnerSettings(0, 10**9, 1),
                                 seed=args.seed, warn=lambda line: None)

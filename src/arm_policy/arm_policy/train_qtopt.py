@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from .agents import agent_config
-from .grasp_episodes import (agent_observation, play_episode, play_scripted, read_grasp_episode,
+from .grasp_episodes import (agent_observation, grasp_transitions, play_episode, play_scripted,
                              read_grasp_frames, transitions_of, write_grasp_episode)
 from .learner import Learner, LearnerSettings
 from .plots import plot_learning_curve
@@ -60,15 +60,15 @@ def scripted_name(seed: int) -> str:
     return f"episode_{seed:06d}"
 
 
-def record_scripted(env, folder: Path, seed: int, cfg) -> bool:
+def record_scripted(env, folder: Path, seed: int, cfg) -> list:
     """The scripted episode on scene ``seed`` as the bag ``folder/episode_<seed>`` (kept if it is
-    there already) -> whether it succeeded."""
+    there already) -> its frames (the last but one says whether it succeeded)."""
     path = folder / scripted_name(seed)
     if path.exists():  # read back, not replayed: 1,000 grasps are minutes of physics
-        return bool(read_grasp_frames(path)[-2].success)
+        return read_grasp_frames(path)
     frames = scripted_frames(env, seed, cfg)
     write_grasp_episode(path, frames)
-    return bool(frames[-2].success)
+    return frames
 
 
 def offline_folder(settings: TrainSettings, cfg) -> Path:
@@ -90,9 +90,10 @@ def offline_bag_folder(demos: Path, task: str, cfg) -> Path:
     return demos / task
 
 
-def record_offline(env, folder: Path, episodes: int, seed: int, log: Callable[[str], None], cfg) -> float:
+def record_offline(env, folder: Path, episodes: int, seed: int, log: Callable[[str], None],
+                   cfg) -> tuple[float, list[dict]]:
     """The scripted episodes ``seed .. seed+episodes-1`` as bags under ``folder`` (the ones there
-    already are kept) -> the success rate of all of them."""
+    already are kept, and read once) -> their success rate and their transitions for ``cfg``."""
     from arm_perception.bag_format import PARTIAL_SUFFIX
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -100,13 +101,15 @@ def record_offline(env, folder: Path, episodes: int, seed: int, log: Callable[[s
         import shutil
 
         shutil.rmtree(stale)
-    wins, started = 0, time.monotonic()
+    wins, transitions, started = 0, [], time.monotonic()
     for i in range(episodes):
-        wins += record_scripted(env, folder, seed + i, cfg)
+        frames = record_scripted(env, folder, seed + i, cfg)
+        wins += bool(frames[-2].success)
+        transitions += grasp_transitions(folder / scripted_name(seed + i), frames, cfg)
         if (i + 1) % 25 == 0 or i + 1 == episodes:
             log(f"offline data: {i + 1}/{episodes} scripted grasps, {wins / (i + 1):.2f} succeeded "
                 f"({time.monotonic() - started:.0f} s)")
-    return wins / max(episodes, 1)
+    return wins / max(episodes, 1), transitions
 
 
 def evaluate_grasps(env, agent, episodes: int) -> dict[str, float]:
@@ -154,9 +157,7 @@ def train_qtopt(settings: TrainSettings, log: Callable[[str], None] = print) -> 
     write_config(run, {"train": asdict(settings), "agent": cfg.to_dict()})
     env = GraspBinEnv(image_size=(cfg.image_size, cfg.image_size), max_steps=cfg.max_steps)
     offline = offline_folder(settings, cfg)
-    scripted = record_offline(env, offline, settings.demos, settings.seed, log, cfg)
-    transitions = [t for bag in sorted(offline.glob("episode_*"))[:settings.demos]
-                   for t in read_grasp_episode(bag, cfg)]
+    scripted, transitions = record_offline(env, offline, settings.demos, settings.seed, log, cfg)
 
     p = TrainingRun(run, settings.minutes)
     offline_only = settings.offline_only

@@ -256,6 +256,10 @@ PAPER_DEPARTURES: dict[str, str] = {
     "log-std and log-prob": "log-std soft-clamped into [-40, 4] and the tanh correction in the "
                             "stable softplus form; the authors clamp hard and use "
                             "log(relu(1 - a^2) + 1e-6).",
+    "action bounds": "the demos' translation range widened by 20% of the range per side (at "
+                     "least 1 cm); the authors widen by 20% of each bound's absolute value "
+                     "(_modify_action_min_max), which depends on where RLBench's world origin "
+                     "lies and has no counterpart in this workcell's frame.",
     "action mode": "by default the simulator plans around the scene and a move that stops short "
                    "of its goal ends the episode; the authors' RLBench action mode "
                    "(ABS_EE_POSE_PLAN_WORLD_FRAME) plans with ignore_collisions=True and never "

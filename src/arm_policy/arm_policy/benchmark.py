@@ -76,6 +76,20 @@ def cells(settings: BenchmarkSettings) -> list[Cell]:
     return [Cell(t, m, s) for t in settings.tasks for m in settings.methods for s in range(settings.seeds)]
 
 
+def invocation(settings: dict) -> str:
+    """The ``arm benchmark`` command of a benchmark.json: what makes its cells what they are
+    (the action mode and agent overrides only where they differ from the defaults)."""
+    words = [f"--{k.replace('_', '-')} {','.join(v) if isinstance(v, list) else v}"
+             for k, v in settings.items()
+             if k in ("tasks", "methods", "demos", "minutes", "seeds", "jobs", "preset", "out")]
+    if settings.get("agent_overrides"):
+        words.append("--agent-overrides " + " ".join(
+            f"{k}={json.dumps(v)}" for k, v in settings["agent_overrides"].items()))
+    if settings.get("collision_checking") is False:
+        words.append("--no-collision-checking")
+    return "arm benchmark " + " ".join(words)
+
+
 def cell_settings(settings: BenchmarkSettings, cell: Cell) -> TrainSettings:
     out = Path(settings.out)
     return TrainSettings(task=cell.task, preset=settings.preset, method=cell.method,
@@ -319,10 +333,7 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
                           f"{int(np.mean([r['updates'] for r in rs]))} | "
                           f"{np.mean([r['wall_seconds'] for r in rs]) / 60:.0f} |")
     md += ["", "Last invocation (cells run by earlier ones may differ in methods and budget; each "
-           "cell's minutes are in the table): `arm benchmark " + " ".join(
-        f"--{k.replace('_', '-')} {','.join(v) if isinstance(v, list) else v}"
-        for k, v in settings.items() if k in ("tasks", "methods", "demos", "minutes", "seeds", "jobs",
-                                              "preset", "out")) + "`", ""]
+           "cell's minutes are in the table): `" + invocation(settings) + "`", ""]
     atomic_write_bytes(out / "results.md", "\n".join(md).encode())
 
     panels = []

@@ -60,3 +60,15 @@ def test_no_collision_checking_reaches_every_benchmark_cell_and_is_refused_for_t
     assert TrainSettings().collision_checking is True  # the default still plans around the scene
     with pytest.raises(ValueError, match="no-collision-checking"):
         TrainSettings(task="grasp_bin", method="qtopt", collision_checking=False)
+
+
+def test_the_reports_command_line_reproduces_the_action_mode_and_overrides():
+    """results.md quotes the invocation; without --no-collision-checking or the overrides it
+    would name another experiment than the one whose cells it reports."""
+    from arm_policy.benchmark import invocation
+
+    plain = dataclasses.asdict(BenchmarkSettings(tasks=["stack_wine"], methods=["arm"], out="runs/b"))
+    assert invocation(plain) == ("arm benchmark --tasks stack_wine --methods arm --demos 100 --minutes 30.0 "
+                                 "--seeds 1 --jobs 1 --out runs/b --preset cpu")
+    authors = dict(plain, collision_checking=False, agent_overrides={"actor_relative_xyz": False})
+    assert invocation(authors).endswith(" --agent-overrides actor_relative_xyz=false --no-collision-checking")

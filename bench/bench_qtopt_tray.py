@@ -56,7 +56,7 @@ def main():
     from arm_policy.agents import agent_config
     from arm_policy.learner import Learner, LearnerSettings
     from arm_policy.settings_cli import parse_items
-    from arm_policy.train_qtopt import record_offline
+    from arm_policy.train_qtopt import record_offline, transitions_into
     from arm_sim.grasp_bin import GraspBinEnv
 
     overrides = {"image_size": args.image_size, **parse_items(args.agent_overrides, "--agent-overrides")}
@@ -64,8 +64,9 @@ def main():
     env = GraspBinEnv(image_size=(cfg.image_size,) * 2, objects=1, family="box", spread=args.spread)
     context = {"grasps": args.grasps, "spread": args.spread, "seed": args.seed, "overrides": overrides}
     with tempfile.TemporaryDirectory() as tmp:
-        rate, transitions = record_offline(env, Path(tmp) / "offline", args.grasps, args.seed,
-                                           lambda line: None, cfg)
+        transitions = []
+        rate = record_offline(env, Path(tmp) / "offline", args.grasps, args.seed, lambda line: None, cfg,
+                              transitions_into(transitions, cfg))
         emit("scripted_success", rate, "fraction", transitions=len(transitions), **context)
         learner = Learner.start("qtopt", cfg, transitions, Path(tmp) / "run", LearnerSettings(0, 10**9, 1),
                                 seed=args.seed, warn=lambda line: None)

@@ -48,18 +48,20 @@ def test_a_scripted_grasp_round_trips_through_its_bag_with_the_agents_rewards(tm
 def test_scripted_grasps_already_recorded_are_read_back_not_played_again(tmp_path):
     """... and give the same success rate and transitions as when they were played."""
     from arm_sim.grasp_bin import GraspBinEnv
-    from arm_policy.train_qtopt import record_offline
+    from arm_policy.train_qtopt import record_offline, transitions_into
 
     cfg = QTOptConfig(image_size=32)
     env = GraspBinEnv(image_size=(32, 32))
-    first = record_offline(env, tmp_path / "offline", 3, 5, lambda line: None, cfg)
+    played, read = [], []
+    first = record_offline(env, tmp_path / "offline", 3, 5, lambda line: None, cfg, transitions_into(played, cfg))
     env.close()
     kept = sorted(p.name for p in (tmp_path / "offline").iterdir())
     assert kept == ["episode_000005", "episode_000006", "episode_000007"]
     # no simulator the second time: every grasp, and its success, comes from its bag
-    again = record_offline(None, tmp_path / "offline", 3, 5, lambda line: None, cfg)
-    assert again[0] == first[0] and len(again[1]) == len(first[1]) > 0
-    for a, b in zip(again[1], first[1]):
+    assert record_offline(None, tmp_path / "offline", 3, 5, lambda line: None, cfg,
+                          transitions_into(read, cfg)) == first
+    assert len(read) == len(played) > 0
+    for a, b in zip(read, played):
         assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 

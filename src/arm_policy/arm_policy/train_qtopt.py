@@ -36,7 +36,7 @@ from .settings import TrainSettings
 from .training_run import TrainingRun
 
 __all__ = ["evaluate_grasps", "offline_bag_folder", "offline_folder", "record_evaluation", "record_offline", "record_scripted",
-           "scripted_frames", "scripted_name", "train_qtopt"]
+           "scripted_frames", "scripted_name", "train_qtopt", "transitions_into"]
 
 PROGRESS_SECONDS = 30.0
 #: noise of the scripted offline grasps (arm_sim.grasp_bin_scripted; 1 = 8 mm, 5 mm, 0.2 rad):
@@ -90,10 +90,11 @@ def offline_bag_folder(demos: Path, task: str, cfg) -> Path:
     return demos / task
 
 
-def record_offline(env, folder: Path, episodes: int, seed: int, log: Callable[[str], None],
-                   cfg) -> tuple[float, list[dict]]:
+def record_offline(env, folder: Path, episodes: int, seed: int, log: Callable[[str], None], cfg,
+                   on_episode: Callable[[Path, list], None] | None = None) -> float:
     """The scripted episodes ``seed .. seed+episodes-1`` as bags under ``folder`` (the ones there
-    already are kept, and read once) -> their success rate and their transitions for ``cfg``."""
+    already are kept, and read once) -> their success rate. ``on_episode(bag, frames)`` gets each
+    episode as it is recorded or read back, so a caller that trains on them needs no second read."""
     from arm_perception.bag_format import PARTIAL_SUFFIX
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -101,15 +102,21 @@ def record_offline(env, folder: Path, episodes: int, seed: int, log: Callable[[s
         import shutil
 
         shutil.rmtree(stale)
-    wins, transitions, started = 0, [], time.monotonic()
+    wins, started = 0, time.monotonic()
     for i in range(episodes):
         frames = record_scripted(env, folder, seed + i, cfg)
         wins += bool(frames[-2].success)
-        transitions += grasp_transitions(folder / scripted_name(seed + i), frames, cfg)
+        if on_episode is not None:
+            on_episode(folder / scripted_name(seed + i), frames)
         if (i + 1) % 25 == 0 or i + 1 == episodes:
             log(f"offline data: {i + 1}/{episodes} scripted grasps, {wins / (i + 1):.2f} succeeded "
                 f"({time.monotonic() - started:.0f} s)")
-    return wins / max(episodes, 1), transitions
+    return wins / max(episodes, 1)
+
+
+def transitions_into(transitions: list, cfg) -> Callable[[Path, list], None]:
+    """An ``on_episode`` for :func:`record_offline` that appends each episode's transitions."""
+    return lambda bag, frames: transitions.extend(grasp_transitions(bag, frames, cfg))
 
 
 def evaluate_grasps(env, agent, episodes: int) -> dict[str, float]:
@@ -157,7 +164,9 @@ def train_qtopt(settings: TrainSettings, log: Callable[[str], None] = print) -> 
     write_config(run, {"train": asdict(settings), "agent": cfg.to_dict()})
     env = GraspBinEnv(image_size=(cfg.image_size, cfg.image_size), max_steps=cfg.max_steps)
     offline = offline_folder(settings, cfg)
-    scripted, transitions = record_offline(env, offline, settings.demos, settings.seed, log, cfg)
+    transitions: list[dict] = []
+    scripted = record_offline(env, offline, settings.demos, settings.seed, log, cfg,
+                              transitions_into(transitions, cfg))
 
     p = TrainingRun(run, settings.minutes)
     offline_only = settings.offline_only

@@ -207,10 +207,8 @@ class ARMAgent(Agent):
     def _in_workspace(self, q: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         """(B, H, W) Q with pixels outside the widened action bounds at -inf
         (``attention_workspace_margin``); an image without any such pixel is left as it is.
-        Each axis is widened to at least the demos' reach (``relative_range``, measured from the
-        demos whichever form the actor has): a free-space keyframe's pixel lies on what is behind
-        it, so a demo's own pixel always stays attendable. With the absolute actor a margin
-        alone masked them: stack_wine's first keyframe was never attended (35 min, 0.00)."""
+        Each axis widens to at least the demos' reach (``relative_range``, for either actor form):
+        a free-space keyframe's pixel lies on what is behind it, and must stay attendable."""
         margin = self.cfg.attention_workspace_margin
         if margin < 0:
             return q

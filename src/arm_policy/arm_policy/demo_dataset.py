@@ -350,8 +350,8 @@ def action_bounds(transitions: Iterable[Transition], widen: float = 0.2,
     return np.stack([lo - margin, hi + margin])
 
 
-def relative_xyz_range(transitions: Iterable[Transition], minimum: float,
-                       widen: float = 0.2) -> np.ndarray:
+def relative_xyz_range(transitions: Iterable[Transition], minimum: float, widen: float = 0.2,
+                       camera=None, lateral_minimum: float | None = None) -> np.ndarray:
     """(3,) per-axis reach (metres) of the relative actor (``ARMConfig.actor_relative_xyz``): the
     largest offset on each axis of a demo action from the 3-D point at its attention pixel (the
     actor's anchor), times 1 + ``widen`` as the bounds are, and at least ``minimum``.
@@ -361,12 +361,29 @@ def relative_xyz_range(transitions: Iterable[Transition], minimum: float,
     away on x and 18 cm on z; take_lid_off_saucepan's 19-20 / 21 cm. A fixed 10 cm reach could not
     express the first keyframe of those tasks at all. Pixels without depth (the actor anchors at
     the middle of the bounds there) are left out.
+
+    With ``camera`` (3,), the camera's centre, the axes are those of :func:`camera_ray.ray_frame`
+    (across, across, along the ray through the anchor), and the two across the ray are at least
+    ``lateral_minimum``.
     """
-    offsets = []
+    anchors, actions = [], []
     for t in transitions:
         point = np.asarray(t.point_cloud[int(t.pixel[0]), int(t.pixel[1])], dtype=np.float64)
         if np.all(np.isfinite(point)):
-            offsets.append(np.abs(np.asarray(t.action[:3], dtype=np.float64) - point))
-    if not offsets:
-        return np.full(3, float(minimum))
-    return np.maximum((1.0 + widen) * np.max(offsets, axis=0), float(minimum))
+            anchors.append(point)
+            actions.append(np.asarray(t.action[:3], dtype=np.float64))
+    least = np.full(3, float(minimum))
+    if camera is not None:
+        least[:2] = float(minimum if lateral_minimum is None else lateral_minimum)
+    if not anchors:
+        return least
+    offsets = np.asarray(actions) - np.asarray(anchors)
+    if camera is not None:
+        import torch
+
+        from .camera_ray import ray_frame
+
+        frames = ray_frame(torch.as_tensor(np.asarray(anchors)),
+                           torch.as_tensor(np.asarray(camera, dtype=np.float64))).numpy()
+        offsets = np.einsum("nij,nj->ni", frames, offsets)
+    return np.maximum((1.0 + widen) * np.abs(offsets).max(axis=0), least)

@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .camera_ray import ray_frame
 from .config import ARMConfig
 
 __all__ = ["OBS_CHANNELS", "Actor", "ConfidenceCritic", "QAttention", "canonical_quaternion_t",
@@ -190,14 +191,16 @@ class Actor(nn.Module):
     where the anchor is the 3-D point at the crop's centre (the Q-attention's pixel: the crop was
     chosen there, so the pose is predicted around it) and ``relative_range`` (3,) the per-axis
     reach (``demo_dataset.relative_xyz_range``; default ``cfg.relative_xyz_range`` on every
-    axis); a quaternion (a[3:7]
+    axis). With ``cfg.actor_offset_frame == "camera_ray"`` the three offset axes are those of
+    :func:`~arm_policy.camera_ray.ray_frame` at the anchor, seen from ``camera_position`` (3,);
+    a quaternion (a[3:7]
     normalised, canonical sign); gripper (a[7] + 1) / 2 in [0, 1]. ``log_prob`` is of the
     squashed 8-D sample: Gaussian log-density of the pre-tanh sample u minus
     sum log(1 - tanh(u)^2), in the stable form 2 (log 2 - u - softplus(-2u)). The affine maps and
     the quaternion normalisation are not part of it (constants / not a bijection; as the authors).
     """
 
-    def __init__(self, cfg: ARMConfig, action_bounds, relative_range=None):
+    def __init__(self, cfg: ARMConfig, action_bounds, relative_range=None, camera_position=None):
         super().__init__()
         self.stem = _Stem(cfg.pose_stem, 3, norm=True)
         self.convs = nn.Sequential(
@@ -214,6 +217,16 @@ class Actor(nn.Module):
         self.register_buffer("xyz_high", bounds[1].clone())
         reach = cfg.relative_xyz_range if relative_range is None else relative_range
         self.register_buffer("relative_range", torch.as_tensor(reach, dtype=torch.float32).expand(3).clone())
+        self.ray_frame = cfg.actor_offset_frame == "camera_ray"
+        if self.ray_frame:  # a buffer only in this form: checkpoints of the world form stay loadable
+            if camera_position is None:
+                raise ValueError("actor_offset_frame 'camera_ray' needs the camera's position "
+                                 "(ARMAgent.from_demos measures it from the demos' point clouds)")
+            self.register_buffer("camera_position", torch.as_tensor(camera_position, dtype=torch.float32).reshape(3).clone())
+
+    def _offset_axes(self, anchor: torch.Tensor) -> torch.Tensor | None:
+        """(B, 3, 3) rows: the offset's axes in world coordinates (None: the world's own)."""
+        return ray_frame(anchor, self.camera_position) if self.ray_frame else None
 
     def anchor(self, crop_obs: torch.Tensor) -> torch.Tensor:
         """(B, 7, s, s) crops -> (B, 3) the world point at the crop centre (the middle of the
@@ -225,8 +238,10 @@ class Actor(nn.Module):
     def to_action(self, a: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
         """Squashed (B, 8) in [-1, 1] -> pose actions (B, 8)."""
         if self.relative:
-            xyz = torch.maximum(torch.minimum(anchor + self.relative_range * a[:, :3], self.xyz_high),
-                                self.xyz_low)
+            offset, axes = self.relative_range * a[:, :3], self._offset_axes(anchor)
+            if axes is not None:
+                offset = torch.einsum("bj,bji->bi", offset, axes)
+            xyz = torch.maximum(torch.minimum(anchor + offset, self.xyz_high), self.xyz_low)
         else:
             xyz = self.xyz_low + 0.5 * (a[:, :3] + 1.0) * (self.xyz_high - self.xyz_low)
         return torch.cat([xyz, canonical_quaternion_t(a[:, 3:7]), 0.5 * (a[:, 7:] + 1.0)], dim=1)
@@ -237,7 +252,10 @@ class Actor(nn.Module):
         the quaternion's sign (q and -q are one rotation; a plain difference would punish the
         canonical sign flip at w ~ 0, which is where every top-down demo pose lies)."""
         if self.relative:
-            dxyz = (action[:, :3] - target[:, :3]) / self.relative_range
+            dxyz, axes = action[:, :3] - target[:, :3], self._offset_axes(anchor)
+            if axes is not None:
+                dxyz = torch.einsum("bij,bj->bi", axes, dxyz)
+            dxyz = dxyz / self.relative_range
         else:
             dxyz = 2.0 * (action[:, :3] - target[:, :3]) / (self.xyz_high - self.xyz_low)
         rotation = 2.0 * (1.0 - (action[:, 3:7] * target[:, 3:7]).sum(1).abs())

@@ -6,6 +6,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import torch
 import pytest
 
 from arm_perception.bag_format import BagWarning, Episode
@@ -366,6 +367,21 @@ def test_real_pick_up_cup_demo(tmp_path):
         anchor = t.point_cloud[t.pixel[0], t.pixel[1]]
         if np.all(np.isfinite(anchor)):
             assert np.all(np.abs(t.action[:3] - anchor) <= reach)
+
+    # the camera is where the simulator put it, and every keyframe lies on (within a pixel's width
+    # of) its pixel's ray: across the ray the reach stays at its least, along it covers the rest
+    from arm_policy.camera_ray import camera_centre, ray_frame
+    from arm_sim.sim import FRONT_CAMERA_POS
+
+    camera = camera_centre(t.point_cloud for t in trs)
+    np.testing.assert_allclose(camera, FRONT_CAMERA_POS, atol=1e-3)
+    ray_reach = relative_xyz_range(trs, minimum=0.1, camera=camera, lateral_minimum=0.03)
+    np.testing.assert_allclose(ray_reach[:2], 0.03)
+    assert ray_reach[2] > reach.min()
+    chain_anchors = np.stack([t.point_cloud[t.pixel[0], t.pixel[1]] for t in chain])
+    frames = ray_frame(torch.as_tensor(chain_anchors, dtype=torch.float64), torch.as_tensor(camera)).numpy()
+    offsets = np.einsum("nij,nj->ni", frames, np.stack([t.action[:3] for t in chain]) - chain_anchors)
+    assert np.abs(offsets[:, :2]).max() < 0.03  # a pixel is ~3 cm of the scene at 32 x 32
 
 
 def test_relative_reach_is_the_largest_demo_offset_widened_and_never_below_the_minimum():

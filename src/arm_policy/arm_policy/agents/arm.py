@@ -39,6 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import ARMConfig
+from ..camera_ray import camera_centre
 from ..demo_dataset import action_bounds, relative_xyz_range
 from ..networks import Actor, ConfidenceCritic, QAttention, crop, obs_tensor
 from .base import Agent, NumericalError, resolve_device
@@ -77,11 +78,12 @@ def arm_replay_fields(image_size: int, low_dim_size: int) -> dict[str, tuple[tup
 class ARMAgent(Agent):
     """Q-attention + next-best-pose agent. ``action_bounds``: (2, 3) xyz min/max from the demos;
     ``relative_range``: (3,) the relative actor's reach per axis (default: the config's on every
-    axis); :meth:`from_demos` measures both. ``seed`` seeds torch (initial weights, then the
+    axis); ``camera_position`` (3,): for the camera-ray offset frame; :meth:`from_demos` measures
+    all three. ``seed`` seeds torch (initial weights, then the
     exploration noise) for a repeatable run."""
 
     def __init__(self, config: ARMConfig, action_bounds, device: str | torch.device | None = None,
-                 seed: int | None = None, relative_range=None):
+                 seed: int | None = None, relative_range=None, camera_position=None):
         if seed is not None:
             torch.manual_seed(seed)
         self.cfg = config
@@ -96,7 +98,7 @@ class ARMAgent(Agent):
         self.attention_target = _frozen_copy(self.attention)
         self.critic = ConfidenceCritic(cfg).to(dev)
         self.critic_target = _frozen_copy(self.critic)
-        self.actor = Actor(cfg, self.action_bounds, relative_range).to(dev)
+        self.actor = Actor(cfg, self.action_bounds, relative_range, camera_position).to(dev)
         self.log_alpha = torch.tensor(float(np.log(cfg.init_alpha)), device=dev, requires_grad=True)
 
         self._attention_params = list(self.attention.parameters())
@@ -136,8 +138,12 @@ class ARMAgent(Agent):
     @classmethod
     def from_demos(cls, config: ARMConfig, demos, device=None, seed: int | None = None) -> "ARMAgent":
         """A new agent whose action bounds and relative reach cover the demo transitions."""
-        return cls(config, action_bounds(demos), device, seed,
-                   relative_range=relative_xyz_range(demos, config.relative_xyz_range))
+        demos = list(demos)
+        camera = (camera_centre(t.point_cloud for t in demos[:8])
+                  if config.actor_offset_frame == "camera_ray" else None)
+        return cls(config, action_bounds(demos), device, seed, camera_position=camera,
+                   relative_range=relative_xyz_range(demos, config.relative_xyz_range, camera=camera,
+                                                     lateral_minimum=config.relative_lateral_range))
 
     def replay_fields(self) -> dict[str, tuple[tuple[int, ...], Any]]:
         return arm_replay_fields(self.cfg.image_size, self.cfg.low_dim_size)
@@ -212,8 +218,9 @@ class ARMAgent(Agent):
         margin = self.cfg.attention_workspace_margin
         if margin < 0:
             return q
-        margin = torch.maximum(torch.full((3,), float(margin), device=obs.device),
-                               self.actor.relative_range.to(obs.device))
+        reach = self.actor.relative_range.to(obs.device)  # in the camera-ray frame, any axis's
+        reach = reach.max().expand(3) if self.actor.ray_frame else reach  # reach may be world x
+        margin = torch.maximum(torch.full((3,), float(margin), device=obs.device), reach)
         bounds = torch.as_tensor(self.action_bounds, device=obs.device)
         lo, hi = (bounds[0] - margin)[None, :, None, None], (bounds[1] + margin)[None, :, None, None]
         points, valid = obs[:, 3:6], obs[:, 6] > 0  # obs_tensor's layout: rgb, xyz, validity
@@ -495,6 +502,7 @@ class ARMAgent(Agent):
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any], device=None) -> "ARMAgent":
-        agent = cls(ARMConfig.from_dict(state["config"]), state["action_bounds"], device)
+        agent = cls(ARMConfig.from_dict(state["config"]), state["action_bounds"], device,
+                    camera_position=state["actor"].get("camera_position"))
         agent.load_state_dict(state)
         return agent

@@ -12,7 +12,7 @@ import sys
 import textwrap
 import time
 
-from arm_policy.benchmark import write_report
+from arm_policy.benchmark import BenchmarkSettings, cells_to_run, write_report
 from arm_policy.run_log import read_json, read_metrics
 
 SCRIPT = textwrap.dedent("""
@@ -80,3 +80,18 @@ def test_a_killed_benchmark_resumes_and_reports(tmp_path):
     assert steps[0] == 0 and steps == sorted(set(steps))
     summary = read_json(first_cell / "summary.json")
     assert summary["untrained_success"] == read_metrics(first_cell)[0]["eval_success"]
+
+
+def test_a_cell_stopped_by_ctrl_c_is_resumed_and_left_out_of_the_report(tmp_path):
+    settings = BenchmarkSettings(tasks=["reach_target", "pick_up_cup"], methods=["arm"], demos=2,
+                                 minutes=1, out=str(tmp_path))
+    done, stopped = (tmp_path / "cells" / task / "arm" / "seed_0" for task in ("reach_target", "pick_up_cup"))
+    for folder, extra in ((done, {}), (stopped, {"interrupted": True})):
+        folder.mkdir(parents=True)
+        (folder / "summary.json").write_text(json.dumps(
+            {"task": folder.parts[-3], "method": "arm", "seed": 0, "eval_success": 0.5,
+             "untrained_success": 0.0, "env_steps": 10, "updates": 40, "wall_seconds": 60, **extra}))
+    assert [c.task for c in cells_to_run(settings)] == ["pick_up_cup"]
+    (tmp_path / "benchmark.json").write_text(json.dumps({"tasks": settings.tasks, "methods": ["arm"]}))
+    rows = write_report(tmp_path, log=lambda line: None)
+    assert [r["task"] for r in rows] == ["reach_target"]

@@ -8,8 +8,10 @@ table, one CSV and one figure.
 Each cell is an ``arm train --inprocess`` run folder, ``OUT/cells/TASK/METHOD/seed_K``; the
 demos of a task are recorded once into ``OUT/demos`` and shared by its cells (same scenes for
 every method). Cells run one after another, or ``--jobs N`` side by side, each with one torch
-thread. The benchmark resumes: a cell with a summary.json is done and skipped; an interrupted one
-resumes from its newest checkpoint; so a long grid can span several sittings (run the same
+thread (``--jobs 1`` uses torch's default threads: start two benchmarks side by side with
+OMP_NUM_THREADS=1, or their threads fight over the cores). The benchmark resumes: a cell with a
+summary.json is done and skipped; an interrupted one (Ctrl-C, a kill) resumes from its newest
+checkpoint; so a long grid can span several sittings (run the same
 command again). After every cell it writes
 
 * ``OUT/results.csv``: one row per finished cell (task, method, seed, untrained / final / best
@@ -151,7 +153,7 @@ def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = prin
     out.mkdir(parents=True, exist_ok=True)
     (out / "benchmark.json").write_text(json.dumps(dataclasses.asdict(settings), indent=2))
     _record_shared_demos(settings, log)
-    todo = [c for c in cells(settings) if not (c.folder(out) / "summary.json").exists()]
+    todo = cells_to_run(settings)
     done = len(cells(settings)) - len(todo)
     log(f"benchmark: {len(cells(settings))} cells, {done} done, {len(todo)} to run "
         f"({settings.minutes:g} min each, {settings.jobs} at a time)")
@@ -215,10 +217,27 @@ def _in_order(names: list[str], order: list[str]) -> list[str]:
     return sorted(unique, key=lambda n: (order.index(n) if n in order else len(order), unique.index(n)))
 
 
+def finished(cell_folder: Path) -> dict | None:
+    """The cell's summary.json if the cell ran to its end; None if it did not start or was
+    stopped (a Ctrl-C leaves a summary marked ``interrupted``: that cell still has to resume)."""
+    path = Path(cell_folder) / "summary.json"
+    if not path.exists():
+        return None
+    summary = read_json(path)
+    return None if summary.get("interrupted") else summary
+
+
+def cells_to_run(settings: BenchmarkSettings) -> list[Cell]:
+    """The cells of ``settings`` not yet finished, in grid order."""
+    return [c for c in cells(settings) if finished(c.folder(Path(settings.out))) is None]
+
+
 def _rows(out: Path) -> list[dict]:
     rows = []
-    for summary_path in sorted((out / "cells").glob("*/*/seed_*/summary.json")):
-        summary = read_json(summary_path)
+    for folder in sorted(p.parent for p in (out / "cells").glob("*/*/seed_*/summary.json")):
+        summary = finished(folder)
+        if summary is None:
+            continue
         row = {"task": summary["task"], "method": summary["method"], "seed": summary["seed"]}
         row.update({col: summary.get(key, float("nan")) for col, key in _FROM_SUMMARY.items()})
         row["causes"] = {k.removeprefix("eval_unexecutable_"): v for k, v in summary.items()

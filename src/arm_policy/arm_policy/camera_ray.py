@@ -18,7 +18,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-__all__ = ["camera_centre", "ray_frame"]
+__all__ = ["camera_centre", "ray_frame", "ray_reaches_box"]
 
 
 def camera_centre(point_clouds: Iterable[np.ndarray], points_per_cloud: int = 400,
@@ -78,3 +78,24 @@ def ray_frame(anchor: torch.Tensor, camera: torch.Tensor) -> torch.Tensor:
     level = level / level.norm(dim=1, keepdim=True)
     other = torch.linalg.cross(along, level, dim=1)
     return torch.stack([level, other, along], dim=1)
+
+
+def ray_reaches_box(points: torch.Tensor, camera: torch.Tensor, along: torch.Tensor | float,
+                    low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) bool: whether the segment of the camera's ray through each point (B, 3, H, W)
+    that lies within ``along`` metres of it, on either side, meets the box [low, high] (3,) (the
+    slab test). In the camera-ray frame these are the poses an anchor at that point can reach."""
+    direction = points - camera[None, :, None, None]
+    direction = direction / direction.norm(dim=1, keepdim=True).clamp_min(1e-9)
+    lo, hi = low[None, :, None, None], high[None, :, None, None]
+    parallel = direction.abs() < 1e-9
+    safe = torch.where(parallel, torch.ones_like(direction), direction)
+    t1, t2 = (lo - points) / safe, (hi - points) / safe
+    inside_slab = (points >= lo) & (points <= hi)
+    # an axis the ray runs parallel to: all t if the point is inside its slab, none otherwise
+    t_min = torch.where(parallel, torch.where(inside_slab, -torch.inf, torch.inf), torch.minimum(t1, t2))
+    t_max = torch.where(parallel, torch.where(inside_slab, torch.inf, -torch.inf), torch.maximum(t1, t2))
+    along = torch.as_tensor(along, dtype=points.dtype, device=points.device)
+    enter = torch.maximum(t_min.amax(dim=1), -along)
+    leave = torch.minimum(t_max.amin(dim=1), along)
+    return enter <= leave

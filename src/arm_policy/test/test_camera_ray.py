@@ -8,9 +8,9 @@ import torch
 
 from arm_perception.camera import depth_to_points, intrinsics_from_fovy
 from arm_policy.agents import ARMAgent
-from arm_policy.camera_ray import camera_centre, ray_frame
+from arm_policy.camera_ray import camera_centre, ray_frame, ray_reaches_box
 from arm_policy.config import ARMConfig
-from arm_policy.networks import Actor
+from arm_policy.networks import Actor, obs_tensor
 
 from test_agent import BOUNDS, TINY
 
@@ -96,3 +96,35 @@ def test_the_camera_ray_frame_needs_the_relative_actor_and_a_camera():
         ARMConfig(actor_relative_xyz=True, actor_offset_frame="camera")
     with pytest.raises(ValueError, match="needs the camera's position"):
         Actor(RAY_TINY, BOUNDS)
+
+
+def test_a_point_is_in_the_workspace_when_its_ray_passes_through_the_bounds_within_reach():
+    """The camera-ray form's attention workspace: a point on the table 40 cm behind a free-space
+    box along the camera's ray is attendable with 50 cm of reach along the ray, not with 30 cm;
+    one as far to the side (across the ray) is not, whatever the reach along it."""
+    low, high = torch.tensor([0.4, -0.1, 1.0]), torch.tensor([0.5, 0.1, 1.1])
+    camera = torch.tensor([1.1, 0.0, 1.65])
+    ray = torch.tensor([0.45, 0.0, 1.05]) - camera
+    ray = ray / ray.norm()
+    behind = torch.tensor([0.45, 0.0, 1.05]) + 0.4 * ray
+    aside = behind + torch.tensor([0.0, 0.4, 0.0])
+    points = torch.stack([behind, aside, torch.tensor([0.45, 0.0, 1.05])], dim=1)[None, :, None, :]
+    assert ray_reaches_box(points, camera, 0.5, low, high)[0, 0].tolist() == [True, False, True]
+    assert ray_reaches_box(points, camera, 0.3, low, high)[0, 0].tolist() == [False, False, True]
+    # an agent's mask in that form: the far point behind the box keeps its (best) Q
+    bounds = torch.stack([low, high]).numpy()
+    pc = np.full((1, 16, 16, 3), 5.0, np.float32)
+    pc[0, 5, 5], pc[0, 12, 12] = behind.numpy(), aside.numpy()
+    obs = obs_tensor(torch.zeros(1, 16, 16, 3, dtype=torch.uint8), torch.as_tensor(pc))
+    q = torch.zeros(1, 16, 16)
+    q[0, 12, 12], q[0, 5, 5] = 20.0, 10.0
+    cfg = RAY_TINY.replace(attention_workspace_margin=0.05)
+    for along, attended in ((0.5, (5, 5)), (0.2, None)):
+        agent = ARMAgent(cfg, bounds, "cpu", relative_range=[0.03, 0.03, along],
+                         camera_position=camera.numpy())
+        masked = agent._in_workspace(q.clone(), obs)
+        if attended is None:  # no pixel qualifies: the map is left as it is
+            assert torch.equal(masked, q)
+        else:
+            assert tuple(divmod(int(masked.flatten().argmax()), 16)) == attended
+            assert torch.isinf(masked[0, 12, 12])

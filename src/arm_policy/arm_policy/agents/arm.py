@@ -38,8 +38,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..camera_ray import camera_centre, ray_reaches_box
 from ..config import ARMConfig
-from ..camera_ray import camera_centre
 from ..demo_dataset import action_bounds, relative_xyz_range
 from ..networks import Actor, ConfidenceCritic, QAttention, crop, obs_tensor
 from .base import Agent, NumericalError, resolve_device
@@ -79,8 +79,8 @@ class ARMAgent(Agent):
     """Q-attention + next-best-pose agent. ``action_bounds``: (2, 3) xyz min/max from the demos;
     ``relative_range``: (3,) the relative actor's reach per axis (default: the config's on every
     axis); ``camera_position`` (3,): for the camera-ray offset frame; :meth:`from_demos` measures
-    all three. ``seed`` seeds torch (initial weights, then the
-    exploration noise) for a repeatable run."""
+    all three. ``seed`` seeds torch (initial weights, then the exploration noise) for a
+    repeatable run."""
 
     def __init__(self, config: ARMConfig, action_bounds, device: str | torch.device | None = None,
                  seed: int | None = None, relative_range=None, camera_position=None):
@@ -214,17 +214,22 @@ class ARMAgent(Agent):
         """(B, H, W) Q with pixels outside the widened action bounds at -inf
         (``attention_workspace_margin``); an image without any such pixel is left as it is.
         Each axis widens to at least the demos' reach (``relative_range``, for either actor form):
-        a free-space keyframe's pixel lies on what is behind it, and must stay attendable."""
+        a free-space keyframe's pixel lies on what is behind it, and must stay attendable. In the
+        camera-ray frame a pixel qualifies when its ray meets the bounds within the reach along it."""
         margin = self.cfg.attention_workspace_margin
         if margin < 0:
             return q
-        reach = self.actor.relative_range.to(obs.device)  # in the camera-ray frame, any axis's
-        reach = reach.max().expand(3) if self.actor.ray_frame else reach  # reach may be world x
-        margin = torch.maximum(torch.full((3,), float(margin), device=obs.device), reach)
+        reach = self.actor.relative_range.to(obs.device)
         bounds = torch.as_tensor(self.action_bounds, device=obs.device)
-        lo, hi = (bounds[0] - margin)[None, :, None, None], (bounds[1] + margin)[None, :, None, None]
         points, valid = obs[:, 3:6], obs[:, 6] > 0  # obs_tensor's layout: rgb, xyz, validity
-        inside = valid & ((points >= lo) & (points <= hi)).all(dim=1)
+        if self.actor.ray_frame:  # reach along the pixel's ray, and a little across it
+            margin = reach[:2].max().clamp_min(margin)  # tensors: no host sync inside an update
+            inside = valid & ray_reaches_box(points, self.actor.camera_position, reach[2],
+                                             bounds[0] - margin, bounds[1] + margin)
+        else:
+            margin = torch.maximum(torch.full((3,), float(margin), device=obs.device), reach)
+            lo, hi = (bounds[0] - margin)[None, :, None, None], (bounds[1] + margin)[None, :, None, None]
+            inside = valid & ((points >= lo) & (points <= hi)).all(dim=1)
         inside = inside | ~inside.flatten(1).any(dim=1)[:, None, None]
         return q.masked_fill(~inside, float("-inf"))
 

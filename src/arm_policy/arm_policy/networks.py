@@ -240,7 +240,7 @@ class Actor(nn.Module):
         if self.relative:
             offset, axes = self.relative_range * a[:, :3], self._offset_axes(anchor)
             if axes is not None:
-                offset = torch.einsum("bj,bji->bi", offset, axes)
+                offset = (offset[:, :, None] * axes).sum(dim=1)  # not einsum: bmm under bf16 autocast
             xyz = torch.maximum(torch.minimum(anchor + offset, self.xyz_high), self.xyz_low)
         else:
             xyz = self.xyz_low + 0.5 * (a[:, :3] + 1.0) * (self.xyz_high - self.xyz_low)
@@ -254,7 +254,7 @@ class Actor(nn.Module):
         if self.relative:
             dxyz, axes = action[:, :3] - target[:, :3], self._offset_axes(anchor)
             if axes is not None:
-                dxyz = torch.einsum("bij,bj->bi", axes, dxyz)
+                dxyz = (axes * dxyz[:, None, :]).sum(dim=2)
             dxyz = dxyz / self.relative_range
         else:
             dxyz = 2.0 * (action[:, :3] - target[:, :3]) / (self.xyz_high - self.xyz_low)

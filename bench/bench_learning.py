@@ -141,7 +141,17 @@ def bench_updates(device, presets, batches, seconds=20.0, loss_updates=50, optio
                 "speedup": round(rate["optimised"] / rate["baseline"], 2),
                 "loss_rel_diff": round(rel, 4), "loss_tolerance": LOSS_TOLERANCE,
                 "loss_updates": loss_updates, "updates_timed": totals["optimised"][0],
-                "threads": _threads()}), flush=True)
+                "threads": _threads(), **_cpu()}), flush=True)
+
+
+def _cpu():
+    """Which CPU the figures are from: a speedup of bf16 needs native bfloat16 (on an AVX2-only
+    CPU it is emulated and bf16 is slower than fp32)."""
+    import torch
+
+    from arm_policy.agents.base import native_cpu_bf16
+
+    return {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": native_cpu_bf16()}
 
 
 def _threads():

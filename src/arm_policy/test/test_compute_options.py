@@ -106,3 +106,19 @@ def test_a_checkpoint_written_before_the_rewrites_loads_into_the_same_parameter_
     names = {name for name, _ in net.named_parameters()}
     assert {"heads.0.head.weight", "heads.0.stem.rgb.0.weight", "heads.1.stem.pcd.0.bias"} <= names
     assert isinstance(net.heads[0].head, nn.Conv2d)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_on_a_cpu_without_native_bfloat16_warns_that_it_is_emulated(monkeypatch, native):
+    import warnings
+
+    from arm_policy.agents import arm
+
+    monkeypatch.setattr(arm, "native_cpu_bf16", lambda: native)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ARMAgent(TINY_PAPER.replace(amp="bf16"), BOUNDS, device="cpu", seed=0)
+        ARMAgent(TINY_PAPER, BOUNDS, device="cpu", seed=0)  # fp32 never warns
+    emulated = [w for w in caught if "emulated" in str(w.message)]
+    assert len(emulated) == (0 if native else 1)
+    assert native or "amp='off'" in str(emulated[0].message)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import warnings
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,7 @@ from ..camera_ray import camera_centre, ray_reaches_box
 from ..config import ARMConfig
 from ..demo_dataset import action_bounds, relative_xyz_range
 from ..networks import Actor, ConfidenceCritic, QAttention, crop, obs_tensor
-from .base import Agent, NumericalError, resolve_device
+from .base import Agent, NumericalError, native_cpu_bf16, resolve_device
 
 __all__ = ["ARMAgent", "arm_replay_fields"]
 
@@ -109,6 +110,10 @@ class ARMAgent(Agent):
         self._deferred_checks: list[tuple[str, torch.Tensor]] | None = None
         if cfg.amp == "bf16" and self.device.type == "cpu" and not torch.backends.mkldnn.is_available():
             raise RuntimeError("amp='bf16' on the CPU needs PyTorch built with oneDNN")
+        if cfg.amp == "bf16" and self.device.type == "cpu" and not native_cpu_bf16():
+            warnings.warn(f"amp='bf16' on a CPU without native bfloat16 ({torch.backends.cpu.get_cpu_capability()}, "
+                          "no AVX-512 BF16 or AMX) is emulated and much slower than fp32 (measured ~9x "
+                          "per update on an AVX2 CPU): use amp='off' here", RuntimeWarning, stacklevel=2)
 
     def _optimiser(self, name: str) -> torch.optim.Optimizer | None:
         """The optimisers, made when training (or a checkpoint) first needs one: an agent that

@@ -112,9 +112,9 @@ def test_a_checkpoint_written_before_the_rewrites_loads_into_the_same_parameter_
 def test_bf16_on_a_cpu_without_native_bfloat16_warns_that_it_is_emulated(monkeypatch, native):
     import warnings
 
-    from arm_policy.agents import arm
+    from arm_policy.agents import base
 
-    monkeypatch.setattr(arm, "native_cpu_bf16", lambda: native)
+    monkeypatch.setattr(base, "native_cpu_bf16", lambda: native)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ARMAgent(TINY_PAPER.replace(amp="bf16"), BOUNDS, device="cpu", seed=0)

@@ -29,9 +29,6 @@ optimiser step that would spread it.
 """
 from __future__ import annotations
 
-import contextlib
-import copy
-import warnings
 from typing import Any
 
 import numpy as np
@@ -43,25 +40,12 @@ from ..camera_ray import camera_centre, ray_reaches_box
 from ..config import ARMConfig
 from ..demo_dataset import action_bounds, relative_xyz_range
 from ..networks import Actor, ConfidenceCritic, QAttention, crop, obs_tensor
-from .base import Agent, NumericalError, native_cpu_bf16, resolve_device
+from .base import Agent, NumericalError, autocast, check_amp, frozen_copy, resolve_device, soft_update
 
 __all__ = ["ARMAgent", "arm_replay_fields"]
 
 
 _part = torch.profiler.record_function  # a named range in torch.profiler traces, ~free otherwise
-
-
-def _soft_update(net: nn.Module, target: nn.Module, tau: float) -> None:
-    with torch.no_grad():
-        for p, tp in zip(net.parameters(), target.parameters()):
-            tp.lerp_(p, tau)
-
-
-def _frozen_copy(net: nn.Module) -> nn.Module:
-    target = copy.deepcopy(net)
-    for p in target.parameters():
-        p.requires_grad_(False)
-    return target
 
 
 def arm_replay_fields(image_size: int, low_dim_size: int) -> dict[str, tuple[tuple[int, ...], Any]]:
@@ -96,9 +80,9 @@ class ARMAgent(Agent):
             raise ValueError(f"{type(self).__name__} needs q_attention={self.attends} in its config"
                              + ("" if self.attends else " (config.without_attention)"))
         self.attention = self._build_attention(cfg).to(dev)
-        self.attention_target = _frozen_copy(self.attention)
+        self.attention_target = frozen_copy(self.attention)
         self.critic = ConfidenceCritic(cfg).to(dev)
-        self.critic_target = _frozen_copy(self.critic)
+        self.critic_target = frozen_copy(self.critic)
         self.actor = Actor(cfg, self.action_bounds, relative_range, camera_position).to(dev)
         self.log_alpha = torch.tensor(float(np.log(cfg.init_alpha)), device=dev, requires_grad=True)
 
@@ -108,12 +92,7 @@ class ARMAgent(Agent):
         self._actor_params = list(self.actor.parameters())
         self.updates = 0
         self._deferred_checks: list[tuple[str, torch.Tensor]] | None = None
-        if cfg.amp == "bf16" and self.device.type == "cpu" and not torch.backends.mkldnn.is_available():
-            raise RuntimeError("amp='bf16' on the CPU needs PyTorch built with oneDNN")
-        if cfg.amp == "bf16" and self.device.type == "cpu" and not native_cpu_bf16():
-            warnings.warn(f"amp='bf16' on a CPU without native bfloat16 ({torch.backends.cpu.get_cpu_capability()}, "
-                          "no AVX-512 BF16 or AMX) is emulated and much slower than fp32 (measured ~9x "
-                          "per update on an AVX2 CPU): use amp='off' here", RuntimeWarning, stacklevel=2)
+        check_amp(cfg.amp, self.device)
 
     def _optimiser(self, name: str) -> torch.optim.Optimizer | None:
         """The optimisers, made when training (or a checkpoint) first needs one: an agent that
@@ -135,10 +114,7 @@ class ARMAgent(Agent):
     alpha_opt = property(lambda self: self._optimiser("alpha_opt"))
 
     def _autocast(self):
-        """bfloat16 autocast of the forward passes when ``amp == 'bf16'`` (losses stay fp32)."""
-        if self.cfg.amp == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast(self.cfg.amp, self.device)
 
     @classmethod
     def from_demos(cls, config: ARMConfig, demos, device=None, seed: int | None = None) -> "ARMAgent":
@@ -354,8 +330,8 @@ class ARMAgent(Agent):
             with _part("alpha"):
                 self._step("alpha", self._alpha_loss(log_pi, metrics), self.alpha_opt, [self.log_alpha])
         with _part("target_networks"):
-            _soft_update(self.attention, self.attention_target, self.cfg.tau)
-            _soft_update(self.critic, self.critic_target, self.cfg.tau)
+            soft_update(self.attention, self.attention_target, self.cfg.tau)
+            soft_update(self.critic, self.critic_target, self.cfg.tau)
         self.updates += 1
         priorities = td_critic if td_att is None else 0.5 * (td_att + td_critic)
         with _part("metrics_sync"):

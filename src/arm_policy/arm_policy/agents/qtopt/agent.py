@@ -31,7 +31,6 @@ ValueError naming the field.
 """
 from __future__ import annotations
 
-import copy
 from collections import deque
 from typing import Any
 
@@ -41,7 +40,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from ..base import Agent, NumericalError, resolve_device
+from ..base import Agent, NumericalError, frozen_copy, resolve_device, soft_update
 from .cem import maximize
 from .config import ACTION_SIZE, STATE_SIZE, QTOptConfig
 from .network import QNetwork, image_tensor, random_shift
@@ -74,13 +73,6 @@ def qtopt_replay_fields(image_size: int) -> dict[str, tuple[tuple[int, ...], Any
             "next_rgb": image, "next_state": state}
 
 
-def _frozen_copy(net: nn.Module) -> nn.Module:
-    target = copy.deepcopy(net)
-    for p in target.parameters():
-        p.requires_grad_(False)
-    return target
-
-
 class QTOptAgent(Agent):
     """See the module docstring. ``seed`` seeds the initial weights and the agent's own random
     generator (CEM samples, exploration) for a repeatable run."""
@@ -98,8 +90,8 @@ class QTOptAgent(Agent):
             torch.manual_seed(seed)
         self.cfg, self.device = config, resolve_device(device)
         self.q = QNetwork(config).to(self.device)
-        self.target_1 = _frozen_copy(self.q)  # theta_1: Polyak average of theta
-        self.target_2 = _frozen_copy(self.q)  # theta_2: theta_1 lagged
+        self.target_1 = frozen_copy(self.q)  # theta_1: Polyak average of theta
+        self.target_2 = frozen_copy(self.q)  # theta_2: theta_1 lagged
         self._optimizer: torch.optim.Optimizer | None = None  # made on first use (:attr:`optimizer`)
         self.updates = 0
         self.generator = torch.Generator(device=self.device)
@@ -275,11 +267,9 @@ class QTOptAgent(Agent):
         self._check("Q gradient norm", nn.utils.clip_grad_norm_(self.q.parameters(), clip))
         self.optimizer.step()
 
-    @torch.no_grad()
     def _polyak(self) -> None:
         """theta_1 <- polyak theta_1 + (1 - polyak) theta."""
-        for p, p1 in zip(self.q.parameters(), self.target_1.parameters()):
-            p1.lerp_(p, 1.0 - self.cfg.polyak)
+        soft_update(self.q, self.target_1, 1.0 - self.cfg.polyak)
 
     @torch.no_grad()
     def _advance_lag(self) -> None:

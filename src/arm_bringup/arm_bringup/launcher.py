@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from arm_bringup.nodes import NodeSpec, _to_text
+from arm_bringup.nodes import NodeSpec
+from arm_bringup.params_files import to_text
 
 __all__ = [
     "EXIT_NODE_BASE",
@@ -96,7 +97,7 @@ def command_line(spec: NodeSpec, executable: str | os.PathLike[str] | None = Non
     for path in spec.params_files:
         argv += ["--params-file", str(path)]
     for key, value in spec.parameters.items():
-        argv += ["-p", f"{key}:={_to_text(value)}"]
+        argv += ["-p", f"{key}:={to_text(value)}"]
     for src, dst in spec.remappings:
         argv += ["-r", f"{src}:={dst}"]
     return argv

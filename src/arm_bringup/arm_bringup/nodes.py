@@ -19,7 +19,8 @@ arguments, ``NODE.PARAM:=value`` sets any parameter of a node of the preset.
 
 Values are parsed as YAML (like ``ros2 launch``/``ros2 param``) and then fitted to the type of
 the value in the params file: ``camera_rate:=20`` becomes 20.0 where the file holds a float
-(ROS refuses an int for a double parameter), ``task:=123`` stays the string '123'.
+(ROS refuses an int for a double parameter), ``task:=123`` stays the string '123'. Reading the
+params files and fitting the values is :mod:`arm_bringup.params_files`.
 
 Example::
 
@@ -33,11 +34,11 @@ import dataclasses
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from .params_files import (PACKAGE, ArgumentError, config_dir, file_value, fit_value, load_params_file,
+                           parse_bool, to_text)
 
 __all__ = [
     "ArgumentError",
@@ -46,18 +47,10 @@ __all__ = [
     "PRESETS",
     "Preset",
     "argument_defaults",
-    "config_dir",
     "describe_arguments",
-    "load_params_file",
     "parse_arg_overrides",
     "resolve",
 ]
-
-PACKAGE = "arm_bringup"
-
-
-class ArgumentError(ValueError):
-    """A launch argument that does not exist, or a value that does not fit its parameter."""
 
 
 @dataclass
@@ -300,59 +293,10 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-# ----------------------------------------------------------------------------- params files
-
-def config_dir() -> Path:
-    """``share/arm_bringup/config`` of the install space, else the source tree's ``config/``."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        share = Path(get_package_share_directory(PACKAGE)) / "config"
-        if share.is_dir():
-            return share
-    except Exception:  # noqa: BLE001 - not installed / no ament index: use the source tree
-        pass
-    return Path(__file__).resolve().parent.parent / "config"
-
+# ----------------------------------------------------------------------------- defaults
 
 def _default_params_file(preset: Preset) -> Path:
     return config_dir() / preset.params_file
-
-
-@lru_cache(maxsize=32)
-def _load_cached(path: str, mtime_ns: int) -> dict[str, dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
-    if not isinstance(data, dict):
-        raise ArgumentError(f"params file {path}: expected a mapping of node names")
-    out: dict[str, dict[str, Any]] = {}
-    for node, body in data.items():
-        params = (body or {}).get("ros__parameters") if isinstance(body, dict) else None
-        if not isinstance(params, dict):
-            raise ArgumentError(f"params file {path}: {node}: expected ros__parameters")
-        out[str(node).lstrip("/")] = params
-    return out
-
-
-def load_params_file(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
-    """node name -> {parameter: value} of a ROS 2 params file (leading '/' dropped)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ArgumentError(f"params file {path} does not exist")
-    return _load_cached(str(path.resolve()), path.stat().st_mtime_ns)
-
-
-def _file_value(params: Mapping[str, Mapping[str, Any]], node: str, param: str) -> Any:
-    node_params = params.get(node, {})
-    if param in node_params:
-        return node_params[param]
-    # nested form (a: {b: 1}) for dotted parameter names
-    value: Any = node_params
-    for part in param.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return None
-        value = value[part]
-    return value
 
 
 def argument_defaults(preset: str | Preset,
@@ -367,8 +311,8 @@ def argument_defaults(preset: str | Preset,
             out[arg.name] = str(path)
         elif arg.targets:
             node, param = arg.targets[0][:2]
-            value = _file_value(params, node, param)
-            out[arg.name] = "" if value is None else _to_text(value)
+            value = file_value(params, node, param)
+            out[arg.name] = "" if value is None else to_text(value)
         else:
             out[arg.name] = arg.default or ""
     return out
@@ -396,62 +340,6 @@ def _preset(preset: str | Preset) -> Preset:
         raise ArgumentError(
             f"unknown launch configuration {preset!r}; valid: {', '.join(PRESETS)}"
         ) from None
-
-
-def _to_text(value: Any) -> str:
-    """A typed value as the YAML text that ``-p name:=value`` and launch arguments take."""
-    if isinstance(value, str) and value and _parse_text(value) == value:
-        return value
-    lines = yaml.safe_dump(value, default_flow_style=True, width=1 << 20).strip().splitlines()
-    if len(lines) > 1 and lines[-1] == "...":
-        lines = lines[:-1]
-    return "\n".join(lines)
-
-
-def _parse_text(text: str) -> Any:
-    try:
-        return yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
-        return text
-
-
-def _parse_bool(name: str, text: str) -> bool:
-    value = _parse_text(text)
-    if isinstance(value, bool):
-        return value
-    raise ArgumentError(f"launch argument {name}:={text!r}: expected true or false")
-
-
-def _fit(where: str, text: str, reference: Any) -> Any:
-    """Parse ``text`` as YAML and fit it to the type of the params file's ``reference``."""
-    value = _parse_text(text)
-    if reference is None:
-        if isinstance(value, dict):  # ROS parameters have no map type: rcl would refuse the -p
-            raise ArgumentError(f"{where}:={text!r}: a mapping is not a ROS parameter value; "
-                                f"to pass it as a string (e.g. JSON) quote it: "
-                                f"{where}:='\"...\"', or set it in the params file")
-        return value
-    if isinstance(reference, bool):
-        if isinstance(value, bool):
-            return value
-        raise ArgumentError(f"{where}:={text!r}: expected true or false")
-    if isinstance(reference, int):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ArgumentError(f"{where}:={text!r}: expected an integer")
-    if isinstance(reference, float):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ArgumentError(f"{where}:={text!r}: expected a number")
-    if isinstance(reference, str):
-        return text
-    if isinstance(reference, list):
-        if not isinstance(value, list):
-            raise ArgumentError(f"{where}:={text!r}: expected a list like [a, b]")
-        if reference and value:
-            return [_fit(where, _to_text(v), reference[0]) for v in value]
-        return value
-    return value
 
 
 def resolve(preset: str | Preset,
@@ -494,17 +382,17 @@ def resolve(preset: str | Preset,
     for template in preset.nodes:
         cond = template.condition
         if cond is not None and cond not in enabled:
-            enabled[cond] = _parse_bool(cond, given.get(cond, declared[cond].default or "false"))
+            enabled[cond] = parse_bool(cond, given.get(cond, declared[cond].default or "false"))
 
     overrides: dict[str, dict[str, Any]] = {n: {} for n in node_names}
     for name, text in given.items():
         if name in declared:
             for node, param, *template in declared[name].targets:
                 value = template[0].format(text) if template else text
-                overrides[node][param] = _fit(name, value, _file_value(file_params, node, param))
+                overrides[node][param] = fit_value(name, value, file_value(file_params, node, param))
         elif "." in name:
             node, param = name.split(".", 1)
-            overrides[node][param] = _fit(name, text, _file_value(file_params, node, param))
+            overrides[node][param] = fit_value(name, text, file_value(file_params, node, param))
 
     specs = []
     for template in preset.nodes:

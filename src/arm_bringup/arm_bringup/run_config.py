@@ -20,7 +20,8 @@ from typing import Any
 
 import yaml
 
-from .nodes import NodeSpec, load_params_file
+from .nodes import NodeSpec
+from .params_files import load_params_file
 
 __all__ = ["PARAMS_FILE", "compose", "run_dir_of", "use_run_config"]
 

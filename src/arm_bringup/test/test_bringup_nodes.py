@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from arm_bringup import nodes
+from arm_bringup import nodes, params_files
 from arm_bringup.nodes import ArgumentError, resolve
 
 PKG_DIR = Path(__file__).resolve().parents[1]
@@ -29,7 +29,7 @@ def test_sim_runs_sim_perception_control_with_the_documented_executables():
         ("arm_perception", "perception_node", "perception_node"),
         ("arm_control", "control_node", "control_node"),
     ]
-    assert all(s.params_files == [str(nodes.config_dir() / "sim.yaml")] for s in specs)
+    assert all(s.params_files == [str(params_files.config_dir() / "sim.yaml")] for s in specs)
     assert all(s.parameters == {} for s in specs)  # nothing overrides the file by default
 
 
@@ -92,7 +92,7 @@ def test_a_custom_params_file_is_not_overridden_by_argument_defaults(tmp_path):
 def test_real_params_hold_realsense_topics_joint_names_controller_and_extrinsics():
     specs = by_name(resolve("real"))
     assert set(specs) == {"perception_node", "control_node"}
-    params = nodes.load_params_file(specs["control_node"].params_files[0])
+    params = params_files.load_params_file(specs["control_node"].params_files[0])
     per, ctl = params["perception_node"], params["control_node"]
     assert per["color_topic"] == "/camera/camera/color/image_raw"
     assert per["depth_topic"] == "/camera/camera/aligned_depth_to_color/image_raw"
@@ -113,7 +113,7 @@ def test_real_params_hold_realsense_topics_joint_names_controller_and_extrinsics
 
 
 def test_sim_params_match_the_documented_parameter_names():
-    params = nodes.load_params_file(nodes.config_dir() / "sim.yaml")
+    params = params_files.load_params_file(params_files.config_dir() / "sim.yaml")
     assert {"task", "seed", "image_size", "camera_rate", "real_time"} <= set(params["sim_node"])
     assert {"image_size", "color_topic", "depth_topic", "camera_info_topic",
             "camera_pose_topic"} <= set(params["perception_node"])
@@ -271,7 +271,7 @@ SIM_TRAIN_NODES = ["sim_node", "perception_node", "control_node", "recorder", "t
 
 
 def _file_params(specs):
-    return nodes.load_params_file(specs[0].params_files[0])
+    return params_files.load_params_file(specs[0].params_files[0])
 
 
 def test_sim_train_runs_the_seven_nodes_and_only_the_trainer_respawns():
@@ -283,7 +283,7 @@ def test_sim_train_runs_the_seven_nodes_and_only_the_trainer_respawns():
         ("arm_policy", "training_node"), ("arm_policy", "policy_node"),
         ("arm_bringup", "episode_runner")]
     assert [s.name for s in specs if s.respawn] == ["training_node"]
-    assert all(s.params_files == [str(nodes.config_dir() / "sim_train.yaml")] for s in specs)
+    assert all(s.params_files == [str(params_files.config_dir() / "sim_train.yaml")] for s in specs)
     assert all(s.parameters == {} for s in specs)
 
 
@@ -351,7 +351,7 @@ def test_sim_train_algo_qtopt_runs_the_same_nodes_from_qtopts_own_params_file():
 
     specs = resolve("sim_train", ["algo:=qtopt"])
     assert [s.name for s in specs] == SIM_TRAIN_NODES
-    assert all(s.params_files == [str(nodes.config_dir() / "sim_train_qtopt.yaml")] for s in specs)
+    assert all(s.params_files == [str(params_files.config_dir() / "sim_train_qtopt.yaml")] for s in specs)
     assert [s.name for s in resolve("sim_train_qtopt")] == SIM_TRAIN_NODES
     params = _file_params(specs)
     runner = params["episode_runner"]
@@ -367,7 +367,7 @@ def test_sim_train_algo_qtopt_runs_the_same_nodes_from_qtopts_own_params_file():
     assert by_name(resolve("sim_train", ["algo:=qtopt", "minutes:=2"]))["episode_runner"].parameters == \
         {"minutes": 2.0}
     assert resolve("sim_train_qtopt", ["algo:=arm"])[0].params_files == \
-        [str(nodes.config_dir() / "sim_train.yaml")]
+        [str(params_files.config_dir() / "sim_train.yaml")]
     with pytest.raises(ArgumentError, match="algo:='dqn': choose from arm, qtopt"):
         resolve("sim_train", ["algo:=dqn"])
 
@@ -379,7 +379,7 @@ def test_sim_train_launch_file_with_algo_qtopt_builds_qtopts_graph(monkeypatch):
     assert "algo" in declared
     built = {n.kwargs["name"]: n for n in built}
     assert list(built) == SIM_TRAIN_NODES
-    qtopt_yaml = str(nodes.config_dir() / "sim_train_qtopt.yaml")
+    qtopt_yaml = str(params_files.config_dir() / "sim_train_qtopt.yaml")
     assert all(n.kwargs["parameters"][0] == qtopt_yaml for n in built.values())
 
 

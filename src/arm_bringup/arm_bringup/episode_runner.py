@@ -121,7 +121,7 @@ class EpisodeRunner(Node):
             raise ValueError(f"task {self.task!r} is not one of algo {self.algo}'s: "
                              f"{', '.join(tasks[self.algo])}")
         self.image_size = int(image_size)
-        self.qtopt_config = self._check_preset(preset, self.image_size, self.algo)
+        self.qtopt_config = ep.check_preset(preset, self.image_size, self.algo)
         self.run_dir = Path(run_dir).expanduser()
         self.bag_dir = Path(bag_dir).expanduser() if bag_dir else self.run_dir / "bags"
         self.seed = int(seed)
@@ -166,36 +166,6 @@ class EpisodeRunner(Node):
             self.rollout = GraphRollout(self, self.task, self.image_size, **graph_args)
         self.scripted_success: float | None = None  # QT-Opt: the offline data's success rate
 
-    @staticmethod
-    def _check_preset(name: str, image_size: int, algo: str = "arm"):
-        """The agent preset's config (QT-Opt's; None for ARM's, which the runner does not need)
-        after checking that it is built for ``image_size``."""
-        from arm_policy.config import PRESETS  # a dataclass module: no torch import
-
-        if algo == "qtopt":
-            from arm_policy.agents.qtopt.config import QTOptConfig
-
-            presets = {"cpu": QTOptConfig, "paper": QTOptConfig.paper}
-            if not name:  # no check: the trainer's agent_overrides set the size
-                return QTOptConfig(image_size=image_size)
-            if name not in presets:
-                raise ValueError(f"unknown QT-Opt preset {name!r}; presets: {', '.join(presets)}")
-            cfg = presets[name]()
-            configs = {name: cfg}
-        elif not name:
-            return None
-        else:
-            configs, cfg = PRESETS, None
-        if name not in configs:
-            raise ValueError(f"unknown agent preset {name!r}; presets: {', '.join(PRESETS)}")
-        size = configs[name].image_size
-        if size != image_size:
-            raise ValueError(
-                f"image_size {image_size} does not fit agent preset {name!r}, which is built for "
-                f"{size}x{size} images; set image_size:={size} (sim_node, perception_node and the "
-                f"demos follow it)")
-        return cfg
-
     # ------------------------------------------------------------------ callbacks
     def _on_status(self, msg: String) -> None:
         try:
@@ -215,10 +185,10 @@ class EpisodeRunner(Node):
             if now - start > self.checkpoint_timeout or self.budget.left() <= 0:
                 raise RuntimeError(f"no checkpoint in {folder} after {now - start:.0f} s; is "
                                    f"training_node running and writing to this run_dir? "
-                                   f"({self._status_text()})")
+                                   f"({ep.status_line(self.status)})")
             if now - last_line >= 10.0:
                 last_line = now
-                state = f" ({self._status_text()})" if self.status else ""
+                state = f" ({ep.status_line(self.status)})" if self.status else ""
                 self.get_logger().info(f"waiting for the first checkpoint in {folder}: "
                                        f"training_node writes it once the demos are loaded{state}")
             self.rollout.spin_until(lambda: False, 1.0)
@@ -278,25 +248,6 @@ class EpisodeRunner(Node):
                    if point.last_eval_env_steps is not None else ""))
 
     # ------------------------------------------------------------------ progress
-    def _status_text(self) -> str:
-        """training_node's latest status (String JSON on /arm/training/status) as one line:
-        state, updates, replay size, checkpoint and the losses of the last update."""
-        st = self.status
-        if not st:
-            return "training status: none yet"
-        parts = [f"training {st.get('state', '?')}"]
-        for key, label in (("updates", "updates"), ("transitions", "replay"),
-                           ("checkpoint_step", "saved")):
-            if isinstance(st.get(key), (int, float)) and not isinstance(st.get(key), bool):
-                parts.append(f"{label} {st[key]:g}")
-        losses = st.get("losses")
-        if isinstance(losses, dict):
-            parts += [f"{k} {v:.3g}" for k, v in losses.items()
-                      if isinstance(v, (int, float)) and math.isfinite(v)]
-        if st.get("error"):
-            parts.append(f"error {st['error']}")
-        return "  ".join(parts)
-
     def updates(self) -> int | None:
         value = self.status.get("updates", self.status.get("step"))
         return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
@@ -310,7 +261,7 @@ class EpisodeRunner(Node):
             f"[{self.budget.elapsed() / 60:5.1f} min] {what}  env steps {c.env_steps}  "
             f"episodes {c.episodes}  train success {'-' if math.isnan(rate) else f'{rate:.2f}'}"
             f" (last {len(c.recent)})  eval success {last}  checkpoint {self.checkpoint_step}  "
-            + self._status_text())
+            + ep.status_line(self.status))
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> dict[str, Any]:

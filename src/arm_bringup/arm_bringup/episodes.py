@@ -1,4 +1,5 @@
-"""Episode bookkeeping of the episode runner, without ROS: rewards, seeds, names, budget, resume.
+"""Episode bookkeeping of the episode runner, without ROS: rewards, seeds, names, budget, resume,
+the agent preset's image size check and the trainer's status line.
 
 Example::
 
@@ -37,6 +38,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -55,6 +57,7 @@ __all__ = [
     "StepRecord",
     "TRAIN_DIR",
     "TRAIN_SEED_OFFSET",
+    "check_preset",
     "contiguous_runs",
     "eval_due",
     "eval_episode_name",
@@ -62,6 +65,7 @@ __all__ = [
     "missing_demo_seeds",
     "outcome_of",
     "scan_run",
+    "status_line",
     "step_reward",
     "train_episode_name",
     "train_seed",
@@ -292,3 +296,52 @@ def eval_due(env_steps: int, last_eval_env_steps: int | None, eval_every: int,
             return True
         last_eval_env_steps = 0
     return eval_every > 0 and env_steps - last_eval_env_steps >= eval_every
+
+
+def check_preset(name: str, image_size: int, algo: str = "arm"):
+    """The agent preset's config (QT-Opt's; None for ARM's, which the runner does not need)
+    after checking that it is built for ``image_size``."""
+    from arm_policy.config import PRESETS  # a dataclass module: no torch import
+
+    if algo == "qtopt":
+        from arm_policy.agents.qtopt.config import QTOptConfig
+
+        presets = {"cpu": QTOptConfig, "paper": QTOptConfig.paper}
+        if not name:  # no check: the trainer's agent_overrides set the size
+            return QTOptConfig(image_size=image_size)
+        if name not in presets:
+            raise ValueError(f"unknown QT-Opt preset {name!r}; presets: {', '.join(presets)}")
+        cfg = presets[name]()
+        configs = {name: cfg}
+    elif not name:
+        return None
+    else:
+        configs, cfg = PRESETS, None
+    if name not in configs:
+        raise ValueError(f"unknown agent preset {name!r}; presets: {', '.join(PRESETS)}")
+    size = configs[name].image_size
+    if size != image_size:
+        raise ValueError(
+            f"image_size {image_size} does not fit agent preset {name!r}, which is built for "
+            f"{size}x{size} images; set image_size:={size} (sim_node, perception_node and the "
+            f"demos follow it)")
+    return cfg
+
+
+def status_line(status: dict[str, Any]) -> str:
+    """training_node's latest status (String JSON on /arm/training/status) as one line:
+    state, updates, replay size, checkpoint and the losses of the last update."""
+    if not status:
+        return "training status: none yet"
+    parts = [f"training {status.get('state', '?')}"]
+    for key, label in (("updates", "updates"), ("transitions", "replay"),
+                       ("checkpoint_step", "saved")):
+        if isinstance(status.get(key), (int, float)) and not isinstance(status.get(key), bool):
+            parts.append(f"{label} {status[key]:g}")
+    losses = status.get("losses")
+    if isinstance(losses, dict):
+        parts += [f"{k} {v:.3g}" for k, v in losses.items()
+                  if isinstance(v, (int, float)) and math.isfinite(v)]
+    if status.get("error"):
+        parts.append(f"error {status['error']}")
+    return "  ".join(parts)

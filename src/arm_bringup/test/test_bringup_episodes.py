@@ -131,3 +131,24 @@ def test_evaluation_is_due_every_eval_every_steps_and_optionally_at_start():
     assert not ep.eval_due(49, 0, 50) and ep.eval_due(50, 0, 50)
     assert not ep.eval_due(10_000, 0, 0)  # 0: only the final evaluation
     assert not ep.eval_due(10_000, None, 0)
+
+
+def test_the_image_size_must_fit_the_agent_preset_and_the_error_says_which_size_does():
+    assert ep.check_preset("cpu", 64) is None  # ARM's config is the trainer's business
+    assert ep.check_preset("", 96) is None  # no check: agent_overrides set the size
+    with pytest.raises(ValueError, match=r"image_size 128 does not fit agent preset 'cpu'.*image_size:=64"):
+        ep.check_preset("cpu", 128)
+    with pytest.raises(ValueError, match="unknown agent preset 'fast'; presets: paper, cpu"):
+        ep.check_preset("fast", 64)
+    qtopt = ep.check_preset("cpu", 64, "qtopt")
+    assert qtopt.image_size == 64 and qtopt.max_steps == 20
+    assert ep.check_preset("", 32, "qtopt").image_size == 32
+    with pytest.raises(ValueError, match="unknown QT-Opt preset 'fast'"):
+        ep.check_preset("fast", 64, "qtopt")
+
+
+def test_the_status_line_names_what_the_trainer_reported_and_skips_what_is_not_a_number():
+    assert ep.status_line({}) == "training status: none yet"
+    line = ep.status_line({"state": "training", "updates": 120, "transitions": 2048.0, "checkpoint_step": True,
+                           "losses": {"critic": 0.01234, "actor": math.nan}, "error": "disk full"})
+    assert line == "training training  updates 120  replay 2048  critic 0.0123  error disk full"

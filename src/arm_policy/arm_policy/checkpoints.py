@@ -49,6 +49,7 @@ __all__ = [
     "load_checkpoint",
     "load_latest_valid",
     "save_checkpoint",
+    "step_of",
 ]
 
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -132,7 +133,8 @@ def latest_checkpoint(run_dir: os.PathLike | str) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
-def _step_of(path: Path) -> int | None:
+def step_of(path: Path) -> int | None:
+    """The step in a checkpoint file's name (None for another name)."""
     m = _NAME_RE.match(path.name)
     return int(m.group(1)) if m else None
 
@@ -270,7 +272,7 @@ def _load(path: Path, map_location: Any, verify: bool) -> LoadedCheckpoint:
                                     f"(this code reads <= {VERSION})")
     step = payload.get("step")
     if not isinstance(step, int):
-        step = _step_of(path) if _step_of(path) is not None else -1
+        step = step_of(path) if step_of(path) is not None else -1
     return LoadedCheckpoint(path, step, payload["state"])
 
 

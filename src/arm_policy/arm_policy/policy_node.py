@@ -28,11 +28,12 @@ crop drawn), ``/arm/policy/decision`` (String JSON: ``stamp_ns``, ``step``, ``ex
 ``/arm/policy/observation/low_dim`` (Float32MultiArray). The topics are those
 :mod:`arm_policy.episode_dataset` reads back from the recorder's bags.
 
-Checkpoints come from ``run_dir/checkpoints``: the newest valid one at start (and, until there
-is one, on every ``reload_period`` tick and every request), then, every ``reload_period`` s,
-the newest one if it is at least ``reload_every`` updates newer than the loaded one. Reloads
-happen on the executor thread, so never in the middle of a decision's ``act``. An unreadable
-file is logged once and the last good weights keep acting.
+Checkpoints come from ``run_dir/checkpoints``
+(:class:`~arm_policy.checkpoint_follower.CheckpointFollower`): the newest valid one at start
+(and, until there is one, on every ``reload_period`` tick and every request), then, every
+``reload_period`` s, the newest one if it is at least ``reload_every`` updates newer than the
+loaded one. Reloads happen on the executor thread, so never in the middle of a decision's
+``act``. An unreadable file is logged once and the last good weights keep acting.
 
 QT-Opt (a checkpoint of agent ``qtopt``, closed-loop grasping in ``grasp_bin``): act takes the
 same rgb + points pair (the points are not used) and the latest robot state, asks the agent for
@@ -49,10 +50,8 @@ The agent logic is the checkpoint's agent (:mod:`arm_policy.agents`); this node 
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -79,8 +78,8 @@ from arm_control.transforms import quat_xyzw_to_mat, top_down_quat
 from arm_perception.ros_conversions import (image_to_numpy, numpy_to_image, pointcloud2_to_numpy,
                                             points_to_pointcloud2, stamp_to_nanoseconds)
 
-from .agents import Agent, from_checkpoint
-from .checkpoints import CheckpointError, list_checkpoints, load_checkpoint, load_latest_valid
+from .agents import Agent
+from .checkpoint_follower import CheckpointFollower
 from .demo_dataset import DEFAULT_EPISODE_LENGTH, agent_observation
 from .episode_dataset import decision_message
 from .grasp_episodes import state_observation, step_goal, stored_state
@@ -89,10 +88,6 @@ from .plots import heatmap_image
 #: rgb + points messages kept while waiting for their partner.
 PAIR_BUFFER = 8
 EXPLORE_MODES = ("request", "always", "never")
-
-
-def _checkpoint_step(path: Path) -> int:
-    return int(path.stem.split("_", 1)[1])
 
 
 class DecisionError(Exception):
@@ -158,10 +153,8 @@ class PolicyNode(Node):
                 raise ValueError(f"parameter device {device!r}: {err}") from None
         self.run_dir = Path(run_dir)
 
-        self.agent: Agent | None = None
-        self.checkpoint_step: int | None = None
-        self._bad_files: set[tuple[Path, int, int]] = set()  # (path, mtime_ns, size) logged once
-        self._logged: set[str] = set()  # errors of the first load, logged once each
+        self._checkpoints = CheckpointFollower(self.run_dir, self._device, self._reload_every,
+                                               info=self.get_logger().info, error=self.get_logger().error)
         self.step = 0  # agent steps this episode (time feature)
         self._frames: OrderedDict[int, list] = OrderedDict()  # stamp ns -> [Image, PointCloud2]
         self._ee_pose: PoseStamped | None = None
@@ -194,75 +187,20 @@ class PolicyNode(Node):
         self._qtopt_action_pub = self.create_publisher(Float32MultiArray, TOPIC_QTOPT_ACTION, graph.RECORD)
         self.create_service(Trigger, SERVICE_POLICY_OBSERVE, self._on_observe,
                             callback_group=MutuallyExclusiveCallbackGroup())
-        self.create_timer(reload_period, self._reload)
-        self._reload()
+        self.create_timer(reload_period, self._checkpoints.poll)
+        self._checkpoints.poll()
         self.get_logger().info(
             f"acting on checkpoints of {self.run_dir / 'checkpoints'} "
             + (f"(loaded step {self.checkpoint_step})" if self.agent is not None
                else "(none yet: act answers success=False until the first one)"))
 
-    # ------------------------------------------------------------------ checkpoints
-    def _reload(self) -> None:
-        """Load the newest checkpoint if there is none yet, or if it is reload_every newer."""
-        if self.agent is None:
-            self._load_first()
-            return
-        for path in reversed(list_checkpoints(self.run_dir)):
-            step = _checkpoint_step(path)
-            if step < self.checkpoint_step + self._reload_every:
-                return
-            try:
-                stat = path.stat()
-            except OSError:
-                continue  # deleted meanwhile (keep_last)
-            key = (path, stat.st_mtime_ns, stat.st_size)
-            if key in self._bad_files:
-                continue
-            try:
-                agent = from_checkpoint(load_checkpoint(path), self._device)
-            except Exception as err:  # noqa: BLE001 - CheckpointError, or a state of another shape
-                if not path.exists():
-                    continue  # removed by the trainer's keep_checkpoints meanwhile: not an error
-                self._bad_files.add(key)
-                reason = err if isinstance(err, CheckpointError) else f"{path}: {type(err).__name__}: {err}"
-                self.get_logger().error(f"cannot load checkpoint: {reason}; still acting on step "
-                                        f"{self.checkpoint_step}")
-                continue
-            self._use(agent, step, path)
-            return
+    @property
+    def agent(self) -> Agent | None:
+        return self._checkpoints.agent
 
-    def _load_first(self) -> None:
-        """Load the newest checkpoint that loads (older ones stand in for unreadable newer ones,
-        which are logged once each and not retried while unchanged)."""
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            loaded = load_latest_valid(self.run_dir, self._device or "cpu")
-        for w in caught:
-            if str(w.message) not in self._logged:
-                self._logged.add(str(w.message))
-                self.get_logger().error(str(w.message))
-        if loaded is None:
-            return
-        for path in list_checkpoints(self.run_dir):  # the unreadable newer ones
-            if _checkpoint_step(path) > loaded.step:
-                with contextlib.suppress(OSError):
-                    stat = path.stat()
-                    self._bad_files.add((path, stat.st_mtime_ns, stat.st_size))
-        try:
-            agent = from_checkpoint(loaded.state, self._device)
-        except Exception as err:  # noqa: BLE001 - a checkpoint file of ours, but no agent state
-            text = f"checkpoint {loaded.path} holds no ARM agent: {type(err).__name__}: {err}"
-            if text not in self._logged:
-                self._logged.add(text)
-                self.get_logger().error(text)
-            return
-        self._use(agent, loaded.step, loaded.path)
-
-    def _use(self, agent: Agent, step: int, path: Path) -> None:
-        self.agent, self.checkpoint_step = agent, step
-        self.get_logger().info(f"acting with checkpoint {path} (update {step}, "
-                               f"{agent.cfg.image_size}x{agent.cfg.image_size} images, "
-                               f"on {agent.device})")
+    @property
+    def checkpoint_step(self) -> int | None:
+        return self._checkpoints.step
 
     # ------------------------------------------------------------------ inputs
     def _on_rgb(self, msg: Image) -> None:
@@ -343,7 +281,7 @@ class PolicyNode(Node):
 
     def _require_agent(self) -> None:
         if self.agent is None:
-            self._load_first()
+            self._checkpoints.load_first()
         if self.agent is None:
             raise DecisionError(f"no checkpoint yet in {self.run_dir / 'checkpoints'} (the "
                                 "training node writes the first one once its demos are loaded)")

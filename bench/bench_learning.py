@@ -12,7 +12,8 @@ Examples:
 Figures:
     updates   one line per (preset, batch): ``updates_per_s`` of the learner step (replay sample,
               update, priority update) with the compute options (``--options``, default the
-              preset's best measured: see OPTIMISED), ``baseline_updates_per_s`` (fp32, eager, no
+              preset's best measured where this machine gains from them: see
+              ``optimised``), ``baseline_updates_per_s`` (fp32, eager, no
               option) measured in the same run, ``speedup``, and ``loss_rel_diff``: the largest
               relative difference of the Q-attention, critic and actor losses (each the mean of
               the last 10 of ``--loss-updates`` fixed-seed updates, both runs from the same
@@ -54,6 +55,18 @@ BOUNDS = np.array([[0.3, -0.3, 0.78], [0.7, 0.3, 1.2]])
 
 #: the compute options each preset is measured with (ARMConfig fields); the baseline is fp32 eager
 OPTIMISED = {"cpu": {"amp": "bf16"}, "paper": {"amp": "bf16"}}
+
+
+def optimised(name: str, device: str) -> dict:
+    """``OPTIMISED[name]`` where it pays on this machine: bf16 autocast only on CUDA or a CPU that
+    computes bfloat16 natively (AVX-512 BF16, AMX). On an AVX2-only CPU oneDNN emulates it, 11x
+    slower than fp32, so there the options are the baseline's (speedup 1: nothing to gain)."""
+    from arm_policy.agents.base import native_cpu_bf16
+
+    chosen = dict(OPTIMISED[name])
+    if chosen.get("amp") == "bf16" and device == "cpu" and not native_cpu_bf16():
+        del chosen["amp"]
+    return chosen
 BASELINE = {"amp": "off"}
 #: loss_rel_diff above this fails the option set (bf16 rounds every activation to 8 mantissa bits)
 LOSS_TOLERANCE = 0.05
@@ -114,7 +127,7 @@ def bench_updates(device, presets, batches, seconds=20.0, loss_updates=50, optio
     from arm_policy.config import preset
 
     for name in presets:
-        chosen = dict(OPTIMISED[name] if options is None else options)
+        chosen = optimised(name, device) if options is None else dict(options)
         for batch_size in batches:
             cfg = preset(name, batch_size=batch_size)
             rng = np.random.default_rng(0)
@@ -131,8 +144,8 @@ def bench_updates(device, presets, batches, seconds=20.0, loss_updates=50, optio
             rate = {k: n / t for k, (n, t) in totals.items()}
             fixed = [replay.sample(batch_size)[0] for _ in range(loss_updates)]
             base = _losses_after(cfg, device, BASELINE, fixed)
-            optimised = _losses_after(cfg, device, chosen, fixed)
-            rel = max(abs(optimised[k] - base[k]) / max(abs(base[k]), 1e-8) for k in LOSSES)
+            losses = _losses_after(cfg, device, chosen, fixed)
+            rel = max(abs(losses[k] - base[k]) / max(abs(base[k]), 1e-8) for k in LOSSES)
             print(json.dumps({
                 "name": f"updates/{name}/batch{batch_size}/{device}", "preset": name,
                 "batch": batch_size, "image_size": cfg.image_size, "device": device,
@@ -200,14 +213,14 @@ def bench_profile(device, presets, batches, updates=10, options=None):
 
 def bench_latency(device, presets, decisions=50):
     """Decision latency at 128x128 (one observation -> pixel + pose, no exploration), fp32 eager
-    and with each preset's OPTIMISED options."""
+    and with each preset's optimised options."""
     rng = np.random.default_rng(0)
     for name in presets:
         from arm_policy.config import preset
 
         cfg = preset(name, image_size=128)
         obs = {k: v[0] for k, v in _batch(128, 1, rng).items() if k in ("rgb", "point_cloud", "low_dim")}
-        for label, options in (("baseline", BASELINE), ("optimised", OPTIMISED[name])):
+        for label, options in (("baseline", BASELINE), ("optimised", optimised(name, device))):
             agent = _agent(cfg, device, options)
             agent.act(obs, explore=False)
             times = []
@@ -260,7 +273,7 @@ def main():
     parser.add_argument("--loss-updates", type=int, default=50,
                         help="fixed-seed updates before loss_rel_diff is read (default 50)")
     parser.add_argument("--options", type=json.loads, default=None,
-                        help='compute options as JSON instead of OPTIMISED, e.g. \'{"amp": "bf16"}\'')
+                        help='compute options as JSON instead of the preset\'s optimised ones, e.g. \'{"amp": "bf16"}\'')
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's own)")
     parser.add_argument("--minutes", type=float, default=30.0, help="budget of the reach figure")
     parser.add_argument("--run", help="reach figure from this finished `arm train --inprocess` run "

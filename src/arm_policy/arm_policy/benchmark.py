@@ -9,7 +9,7 @@ Each cell is an ``arm train --inprocess`` run folder, ``OUT/cells/TASK/METHOD/se
 demos of a task are recorded once into ``OUT/demos`` and shared by its cells (same scenes for
 every method). Cells run one after another, or ``--jobs N`` side by side, each with one torch
 thread (``--jobs 1`` uses torch's default threads: start two benchmarks side by side with
-OMP_NUM_THREADS=1, or their threads fight over the cores). The benchmark resumes: a cell with a
+``--threads 1`` each, or their threads fight over the cores). The benchmark resumes: a cell with a
 summary.json is done and skipped; an interrupted one (Ctrl-C, a kill) resumes from its newest
 checkpoint; so a long grid can span several sittings (run the same
 command again). After every cell it writes
@@ -83,7 +83,8 @@ def invocation(settings: dict) -> str:
     (the action mode and agent overrides only where they differ from the defaults)."""
     words = [f"--{k.replace('_', '-')} {','.join(v) if isinstance(v, list) else v}"
              for k, v in settings.items()
-             if k in ("tasks", "methods", "demos", "minutes", "seeds", "jobs", "preset", "out")]
+             if k in ("tasks", "methods", "demos", "minutes", "seeds", "jobs", "preset", "out")
+             or (k == "threads" and v)]
     if settings.get("agent_overrides"):
         words.append("--agent-overrides " + " ".join(
             f"{k}={json.dumps(v)}" for k, v in settings["agent_overrides"].items()))
@@ -127,11 +128,19 @@ def _record_shared_demos(settings: BenchmarkSettings, log: Callable[[str], None]
         record_demos(task, settings.demos, 0, folder.parent, size, progress=log)
 
 
-def _run_cell_subprocess(settings: TrainSettings, log: Callable[[str], None],
+def cell_threads(settings: BenchmarkSettings) -> int | None:
+    """Torch threads of each cell: ``threads``, else one per cell side by side (``jobs`` > 1),
+    else None (torch's default: every core)."""
+    if settings.threads:
+        return settings.threads
+    return 1 if settings.jobs > 1 else None
+
+
+def _run_cell_subprocess(settings: TrainSettings, threads: int, log: Callable[[str], None],
                          children: list[subprocess.Popen]) -> int:
-    """One cell in a child process with one torch thread; its lines forwarded to ``log`` and to
-    the cell's train.log."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    """One cell in a child process with ``threads`` torch threads; its lines forwarded to
+    ``log`` and to the cell's train.log."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     cmd = [sys.executable, "-m", "arm_policy.benchmark", "--cell", json.dumps(dataclasses.asdict(settings))]
     Path(settings.out).mkdir(parents=True, exist_ok=True)
     child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -157,7 +166,12 @@ def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = prin
     done = len(cells(settings)) - len(todo)
     log(f"benchmark: {len(cells(settings))} cells, {done} done, {len(todo)} to run "
         f"({settings.minutes:g} min each, {settings.jobs} at a time)")
+    threads = cell_threads(settings)
     if settings.jobs == 1:
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
         for cell in todo:
             log(f"cell {cell.name}")
             train(cell_settings(settings, cell), log=lambda line, c=cell: log(f"[{c.name}] {line}"))
@@ -175,17 +189,17 @@ def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = prin
                 if not queue:
                     return
                 cell = queue.pop(0)
-            rc = _run_cell_subprocess(cell_settings(settings, cell), log, children)
+            rc = _run_cell_subprocess(cell_settings(settings, cell), threads, log, children)
             with lock:
                 if rc != 0:
                     failures.append(f"{cell.name} (exit {rc})")
                 write_report(out, log)
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(settings.jobs)]
+    workers = [threading.Thread(target=worker, daemon=True) for _ in range(settings.jobs)]
     try:
-        for t in threads:
+        for t in workers:
             t.start()
-        for t in threads:
+        for t in workers:
             while t.is_alive():
                 t.join(0.5)
     except KeyboardInterrupt:
@@ -385,12 +399,12 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
 
 
 def _main_cell(settings_json: str) -> int:
-    """Entry point of one cell's child process (``--jobs`` > 1)."""
+    """Entry point of one cell's child process (``--jobs`` > 1), its threads in OMP_NUM_THREADS."""
     import torch
 
     from .train_inprocess import train
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     settings = TrainSettings(**json.loads(settings_json))
     train(settings, log=lambda line: print(line, flush=True))
     return 0

@@ -82,6 +82,7 @@ class BenchmarkSettings:
     minutes: float = 30.0  # training budget per cell (demo recording is shared and not counted)
     seeds: int = 1  # seeds per (task, method): 0 .. seeds-1
     jobs: int = 1  # cells side by side, one torch thread each
+    threads: int = 0  # torch threads per cell (0: one with --jobs > 1, torch's default with --jobs 1); two benchmarks side by side on two cores want --threads 1 each
     out: str = "runs/benchmark"  # benchmark folder
     preset: str = "cpu"  # agent preset: cpu or paper
     eval_every: int = 100  # environment steps between evaluations
@@ -108,3 +109,5 @@ class BenchmarkSettings:
         _check_collision_checking(self.collision_checking, self.tasks)
         if self.seeds < 1 or self.jobs < 1 or self.demos < 1 or self.minutes <= 0:
             raise ValueError("seeds, jobs and demos must be >= 1 and minutes > 0")
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0 (0: the default), got {self.threads}")

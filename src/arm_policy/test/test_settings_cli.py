@@ -72,3 +72,17 @@ def test_the_reports_command_line_reproduces_the_action_mode_and_overrides():
                                  "--seeds 1 --jobs 1 --out runs/b --preset cpu")
     authors = dict(plain, collision_checking=False, agent_overrides={"actor_relative_xyz": False})
     assert invocation(authors).endswith(" --agent-overrides actor_relative_xyz=false --no-collision-checking")
+
+
+def test_cells_get_threads_given_else_one_each_side_by_side_else_torchs_default():
+    """Two benchmarks side by side on two cores each want one thread per cell: --threads says so
+    (before, only OMP_NUM_THREADS did, and without it the cells ran ~7x slower)."""
+    from arm_policy.benchmark import cell_threads, invocation
+
+    assert cell_threads(BenchmarkSettings(tasks=["reach_target"], methods=["arm"])) is None
+    assert cell_threads(BenchmarkSettings(tasks=["reach_target"], methods=["arm"], jobs=2)) == 1
+    one = BenchmarkSettings(tasks=["reach_target"], methods=["arm"], threads=1, out="runs/b")
+    assert cell_threads(one) == 1
+    assert " --jobs 1 --threads 1 --out runs/b" in invocation(dataclasses.asdict(one))
+    with pytest.raises(ValueError, match="threads must be >= 0"):
+        BenchmarkSettings(tasks=["reach_target"], methods=["arm"], threads=-1)

@@ -68,10 +68,10 @@ def collect_inprocess(seconds: float, image_size: int) -> float:
     cfg = QTOptConfig(image_size=image_size)
     agent = QTOptAgent(cfg, device="cpu", seed=0)
     env = GraspBinEnv(image_size=(image_size, image_size), max_steps=cfg.max_steps)
-    play_episode(env, train_seed(0, 0), lambda obs: agent.act(agent_observation(obs), True)[1])  # warm-up
+    play_episode(env, train_seed(0, 0), lambda obs: agent.act(agent_observation(obs), True).action)  # warm-up
     steps, k, began = 0, 1, time.monotonic()
     while time.monotonic() - began < seconds:
-        steps += len(play_episode(env, train_seed(0, k), lambda obs: agent.act(agent_observation(obs), True)[1])) - 1
+        steps += len(play_episode(env, train_seed(0, k), lambda obs: agent.act(agent_observation(obs), True).action)) - 1
         k += 1
     rate = steps / (time.monotonic() - began)
     env.close()

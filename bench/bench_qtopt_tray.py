@@ -34,7 +34,7 @@ def greedy_on_held_out(env, agent, episodes: int) -> tuple[float, float]:
 
         def decide(obs):  # the gap before each step; the last one is where the grasp was tried
             gaps.append(np.linalg.norm(obs.gripper_position[:2] - env.sim.data.xpos[env.objects[0].body_id][:2]))
-            return agent.act(agent_observation(obs), False)[1]
+            return agent.act(agent_observation(obs), False).action
 
         wins += play_episode(env, eval_seed(i), decide, held_out=True)[-2].success
         drift.append(float(gaps[-1]))

@@ -57,7 +57,7 @@ class Grasping:
         """One exploring grasp (CEM, epsilon-greedy) -> (its frames, env steps, success)."""
         from arm_policy.grasp_episodes import agent_observation, play_episode
 
-        frames = play_episode(env, seed, lambda obs: agent.act(agent_observation(obs), True)[1])
+        frames = play_episode(env, seed, lambda obs: agent.act(agent_observation(obs), True).action)
         return frames, len(frames) - 1, bool(frames[-2].success)
 
     def write(self, path: Path, episode) -> None:

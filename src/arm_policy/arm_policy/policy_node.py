@@ -343,7 +343,7 @@ class PolicyNode(Node):
     def _decide_grasp(self, obs_stamp: int, rgb_msg: Image, explore: bool) -> dict[str, Any]:
         obs, tcp, yaw = self._grasp_observation(rgb_msg)
         agent, checkpoint_step = self.agent, self.checkpoint_step
-        _, action, _ = agent.act(obs, explore=explore)
+        action = agent.act(obs, explore=explore).action
         try:
             xyz, goal_yaw, close, terminate = step_goal(tcp, yaw, action)
         except ValueError as err:

@@ -300,4 +300,4 @@ class SimRollout(Rollout):
                          sim_observation(self._obs, self._step + 1, self.episode_length))
 
     def attend(self, obs: dict) -> np.ndarray:
-        return self.agent.act(obs, explore=False)[0]
+        return self.agent.act(obs, explore=False).pixel

@@ -124,7 +124,7 @@ def evaluate_grasps(env, agent, episodes: int) -> dict[str, float]:
     return and steps."""
     wins, steps = 0, []
     for i in range(episodes):
-        frames = play_episode(env, eval_seed(i), lambda obs: agent.act(agent_observation(obs), False)[1],
+        frames = play_episode(env, eval_seed(i), lambda obs: agent.act(agent_observation(obs), False).action,
                               held_out=True)
         wins += frames[-2].success
         steps.append(len(frames) - 1)
@@ -195,7 +195,7 @@ def train_qtopt(settings: TrainSettings, log: Callable[[str], None] = print) -> 
         eval_seconds = time.monotonic() - began
 
     def explore(obs):
-        return agent.act(agent_observation(obs), explore=True)[1]
+        return agent.act(agent_observation(obs), explore=True).action
 
     # between evaluations: eval_every env steps, or offline only that many steps' worth of updates
     every = settings.eval_every * max(settings.updates_per_step, 1) if offline_only else settings.eval_every

@@ -160,8 +160,9 @@ def test_once_online_grasps_exist_half_of_each_batch_is_online_and_weighs_as_muc
 
 def test_act_returns_no_pixel_a_bounded_7d_action_and_no_map():
     a = agent()
-    pixel, action, attention = a.act(obs(), explore=False)
-    assert pixel is None and attention is None
+    decision = a.act(obs(), explore=False)
+    pixel, action, attention = decision  # the Decision is a tuple too
+    assert pixel is None and attention is None and decision.action is action
     assert action.shape == (7,) and action.dtype == np.float32
     assert np.all(np.abs(action[:3]) <= TINY.max_displacement + 1e-7)
     assert action[3] ** 2 + action[4] ** 2 == pytest.approx(1.0, abs=1e-6)
@@ -171,16 +172,16 @@ def test_act_returns_no_pixel_a_bounded_7d_action_and_no_map():
         [[0.01, -0.02, 0.03, 0.2, 1.0, 0.0]]))).numpy(), [[0.01, -0.02, 0.03, 0.2, 1.0, 0.0]], atol=1e-6)
     # epsilon 1: every action random, inside the bounds, terminate rare
     a = agent(TINY.replace(epsilon=1.0, random_terminate_prob=0.1))
-    actions = np.stack([a.act(obs(), explore=True)[1] for _ in range(200)])
+    actions = np.stack([a.act(obs(), explore=True).action for _ in range(200)])
     assert np.all(np.abs(actions[:, :3]) <= TINY.max_displacement + 1e-7)
     assert 0.3 < actions[:, 5].mean() < 0.7 and actions[:, 6].mean() < 0.25
 
 
 def test_the_greedy_action_is_theta_1s_cem_argmax_and_repeats_with_the_seed():
     a, b = agent(seed=3), agent(seed=3)
-    assert np.array_equal(a.act(obs(), False)[1], b.act(obs(), False)[1])
+    assert np.array_equal(a.act(obs(), False).action, b.act(obs(), False).action)
     a.target_1 = KnownQ(-3.0, 2.0, 0.0)  # never terminate, always close
-    assert a.act(obs(), explore=False)[1][5:].tolist() == [1.0, 0.0]
+    assert a.act(obs(), explore=False).action[5:].tolist() == [1.0, 0.0]
 
 
 # --------------------------------------------------------------------------- replay and checkpoints
@@ -255,7 +256,7 @@ def test_a_checkpoint_round_trips_through_the_registry_and_resumes_exactly(tmp_p
     assert clone.cfg == a.cfg
     for net in ("q", "target_1", "target_2"):
         assert torch.equal(theta(getattr(clone, net)), theta(getattr(a, net)))
-    assert np.array_equal(clone.act(obs(1), False)[1], a.act(obs(1), False)[1])
+    assert np.array_equal(clone.act(obs(1), False).action, a.act(obs(1), False).action)
     m_a, m_c = a.update(batch(seed=9)), clone.update(batch(seed=9))  # same CEM samples, same step
     assert m_a.pop("priorities").tolist() == m_c.pop("priorities").tolist() and m_a == m_c
     assert torch.equal(theta(clone.target_2), theta(a.target_2))
@@ -319,7 +320,7 @@ def test_q_learns_that_terminating_with_a_bright_pixel_in_view_pays():
     seen = [i for i in range(64) if bright["rgb"][i].max() == 255][:5]
     for i in seen:
         seen_obs = {"rgb": bright["rgb"][i], "gripper_open": 1.0, "gripper_height": 0.1, "gripper_aperture": 1.0}
-        assert a.act(seen_obs, explore=False)[1][6] == 1.0
+        assert a.act(seen_obs, explore=False).action[6] == 1.0
 
 
 # --------------------------------------------------------------------------- bad input

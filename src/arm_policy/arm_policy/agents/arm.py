@@ -40,7 +40,7 @@ from ..camera_ray import camera_centre, ray_reaches_box
 from ..config import ARMConfig
 from ..demo_dataset import action_bounds, relative_xyz_range
 from ..networks import Actor, ConfidenceCritic, QAttention, crop, obs_tensor
-from .base import Agent, NumericalError, autocast, check_amp, frozen_copy, resolve_device, soft_update
+from .base import Agent, Decision, NumericalError, autocast, check_amp, frozen_copy, resolve_device, soft_update
 
 __all__ = ["ARMAgent", "arm_replay_fields"]
 
@@ -244,9 +244,9 @@ class ARMAgent(Agent):
 
     # ------------------------------------------------------------------ acting
     @torch.no_grad()
-    def act(self, obs: dict[str, Any], explore: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def act(self, obs: dict[str, Any], explore: bool) -> Decision:
         """One observation (``rgb`` (H, W, 3) uint8, ``point_cloud`` (H, W, 3), ``low_dim``) ->
-        (pixel (2,) int64 (row, col), action (8,) float32, q_map (H, W) float32 = min of heads).
+        Decision(pixel (2,) int64 (row, col), action (8,) float32, q_map (H, W) float32 = min of heads).
 
         The pixel is the Q-attention argmax; the pose is sampled (``explore``) or the policy mean.
         """
@@ -260,8 +260,8 @@ class ARMAgent(Agent):
                                          deterministic=not explore,
                                          noise_scale=self.cfg.exploration_noise_scale)
         action = sample if explore else mean
-        return (pixel[0].cpu().numpy(), action[0].float().cpu().numpy(),
-                q_map.float().cpu().numpy())
+        return Decision(pixel[0].cpu().numpy(), action[0].float().cpu().numpy(),
+                        q_map.float().cpu().numpy())
 
     # ------------------------------------------------------------------ learning
     def batch_tensors(self, batch: dict[str, np.ndarray], weights=None) -> dict[str, torch.Tensor]:

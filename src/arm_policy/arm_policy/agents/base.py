@@ -12,14 +12,23 @@ import abc
 import contextlib
 import copy
 import warnings
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-__all__ = ["Agent", "NumericalError", "autocast", "check_amp", "frozen_copy", "native_cpu_bf16",
+__all__ = ["Agent", "Decision", "NumericalError", "autocast", "check_amp", "frozen_copy", "native_cpu_bf16",
            "resolve_device", "soft_update"]
+
+
+class Decision(NamedTuple):
+    """What an agent decides on one observation. ``pixel`` and ``q_map`` are ARM's (Q-attention's
+    argmax (row, col) and its map); an agent without attention (QT-Opt) leaves them None."""
+
+    pixel: np.ndarray | None
+    action: np.ndarray
+    q_map: np.ndarray | None = None
 
 
 class NumericalError(RuntimeError):
@@ -112,8 +121,8 @@ class Agent(abc.ABC):
         """The registry name, saved in checkpoints."""
 
     @abc.abstractmethod
-    def act(self, obs: dict[str, Any], explore: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One observation -> (pixel (2,), action (8,), attention map (H, W))."""
+    def act(self, obs: dict[str, Any], explore: bool) -> Decision:
+        """One observation -> its :class:`Decision` (a tuple: ``pixel, action, q_map = ...``)."""
 
     @abc.abstractmethod
     def update(self, batch: dict[str, np.ndarray], weights=None) -> dict[str, Any]:

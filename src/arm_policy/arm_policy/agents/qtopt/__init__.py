@@ -4,8 +4,8 @@ scale-out (``targets`` is what a separate Bellman-updater process runs). No ROS.
 
     from arm_policy.agents.qtopt import QTOptAgent, QTOptConfig
     agent = QTOptAgent(QTOptConfig(), device="cpu", seed=0)
-    _, action, _ = agent.act({"rgb": rgb, "gripper_open": 1.0, "gripper_height": 0.2, "gripper_aperture": 1.0},
-                            explore=True)
+    action = agent.act({"rgb": rgb, "gripper_open": 1.0, "gripper_height": 0.2, "gripper_aperture": 1.0},
+                       explore=True).action
 """
 from .agent import QTOptAgent, action_vector, qtopt_replay_fields, search_vector
 from .cem import maximize

@@ -87,6 +87,11 @@ class MotionPlanner:
         self.acceleration_scaling = acceleration_scaling
         self.dt = dt
         self.ik_attempts = ik_attempts
+        self.reseed(seed)
+
+    def reseed(self, seed: int | None) -> None:
+        """Restart the random IK seeds (attempts past the first two) from ``seed``: an episode
+        that reseeds with its scene's seed plans the same whatever ran before it."""
         self.rng = np.random.default_rng(seed)
 
     def solve_ik(self, pose, start_q) -> tuple[np.ndarray | None, str]:

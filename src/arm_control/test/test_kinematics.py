@@ -70,3 +70,31 @@ def test_malformed_poses_are_rejected_with_the_problem_named(pose, message):
 def test_validate_pose_normalises_and_picks_w_non_negative():
     pose = validate_pose([0.4, 0, 1.0, 0, 0, 0, -2.0])
     np.testing.assert_allclose(pose[3:], [0, 0, 0, 1])
+
+
+def test_random_ik_restarts_follow_the_planners_seed_not_what_ran_before():
+    """Poses the start and neutral seeds cannot solve need random restarts; after ``reseed`` they
+    come out the same whatever the planner solved before (an evaluation episode reseeds with its
+    scene's seed, so it runs the same in training and in `arm evaluate`)."""
+    import mujoco
+
+    from arm_control.motion import MotionPlanner
+    from arm_control.robot_model import workcell_xml
+
+    motion = MotionPlanner(mujoco.MjModel.from_xml_string(workcell_xml()), collision_checking=False)
+    rng = np.random.default_rng(0)
+    hard = None
+    for _ in range(400):
+        pose = motion.kinematics.fk(rng.uniform(panda.LOWER, panda.UPPER))
+        if pose[2] > 0.78 and motion.kinematics.ik(pose, panda.NEUTRAL) is None:
+            motion.reseed(7)
+            if motion.solve_ik(pose, panda.NEUTRAL)[0] is not None:
+                hard = pose
+                break
+    assert hard is not None, "no pose needing a random restart among 400"
+    motion.reseed(7)
+    first, _ = motion.solve_ik(hard, panda.NEUTRAL)
+    motion.rng.normal(size=(50, 7))  # what earlier episodes' restarts would have used up
+    motion.reseed(7)
+    again, _ = motion.solve_ik(hard, panda.NEUTRAL)
+    np.testing.assert_array_equal(first, again)

@@ -89,8 +89,10 @@ class TaskEnvironment:
         return self.task.name
 
     def reset(self, seed: int | None = None) -> tuple[list[str], Observation]:
-        """New random scene; the same seed gives the same scene."""
+        """New random scene; the same seed gives the same scene, and the same random IK restarts
+        (so an evaluation episode runs the same in training as in `arm evaluate`)."""
         self.seed = seed
+        self.motion.reseed(seed)
         rng = np.random.default_rng(seed)
         self.sim.data.time = 0.0
         self.sim.reset_robot()

@@ -132,3 +132,11 @@ def test_gripper_open_is_measured_from_the_fingers_not_the_command(env):
     closed = task.sim.observe()
     assert closed.gripper_open is False and closed.gripper_joint_positions.max() < 0.01
     task.close()
+
+
+def test_a_reset_reseeds_the_planners_random_ik_restarts_with_the_scene_seed(env):
+    task = env.get_task("reach_target")
+    task.motion.rng.normal(size=10)  # an earlier episode's restarts
+    task.reset(seed=3)
+    assert task.motion.rng.bit_generator.state == np.random.default_rng(3).bit_generator.state
+    task.close()

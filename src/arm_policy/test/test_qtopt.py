@@ -161,7 +161,7 @@ def test_once_online_grasps_exist_half_of_each_batch_is_online_and_weighs_as_muc
 def test_act_returns_no_pixel_a_bounded_7d_action_and_no_map():
     a = agent()
     decision = a.act(obs(), explore=False)
-    pixel, action, attention = decision  # the Decision is a tuple too
+    pixel, action, attention = decision  # the PolicyOutput is a tuple too
     assert pixel is None and attention is None and decision.action is action
     assert action.shape == (7,) and action.dtype == np.float32
     assert np.all(np.abs(action[:3]) <= TINY.max_displacement + 1e-7)

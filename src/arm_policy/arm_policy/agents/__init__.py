@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .base import Agent
 
-__all__ = ["AGENTS", "ARMAgent", "Agent", "BCAgent", "Decision", "NumericalError", "SACAgent", "agent_class",
+__all__ = ["AGENTS", "ARMAgent", "Agent", "BCAgent", "NumericalError", "PolicyOutput", "SACAgent", "agent_class",
            "agent_config", "from_checkpoint", "resolve_device"]
 
 #: registry name -> the agent's class (or "module:Class" under arm_policy.agents, imported on use)
@@ -28,7 +28,7 @@ AGENTS: dict[str, Any] = {
 }
 
 #: re-exported lazily (PEP 562): importing the package does not import torch
-_LAZY = {"Agent": "base", "Decision": "base", "NumericalError": "base", "resolve_device": "base", "ARMAgent": "arm",
+_LAZY = {"Agent": "base", "NumericalError": "base", "PolicyOutput": "base", "resolve_device": "base", "ARMAgent": "arm",
          "SACAgent": "sac", "BCAgent": "bc"}
 
 

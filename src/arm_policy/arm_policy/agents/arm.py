@@ -40,7 +40,8 @@ from ..camera_ray import camera_centre, ray_reaches_box
 from ..config import ARMConfig
 from ..demo_dataset import action_bounds, relative_xyz_range
 from ..networks import Actor, ConfidenceCritic, QAttention, crop, obs_tensor
-from .base import Agent, Decision, NumericalError, autocast, check_amp, frozen_copy, resolve_device, soft_update
+from .base import (Agent, NumericalError, PolicyOutput, autocast, check_amp, frozen_copy, resolve_device,
+                   soft_update)
 
 __all__ = ["ARMAgent", "arm_replay_fields"]
 
@@ -244,9 +245,10 @@ class ARMAgent(Agent):
 
     # ------------------------------------------------------------------ acting
     @torch.no_grad()
-    def act(self, obs: dict[str, Any], explore: bool) -> Decision:
+    def act(self, obs: dict[str, Any], explore: bool) -> PolicyOutput:
         """One observation (``rgb`` (H, W, 3) uint8, ``point_cloud`` (H, W, 3), ``low_dim``) ->
-        Decision(pixel (2,) int64 (row, col), action (8,) float32, q_map (H, W) float32 = min of heads).
+        PolicyOutput(pixel (2,) int64 (row, col), action (8,) float32, q_map (H, W) float32 = min
+        of the heads).
 
         The pixel is the Q-attention argmax; the pose is sampled (``explore``) or the policy mean.
         """
@@ -260,7 +262,7 @@ class ARMAgent(Agent):
                                          deterministic=not explore,
                                          noise_scale=self.cfg.exploration_noise_scale)
         action = sample if explore else mean
-        return Decision(pixel[0].cpu().numpy(), action[0].float().cpu().numpy(),
+        return PolicyOutput(pixel[0].cpu().numpy(), action[0].float().cpu().numpy(),
                         q_map.float().cpu().numpy())
 
     # ------------------------------------------------------------------ learning

@@ -18,13 +18,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-__all__ = ["Agent", "Decision", "NumericalError", "autocast", "check_amp", "frozen_copy", "native_cpu_bf16",
-           "resolve_device", "soft_update"]
+__all__ = ["Agent", "NumericalError", "PolicyOutput", "autocast", "check_amp", "frozen_copy",
+           "native_cpu_bf16", "resolve_device", "soft_update"]
 
 
-class Decision(NamedTuple):
-    """What an agent decides on one observation. ``pixel`` and ``q_map`` are ARM's (Q-attention's
-    argmax (row, col) and its map); an agent without attention (QT-Opt) leaves them None."""
+class PolicyOutput(NamedTuple):
+    """What an agent's ``act`` returns for one observation. ``pixel`` and ``q_map`` are ARM's
+    (Q-attention's argmax (row, col) and its map); an agent without attention (QT-Opt) leaves them
+    None. (A rollout's ``rollout.Decision`` is this plus the observation and where it ran.)"""
 
     pixel: np.ndarray | None
     action: np.ndarray
@@ -121,8 +122,8 @@ class Agent(abc.ABC):
         """The registry name, saved in checkpoints."""
 
     @abc.abstractmethod
-    def act(self, obs: dict[str, Any], explore: bool) -> Decision:
-        """One observation -> its :class:`Decision` (a tuple: ``pixel, action, q_map = ...``)."""
+    def act(self, obs: dict[str, Any], explore: bool) -> PolicyOutput:
+        """One observation -> its :class:`PolicyOutput` (a tuple: ``pixel, action, q_map = ...``)."""
 
     @abc.abstractmethod
     def update(self, batch: dict[str, np.ndarray], weights=None) -> dict[str, Any]:

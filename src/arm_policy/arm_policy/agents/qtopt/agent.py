@@ -40,7 +40,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from ..base import Agent, Decision, NumericalError, frozen_copy, resolve_device, soft_update
+from ..base import Agent, NumericalError, PolicyOutput, frozen_copy, resolve_device, soft_update
 from .cem import maximize
 from .config import ACTION_SIZE, STATE_SIZE, QTOptConfig
 from .network import QNetwork, image_tensor, random_shift
@@ -166,10 +166,10 @@ class QTOptAgent(Agent):
 
     # ------------------------------------------------------------------ acting
     @torch.no_grad()
-    def act(self, obs: dict[str, Any], explore: bool) -> Decision:
+    def act(self, obs: dict[str, Any], explore: bool) -> PolicyOutput:
         """One observation (``rgb`` (H, W, 3) uint8, ``gripper_open`` (1 open, 0 closed) and
         ``gripper_height`` (m) floats; ``gripper_aperture`` (0..1) instead of ``gripper_open``
-        with ``state_aperture``) -> Decision with the action (7,) float32; QT-Opt has neither
+        with ``state_aperture``) -> PolicyOutput with the action (7,) float32; QT-Opt has neither
         an attended pixel nor a map, so both are None. The action is CEM's argmax of Q_theta1; with ``explore`` a uniformly random one with probability
         ``epsilon`` (terminate with probability ``random_terminate_prob``)."""
         first = "gripper_aperture" if self.cfg.state_aperture else "gripper_open"
@@ -187,7 +187,7 @@ class QTOptAgent(Agent):
         else:
             state_t = self._t(state)[None]
             action = self._cem(self.target_1, self.target_1.encode(image), state_t)[0][0]
-        return Decision(None, action.float().cpu().numpy())
+        return PolicyOutput(None, action.float().cpu().numpy())
 
     # ------------------------------------------------------------------ learning
     def batch_tensors(self, batch: dict[str, np.ndarray], weights=None) -> dict[str, torch.Tensor]:

@@ -28,8 +28,8 @@ AGENTS: dict[str, Any] = {
 }
 
 #: re-exported lazily (PEP 562): importing the package does not import torch
-_LAZY = {"Agent": "base", "NumericalError": "base", "PolicyOutput": "base", "resolve_device": "base", "ARMAgent": "arm",
-         "SACAgent": "sac", "BCAgent": "bc"}
+_LAZY = {"Agent": "base", "NumericalError": "base", "PolicyOutput": "base", "resolve_device": "base",
+         "ARMAgent": "arm", "SACAgent": "sac", "BCAgent": "bc"}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,12 +1,15 @@
-"""Offline QT-Opt on the trivial tray: one box right below the gripper's start. One JSON object per
-line: the scripted data's success, then, every --updates/--points updates, the greedy policy's
-held-out success and how far its last step ended from the box (lateral drift, cm).
+"""QT-Opt on the trivial tray: one box right below the gripper's start. One JSON object per line:
+the scripted data's success, then, every --updates/--points updates, the greedy policy's held-out
+success and how far its last step ended from the box (lateral drift, cm).
 
 It is the learning smoke test's question (issue 15) asked at a size CI cannot afford: does
-offline QT-Opt learn the simplest grasp there is (descend, close, lift) from scripted grasps?
+QT-Opt learn the simplest grasp there is (descend, close, lift) from scripted grasps (offline),
+and from its own exploring grasps beside them (--online: one update per env step, as
+``arm train --inprocess --algo qtopt --tray one_box``, but counted in steps, not minutes)?
 
 Examples:
     python bench/bench_qtopt_tray.py                                  # 100 grasps, 4,000 updates (~3 min)
+    python bench/bench_qtopt_tray.py --online --grasps 200 --image-size 64 --updates 6000 --points 12
     python bench/bench_qtopt_tray.py --grasps 200 --spread 1          # the box anywhere in the tray
     python bench/bench_qtopt_tray.py --agent-overrides scripted_random_action_prob=0.05 step_reward=0
 """
@@ -50,37 +53,57 @@ def main():
     parser.add_argument("--spread", type=float, default=0.0, help="0: the box at the tray's centre, 1: anywhere")
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--online", action="store_true",
+                        help="offline + online: exploring grasps of its own, one update per env step (--updates = env steps)")
     parser.add_argument("--agent-overrides", nargs="*", default=[], metavar="FIELD=VALUE")
     args = parser.parse_args()
 
     from arm_policy.agents import agent_config
     from arm_policy.learner import Learner, LearnerSettings
     from arm_policy.settings_cli import parse_items
+    from arm_policy.grasp_episodes import agent_observation, play_episode, transitions_of
+    from arm_policy.rollout import train_seed
     from arm_policy.train_qtopt import record_offline, transitions_into
     from arm_sim.grasp_bin import GraspBinEnv
 
     overrides = {"image_size": args.image_size, **parse_items(args.agent_overrides, "--agent-overrides")}
     cfg = agent_config("cpu", overrides, "qtopt")
     env = GraspBinEnv(image_size=(cfg.image_size,) * 2, objects=1, family="box", spread=args.spread)
-    context = {"grasps": args.grasps, "spread": args.spread, "seed": args.seed, "overrides": overrides}
+    context = {"grasps": args.grasps, "spread": args.spread, "seed": args.seed, "online": args.online,
+               "overrides": overrides}
     with tempfile.TemporaryDirectory() as tmp:
         transitions = []
         rate = record_offline(env, Path(tmp) / "offline", args.grasps, args.seed, lambda line: None, cfg,
                               transitions_into(transitions, cfg))
         emit("scripted_success", rate, "fraction", transitions=len(transitions), **context)
-        learner = Learner.start("qtopt", cfg, transitions, Path(tmp) / "run", LearnerSettings(0, 10**9, 1),
-                                seed=args.seed, warn=lambda line: None)
-        done = 0
+        learner = Learner.start("qtopt", cfg, transitions, Path(tmp) / "run",
+                                LearnerSettings(1 if args.online else 0, 10**9, 1), seed=args.seed,
+                                warn=lambda line: None)
+        agent, episodes, wins = learner.agent, 0, 0
+
+        def explore(obs):
+            return agent.act(agent_observation(obs), explore=True).action
+
         for point in range(args.points + 1):
-            began = time.perf_counter()
-            chunk = 0 if point == 0 else args.updates // args.points
-            for _ in range(chunk):
-                learner.update()
-            done += chunk
+            began, start = time.perf_counter(), agent.updates
+            goal = point * (args.updates // args.points)
+            while (learner.env_steps if args.online else agent.updates) < goal:
+                if not args.online:
+                    learner.update()
+                    continue
+                frames = play_episode(env, train_seed(args.seed, episodes), explore)
+                for t in transitions_of(frames, cfg):
+                    learner.observe(t)
+                    learner.train()
+                learner.end_episode(frames[-2].success)
+                episodes, wins = episodes + 1, wins + frames[-2].success
             seconds = time.perf_counter() - began
-            success, drift = greedy_on_held_out(env, learner.agent, args.episodes)
-            emit("held_out_success", success, "fraction", updates=done, lateral_drift_cm=round(100 * drift, 1),
-                 update_ms=round(1000 * seconds / max(chunk, 1), 1), **context)
+            success, drift = greedy_on_held_out(env, agent, args.episodes)
+            online = {"env_steps": learner.env_steps, "episodes": episodes,
+                      "exploring_success": round(wins / max(episodes, 1), 3)} if args.online else {}
+            emit("held_out_success", success, "fraction", updates=agent.updates, **online,
+                 lateral_drift_cm=round(100 * drift, 1), seconds=round(seconds, 1),
+                 update_ms=round(1000 * seconds / max(agent.updates - start, 1), 1), **context)
     env.close()
 
 

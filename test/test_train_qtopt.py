@@ -114,6 +114,18 @@ def test_qtopt_and_the_bin_go_together_and_nothing_else_does():
         TrainSettings(task="grasp_bin", method="arm")
 
 
+def test_a_tray_other_than_the_full_bin_is_grasp_bins_and_keeps_its_scripted_grasps_apart():
+    from arm_policy.train_qtopt import offline_folder
+
+    settings = TrainSettings(task="grasp_bin", method="qtopt", tray="one_box", out="runs/x")
+    assert offline_folder(settings, QTOptConfig()).name == "grasp_bin_one_box_random0.15_terminate0.5"
+    assert offline_folder(settings, QTOptConfig(scripted_random_action_prob=0)).name == "grasp_bin_one_box"
+    with pytest.raises(ValueError, match="unknown tray 'big'"):
+        TrainSettings(task="grasp_bin", method="qtopt", tray="big")
+    with pytest.raises(ValueError, match="one_box is a grasp_bin tray; 'pick_up_cup' has its own scene"):
+        TrainSettings(task="pick_up_cup", method="arm", tray="one_box")
+
+
 def test_the_state_can_carry_the_aperture_which_tells_a_grasped_object_from_an_empty_close(tmp_path):
     rgb = np.zeros((32, 32, 3), np.uint8)
     # closed on an object (aperture 0.3) and closed on nothing (0.0): gripper_open reads 0 for both

@@ -51,7 +51,7 @@ class Grasping:
         from arm_sim.grasp_bin import GraspBinEnv
 
         size = self.cfg.image_size
-        return GraspBinEnv(image_size=(size, size), max_steps=self.cfg.max_steps)
+        return GraspBinEnv(image_size=(size, size), max_steps=self.cfg.max_steps, tray=self.run.get("tray", "full"))
 
     def play(self, env, agent, seed: int) -> tuple[Any, int, bool]:
         """One exploring grasp (CEM, epsilon-greedy) -> (its frames, env steps, success)."""

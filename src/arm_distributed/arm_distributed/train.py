@@ -101,7 +101,7 @@ class _Run:
         self.spec = {"method": self.method, "cfg_dict": self.cfg.to_dict(),
                      "run": {"task": settings.task, "episode_length": settings.episode_length,
                              "demo_dir": str(demo_dir), "demos": settings.demos,
-                             "collision_checking": settings.collision_checking}}
+                             "collision_checking": settings.collision_checking, "tray": settings.tray}}
         spec = self.spec
         #: the most env steps of one episode (QT-Opt: the bin's step limit; ARM: the poses per episode)
         self.episode_steps = self.cfg.max_steps if self.method == "qtopt" else settings.episode_length
@@ -300,7 +300,7 @@ class _Run:
             + (f"; final checkpoint {Path(final).name}" if final else ""))
         startup = None if self.first_step_at is None else round(self.first_step_at - self.command_began, 1)
         if self.method == "qtopt":
-            algo = {"offline_only": s.offline_only, "scripted_success": scripted, "scripted_noise": SCRIPTED_NOISE}
+            algo = {"offline_only": s.offline_only, "tray": s.tray, "scripted_success": scripted, "scripted_noise": SCRIPTED_NOISE}
         else:  # the learner's priorities that reached the replay (a restarted replay counts from 0)
             algo = {"priority_updates": self._online_stats().get("priority_updates")}
         p.interrupted = interrupted  # finish() says so in summary.json and raises KeyboardInterrupt again

@@ -36,6 +36,16 @@ def _check_collision_checking(collision_checking: bool, tasks: list[str]) -> Non
                          f"tasks; {', '.join(QTOPT_TASK_NAMES)} moves in short Cartesian steps without a planner")
 
 
+def _check_tray(tray: str, task: str) -> None:
+    """ValueError for an unknown tray, or a tray other than the full bin on a keyframe task."""
+    from arm_sim.grasp_bin import tray_options
+    from arm_sim.tasks import QTOPT_TASK_NAMES
+
+    tray_options(tray)
+    if tray != "full" and task not in QTOPT_TASK_NAMES:
+        raise ValueError(f"--tray {tray} is a grasp_bin tray; {task!r} has its own scene")
+
+
 @dataclass
 class TrainSettings:
     """What `arm train --inprocess` takes; saved in config.json next to the agent's config."""
@@ -58,6 +68,7 @@ class TrainSettings:
     device: str = "auto"  # cpu, cuda or auto (CUDA when present); the simulator stays on the CPU
     offline_only: bool = False  # QT-Opt: learn from the scripted grasps only (the paper's offline run)
     collision_checking: bool = True  # plan around the scene; --no-collision-checking: the ARM authors' RLBench action mode (plans ignore the scene, a move stopped short is no failure)
+    tray: str = "full"  # QT-Opt's tray (grasp_bin): full (the paper's bin, 5-10 objects) or one_box (one box right below the gripper's start: the learning smoke test's)
 
     def __post_init__(self) -> None:
         from .config import PRESETS
@@ -70,6 +81,7 @@ class TrainSettings:
         if self.demos < 1:
             raise ValueError(f"demos must be at least 1, got {self.demos}")
         _check_collision_checking(self.collision_checking, [self.task])
+        _check_tray(self.tray, self.task)
 
 
 @dataclass

@@ -77,17 +77,19 @@ def offline_folder(settings: TrainSettings, cfg) -> Path:
     ones (``scripted_random_action_prob`` p > 0; ``_sticky`` appended with
     ``scripted_sticky_close``), so bags of one kind are never read as the other."""
     return offline_bag_folder(Path(settings.demo_dir) if settings.demo_dir else Path(settings.out) / "demos",
-                              settings.task, cfg)
+                              settings.task, cfg, settings.tray)
 
 
-def offline_bag_folder(demos: Path, task: str, cfg) -> Path:
+def offline_bag_folder(demos: Path, task: str, cfg, tray: str = "full") -> Path:
     """The offline bags of ``task`` under the demo root ``demos`` for the agent config ``cfg``
-    (:func:`offline_folder`; the ROS graph's episode runner records them there too)."""
+    (:func:`offline_folder`; the ROS graph's episode runner records them there too); a tray
+    other than the full bin (``--tray``) has its own folder, ``TASK_<tray>...``."""
+    name = task if tray == "full" else f"{task}_{tray}"
     if cfg.scripted_random_action_prob > 0:
         sticky = "_sticky" if cfg.scripted_sticky_close else ""
-        return demos / (f"{task}_random{cfg.scripted_random_action_prob:g}"
+        return demos / (f"{name}_random{cfg.scripted_random_action_prob:g}"
                         f"_terminate{cfg.scripted_random_terminate_prob:g}{sticky}")
-    return demos / task
+    return demos / name
 
 
 def record_offline(env, folder: Path, episodes: int, seed: int, log: Callable[[str], None], cfg,
@@ -141,16 +143,17 @@ def record_evaluation(p: TrainingRun, logger: RunLogger, result: dict, x: int, u
     curve at ``x`` (env steps, or updates offline only), in metrics.csv with the learner's
     ``metrics``, on the console, and in learning_curve.png beside the scripted policy."""
     mode = "offline only" if settings.offline_only else "offline + online"
+    tray = "" if settings.tray == "full" else f" ({settings.tray} tray)"
     p.curve.append({"env_steps": x, **result})
     logger.log(x, **result, updates=updates, episodes=p.episodes, scripted_success=scripted,
                **{k: v for k, v in metrics.items() if np.isscalar(v)})
-    log(f"[{p.elapsed() / 60:5.1f} min] grasp_bin qtopt  env steps {p.env_steps}  updates "
+    log(f"[{p.elapsed() / 60:5.1f} min] grasp_bin{tray} qtopt  env steps {p.env_steps}  updates "
         f"{updates}  held-out success {result['eval_success']:.2f}  (untrained "
         f"{p.curve[0]['eval_success']:.2f}, scripted {scripted:.2f})  steps {result['eval_steps_mean']:.1f}")
     plot_learning_curve(p.curve, p.run / "learning_curve.png", label="QT-Opt held-out success",
                         compare={"scripted policy (the offline data)":
                                  [{"env_steps": r["env_steps"], "eval_success": scripted} for r in p.curve]},
-                        title=f"QT-Opt on grasp_bin ({how}{mode}, {settings.demos} scripted grasps"
+                        title=f"QT-Opt on grasp_bin{tray} ({how}{mode}, {settings.demos} scripted grasps"
                               + ("; x: updates)" if settings.offline_only else ")"),
                         ylabel=f"share of the {settings.eval_episodes} held-out episodes")
 
@@ -162,7 +165,7 @@ def train_qtopt(settings: TrainSettings, log: Callable[[str], None] = print) -> 
     run.mkdir(parents=True, exist_ok=True)
     cfg = agent_config(settings.preset, settings.agent_overrides, "qtopt")
     write_config(run, {"train": asdict(settings), "agent": cfg.to_dict()})
-    env = GraspBinEnv(image_size=(cfg.image_size, cfg.image_size), max_steps=cfg.max_steps)
+    env = GraspBinEnv(image_size=(cfg.image_size, cfg.image_size), max_steps=cfg.max_steps, tray=settings.tray)
     offline = offline_folder(settings, cfg)
     transitions: list[dict] = []
     scripted = record_offline(env, offline, settings.demos, settings.seed, log, cfg,
@@ -228,5 +231,5 @@ def train_qtopt(settings: TrainSettings, log: Callable[[str], None] = print) -> 
         if not p.curve or p.curve[-1]["env_steps"] != x_now():
             do_eval()
     return p.finish({"task": settings.task, "preset": settings.preset, "method": "qtopt",
-                     "offline_only": offline_only, "demos": settings.demos, "seed": settings.seed,
+                     "offline_only": offline_only, "tray": settings.tray, "demos": settings.demos, "seed": settings.seed,
                      "scripted_success": scripted, "scripted_noise": SCRIPTED_NOISE}, agent.updates)

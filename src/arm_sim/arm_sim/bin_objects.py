@@ -167,3 +167,26 @@ def _sphere_points(n: int = 64) -> np.ndarray:
     phi = np.arccos(1 - 2 * i / n)
     theta = np.pi * (1 + 5 ** 0.5) * i
     return np.stack([np.cos(theta) * np.sin(phi), np.sin(theta) * np.sin(phi), np.cos(phi)], axis=1)
+
+
+def _yaw_quat(yaw):
+    return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+
+
+def _quat_mul(a, b):
+    w1, x1, y1, z1 = a
+    w2, x2, y2, z2 = b
+    return np.array([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2])
+
+
+def spawn_quat(shape: Shape, rng) -> np.ndarray:
+    """Random resting-ish orientation: any yaw; cylinders and capsules lie down half the time;
+    ellipsoids and hulls are dropped in any orientation."""
+    yaw = _yaw_quat(rng.uniform(-np.pi, np.pi))
+    if shape.family in ("cylinder", "capsule") and rng.random() < 0.5:
+        return _quat_mul(yaw, np.array([np.cos(np.pi / 4), np.sin(np.pi / 4), 0.0, 0.0]))
+    if shape.family in ("ellipsoid", "hull"):
+        q = rng.normal(size=4)
+        return q / np.linalg.norm(q)
+    return yaw

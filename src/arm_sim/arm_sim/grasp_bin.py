@@ -39,7 +39,7 @@ from arm_control.transforms import top_down_quat
 from arm_perception.camera import intrinsics_from_fovy
 
 from .bin_camera import BinCamera
-from .bin_objects import FAMILIES, Shape, local_points, sample_shapes
+from .bin_objects import FAMILIES, Shape, local_points, sample_shapes, spawn_quat
 from .sim import CONTROL_HZ, TABLE_HEIGHT, PandaSim, _look_at_xyaxes, mujoco
 
 GRASP_BIN = "grasp_bin"
@@ -69,6 +69,10 @@ SETTLE_MIN_PERIODS, SETTLE_MAX_PERIODS, SETTLE_SPEED = 12, 40, 0.05  # at reset:
 RAMP_SUBSTEPS = 5  # physics steps between arm target updates during a move (10 ms)
 SUCCESS_HEIGHT = 0.10  # a held object's centre above the floor after the lift
 SCENE_STREAM = 0x0B1_5CE7  # seed-stream tag of the scenes; the split is the next entry of the key
+#: named trays, GraspBinEnv(tray=NAME): ``full`` the paper's bin of 5-10 objects of every family;
+#: ``one_box`` a single box dropped right below the gripper's start (any size and yaw of the
+#: split), the simplest grasp there is (descend, turn, close, lift): the learning smoke test's tray
+TRAYS: dict[str, dict] = {"full": {}, "one_box": {"objects": 1, "family": "box", "spread": 0.0}}
 
 
 @dataclass
@@ -104,29 +108,6 @@ def scene_rng(seed: int, held_out: bool) -> np.random.Generator:
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     return np.random.default_rng((SCENE_STREAM, int(bool(held_out)), int(seed)))
-
-
-def _yaw_quat(yaw):
-    return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
-
-
-def _quat_mul(a, b):
-    w1, x1, y1, z1 = a
-    w2, x2, y2, z2 = b
-    return np.array([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2])
-
-
-def _spawn_quat(shape: Shape, rng) -> np.ndarray:
-    """Random resting-ish orientation: any yaw; cylinders and capsules lie down half the time;
-    ellipsoids and hulls are dropped in any orientation."""
-    yaw = _yaw_quat(rng.uniform(-np.pi, np.pi))
-    if shape.family in ("cylinder", "capsule") and rng.random() < 0.5:
-        return _quat_mul(yaw, np.array([np.cos(np.pi / 4), np.sin(np.pi / 4), 0.0, 0.0]))
-    if shape.family in ("ellipsoid", "hull"):
-        q = rng.normal(size=4)
-        return q / np.linalg.norm(q)
-    return yaw
 
 
 def _place(shapes: list[Shape], rng, spread: float = 1.0) -> list[np.ndarray]:
@@ -177,7 +158,7 @@ def sample_scene(seed: int, held_out: bool = False, family: str | None = None,
     if not 0.0 <= spread <= 1.0:
         raise ValueError(f"spread must be in [0, 1], got {spread!r}")
     positions = _place(shapes, rng, spread)
-    quats = [_spawn_quat(s, rng) for s in shapes]
+    quats = [spawn_quat(s, rng) for s in shapes]
     return BinScene(int(seed), bool(held_out), tuple(shapes), tuple(positions), tuple(quats))
 
 
@@ -206,6 +187,13 @@ def bin_bodies_xml(shapes: list[Shape], positions, quats) -> str:
     return tray + camera + objects + mesh_block
 
 
+def tray_options(name: str) -> dict:
+    """GraspBinEnv's tray options of the named tray (TRAYS); a ValueError lists the names."""
+    if name not in TRAYS:
+        raise ValueError(f"unknown tray {name!r}; choose from {', '.join(TRAYS)}")
+    return dict(TRAYS[name])
+
+
 def step_target(position, yaw: float, displacement, yaw_delta: float) -> tuple[np.ndarray, float]:
     """Where one step sends the tool from ``position`` (xyz) and ``yaw``: the displacement clipped
     to +-MAX_DISPLACEMENT per axis and the sum to the workspace above the tray, the yaw change to
@@ -225,12 +213,16 @@ class GraspBinEnv:
     description = "grasp any object from the tray and lift it"
 
     def __init__(self, image_size=(64, 64), depth: bool = False, shadows: bool = False, max_steps: int = MAX_STEPS,
-                 objects: int | None = None, family: str | None = None, spread: float = 1.0):
+                 objects: int | None = None, family: str | None = None, spread: float = 1.0,
+                 tray: str | None = None):
         """``objects``, ``family`` and ``spread`` fix every reset's tray (a count instead of 5-10,
-        one shape family, how far from the centre): ``GraspBinEnv(objects=1, family="box",
-        spread=0.0)`` is the trivial tray, one box right below the gripper's start."""
+        one shape family, how far from the centre); ``tray`` names a set of them (TRAYS):
+        ``GraspBinEnv(tray="one_box")`` is the trivial tray, one box right below the gripper's start."""
         if isinstance(image_size, int):
             image_size = (image_size, image_size)
+        if tray is not None:
+            objects, family, spread = (tray_options(tray).get(k, v) for k, v in
+                                       (("objects", objects), ("family", family), ("spread", spread)))
         sample_scene(0, family=family, objects=objects, spread=spread)  # bad values fail here, not at a reset
         self.tray_objects, self.tray_family, self.tray_spread = objects, family, spread
         self.image_size = tuple(int(v) for v in image_size)
@@ -496,5 +488,5 @@ def _flag(value, name: str) -> bool:
     return bool(v)
 
 
-__all__ = ["FAMILIES", "GRASP_BIN", "BinObject", "BinObservation", "BinScene", "GraspBinDriver", "GraspBinEnv", "sample_scene", "scene_rng",
+__all__ = ["FAMILIES", "GRASP_BIN", "BinObject", "BinObservation", "BinScene", "GraspBinDriver", "GraspBinEnv", "TRAYS", "sample_scene", "scene_rng", "tray_options",
            "step_target"]

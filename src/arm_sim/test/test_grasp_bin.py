@@ -98,6 +98,23 @@ def test_a_tray_can_be_fixed_to_a_count_and_a_family_and_keeps_its_split():
         GraspBinEnv(family="sphere")
 
 
+def test_the_one_box_tray_is_a_single_box_right_below_the_grippers_start():
+    env = GraspBinEnv(image_size=(32, 32), tray="one_box")
+    try:
+        for seed, held_out in ((0, False), (1, False), (0, True)):
+            obs = env.reset(seed=seed, held_out=held_out)
+            [obj] = env.objects
+            assert obj.family == "box" and obj.shape.held_out == held_out
+            offset = env.sim.data.xpos[obj.body_id][:2] - obs.gripper_position[:2]
+            assert np.linalg.norm(offset) < 0.01, offset  # dropped at the centre, settled there
+    finally:
+        env.close()
+    full = sample_scene(3)
+    assert len(full.shapes) >= 5 and GraspBinEnv(tray="full").tray_objects is None
+    with pytest.raises(ValueError, match="unknown tray 'two_boxes'; choose from full, one_box"):
+        GraspBinEnv(tray="two_boxes")
+
+
 def test_same_seed_same_episode_other_seed_other_scene(env):
     def run(seed, held_out=False):
         obs = env.reset(seed=seed, held_out=held_out)

@@ -11,6 +11,7 @@ INSTALL = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(shutil
 @pytest.mark.parametrize("package, node, param, expect", [
     ("arm_sim", "sim_node", "task:=reach_targte", "valid tasks: reach_target"),
     ("arm_sim", "sim_node", "depth_encoding:=mono8", "depth_encoding must be 32FC1 or 16UC1"),
+    ("arm_sim", "sim_node", "tray:=two_boxes", "unknown tray 'two_boxes'; choose from full, one_box"),
     ("arm_control", "control_node", "planner:=SBL", "available: AORRTC"),
     ("arm_control", "control_node", "joint_names:=[a,b]", "must name the 7 arm joints"),
 ])

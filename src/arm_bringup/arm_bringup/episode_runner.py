@@ -80,6 +80,8 @@ class EpisodeRunner(Node):
         seed = declare(self, "seed", 0, "first demo seed; training episode i uses seed+10000+i")
         preset = declare(self, "preset", "cpu", "agent preset; image_size must fit it ('': no "
                          "check, e.g. when training_node.agent_overrides sets image_size)")
+        tray = declare(self, "tray", "full", "grasp_bin's tray: full or one_box (its scripted "
+                       "grasps are recorded in one_box scenes, into a folder of their own)")
         image_size = declare(self, "image_size", 64, "camera size of the demos it records (must "
                              "match sim_node and the agent preset)")
         episode_length = declare(self, "episode_length", 10,
@@ -120,6 +122,10 @@ class EpisodeRunner(Node):
         if self.task not in tasks[self.algo]:
             raise ValueError(f"task {self.task!r} is not one of algo {self.algo}'s: "
                              f"{', '.join(tasks[self.algo])}")
+        from arm_policy.settings import check_tray
+
+        check_tray(tray, self.task)
+        self.tray = tray
         self.image_size = int(image_size)
         self.qtopt_config = ep.check_preset(preset, self.image_size, self.algo)
         self.run_dir = Path(run_dir).expanduser()
@@ -220,9 +226,9 @@ class EpisodeRunner(Node):
         from arm_policy.train_qtopt import offline_bag_folder, record_offline
         from arm_sim.grasp_bin import GraspBinEnv
 
-        folder = offline_bag_folder(self.run_dir / "demos", self.task, self.qtopt_config)
+        folder = offline_bag_folder(self.run_dir / "demos", self.task, self.qtopt_config, self.tray)
         self.get_logger().info(f"offline data: {self.demos} scripted grasps in {folder}")
-        env = GraspBinEnv(image_size=(self.image_size, self.image_size))
+        env = GraspBinEnv(image_size=(self.image_size, self.image_size), tray=self.tray)
         try:
             self.scripted_success = record_offline(env, folder, self.demos, self.seed,
                                                    self.get_logger().info, self.qtopt_config)

@@ -177,6 +177,7 @@ SIM = Preset(
     nodes=(_sim_node(), _perception_node(), _control_node(), _recorder()),
     arguments=(
         LaunchArgument("task", "task to simulate (see `arm tasks`)", (("sim_node", "task"),)),
+        LaunchArgument("tray", "grasp_bin's tray: full or one_box", (("sim_node", "tray"),)),
         LaunchArgument("seed", "scene seed of the first reset", (("sim_node", "seed"),)),
         LaunchArgument("image_size", "camera width and height in pixels",
                        (("sim_node", "image_size"), ("perception_node", "image_size"))),
@@ -230,6 +231,9 @@ SIM_TRAIN = Preset(
         LaunchArgument("task", "task to learn (see `arm tasks`)",
                        (("episode_runner", "task"), ("sim_node", "task"),
                         ("training_node", "task"))),
+        LaunchArgument("tray", "grasp_bin's tray (algo qtopt): full (the paper's bin) or one_box "
+                       "(one box right below the gripper's start)",
+                       (("episode_runner", "tray"), ("sim_node", "tray"), ("training_node", "tray"))),
         LaunchArgument("run_dir", "run folder: demos/, bags/, checkpoints/, metrics.csv, "
                        "learning_curve.png, attention/, summary.json; an existing one is resumed",
                        (("episode_runner", "run_dir"), ("training_node", "run_dir"),

@@ -328,6 +328,9 @@ def test_sim_train_arguments_reach_every_node_that_needs_them():
     assert specs["training_node"].parameters["preset"] == "paper"
     assert nodes.argument_defaults("sim_train")["run_dir"] == "runs/sim_train"
     assert "recorder.output_dir as '{}/bags'" in nodes.describe_arguments("sim_train")
+    qtopt = by_name(resolve("sim_train", ["algo:=qtopt", "task:=grasp_bin", "tray:=one_box"]))
+    for name in ("sim_node", "training_node", "episode_runner"):  # one tray for scenes, scripted grasps and their reader
+        assert qtopt[name].parameters["tray"] == "one_box"
 
 
 def test_sim_train_launch_file_respawns_the_trainer_and_ends_with_the_others(monkeypatch):

@@ -244,3 +244,13 @@ def test_a_distributed_run_refuses_what_only_trains_in_process():
     with pytest.raises(ValueError, match="offline-only"):
         check_distributed(TrainSettings(task="pick_up_cup", method="arm", offline_only=True, out="x"), dist)
     check_distributed(TrainSettings(task="pick_up_cup", method="arm", out="x"), dist)
+
+
+def test_collectors_grasp_in_the_runs_tray():
+    from arm_distributed.algorithms import algorithm
+    from arm_policy.agents.qtopt import QTOptConfig
+
+    cfg = QTOptConfig(image_size=32, conv_channels=(8, 8)).to_dict()
+    for tray, objects in (("one_box", 1), ("full", None)):
+        env = algorithm("qtopt", cfg, {"task": "grasp_bin", "tray": tray}).env()
+        assert env.tray_objects == objects and env.image_size == (32, 32)

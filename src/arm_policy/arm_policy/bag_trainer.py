@@ -65,7 +65,7 @@ from .grasp_episodes import GraspFrame, grasp_transitions, read_grasp_frames
 from .learner import Learner, LearnerSettings, TrainingFailed, captured_warnings
 from .replay import PrioritizedReplay
 from .run_log import write_config
-from .settings import check_task
+from .settings import check_task, check_tray
 from .train_qtopt import offline_bag_folder
 
 __all__ = ["BagTrainer", "BagTrainerSettings", "TRAINING_SUBDIR", "TrainingFailed"]
@@ -80,6 +80,7 @@ class BagTrainerSettings:
 
     run_dir: str
     task: str = "reach_target"  # a task the agent learns (qtopt: grasp_bin)
+    tray: str = "full"  # grasp_bin's tray (arm_sim.grasp_bin.TRAYS): its offline grasps have their own folder
     agent: str = "arm"  # a registered agent (arm_policy.agents.AGENTS) for a new run
     preset: str = "cpu"
     agent_overrides: dict = field(default_factory=dict)  # agent config fields changed from the preset
@@ -100,6 +101,7 @@ class BagTrainerSettings:
         if self.agent not in AGENTS:
             raise ValueError(f"unknown agent {self.agent!r}; choose from {', '.join(AGENTS)}")
         check_task(self.task, self.agent)
+        check_tray(self.tray, self.task)
         for name, low in (("updates_per_step", 0), ("checkpoint_every", 1),
                           ("keep_checkpoints", 1), ("log_every", 1), ("episode_length", 2),
                           ("augmentation_every", 0)):
@@ -154,7 +156,7 @@ class BagTrainer:
         or ``demos_root/grasp_bin_random<p>_terminate<q>`` for exploring scripted grasps, the
         default)."""
         s = self.settings
-        return offline_bag_folder(s.demos_root, s.task, self.config) if s.grasping else s.demos_root / s.task
+        return offline_bag_folder(s.demos_root, s.task, self.config, s.tray) if s.grasping else s.demos_root / s.task
 
     def demo_bags(self) -> list[Path]:
         """Closed demo bags of the task (QT-Opt: offline grasps; what ``start`` will read)."""

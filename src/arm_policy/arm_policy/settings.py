@@ -36,7 +36,7 @@ def _check_collision_checking(collision_checking: bool, tasks: list[str]) -> Non
                          f"tasks; {', '.join(QTOPT_TASK_NAMES)} moves in short Cartesian steps without a planner")
 
 
-def _check_tray(tray: str, task: str) -> None:
+def check_tray(tray: str, task: str) -> None:
     """ValueError for an unknown tray, or a tray other than the full bin on a keyframe task."""
     from arm_sim.grasp_bin import tray_options
     from arm_sim.tasks import QTOPT_TASK_NAMES
@@ -81,7 +81,7 @@ class TrainSettings:
         if self.demos < 1:
             raise ValueError(f"demos must be at least 1, got {self.demos}")
         _check_collision_checking(self.collision_checking, [self.task])
-        _check_tray(self.tray, self.task)
+        check_tray(self.tray, self.task)
 
 
 @dataclass

@@ -78,6 +78,9 @@ class TrainingNode(Node):
                        "(agent qtopt: grasp_bin, its offline grasps from demos_dir/grasp_bin or "
                        "demos_dir/grasp_bin_random<p>_terminate<q>, as the runner records them).",
                        read_only=True)
+        tray = declare(self, "tray", "full", "grasp_bin's tray (agent qtopt): full or one_box; its "
+                       "offline grasps are read from demos_dir/grasp_bin_<tray>... for one_box.",
+                       read_only=True)
         agent = declare(self, "agent", "arm", "Agent of a new run: arm, sac, bc or qtopt "
                         "(arm_policy.agents; a resumed run must be of the same agent).",
                         read_only=True)
@@ -139,7 +142,7 @@ class TrainingNode(Node):
             torch.set_num_threads(torch_threads)
         self._min_demos = min_demos
         settings = BagTrainerSettings(   # ValueError names a bad value
-            run_dir=run_dir, task=task, agent=agent, preset=preset_name, agent_overrides=overrides,
+            run_dir=run_dir, task=task, tray=tray, agent=agent, preset=preset_name, agent_overrides=overrides,
             demos_dir=demos_dir, episodes_dir=episodes_dir, episode_length=episode_length,
             augmentation_every=augmentation_every, updates_per_step=updates_per_step,
             checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,

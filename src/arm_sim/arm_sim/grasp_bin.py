@@ -430,8 +430,8 @@ class GraspBinDriver:
     name = GRASP_BIN
     supports_held_out = True
 
-    def __init__(self, image_size=(64, 64), shadows: bool = False):
-        self.env = GraspBinEnv(image_size=image_size, depth=True, shadows=shadows)
+    def __init__(self, image_size=(64, 64), shadows: bool = False, tray: str = "full"):
+        self.env = GraspBinEnv(image_size=image_size, depth=True, shadows=shadows, tray=tray)
         h, w = self.env.image_size
         self.intrinsics = intrinsics_from_fovy(CAMERA_FOVY, h, w)
 

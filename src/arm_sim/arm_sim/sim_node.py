@@ -119,6 +119,8 @@ class SimNode(Node):
         declare(self, "seed", 0, "scene seed of the next reset; advances by one per reset")
         declare(self, "held_out", False, "scene split of the resets: true for QT-Opt's held-out "
                 "objects (grasp_bin only, for evaluation)")
+        tray = declare(self, "tray", "full", "grasp_bin's tray: full (5-10 objects) or one_box "
+                       "(one box right below the gripper's start)")
         size = declare(self, "image_size", 128, "camera width and height in pixels")
         w = declare(self, "image_width", 0,
                     "camera width if not square (0: image_size), e.g. 640 like a RealSense")
@@ -137,7 +139,7 @@ class SimNode(Node):
         if self.depth_encoding not in ("32FC1", "16UC1"):
             raise ValueError(f"depth_encoding must be 32FC1 or 16UC1, got {self.depth_encoding!r}")
         self.publish_pose = bool(publish_pose)
-        self.scene = driver_scene(task, image_size=(h, w))
+        self.scene = driver_scene(task, image_size=(h, w), tray=tray)
         if not self.scene.supports_held_out:
             self.add_on_set_parameters_callback(self._refuse_held_out)
         self.joint_names = driver.joint_names

@@ -111,6 +111,16 @@ def test_bad_input_is_refused_with_its_reason(scene):
         task.close()
     with pytest.raises(ValueError, match="valid tasks"):
         driver_scene("grasp_bim")
+    with pytest.raises(ValueError, match="tray 'one_box' is a grasp_bin tray; 'reach_target' has its own scene"):
+        driver_scene("reach_target", tray="one_box")
+    with pytest.raises(ValueError, match="unknown tray 'one_cup'"):
+        driver_scene("grasp_bin", tray="one_cup")
+    one_box = driver_scene("grasp_bin", image_size=(SIZE, SIZE), tray="one_box")
+    try:
+        one_box.reset(3)
+        assert [o.family for o in one_box.env.objects] == ["box"]
+    finally:
+        one_box.close()
 
 
 # ----- the node, over ROS ------------------------------------------------------------------------

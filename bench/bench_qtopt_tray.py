@@ -5,7 +5,8 @@ success and how far its last step ended from the box (lateral drift, cm).
 It is the learning smoke test's question (issue 15) asked at a size CI cannot afford: does
 QT-Opt learn the simplest grasp there is (descend, close, lift) from scripted grasps (offline),
 and from its own exploring grasps beside them (--online: one update per env step, as
-``arm train --inprocess --algo qtopt --tray one_box``, but counted in steps, not minutes)?
+``arm train --inprocess --algo qtopt --tray one_box --updates-per-step 1``, but counted in steps,
+not minutes)?
 
 Examples:
     python bench/bench_qtopt_tray.py                                  # 100 grasps, 4,000 updates (~3 min)

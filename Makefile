@@ -30,7 +30,7 @@ install/.build-stamp: $(VENV)/.deps-stamp $(PKG_SRC)
 	source $(VENV)/bin/activate && colcon build --symlink-install --event-handlers console_cohesion- >/dev/null && touch $@
 
 test: setup
-	source env.sh && python -m pytest -q src test
+	source env.sh && python -m pytest -q --durations=12 src test
 
 # The main job: the whole learning loop over ROS 2 (arm launch sim_train) with its embedded
 # defaults: reach_target, the cpu agent preset (64x64 images), 100 demos, a 30-minute budget that

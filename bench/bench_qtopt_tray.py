@@ -1,4 +1,5 @@
-"""QT-Opt on the trivial tray: one box right below the gripper's start. One JSON object per line:
+"""QT-Opt on a trivial tray: one box right below the gripper's start (``--tray one_box``, or
+``one_box_low``, the gripper starting 10 cm above the floor). One JSON object per line:
 the scripted data's success, then, every --updates/--points updates, the greedy policy's held-out
 success and how far its last step ended from the box (lateral drift, cm).
 
@@ -12,6 +13,8 @@ Examples:
     python bench/bench_qtopt_tray.py                                  # 100 grasps, 4,000 updates (~3 min)
     python bench/bench_qtopt_tray.py --online --grasps 200 --image-size 64 --updates 6000 --points 12
     python bench/bench_qtopt_tray.py --grasps 200 --spread 1          # the box anywhere in the tray
+    python bench/bench_qtopt_tray.py --online --tray one_box_low --image-size 48 --grasps 200 --updates 2000 \
+        --points 4 --agent-overrides image_shift=0                    # the learning smoke test (~2 min)
     python bench/bench_qtopt_tray.py --agent-overrides scripted_random_action_prob=0.05 step_reward=0
 """
 import argparse
@@ -51,7 +54,9 @@ def main():
     parser.add_argument("--updates", type=int, default=4000)
     parser.add_argument("--points", type=int, default=8, help="evaluations after the untrained one")
     parser.add_argument("--episodes", type=int, default=20, help="held-out episodes per evaluation")
-    parser.add_argument("--spread", type=float, default=0.0, help="0: the box at the tray's centre, 1: anywhere")
+    parser.add_argument("--tray", default="one_box", help="a named tray of arm_sim.grasp_bin.TRAYS")
+    parser.add_argument("--spread", type=float, default=None,
+                        help="instead of the tray's: 0, the box at the tray's centre; 1, anywhere")
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--online", action="store_true",
@@ -65,13 +70,14 @@ def main():
     from arm_policy.grasp_episodes import agent_observation, play_episode, transitions_of
     from arm_policy.rollout import train_seed
     from arm_policy.train_qtopt import record_offline, transitions_into
-    from arm_sim.grasp_bin import GraspBinEnv
+    from arm_sim.grasp_bin import GraspBinEnv, tray_options
 
     overrides = {"image_size": args.image_size, **parse_items(args.agent_overrides, "--agent-overrides")}
     cfg = agent_config("cpu", overrides, "qtopt")
-    env = GraspBinEnv(image_size=(cfg.image_size,) * 2, objects=1, family="box", spread=args.spread)
-    context = {"grasps": args.grasps, "spread": args.spread, "seed": args.seed, "online": args.online,
-               "overrides": overrides}
+    tray = tray_options(args.tray) | ({} if args.spread is None else {"spread": args.spread})
+    env = GraspBinEnv(image_size=(cfg.image_size,) * 2, **tray)
+    context = {"tray": args.tray, "grasps": args.grasps, "spread": tray.get("spread", 1.0), "seed": args.seed,
+               "online": args.online, "overrides": overrides}
     with tempfile.TemporaryDirectory() as tmp:
         transitions = []
         rate = record_offline(env, Path(tmp) / "offline", args.grasps, args.seed, lambda line: None, cfg,

@@ -80,8 +80,8 @@ class EpisodeRunner(Node):
         seed = declare(self, "seed", 0, "first demo seed; training episode i uses seed+10000+i")
         preset = declare(self, "preset", "cpu", "agent preset; image_size must fit it ('': no "
                          "check, e.g. when training_node.agent_overrides sets image_size)")
-        tray = declare(self, "tray", "full", "grasp_bin's tray: full or one_box (its scripted "
-                       "grasps are recorded in one_box scenes, into a folder of their own)")
+        tray = declare(self, "tray", "full", "grasp_bin's tray: full, one_box or one_box_low (a one-box tray's "
+                       "scripted grasps are recorded in its scenes, into a folder of their own)")
         image_size = declare(self, "image_size", 64, "camera size of the demos it records (must "
                              "match sim_node and the agent preset)")
         episode_length = declare(self, "episode_length", 10,

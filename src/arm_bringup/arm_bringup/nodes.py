@@ -177,7 +177,7 @@ SIM = Preset(
     nodes=(_sim_node(), _perception_node(), _control_node(), _recorder()),
     arguments=(
         LaunchArgument("task", "task to simulate (see `arm tasks`)", (("sim_node", "task"),)),
-        LaunchArgument("tray", "grasp_bin's tray: full or one_box", (("sim_node", "tray"),)),
+        LaunchArgument("tray", "grasp_bin's tray: full, one_box or one_box_low", (("sim_node", "tray"),)),
         LaunchArgument("seed", "scene seed of the first reset", (("sim_node", "seed"),)),
         LaunchArgument("image_size", "camera width and height in pixels",
                        (("sim_node", "image_size"), ("perception_node", "image_size"))),
@@ -231,8 +231,8 @@ SIM_TRAIN = Preset(
         LaunchArgument("task", "task to learn (see `arm tasks`)",
                        (("episode_runner", "task"), ("sim_node", "task"),
                         ("training_node", "task"))),
-        LaunchArgument("tray", "grasp_bin's tray (algo qtopt): full (the paper's bin) or one_box "
-                       "(one box right below the gripper's start)",
+        LaunchArgument("tray", "grasp_bin's tray (algo qtopt): full (the paper's bin), one_box "
+                       "(one box right below the gripper's start) or one_box_low (the same box, the gripper 10 cm above the floor)",
                        (("episode_runner", "tray"), ("sim_node", "tray"), ("training_node", "tray"))),
         LaunchArgument("run_dir", "run folder: demos/, bags/, checkpoints/, metrics.csv, "
                        "learning_curve.png, attention/, summary.json; an existing one is resumed",

@@ -68,7 +68,7 @@ class TrainSettings:
     device: str = "auto"  # cpu, cuda or auto (CUDA when present); the simulator stays on the CPU
     offline_only: bool = False  # QT-Opt: learn from the scripted grasps only (the paper's offline run)
     collision_checking: bool = True  # plan around the scene; --no-collision-checking: the ARM authors' RLBench action mode (plans ignore the scene, a move stopped short is no failure)
-    tray: str = "full"  # QT-Opt's tray (grasp_bin): full (the paper's bin, 5-10 objects) or one_box (one box right below the gripper's start: the learning smoke test's)
+    tray: str = "full"  # QT-Opt's tray (grasp_bin): full (the paper's bin, 5-10 objects), one_box (one box right below the gripper's start) or one_box_low (the same box, the gripper 10 cm above the floor)
 
     def __post_init__(self) -> None:
         from .config import PRESETS

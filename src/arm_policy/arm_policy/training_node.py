@@ -78,8 +78,8 @@ class TrainingNode(Node):
                        "(agent qtopt: grasp_bin, its offline grasps from demos_dir/grasp_bin or "
                        "demos_dir/grasp_bin_random<p>_terminate<q>, as the runner records them).",
                        read_only=True)
-        tray = declare(self, "tray", "full", "grasp_bin's tray (agent qtopt): full or one_box; its "
-                       "offline grasps are read from demos_dir/grasp_bin_<tray>... for one_box.",
+        tray = declare(self, "tray", "full", "grasp_bin's tray (agent qtopt): full, one_box or one_box_low; its "
+                       "offline grasps are read from demos_dir/grasp_bin_<tray>... for the one-box trays.",
                        read_only=True)
         agent = declare(self, "agent", "arm", "Agent of a new run: arm, sac, bc or qtopt "
                         "(arm_policy.agents; a resumed run must be of the same agent).",

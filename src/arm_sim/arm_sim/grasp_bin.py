@@ -71,8 +71,13 @@ SUCCESS_HEIGHT = 0.10  # a held object's centre above the floor after the lift
 SCENE_STREAM = 0x0B1_5CE7  # seed-stream tag of the scenes; the split is the next entry of the key
 #: named trays, GraspBinEnv(tray=NAME): ``full`` the paper's bin of 5-10 objects of every family;
 #: ``one_box`` a single box dropped right below the gripper's start (any size and yaw of the
-#: split), the simplest grasp there is (descend, turn, close, lift): the learning smoke test's tray
-TRAYS: dict[str, dict] = {"full": {}, "one_box": {"objects": 1, "family": "box", "spread": 0.0}}
+#: split), the simplest grasp there is (descend, turn, close, lift); ``one_box_low`` the same box
+#: under a gripper that starts HOME_HEIGHT_LOW above the floor, two steps from a grasp instead of
+#: five: the learning smoke test's tray, learnable in the minutes a test suite can spend
+HOME_HEIGHT_LOW = 0.10
+TRAYS: dict[str, dict] = {"full": {}, "one_box": {"objects": 1, "family": "box", "spread": 0.0},
+                          "one_box_low": {"objects": 1, "family": "box", "spread": 0.0,
+                                          "home_height": HOME_HEIGHT_LOW}}
 
 
 @dataclass
@@ -214,16 +219,22 @@ class GraspBinEnv:
 
     def __init__(self, image_size=(64, 64), depth: bool = False, shadows: bool = False, max_steps: int = MAX_STEPS,
                  objects: int | None = None, family: str | None = None, spread: float = 1.0,
-                 tray: str | None = None):
+                 home_height: float = HOME_HEIGHT, tray: str | None = None):
         """``objects``, ``family`` and ``spread`` fix every reset's tray (a count instead of 5-10,
-        one shape family, how far from the centre); ``tray`` names a set of them (TRAYS):
-        ``GraspBinEnv(tray="one_box")`` is the trivial tray, one box right below the gripper's start."""
+        one shape family, how far from the centre), ``home_height`` where the TCP starts above the
+        floor; ``tray`` names a set of them (TRAYS): ``GraspBinEnv(tray="one_box")`` is the
+        trivial tray, one box right below the gripper's start."""
         if isinstance(image_size, int):
             image_size = (image_size, image_size)
         if tray is not None:
-            objects, family, spread = (tray_options(tray).get(k, v) for k, v in
-                                       (("objects", objects), ("family", family), ("spread", spread)))
+            objects, family, spread, home_height = (
+                tray_options(tray).get(k, v) for k, v in
+                (("objects", objects), ("family", family), ("spread", spread), ("home_height", home_height)))
         sample_scene(0, family=family, objects=objects, spread=spread)  # bad values fail here, not at a reset
+        if not (isinstance(home_height, (int, float)) and MIN_TCP_HEIGHT + 0.04 <= home_height <= MAX_TCP_HEIGHT):
+            raise ValueError(f"home_height must be in [{MIN_TCP_HEIGHT + 0.04:.3f}, {MAX_TCP_HEIGHT}] m above "
+                             f"the floor, got {home_height!r}")
+        self.home_height = float(home_height)
         self.tray_objects, self.tray_family, self.tray_spread = objects, family, spread
         self.image_size = tuple(int(v) for v in image_size)
         self.depth = depth
@@ -256,7 +267,7 @@ class GraspBinEnv:
         self._finger_geoms = [np.array(sorted(g)) for g in sim.finger_geoms]
         self.camera.bind(m, CAMERA_NAME)
         if self._q_home is None:
-            home = np.r_[TRAY_CENTER, FLOOR_Z + HOME_HEIGHT, top_down_quat(0.0)]
+            home = np.r_[TRAY_CENTER, FLOOR_Z + self.home_height, top_down_quat(0.0)]
             self._q_home = self.kin.ik(home, panda.NEUTRAL)
         sim.reset_robot(self._q_home)  # also puts the objects at their spawn poses (qpos0)
         self._q_cmd = self._q_home.copy()
@@ -488,5 +499,5 @@ def _flag(value, name: str) -> bool:
     return bool(v)
 
 
-__all__ = ["FAMILIES", "GRASP_BIN", "BinObject", "BinObservation", "BinScene", "GraspBinDriver", "GraspBinEnv", "TRAYS", "sample_scene", "scene_rng", "tray_options",
+__all__ = ["FAMILIES", "GRASP_BIN", "BinObject", "BinObservation", "BinScene", "GraspBinDriver", "GraspBinEnv", "HOME_HEIGHT_LOW", "TRAYS", "sample_scene", "scene_rng", "tray_options",
            "step_target"]

@@ -119,8 +119,8 @@ class SimNode(Node):
         declare(self, "seed", 0, "scene seed of the next reset; advances by one per reset")
         declare(self, "held_out", False, "scene split of the resets: true for QT-Opt's held-out "
                 "objects (grasp_bin only, for evaluation)")
-        tray = declare(self, "tray", "full", "grasp_bin's tray: full (5-10 objects) or one_box "
-                       "(one box right below the gripper's start)")
+        tray = declare(self, "tray", "full", "grasp_bin's tray: full (5-10 objects), one_box (one box right "
+                       "below the gripper's start) or one_box_low (the same, the gripper starting 10 cm above the floor)")
         size = declare(self, "image_size", 128, "camera width and height in pixels")
         w = declare(self, "image_width", 0,
                     "camera width if not square (0: image_size), e.g. 640 like a RealSense")

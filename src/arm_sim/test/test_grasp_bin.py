@@ -6,7 +6,7 @@ import pytest
 from arm_sim.bin_objects import (FAMILIES, HELD_OUT_SHAPE_IDS, N_SHAPES, TRAIN_SHAPE_IDS, family_of, is_held_out,
                                  local_points, make_shape)
 from arm_sim.environment import Environment
-from arm_sim.grasp_bin import (FLOOR_Z, HOME_HEIGHT, MAX_DISPLACEMENT, MAX_OBJECTS, MAX_STEPS, MIN_OBJECTS,
+from arm_sim.grasp_bin import (FLOOR_Z, HOME_HEIGHT, HOME_HEIGHT_LOW, MAX_DISPLACEMENT, MAX_OBJECTS, MAX_STEPS, MIN_OBJECTS,
                                SUCCESS_HEIGHT, GraspBinEnv, sample_scene)
 from arm_sim.grasp_bin_scripted import scripted_grasp
 from arm_sim.sim import mujoco
@@ -111,8 +111,23 @@ def test_the_one_box_tray_is_a_single_box_right_below_the_grippers_start():
         env.close()
     full = sample_scene(3)
     assert len(full.shapes) >= 5 and GraspBinEnv(tray="full").tray_objects is None
-    with pytest.raises(ValueError, match="unknown tray 'two_boxes'; choose from full, one_box"):
+    with pytest.raises(ValueError, match="unknown tray 'two_boxes'; choose from full, one_box, one_box_low"):
         GraspBinEnv(tray="two_boxes")
+
+
+def test_the_low_tray_starts_the_gripper_two_steps_above_the_same_box():
+    low, high = GraspBinEnv(image_size=(32, 32), tray="one_box_low"), GraspBinEnv(image_size=(32, 32), tray="one_box")
+    try:
+        obs = low.reset(seed=2)
+        assert obs.gripper_height == pytest.approx(HOME_HEIGHT_LOW, abs=0.003) and obs.gripper_open
+        assert low.objects[0].shape == (high.reset(seed=2), high.objects[0])[1].shape
+        offset = low.sim.data.xpos[low.objects[0].body_id][:2] - obs.gripper_position[:2]
+        assert np.linalg.norm(offset) < 0.01, offset
+    finally:
+        low.close(), high.close()
+    for bad in (0.01, 0.5, float("nan"), "high"):
+        with pytest.raises(ValueError, match="home_height must be in"):
+            GraspBinEnv(home_height=bad)
 
 
 def test_same_seed_same_episode_other_seed_other_scene(env):

@@ -435,21 +435,3 @@ def test_a_stride_of_one_merges_the_action_into_a_finer_feature_map():
         TINY.replace(conv_strides=(2,))
     with pytest.raises(ValueError, match="multiple of 4"):
         QTOptConfig(image_size=18, conv_channels=(8, 8), conv_strides=(1, 2))
-
-
-def test_keypoints_are_where_each_channel_peaks_and_cem_scores_them_with_an_mlp():
-    cfg = TINY.replace(merge="keypoints", conv_strides=(2, 1))  # 16 px -> an 8x8 map per channel
-    net = QNetwork(cfg)
-    net.image = nn.Identity()  # the feature map is the "image": one peak per channel
-    features = torch.full((1, 8, 8, 8), -50.0)  # TINY's 8 channels
-    features[0, 0, 1, 6] = 50.0  # channel 0 peaks at row 1, column 6
-    features[0, 1, 7, 0] = 50.0  # channel 1 at the bottom-left corner
-    grid = torch.linspace(-1, 1, 8)
-    keypoints = net.encode(features)  # (1, 16): the 8 channels' x, then their y
-    assert keypoints.shape == (1, 16)
-    torch.testing.assert_close(keypoints[0, [0, 1, 8, 9]], torch.stack([grid[6], grid[0], grid[1], grid[7]]))
-    assert net.score(keypoints, torch.zeros(1, 2), torch.zeros(1, 5, 7)).shape == (1, 5)
-    assert QTOptAgent(cfg, "cpu", seed=0).act({"rgb": np.zeros((16, 16, 3), np.uint8), "gripper_aperture": 1.0,
-                                                "gripper_height": 0.2}, False).action.shape == (7,)
-    with pytest.raises(ValueError, match="merge must be 'tile' or 'keypoints'"):
-        TINY.replace(merge="film")

@@ -32,10 +32,6 @@ class QTOptConfig:
     #: into a finer feature map (16x16 instead of 8x8 at 64 px), each cell a smaller patch of
     #: the tray, at the price of a head 4x as costly per CEM sample
     conv_strides: tuple[int, ...] | None = None
-    #: how the image meets [state, action]: "tile" (the paper's: their embedding added to every
-    #: cell of the feature map, then convolutions) or "keypoints" (a spatial softmax turns each
-    #: channel into an (x, y), then an MLP; network.py says why)
-    merge: str = "tile"
     #: hidden width of the MLP embedding [state, action], added to every cell of the feature map
     embed_hidden: int = 64
     #: channels of the stride-2 convolution after the merge (8x8 -> 4x4), then an MLP
@@ -173,8 +169,6 @@ class QTOptConfig:
             if len(self.conv_strides) != len(self.conv_channels) or not set(self.conv_strides) <= {1, 2}:
                 raise ValueError(f"conv_strides {list(self.conv_strides)} must give a stride of 1 or 2 to "
                                  f"each of the {len(self.conv_channels)} convolutions")
-        if self.merge not in ("tile", "keypoints"):
-            raise ValueError(f"merge must be 'tile' or 'keypoints', got {self.merge!r}")
         factor = 2 * math.prod(self.strides)
         if self.image_size < factor or self.image_size % factor:
             raise ValueError(f"image_size {self.image_size} must be a multiple of {factor} "

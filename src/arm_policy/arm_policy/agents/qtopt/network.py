@@ -11,11 +11,6 @@ Q(s, a) = sigmoid(logit) in [0, 1]. Split in two so CEM pays for the image once 
 
 No batch normalisation: CEM scores one state's 64 samples together, and batch statistics would
 make a sample's Q depend on the others.
-
-``merge="keypoints"`` (not the paper's) replaces the merge by a spatial softmax: each feature
-channel becomes the expected image position (x, y in [-1, 1]) of its activation, and an MLP on
-[keypoints, state, action] gives the logit. Positions come out at sub-cell precision, which a
-grasp's last few centimetres need at 48-64 px, and a CEM sample costs an MLP, not a convolution.
 """
 from __future__ import annotations
 
@@ -67,16 +62,6 @@ class QNetwork(nn.Module):
             scale[1] = 1.0 / HEIGHT_SCALE
             scale[STATE_SIZE:STATE_SIZE + 3] = 1.0 / cfg.max_displacement
         self.register_buffer("input_scale", scale, persistent=False)
-        self.keypoints = cfg.merge == "keypoints"
-        if self.keypoints:
-            side = cfg.image_size // math.prod(cfg.strides)
-            grid = torch.linspace(-1.0, 1.0, side)
-            self.register_buffer("grid_x", grid.repeat(side), persistent=False)  # x of each cell, row-major
-            self.register_buffer("grid_y", grid.repeat_interleave(side), persistent=False)
-            self.mlp = nn.Sequential(nn.Linear(2 * c_in + STATE_SIZE + ACTION_SIZE, cfg.head_hidden), nn.ReLU(inplace=True),
-                                     nn.Linear(cfg.head_hidden, cfg.head_hidden), nn.ReLU(inplace=True),
-                                     nn.Linear(cfg.head_hidden, 1))
-            return
         self.embed = nn.Sequential(nn.Linear(STATE_SIZE + ACTION_SIZE, cfg.embed_hidden),
                                    nn.ReLU(inplace=True), nn.Linear(cfg.embed_hidden, c_in))
         cells = (cfg.image_size // (2 * math.prod(cfg.strides))) ** 2
@@ -86,24 +71,16 @@ class QNetwork(nn.Module):
             nn.Linear(cfg.head_hidden, 1))
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) float image (:func:`image_tensor`) -> (B, C, h, w) features, or with
-        keypoints (B, 2C): each channel's expected (x, y) under a softmax over its cells."""
-        features = self.image(image)
-        if not self.keypoints:
-            return features
-        weights = torch.softmax(features.flatten(2), dim=-1)  # (B, C, h*w)
-        return torch.cat([weights @ self.grid_x, weights @ self.grid_y], dim=1)
+        """(B, 3, H, W) float image (:func:`image_tensor`) -> (B, C, h, w) features."""
+        return self.image(image)
 
     def head(self, features: torch.Tensor, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """(N, ...) features (:meth:`encode`), (N, 2) state, (N, 7) action -> (N,) logits."""
-        inputs = torch.cat([state, action], dim=1) * self.input_scale
-        if self.keypoints:
-            return self.mlp(torch.cat([features, inputs], dim=1)).squeeze(1)
-        merged = features + self.embed(inputs)[:, :, None, None]
+        """(N, C, h, w) features, (N, 2) state, (N, 7) action -> (N,) logits."""
+        merged = features + self.embed(torch.cat([state, action], dim=1) * self.input_scale)[:, :, None, None]
         return self.merged(torch.relu(merged)).squeeze(1)
 
     def score(self, features: torch.Tensor, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """(B, ...) features, (B, 2) state, (B, S, 7) actions -> (B, S) logits, each state's
+        """(B, C, h, w) features, (B, 2) state, (B, S, 7) actions -> (B, S) logits, each state's
         features shared by its S actions."""
         b, s = actions.shape[:2]
         feats = features[:, None].expand(b, s, *features.shape[1:]).reshape(b * s, *features.shape[1:])

@@ -417,21 +417,3 @@ def test_a_config_saved_before_the_input_fields_existed_keeps_its_old_network():
     # today's defaults are what the measurements favoured
     new = QTOptConfig()
     assert new.normalize_inputs and new.image_shift > 0 and new.state_aperture
-
-
-def test_a_stride_of_one_merges_the_action_into_a_finer_feature_map():
-    coarse, fine = TINY, TINY.replace(conv_strides=(2, 1))
-    assert coarse.strides == (2, 2) and coarse.conv_strides is None
-    image = torch.zeros(3, 3, 16, 16)
-    assert QNetwork(coarse).encode(image).shape[-2:] == (4, 4)
-    net = QNetwork(fine)
-    assert net.encode(image).shape[-2:] == (8, 8) and net(image, torch.zeros(3, 2), torch.zeros(3, 7)).shape == (3,)
-    assert QTOptConfig.from_dict(fine.to_dict()) == fine and fine.to_dict()["conv_strides"] == [2, 1]
-    old = {k: v for k, v in TINY.to_dict().items() if k != "conv_strides"}  # a checkpoint from before
-    assert QTOptConfig.from_dict(old).strides == (2, 2)
-    with pytest.raises(ValueError, match="a stride of 1 or 2 to each of the 2 convolutions"):
-        TINY.replace(conv_strides=(2, 3))
-    with pytest.raises(ValueError, match="a stride of 1 or 2 to each of the 2 convolutions"):
-        TINY.replace(conv_strides=(2,))
-    with pytest.raises(ValueError, match="multiple of 4"):
-        QTOptConfig(image_size=18, conv_channels=(8, 8), conv_strides=(1, 2))

@@ -24,14 +24,10 @@ class QTOptConfig:
     """QT-Opt: a Q(s, a) in [0, 1] learned by cross-entropy, maximised over actions by CEM."""
 
     # ---------------------------------------------------------------- observation and network
-    #: square RGB size (paper: 472); must be a multiple of 2 * the product of the conv strides
+    #: square RGB size (paper: 472); must be a multiple of 2 ** (len(conv_channels) + 1)
     image_size: int = 64
-    #: channels of the image convolutions (the first 5x5, the rest 3x3): 64 -> 8x8 at stride 2
+    #: channels of the stride-2 image convolutions (the first 5x5, the rest 3x3): 64 -> 8x8
     conv_channels: tuple[int, ...] = (32, 32, 32)
-    #: stride (1 or 2) of each image convolution; None: 2 each. A stride of 1 merges the action
-    #: into a finer feature map (16x16 instead of 8x8 at 64 px), each cell a smaller patch of
-    #: the tray, at the price of a head 4x as costly per CEM sample
-    conv_strides: tuple[int, ...] | None = None
     #: hidden width of the MLP embedding [state, action], added to every cell of the feature map
     embed_hidden: int = 64
     #: channels of the stride-2 convolution after the merge (8x8 -> 4x4), then an MLP
@@ -164,15 +160,10 @@ class QTOptConfig:
         self.conv_channels = tuple(int(c) for c in self.conv_channels)
         if not self.conv_channels:
             raise ValueError("conv_channels needs at least one convolution")
-        if self.conv_strides is not None:
-            self.conv_strides = tuple(int(v) for v in self.conv_strides)
-            if len(self.conv_strides) != len(self.conv_channels) or not set(self.conv_strides) <= {1, 2}:
-                raise ValueError(f"conv_strides {list(self.conv_strides)} must give a stride of 1 or 2 to "
-                                 f"each of the {len(self.conv_channels)} convolutions")
-        factor = 2 * math.prod(self.strides)
+        factor = 2 ** (len(self.conv_channels) + 1)
         if self.image_size < factor or self.image_size % factor:
             raise ValueError(f"image_size {self.image_size} must be a multiple of {factor} "
-                             f"(the convolutions' strides, and one halving after the merge)")
+                             f"(one halving per convolution, one more after the merge)")
         if not 0.0 < self.gamma <= 1.0:
             raise ValueError(f"gamma {self.gamma} must be in (0, 1]")
         if not 0.0 <= self.polyak < 1.0:
@@ -193,11 +184,6 @@ class QTOptConfig:
             raise ValueError("max_steps, batch_size and replay_capacity must be >= 1")
 
     @property
-    def strides(self) -> tuple[int, ...]:
-        """Each image convolution's stride (``conv_strides``, or 2 each)."""
-        return self.conv_strides if self.conv_strides is not None else (2,) * len(self.conv_channels)
-
-    @property
     def polyak_time_constant(self) -> float:
         """Updates over which theta_1 forgets (1 / (1 - polyak)); paper: 10,000."""
         return math.inf if self.polyak == 1.0 else 1.0 / (1.0 - self.polyak)
@@ -214,8 +200,6 @@ class QTOptConfig:
         """Plain JSON-able dict (tuples become lists), for checkpoints."""
         d = dataclasses.asdict(self)
         d["conv_channels"] = list(d["conv_channels"])
-        if d["conv_strides"] is not None:
-            d["conv_strides"] = list(d["conv_strides"])
         return d
 
     @classmethod

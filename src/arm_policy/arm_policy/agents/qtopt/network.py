@@ -14,8 +14,6 @@ make a sample's Q depend on the others.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 
@@ -50,9 +48,9 @@ class QNetwork(nn.Module):
     def __init__(self, cfg: QTOptConfig):
         super().__init__()
         layers, c_in = [], 3
-        for i, (c, stride) in enumerate(zip(cfg.conv_channels, cfg.strides)):
+        for i, c in enumerate(cfg.conv_channels):
             k = 5 if i == 0 else 3
-            layers += [nn.Conv2d(c_in, c, k, stride=stride, padding=k // 2), nn.ReLU(inplace=True)]
+            layers += [nn.Conv2d(c_in, c, k, stride=2, padding=k // 2), nn.ReLU(inplace=True)]
             c_in = c
         self.image = nn.Sequential(*layers)
         # [state, action] scaled to about unit range before the MLP when cfg.normalize_inputs:
@@ -64,7 +62,7 @@ class QNetwork(nn.Module):
         self.register_buffer("input_scale", scale, persistent=False)
         self.embed = nn.Sequential(nn.Linear(STATE_SIZE + ACTION_SIZE, cfg.embed_hidden),
                                    nn.ReLU(inplace=True), nn.Linear(cfg.embed_hidden, c_in))
-        cells = (cfg.image_size // (2 * math.prod(cfg.strides))) ** 2
+        cells = (cfg.image_size // 2 ** (len(cfg.conv_channels) + 1)) ** 2
         self.merged = nn.Sequential(
             nn.Conv2d(c_in, cfg.head_channels, 3, stride=2, padding=1), nn.ReLU(inplace=True),
             nn.Flatten(), nn.Linear(cfg.head_channels * cells, cfg.head_hidden), nn.ReLU(inplace=True),

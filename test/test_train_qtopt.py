@@ -122,7 +122,7 @@ def test_a_tray_other_than_the_full_bin_is_grasp_bins_and_keeps_its_scripted_gra
     assert offline_folder(settings, QTOptConfig(scripted_random_action_prob=0)).name == "grasp_bin_one_box"
     with pytest.raises(ValueError, match="unknown tray 'big'"):
         TrainSettings(task="grasp_bin", method="qtopt", tray="big")
-    with pytest.raises(ValueError, match="one_box is a grasp_bin tray; 'pick_up_cup' has its own scene"):
+    with pytest.raises(ValueError, match="tray 'one_box' is a grasp_bin tray; 'pick_up_cup' has its own scene"):
         TrainSettings(task="pick_up_cup", method="arm", tray="one_box")
 
 

@@ -122,7 +122,7 @@ class EpisodeRunner(Node):
         if self.task not in tasks[self.algo]:
             raise ValueError(f"task {self.task!r} is not one of algo {self.algo}'s: "
                              f"{', '.join(tasks[self.algo])}")
-        from arm_policy.settings import check_tray
+        from arm_sim.grasp_bin import check_tray
 
         check_tray(tray, self.task)
         self.tray = tray

@@ -65,7 +65,7 @@ from .grasp_episodes import GraspFrame, grasp_transitions, read_grasp_frames
 from .learner import Learner, LearnerSettings, TrainingFailed, captured_warnings
 from .replay import PrioritizedReplay
 from .run_log import write_config
-from .settings import check_task, check_tray
+from .settings import check_task
 from .train_qtopt import offline_bag_folder
 
 __all__ = ["BagTrainer", "BagTrainerSettings", "TRAINING_SUBDIR", "TrainingFailed"]
@@ -101,6 +101,8 @@ class BagTrainerSettings:
         if self.agent not in AGENTS:
             raise ValueError(f"unknown agent {self.agent!r}; choose from {', '.join(AGENTS)}")
         check_task(self.task, self.agent)
+        from arm_sim.grasp_bin import check_tray
+
         check_tray(self.tray, self.task)
         for name, low in (("updates_per_step", 0), ("checkpoint_every", 1),
                           ("keep_checkpoints", 1), ("log_every", 1), ("episode_length", 2),

@@ -36,16 +36,6 @@ def _check_collision_checking(collision_checking: bool, tasks: list[str]) -> Non
                          f"tasks; {', '.join(QTOPT_TASK_NAMES)} moves in short Cartesian steps without a planner")
 
 
-def check_tray(tray: str, task: str) -> None:
-    """ValueError for an unknown tray, or a tray other than the full bin on a keyframe task."""
-    from arm_sim.grasp_bin import tray_options
-    from arm_sim.tasks import QTOPT_TASK_NAMES
-
-    tray_options(tray)
-    if tray != "full" and task not in QTOPT_TASK_NAMES:
-        raise ValueError(f"--tray {tray} is a grasp_bin tray; {task!r} has its own scene")
-
-
 @dataclass
 class TrainSettings:
     """What `arm train --inprocess` takes; saved in config.json next to the agent's config."""
@@ -81,6 +71,8 @@ class TrainSettings:
         if self.demos < 1:
             raise ValueError(f"demos must be at least 1, got {self.demos}")
         _check_collision_checking(self.collision_checking, [self.task])
+        from arm_sim.grasp_bin import check_tray
+
         check_tray(self.tray, self.task)
 
 

@@ -65,13 +65,11 @@ def driver_scene(name: str, image_size=(128, 128), tray: str = "full"):
     """The driver's scene of task `name`: a GraspBinDriver for grasp_bin (with the named `tray`),
     else a TaskScene (ValueError naming the valid tasks for an unknown one, or for a tray other
     than the full bin on one of the eight tasks)."""
-    from .grasp_bin import GraspBinDriver, tray_options
+    from .grasp_bin import GraspBinDriver, check_tray
 
-    tray_options(tray)  # an unknown name, whatever the task
+    check_tray(tray, name)
     if name in QTOPT_TASK_NAMES:
         return GraspBinDriver(image_size=image_size, tray=tray)
-    if tray != "full":
-        raise ValueError(f"tray {tray!r} is a grasp_bin tray; {name!r} has its own scene")
     return TaskScene(name, image_size)
 
 

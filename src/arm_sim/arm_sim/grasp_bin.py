@@ -199,6 +199,14 @@ def tray_options(name: str) -> dict:
     return dict(TRAYS[name])
 
 
+def check_tray(tray: str, task: str) -> None:
+    """ValueError for an unknown tray (naming the trays), or for a tray other than the full bin
+    on a task with a scene of its own (the eight keyframe tasks)."""
+    tray_options(tray)
+    if tray != "full" and task != GRASP_BIN:
+        raise ValueError(f"tray {tray!r} is a grasp_bin tray; {task!r} has its own scene")
+
+
 def step_target(position, yaw: float, displacement, yaw_delta: float) -> tuple[np.ndarray, float]:
     """Where one step sends the tool from ``position`` (xyz) and ``yaw``: the displacement clipped
     to +-MAX_DISPLACEMENT per axis and the sum to the workspace above the tray, the yaw change to
@@ -499,5 +507,5 @@ def _flag(value, name: str) -> bool:
     return bool(v)
 
 
-__all__ = ["FAMILIES", "GRASP_BIN", "BinObject", "BinObservation", "BinScene", "GraspBinDriver", "GraspBinEnv", "HOME_HEIGHT_LOW", "TRAYS", "sample_scene", "scene_rng", "tray_options",
+__all__ = ["FAMILIES", "GRASP_BIN", "BinObject", "BinObservation", "BinScene", "GraspBinDriver", "GraspBinEnv", "HOME_HEIGHT_LOW", "TRAYS", "check_tray", "sample_scene", "scene_rng", "tray_options",
            "step_target"]

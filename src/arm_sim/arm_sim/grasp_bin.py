@@ -75,6 +75,7 @@ SCENE_STREAM = 0x0B1_5CE7  # seed-stream tag of the scenes; the split is the nex
 #: under a gripper that starts HOME_HEIGHT_LOW above the floor, two steps from a grasp instead of
 #: five: the learning smoke test's tray, learnable in the minutes a test suite can spend
 HOME_HEIGHT_LOW = 0.10
+MIN_HOME_HEIGHT = 0.08  # a start with the fingertips above the tallest box (6 cm) of a one-box tray
 TRAYS: dict[str, dict] = {"full": {}, "one_box": {"objects": 1, "family": "box", "spread": 0.0},
                           "one_box_low": {"objects": 1, "family": "box", "spread": 0.0,
                                           "home_height": HOME_HEIGHT_LOW}}
@@ -239,9 +240,9 @@ class GraspBinEnv:
                 tray_options(tray).get(k, v) for k, v in
                 (("objects", objects), ("family", family), ("spread", spread), ("home_height", home_height)))
         sample_scene(0, family=family, objects=objects, spread=spread)  # bad values fail here, not at a reset
-        if not (isinstance(home_height, (int, float)) and MIN_TCP_HEIGHT + 0.04 <= home_height <= MAX_TCP_HEIGHT):
-            raise ValueError(f"home_height must be in [{MIN_TCP_HEIGHT + 0.04:.3f}, {MAX_TCP_HEIGHT}] m above "
-                             f"the floor, got {home_height!r}")
+        if not (isinstance(home_height, (int, float)) and MIN_HOME_HEIGHT <= home_height <= MAX_TCP_HEIGHT):
+            raise ValueError(f"home_height must be in [{MIN_HOME_HEIGHT}, {MAX_TCP_HEIGHT}] m above the floor, "
+                             f"got {home_height!r}")
         self.home_height = float(home_height)
         self.tray_objects, self.tray_family, self.tray_spread = objects, family, spread
         self.image_size = tuple(int(v) for v in image_size)

@@ -1,4 +1,4 @@
-"""QT-Opt on a trivial tray: one box right below the gripper's start (``--tray one_box``, or
+r"""QT-Opt on a trivial tray: one box right below the gripper's start (``--tray one_box``, or
 ``one_box_low``, the gripper starting 10 cm above the floor). One JSON object per line:
 the scripted data's success, then, every --updates/--points updates, the greedy policy's held-out
 success and how far its last step ended from the box (lateral drift, cm).

@@ -1,4 +1,4 @@
-"""episode_runner: drives the episodes of `arm launch sim_train` (the actor side of the loop).
+r"""episode_runner: drives the episodes of `arm launch sim_train` (the actor side of the loop).
 
 Examples::
 

@@ -417,3 +417,45 @@ def test_a_config_saved_before_the_input_fields_existed_keeps_its_old_network():
     # today's defaults are what the measurements favoured
     new = QTOptConfig()
     assert new.normalize_inputs and new.image_shift > 0 and new.state_aperture
+
+
+def test_coord_channels_tell_the_convolutions_where_a_pixel_is():
+    plain, coord = (QNetwork(TINY.replace(coord_channels=c)) for c in (False, True))
+    assert plain.coords is None and "coords" not in coord.state_dict()
+    assert coord.image[0].in_channels == 5 and plain.image[0].in_channels == 3
+    assert torch.equal(coord.coords[0, 0, 0], torch.linspace(-1, 1, 16))  # x along a row
+    assert torch.equal(coord.coords[0, 1, :, 0], torch.linspace(-1, 1, 16))  # y down a column
+    # on a blank image the plain net's inner cells are all alike; with coordinates they differ
+    blank = torch.zeros(2, 3, 16, 16)
+    inner = (slice(None), slice(None), slice(1, -1), slice(1, -1))
+    f_plain, f_coord = plain.encode(blank)[inner], coord.encode(blank)[inner]
+    assert torch.allclose(f_plain, f_plain[..., :1, :1].expand_as(f_plain), atol=1e-6)
+    assert not torch.allclose(f_coord, f_coord[..., :1, :1].expand_as(f_coord), atol=1e-4)
+    a = agent(TINY.replace(coord_channels=True))
+    assert np.isfinite(a.update(batch())["q_loss"])
+    assert a.act(obs(), explore=False).action.shape == (7,)
+
+
+def test_the_gripper_xy_state_is_two_more_inputs_read_from_the_observation():
+    from arm_policy.grasp_episodes import agent_state, stored_state
+
+    cfg = TINY.replace(state_gripper_xy=True)
+    assert (TINY.state_size, cfg.state_size) == (2, 4)
+    assert agent(cfg).replay_fields()["state"][0] == (4,)
+    seen = obs(gripper_xy=[0.05, -0.1])
+    stored = stored_state(seen)
+    np.testing.assert_allclose(stored, [1.0, 0.2, 1.0, 0.05, -0.1], atol=1e-6)
+    np.testing.assert_allclose(agent_state(stored, cfg), [1.0, 0.2, 0.05, -0.1], atol=1e-6)
+    np.testing.assert_allclose(agent_state(stored, TINY), [1.0, 0.2], atol=1e-6)
+    with pytest.raises(ValueError, match="without the gripper's x and y"):
+        agent_state(stored[:3], cfg)  # a bag recorded before the position was stored
+    a = agent(cfg)
+    b = batch()
+    b["state"] = np.c_[b["state"], np.zeros((8, 2), np.float32)]
+    b["next_state"] = np.c_[b["next_state"], np.zeros((8, 2), np.float32)]
+    assert np.isfinite(a.update(b)["q_loss"])
+    assert a.act(seen, explore=False).action.shape == (7,)
+    with pytest.raises(ValueError, match="'gripper_xy' is not finite"):
+        a.act(obs(gripper_xy=[float("nan"), 0.0]), explore=False)
+    with pytest.raises(ValueError, match="must be 2 values"):
+        a.act(obs(gripper_xy=[0.0]), explore=False)

@@ -1,7 +1,8 @@
 r"""QT-Opt on a trivial tray: one box right below the gripper's start (``--tray one_box``, or
 ``one_box_low``, the gripper starting 10 cm above the floor). One JSON object per line:
 the scripted data's success, then, every --updates/--points updates, the greedy policy's held-out
-success and how far its last step ended from the box (lateral drift, cm).
+success, how far its last step ended from the box (lateral drift, cm) and the share of its lateral
+steps that head towards the box (towards_box: about 0.5 for a policy blind to where the box is).
 
 It is the learning smoke test's question (issue 15) asked at a size CI cannot afford: does
 QT-Opt learn the simplest grasp there is (descend, close, lift) from scripted grasps (offline),
@@ -30,22 +31,28 @@ def emit(name, value, unit, **extra):
     print(json.dumps({"name": name, "value": round(float(value), 4), "unit": unit, **extra}), flush=True)
 
 
-def greedy_on_held_out(env, agent, episodes: int) -> tuple[float, float]:
-    """Held-out success and the median lateral distance (m) of the last step from the box."""
+def greedy_on_held_out(env, agent, episodes: int) -> tuple[float, float, float | None]:
+    """Held-out success, the median lateral distance (m) of the last step from the box, and the
+    share of lateral steps (over 5 mm, with the box over 2 cm away) that head towards the box:
+    about 0.5 for a policy blind to where the box is (None: no such step)."""
     from arm_policy.grasp_episodes import agent_observation, play_episode
     from arm_policy.train_qtopt import eval_seed
 
-    wins, drift = 0, []
+    wins, drift, towards = 0, [], []
     for i in range(episodes):
         gaps = []
 
         def decide(obs):  # the gap before each step; the last one is where the grasp was tried
-            gaps.append(np.linalg.norm(obs.gripper_position[:2] - env.sim.data.xpos[env.objects[0].body_id][:2]))
-            return agent.act(agent_observation(obs), False).action
+            gap = env.sim.data.xpos[env.objects[0].body_id][:2] - obs.gripper_position[:2]
+            gaps.append(np.linalg.norm(gap))
+            action = agent.act(agent_observation(obs), False).action
+            if gaps[-1] > 0.02 and np.linalg.norm(action[:2]) > 0.005:
+                towards.append(float(np.dot(gap, action[:2]) > 0))
+            return action
 
         wins += play_episode(env, eval_seed(i), decide, held_out=True)[-2].success
         drift.append(float(gaps[-1]))
-    return wins / episodes, float(np.median(drift))
+    return wins / episodes, float(np.median(drift)), (round(float(np.mean(towards)), 3) if towards else None)
 
 
 def main():
@@ -105,11 +112,11 @@ def main():
                 learner.end_episode(frames[-2].success)
                 episodes, wins = episodes + 1, wins + frames[-2].success
             seconds = time.perf_counter() - began
-            success, drift = greedy_on_held_out(env, agent, args.episodes)
+            success, drift, towards = greedy_on_held_out(env, agent, args.episodes)
             online = {"env_steps": learner.env_steps, "episodes": episodes,
                       "exploring_success": round(wins / max(episodes, 1), 3)} if args.online else {}
             emit("held_out_success", success, "fraction", updates=agent.updates, **online,
-                 lateral_drift_cm=round(100 * drift, 1), seconds=round(seconds, 1),
+                 lateral_drift_cm=round(100 * drift, 1), towards_box=towards, seconds=round(seconds, 1),
                  update_ms=round(1000 * seconds / max(agent.updates - start, 1), 1), **context)
     env.close()
 

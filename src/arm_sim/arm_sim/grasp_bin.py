@@ -23,9 +23,10 @@ scene and a held-out scene never coincide, and held-out scenes hold only held-ou
     obs = env.reset(seed=0)
     obs, done, success = env.step([0.0, 0.0, -0.05], 0.0, close_gripper=False, terminate=False)
 
-`Environment().get_task("grasp_bin")` returns a GraspBinEnv. The scripted data policy is in
-grasp_bin_scripted. GraspBinDriver is the same scene for a robot driver (sim_node): the arm is
-moved by joint targets from outside instead of by step().
+`Environment().get_task("grasp_bin")` returns a GraspBinEnv. The tray, the camera and the seeded
+scenes are in bin_scene (re-exported here); the scripted data policy is in grasp_bin_scripted.
+GraspBinDriver is the same scene for a robot driver (sim_node): the arm is moved by joint
+targets from outside instead of by step().
 """
 from __future__ import annotations
 
@@ -39,23 +40,14 @@ from arm_control.transforms import top_down_quat
 from arm_perception.camera import intrinsics_from_fovy
 
 from .bin_camera import BinCamera
-from .bin_objects import FAMILIES, Shape, local_points, sample_shapes, spawn_quat
-from .sim import CONTROL_HZ, TABLE_HEIGHT, PandaSim, _look_at_xyaxes, mujoco
+from .bin_objects import FAMILIES, Shape, local_points
+from .bin_scene import (CAMERA_FOVY, CAMERA_LOOKAT, CAMERA_NAME, CAMERA_POS, FLOOR_Z, MAX_OBJECTS, MIN_OBJECTS,
+                        SCENE_STREAM, TRAY_CENTER, TRAY_FLOOR, TRAY_HALF, TRAY_WALL, TRAY_WALL_HEIGHT, BinScene,
+                        bin_bodies_xml, sample_scene, scene_rng)
+from .sim import CONTROL_HZ, PandaSim, mujoco
 
 GRASP_BIN = "grasp_bin"
-TRAY_CENTER = np.array([0.48, 0.0])
-TRAY_HALF = np.array([0.13, 0.19])  # inner half sizes of the tray
-TRAY_WALL, TRAY_WALL_HEIGHT, TRAY_FLOOR = 0.01, 0.045, 0.01  # thickness, height above the floor, floor thickness
-FLOOR_Z = TABLE_HEIGHT + TRAY_FLOOR  # the tray's floor (the paper's "bottom of the tray")
-# over the robot's right shoulder (the robot faces +x), looking down into the tray
-# (closer than first built: at 64x64 the tray then fills ~70% of the width instead of ~40%, so
-# an object is 5-8 pixels across, and the gripper stays in view while it descends)
-CAMERA_POS = np.array([0.15, -0.30, TABLE_HEIGHT + 0.70])
-CAMERA_LOOKAT = np.array([0.50, 0.0, TABLE_HEIGHT])
-CAMERA_FOVY = 40.0
-CAMERA_NAME = "shoulder"
 
-MIN_OBJECTS, MAX_OBJECTS = 5, 10
 MAX_STEPS = 20
 MAX_DISPLACEMENT = 0.05  # metres per axis per step
 MAX_YAW_DELTA = np.pi / 4  # radians per step
@@ -68,7 +60,6 @@ LIFT_PERIODS, HOLD_PERIODS = 12, 4
 SETTLE_MIN_PERIODS, SETTLE_MAX_PERIODS, SETTLE_SPEED = 12, 40, 0.05  # at reset: 0.6 s to 2 s
 RAMP_SUBSTEPS = 5  # physics steps between arm target updates during a move (10 ms)
 SUCCESS_HEIGHT = 0.10  # a held object's centre above the floor after the lift
-SCENE_STREAM = 0x0B1_5CE7  # seed-stream tag of the scenes; the split is the next entry of the key
 #: named trays, GraspBinEnv(tray=NAME): ``full`` the paper's bin of 5-10 objects of every family;
 #: ``one_box`` a single box dropped right below the gripper's start (any size and yaw of the
 #: split), the simplest grasp there is (descend, turn, close, lift); ``one_box_low`` the same box
@@ -107,90 +98,6 @@ class BinObject:
     @property
     def family(self) -> str:
         return self.shape.family
-
-
-def scene_rng(seed: int, held_out: bool) -> np.random.Generator:
-    """Train and held-out scenes come from disjoint seed streams (the key's second entry)."""
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return np.random.default_rng((SCENE_STREAM, int(bool(held_out)), int(seed)))
-
-
-def _place(shapes: list[Shape], rng, spread: float = 1.0) -> list[np.ndarray]:
-    """Seeded positions in the tray: objects apart from each other on the floor where they fit,
-    the rest in layers above, dropped into the clutter when the scene settles. ``spread`` scales
-    how far from the tray's centre they may be (1: anywhere they fit, 0: at the centre)."""
-    placed: list[tuple[np.ndarray, float, int]] = []
-    out = []
-    for s in shapes:
-        r = s.radius
-        for layer in range(4):
-            z = FLOOR_Z + r + 0.003 + 0.1 * layer
-            for _ in range(60):
-                xy = TRAY_CENTER + rng.uniform(-1, 1, size=2) * (TRAY_HALF - r - 0.003) * spread
-                if all(lay != layer or np.linalg.norm(xy - p[:2]) > r + q for p, q, lay in placed):
-                    break
-            else:
-                continue
-            break
-        p = np.array([*xy, z])
-        placed.append((p, r, layer))
-        out.append(p)
-    return out
-
-
-@dataclass(frozen=True)
-class BinScene:
-    """What a reset builds, before any physics: the objects and their drop poses."""
-
-    seed: int
-    held_out: bool
-    shapes: tuple[Shape, ...]
-    positions: tuple[np.ndarray, ...]
-    quats: tuple[np.ndarray, ...]  # wxyz
-
-
-def sample_scene(seed: int, held_out: bool = False, family: str | None = None,
-                 objects: int | None = None, spread: float = 1.0) -> BinScene:
-    """The seeded scene: 5-10 shapes of the split (or exactly ``objects``; optionally all of one
-    family), where they drop from (within ``spread`` of the tray's half-size around its centre)."""
-    rng = scene_rng(seed, held_out)
-    n = int(rng.integers(MIN_OBJECTS, MAX_OBJECTS + 1))  # drawn either way: the full trays stay as they were
-    if objects is not None:
-        if isinstance(objects, bool) or not isinstance(objects, (int, np.integer)) or not 1 <= objects <= MAX_OBJECTS:
-            raise ValueError(f"objects must be an integer in 1..{MAX_OBJECTS}, got {objects!r}")
-        n = int(objects)
-    shapes = sample_shapes(rng, n, held_out=held_out, family=family)
-    if not 0.0 <= spread <= 1.0:
-        raise ValueError(f"spread must be in [0, 1], got {spread!r}")
-    positions = _place(shapes, rng, spread)
-    quats = [spawn_quat(s, rng) for s in shapes]
-    return BinScene(int(seed), bool(held_out), tuple(shapes), tuple(positions), tuple(quats))
-
-
-def bin_bodies_xml(shapes: list[Shape], positions, quats) -> str:
-    """The tray, the camera and the objects (the hull meshes' <asset> block rides along)."""
-    cx, cy = TRAY_CENTER
-    hx, hy = TRAY_HALF
-    t, h, f = TRAY_WALL, TRAY_WALL_HEIGHT, TRAY_FLOOR
-    col = 'rgba="0.25 0.32 0.4 1"'
-    tray = (f'<body name="tray" pos="{cx} {cy} {TABLE_HEIGHT}">'
-            f'<geom name="tray_floor" class="world" type="box" size="{hx + 2 * t} {hy + 2 * t} {f / 2}" pos="0 0 {f / 2}" rgba="0.55 0.6 0.65 1"/>'
-            f'<geom class="world" type="box" size="{t} {hy + 2 * t} {h / 2}" pos="{hx + t} 0 {f + h / 2}" {col}/>'
-            f'<geom class="world" type="box" size="{t} {hy + 2 * t} {h / 2}" pos="{-hx - t} 0 {f + h / 2}" {col}/>'
-            f'<geom class="world" type="box" size="{hx} {t} {h / 2}" pos="0 {hy + t} {f + h / 2}" {col}/>'
-            f'<geom class="world" type="box" size="{hx} {t} {h / 2}" pos="0 {-hy - t} {f + h / 2}" {col}/></body>')
-    xy = " ".join(f"{v:.6f}" for v in _look_at_xyaxes(CAMERA_POS.copy(), CAMERA_LOOKAT))
-    pos = " ".join(f"{v:.4f}" for v in CAMERA_POS)
-    camera = f'<camera name="{CAMERA_NAME}" pos="{pos}" xyaxes="{xy}" fovy="{CAMERA_FOVY}"/>'
-    objects = "".join(
-        f'<body name="obj{i}" pos="{p[0]:.5f} {p[1]:.5f} {p[2]:.5f}" quat="{" ".join(f"{v:.6f}" for v in q)}">'
-        f'<freejoint name="obj{i}_joint"/>{s.geom_xml(f"obj{i}_geom", "bin")}</body>'
-        for i, (s, p, q) in enumerate(zip(shapes, positions, quats)))
-    assets = "".join(s.asset_xml("bin") for s in shapes)
-    # extra bodies go inside <worldbody>: close it, add the meshes, and reopen it (MJCF allows both)
-    mesh_block = f"</worldbody><asset>{assets}</asset><worldbody>" if assets else ""
-    return tray + camera + objects + mesh_block
 
 
 def tray_options(name: str) -> dict:
@@ -508,5 +415,9 @@ def _flag(value, name: str) -> bool:
     return bool(v)
 
 
-__all__ = ["FAMILIES", "GRASP_BIN", "BinObject", "BinObservation", "BinScene", "GraspBinDriver", "GraspBinEnv", "HOME_HEIGHT_LOW", "TRAYS", "check_tray", "sample_scene", "scene_rng", "tray_options",
-           "step_target"]
+__all__ = ["FAMILIES", "GRASP_BIN", "BinObject", "BinObservation", "BinScene", "GraspBinDriver", "GraspBinEnv",
+           "HOME_HEIGHT_LOW", "TRAYS", "check_tray", "sample_scene", "scene_rng", "tray_options", "step_target",
+           # the tray's geometry and scenes (bin_scene), re-exported
+           "CAMERA_FOVY", "CAMERA_LOOKAT", "CAMERA_NAME", "CAMERA_POS", "FLOOR_Z", "MAX_OBJECTS", "MIN_OBJECTS",
+           "SCENE_STREAM", "TRAY_CENTER", "TRAY_FLOOR", "TRAY_HALF", "TRAY_WALL", "TRAY_WALL_HEIGHT",
+           "bin_bodies_xml"]

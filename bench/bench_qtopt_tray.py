@@ -77,13 +77,12 @@ def main():
     from arm_policy.grasp_episodes import agent_observation, play_episode, transitions_of
     from arm_policy.rollout import train_seed
     from arm_policy.train_qtopt import record_offline, transitions_into
-    from arm_sim.grasp_bin import GraspBinEnv, tray_options
+    from arm_sim.grasp_bin import GraspBinEnv
 
     overrides = {"image_size": args.image_size, **parse_items(args.agent_overrides, "--agent-overrides")}
     cfg = agent_config("cpu", overrides, "qtopt")
-    tray = tray_options(args.tray) | ({} if args.spread is None else {"spread": args.spread})
-    env = GraspBinEnv(image_size=(cfg.image_size,) * 2, **tray)
-    context = {"tray": args.tray, "grasps": args.grasps, "spread": tray.get("spread", 1.0), "seed": args.seed,
+    env = GraspBinEnv(image_size=(cfg.image_size,) * 2, tray=args.tray, spread=args.spread)
+    context = {"tray": args.tray, "grasps": args.grasps, "spread": env.tray_spread, "seed": args.seed,
                "online": args.online, "overrides": overrides}
     with tempfile.TemporaryDirectory() as tmp:
         transitions = []

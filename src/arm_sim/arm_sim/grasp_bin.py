@@ -134,18 +134,20 @@ class GraspBinEnv:
     description = "grasp any object from the tray and lift it"
 
     def __init__(self, image_size=(64, 64), depth: bool = False, shadows: bool = False, max_steps: int = MAX_STEPS,
-                 objects: int | None = None, family: str | None = None, spread: float = 1.0,
-                 home_height: float = HOME_HEIGHT, tray: str | None = None):
+                 objects: int | None = None, family: str | None = None, spread: float | None = None,
+                 home_height: float | None = None, tray: str | None = None):
         """``objects``, ``family`` and ``spread`` fix every reset's tray (a count instead of 5-10,
-        one shape family, how far from the centre), ``home_height`` where the TCP starts above the
-        floor; ``tray`` names a set of them (TRAYS): ``GraspBinEnv(tray="one_box")`` is the
-        trivial tray, one box right below the gripper's start."""
+        one shape family, how far from the centre: default 1, anywhere), ``home_height`` where the
+        TCP starts above the floor (default HOME_HEIGHT); ``tray`` names a set of them (TRAYS):
+        ``GraspBinEnv(tray="one_box")`` is the trivial tray, one box right below the gripper's
+        start. A value given beside ``tray`` replaces the tray's: ``GraspBinEnv(tray="one_box",
+        spread=1.0)`` is one box anywhere."""
         if isinstance(image_size, int):
             image_size = (image_size, image_size)
-        if tray is not None:
-            objects, family, spread, home_height = (
-                tray_options(tray).get(k, v) for k, v in
-                (("objects", objects), ("family", family), ("spread", spread), ("home_height", home_height)))
+        given = {"objects": objects, "family": family, "spread": spread, "home_height": home_height}
+        options = {"spread": 1.0, "home_height": HOME_HEIGHT} | (tray_options(tray) if tray is not None else {})
+        options |= {k: v for k, v in given.items() if v is not None}
+        objects, family, spread, home_height = (options.get(k) for k in given)
         sample_scene(0, family=family, objects=objects, spread=spread)  # bad values fail here, not at a reset
         if not (isinstance(home_height, (int, float)) and MIN_HOME_HEIGHT <= home_height <= MAX_TCP_HEIGHT):
             raise ValueError(f"home_height must be in [{MIN_HOME_HEIGHT}, {MAX_TCP_HEIGHT}] m above the floor, "

@@ -111,6 +111,9 @@ def test_the_one_box_tray_is_a_single_box_right_below_the_grippers_start():
         env.close()
     full = sample_scene(3)
     assert len(full.shapes) >= 5 and GraspBinEnv(tray="full").tray_objects is None
+    anywhere = GraspBinEnv(tray="one_box", spread=1.0)  # a value beside the tray replaces the tray's
+    assert (anywhere.tray_objects, anywhere.tray_family, anywhere.tray_spread) == (1, "box", 1.0)
+    assert GraspBinEnv(tray="one_box_low", home_height=0.2).home_height == 0.2
     with pytest.raises(ValueError, match="unknown tray 'two_boxes'; choose from full, one_box, one_box_low"):
         GraspBinEnv(tray="two_boxes")
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from arm_policy.agents.qtopt.config import QTOptConfig
-from arm_policy.grasp_episodes import (GraspFrame, play_scripted, read_grasp_episode, read_grasp_frames,
-                                       transitions_of, write_grasp_episode)
+from arm_policy.grasp_episodes import (GraspFrame, play_scripted, read_grasp_episode, transitions_of,
+                                       write_grasp_episode)
 from arm_policy.settings import TrainSettings
 from arm_policy.train_inprocess import train
 
@@ -36,12 +36,6 @@ def test_a_scripted_grasp_round_trips_through_its_bag_with_the_agents_rewards(tm
     assert last["terminal"] and not last["timeout"]
     assert last["reward"] == pytest.approx(cfg.step_reward + cfg.success_reward * frames[-2].success)
     assert np.all(np.abs(np.stack([t["action"] for t in read])[:, :3]) <= cfg.max_displacement + 1e-6)
-    # the stored state ends with the gripper's x, y from the tray's centre: ~0 at the start, which
-    # is above the centre, then where the scripted steps took it
-    xy = np.stack([f.state[3:5] for f in read_grasp_frames(bag)])
-    np.testing.assert_allclose(xy[0], 0.0, atol=0.01)
-    moved = np.cumsum(np.stack([f.action[:2] for f in frames[:-1]]), axis=0)
-    np.testing.assert_allclose(xy[1:], moved, atol=0.02)
 
     for p in bag.glob("*.mcap"):
         p.write_bytes(p.read_bytes()[:200])  # truncated

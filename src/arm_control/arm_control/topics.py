@@ -57,7 +57,7 @@ SERVICE_POLICY_OBSERVE = "/arm/policy/observe"  # std_srvs/Trigger: QT-Opt's epi
 # --------------------------------------------------------------------------- QT-Opt (closed loop)
 
 TOPIC_QTOPT_RGB = "/arm/qtopt/observation/rgb"  # sensor_msgs/Image rgb8, the over-the-shoulder camera
-TOPIC_QTOPT_STATE = "/arm/qtopt/observation/state"  # std_msgs/Float32MultiArray [gripper_open, height m, aperture 0..1, x m, y m]
+TOPIC_QTOPT_STATE = "/arm/qtopt/observation/state"  # std_msgs/Float32MultiArray [gripper_open, height m, aperture 0..1]
 TOPIC_QTOPT_ACTION = "/arm/qtopt/action"  # std_msgs/Float32MultiArray [dx, dy, dz, sin, cos, close, terminate]
 
 # --------------------------------------------------------------------------- episodes and training

@@ -9,7 +9,7 @@ rosbag2 (MCAP) bag each, read back as transitions. No ROS import.
 
 A bag holds, per step k, the observation the action was chosen on (``/arm/qtopt/observation/rgb``
 sensor_msgs/Image rgb8, ``/arm/qtopt/observation/state`` Float32MultiArray [gripper_open,
-height, aperture, x, y]; older bags hold the first three, or the first two), the action (``/arm/qtopt/action`` Float32MultiArray, QT-Opt's 7-D vector) and the step
+height, aperture]; bags recorded before the aperture hold the first two), the action (``/arm/qtopt/action`` Float32MultiArray, QT-Opt's 7-D vector) and the step
 (``/arm/episode/step`` String JSON: step, terminal, success), then the final observation. Rewards
 are not stored: they follow from the steps by the agent's config (``step_reward`` each step,
 ``success_reward`` added at a successful end), so a bag stays valid when the reward changes.
@@ -55,7 +55,7 @@ class GraspFrame:
     """One observation and, except for the last frame of an episode, the action taken on it."""
 
     rgb: np.ndarray  # (H, W, 3) uint8
-    state: np.ndarray  # (5,) stored_state's; (3,) or (2,) in older bags
+    state: np.ndarray  # (3,) [gripper_open, gripper_height, gripper_aperture] ((2,) in older bags)
     action: np.ndarray | None = None  # (7,) [dx, dy, dz, sin yaw, cos yaw, close, terminate]
     done: bool = False  # the episode ended after this frame's action
     success: bool = False  # ... with an object lifted
@@ -96,17 +96,16 @@ def lift_goal(tcp_xyz) -> np.ndarray:
     return np.array([tcp[0], tcp[1], FLOOR_Z + LIFT_HEIGHT])
 
 
-def state_observation(rgb: np.ndarray, gripper_open: bool, tcp_xyz, fingers) -> dict[str, Any]:
+def state_observation(rgb: np.ndarray, gripper_open: bool, tcp_z: float, fingers) -> dict[str, Any]:
     """QT-Opt's ``act`` input from a robot's measured state (the ROS graph: a camera image, the
-    measured gripper state, the tool's position in the world and the finger positions in metres),
+    measured gripper state, the tool's height in the world and the finger positions in metres),
     the same fields :func:`agent_observation` takes from the in-process bin."""
     from arm_control import panda
-    from arm_sim.grasp_bin import FLOOR_Z, TRAY_CENTER
+    from arm_sim.grasp_bin import FLOOR_Z
 
-    tcp = np.asarray(tcp_xyz, dtype=np.float64).reshape(-1)
     aperture = float(np.clip(np.mean(np.asarray(fingers, dtype=np.float64)) / panda.FINGER_OPEN, 0.0, 1.0))
-    return {"rgb": rgb, "gripper_open": float(bool(gripper_open)), "gripper_height": float(tcp[2]) - FLOOR_Z,
-            "gripper_aperture": aperture, "gripper_xy": tcp[:2] - TRAY_CENTER}
+    return {"rgb": rgb, "gripper_open": float(bool(gripper_open)), "gripper_height": float(tcp_z) - FLOOR_Z,
+            "gripper_aperture": aperture}
 
 
 def agent_action(displacement, yaw_delta: float, close: bool, terminate: bool) -> np.ndarray:
@@ -117,11 +116,8 @@ def agent_action(displacement, yaw_delta: float, close: bool, terminate: bool) -
 
 def agent_observation(obs) -> dict[str, Any]:
     """A bin observation as QT-Opt's ``act`` takes it."""
-    from arm_sim.grasp_bin import TRAY_CENTER
-
     return {"rgb": obs.rgb, "gripper_open": float(obs.gripper_open), "gripper_height": float(obs.gripper_height),
-            "gripper_aperture": float(obs.gripper_aperture),
-            "gripper_xy": np.asarray(obs.gripper_position, dtype=np.float64)[:2] - TRAY_CENTER}
+            "gripper_aperture": float(obs.gripper_aperture)}
 
 
 def frame_state(obs) -> np.ndarray:
@@ -131,29 +127,21 @@ def frame_state(obs) -> np.ndarray:
 
 def stored_state(observation: dict[str, Any]) -> np.ndarray:
     """What a bag stores as the state of an ``act`` observation: [gripper_open, gripper_height,
-    gripper_aperture, gripper x, gripper y] (x, y in m from the tray's centre)."""
-    return np.array([observation["gripper_open"], observation["gripper_height"], observation["gripper_aperture"],
-                     *observation["gripper_xy"]], dtype=np.float32)
+    gripper_aperture]."""
+    return np.array([observation["gripper_open"], observation["gripper_height"], observation["gripper_aperture"]],
+                    dtype=np.float32)
 
 
 def agent_state(stored: np.ndarray, config) -> np.ndarray:
-    """A stored state -> the agent's (``config.state_size``,): [gripper_open, height], or
-    [aperture, height] with ``config.state_aperture``, then [x, y] with ``config.state_gripper_xy``
-    (a bag from before the aperture or the position was stored cannot give them)."""
+    """A stored state -> the agent's (2,): [gripper_open, height], or [aperture, height] with
+    ``config.state_aperture`` (a bag from before the aperture was stored cannot give that)."""
     stored = np.asarray(stored, dtype=np.float32)
     if getattr(config, "state_aperture", False):
         if stored.shape[0] < 3:
             raise ValueError("this grasp episode was recorded without the gripper aperture, which "
                              "state_aperture needs: record the offline data again")
-        state = np.array([stored[2], stored[1]], dtype=np.float32)
-    else:
-        state = stored[:2]
-    if getattr(config, "state_gripper_xy", False):
-        if stored.shape[0] < 5:
-            raise ValueError("this grasp episode was recorded without the gripper's x and y, which "
-                             "state_gripper_xy needs: record the offline data again")
-        state = np.r_[state, stored[3:5]]
-    return state
+        return np.array([stored[2], stored[1]], dtype=np.float32)
+    return stored[:2]
 
 
 def play_episode(env, seed: int, decide: Callable[[Any], np.ndarray], held_out: bool = False) -> list[GraspFrame]:

@@ -42,7 +42,7 @@ current tool pose plus the action's displacement and yaw change, clipped to the 
 bounds and workspace (``grasp_episodes.step_goal``), pointing down; ``/arm/gripper_goal`` is
 0.0 (close) or 1.0 (open). It also publishes what the recorder keeps for the QT-Opt trainer:
 ``/arm/qtopt/observation/rgb``, ``/arm/qtopt/observation/state`` ([gripper_open, height above
-the tray floor, aperture, x, y from the tray's centre]), ``/arm/qtopt/action`` and the decision JSON (``action``,
+the tray floor, aperture]), ``/arm/qtopt/action`` and the decision JSON (``action``,
 ``terminate``, ``goal`` [x, y, z, yaw]). ``/arm/policy/observe`` (std_srvs/Trigger) publishes
 only the observation: the last frame of an episode, after the lift.
 
@@ -337,7 +337,7 @@ class PolicyNode(Node):
         rgb = self._image(rgb_msg)
         pose, fingers = self._robot_state()
         R = quat_xyzw_to_mat(pose[3:] / np.linalg.norm(pose[3:]))
-        return (state_observation(rgb, self._gripper_open, pose[:3], fingers), pose[:3],
+        return (state_observation(rgb, self._gripper_open, pose[2], fingers), pose[:3],
                 float(np.arctan2(R[1, 0], R[0, 0])))
 
     def _decide_grasp(self, obs_stamp: int, rgb_msg: Image, explore: bool) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from arm_control.transforms import quat_xyzw_to_mat, top_down_quat  # noqa: E402
 from arm_perception.ros_conversions import image_to_numpy, stamp_to_nanoseconds  # noqa: E402
 from arm_policy.checkpoints import save_checkpoint  # noqa: E402
 from arm_policy.grasp_episodes import TOPIC_TYPES, read_grasp_episode, step_goal  # noqa: E402
-from arm_sim.grasp_bin import FLOOR_Z, MAX_DISPLACEMENT, TRAY_CENTER  # noqa: E402
+from arm_sim.grasp_bin import FLOOR_Z, MAX_DISPLACEMENT  # noqa: E402
 from test_policy_node import FINGERS, Harness, scene  # noqa: E402
 
 DOMAIN = 82
@@ -93,12 +93,10 @@ def test_a_qtopt_checkpoint_makes_one_short_move_per_request_and_records_a_grasp
         assert np.isclose(np.arctan2(R[1, 0], R[0, 0]), yaw) and np.isclose(d["goal"][3], yaw)
         assert list(gripper.position) == [0.0 if close else 1.0] and d["terminate"] == terminate
 
-        # what the agent saw and did, for the recorder: the image, [open, height, aperture, x, y]
-        # (x, y from the tray's centre), the action
+        # what the agent saw and did, for the recorder: the image, [open, height, aperture], the action
         np.testing.assert_array_equal(image_to_numpy(h.got["q_rgb"][0], kind="color"), rgb)
         np.testing.assert_allclose(h.got["q_state"][0].data,
-                                   [1.0, TOOL[2] - FLOOR_Z, FINGERS.mean() / panda.FINGER_OPEN,
-                                    *(TOOL[:2] - TRAY_CENTER)], atol=1e-6)
+                                   [1.0, TOOL[2] - FLOOR_Z, FINGERS.mean() / panda.FINGER_OPEN], atol=1e-6)
         np.testing.assert_allclose(h.got["q_action"][0].data, action, atol=1e-6)
 
         # the episode's last frame: the observation alone

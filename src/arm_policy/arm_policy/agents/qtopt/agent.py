@@ -23,8 +23,7 @@ the gripper per step (yaw about the vertical axis, given to Q as sin and cos as 
 close_gripper: 1 close, 0 open (the gripper state wanted after the step); terminate: 1 ends the
 episode. CEM searches [dx, dy, dz, yaw] in the box and the two binary choices as categorical
 dimensions (``cem.py`` says why). State (2,): [gripper_open (1 open, 0 closed), gripper_height (m)],
-or with ``state_aperture`` [gripper_aperture (measured, 0 closed .. 1 open), gripper_height (m)];
-with ``state_gripper_xy`` the gripper's x and y (m, from the tray's centre) follow.
+or with ``state_aperture`` [gripper_aperture (measured, 0 closed .. 1 open), gripper_height (m)].
 
 Any non-finite batch value, loss, gradient or parameter raises :class:`NumericalError` naming it,
 before the optimiser step that would spread it; a non-finite observation in ``act`` is a
@@ -64,11 +63,11 @@ def search_vector(action: torch.Tensor) -> torch.Tensor:
     return torch.cat([action[..., :3], yaw, action[..., 5:7]], dim=-1)
 
 
-def qtopt_replay_fields(image_size: int, state_size: int = STATE_SIZE) -> dict[str, tuple[tuple[int, ...], Any]]:
-    """What a QT-Opt transition stores: RGB uint8, the agent's state (QTOptConfig.state_size), the
+def qtopt_replay_fields(image_size: int) -> dict[str, tuple[tuple[int, ...], Any]]:
+    """What a QT-Opt transition stores: RGB uint8, state [gripper_open, gripper_height], the
     7-D action, the reward, whether the episode ended there and whether that end was a timeout,
     and the next RGB and state."""
-    image, state, flag = ((image_size, image_size, 3), np.uint8), ((state_size,), np.float32), ((), np.bool_)
+    image, state, flag = ((image_size, image_size, 3), np.uint8), ((STATE_SIZE,), np.float32), ((), np.bool_)
     return {"rgb": image, "state": state, "action": ((ACTION_SIZE,), np.float32),
             "reward": ((), np.float32), "terminal": flag, "timeout": flag,
             "next_rgb": image, "next_state": state}
@@ -129,7 +128,7 @@ class QTOptAgent(Agent):
         return cls(config, device, seed)
 
     def replay_fields(self) -> dict[str, tuple[tuple[int, ...], Any]]:
-        return qtopt_replay_fields(self.cfg.image_size, self.cfg.state_size)
+        return qtopt_replay_fields(self.cfg.image_size)
 
     # ------------------------------------------------------------------ helpers
     def _t(self, x, dtype=torch.float32) -> torch.Tensor:
@@ -170,20 +169,12 @@ class QTOptAgent(Agent):
     def act(self, obs: dict[str, Any], explore: bool) -> PolicyOutput:
         """One observation (``rgb`` (H, W, 3) uint8, ``gripper_open`` (1 open, 0 closed) and
         ``gripper_height`` (m) floats; ``gripper_aperture`` (0..1) instead of ``gripper_open``
-        with ``state_aperture``; ``gripper_xy`` (2,) m with ``state_gripper_xy``) -> PolicyOutput
-        with the action (7,) float32; QT-Opt has neither an attended pixel nor a map, so both
-        are None. The action is CEM's argmax of Q_theta1; with ``explore`` a uniformly random one
-        with probability ``epsilon`` (terminate with probability ``random_terminate_prob``)."""
+        with ``state_aperture``) -> PolicyOutput with the action (7,) float32; QT-Opt has neither
+        an attended pixel nor a map, so both are None. The action is CEM's argmax of Q_theta1; with ``explore`` a uniformly random one with probability
+        ``epsilon`` (terminate with probability ``random_terminate_prob``)."""
         first = "gripper_aperture" if self.cfg.state_aperture else "gripper_open"
-        names = [first, "gripper_height"]
-        values = [obs[first], obs["gripper_height"]]
-        if self.cfg.state_gripper_xy:
-            xy = np.asarray(obs["gripper_xy"], dtype=np.float64).reshape(-1)
-            if xy.shape != (2,):
-                raise ValueError(f"observation 'gripper_xy' must be 2 values (m), got shape {xy.shape}")
-            names, values = names + ["gripper_xy"] * 2, values + list(xy)
-        state = np.array(values, dtype=np.float64)
-        for name, value in zip(names, state):
+        state = np.array([obs[first], obs["gripper_height"]], dtype=np.float64)
+        for name, value in zip((first, "gripper_height"), state):
             if not np.isfinite(value):
                 raise ValueError(f"observation {name!r} is not finite: {value}")
         image = self._images(np.asarray(obs["rgb"])[None])

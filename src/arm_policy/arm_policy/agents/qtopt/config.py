@@ -33,10 +33,6 @@ class QTOptConfig:
     #: channels of the stride-2 convolution after the merge (8x8 -> 4x4), then an MLP
     head_channels: int = 32
     head_hidden: int = 64
-    #: two more input channels, each pixel's x and y in [-1, 1] (CoordConv, Liu et al. 2018): where
-    #: a feature is becomes something a convolution can read, for the lateral precision of a grasp
-    #: at an object that is not below the gripper's start
-    coord_channels: bool = False
 
     #: scale [state, action] to about unit range before the network (height / 0.25 m, dx dy dz /
     #: max_displacement): raw, a displacement is +-0.05 beside 0/1 flags and barely moves Q.
@@ -56,11 +52,6 @@ class QTOptConfig:
     #: grasps, 15 min: held-out success 0.16 mean of the evaluations (best 0.36) with it, 0.05
     #: (best 0.12) without. Needs bags recorded with the aperture (grasp_episodes.frame_state)
     state_aperture: bool = True
-    #: two more state values, the gripper's x and y (m, from the tray's centre): not the paper's
-    #: state (it gives the arm's position only through the image), for the lateral precision of
-    #: a grasp at an object that is not below the gripper's start. Needs bags recorded with it
-    #: (grasp_episodes.stored_state)
-    state_gripper_xy: bool = False
 
     # ---------------------------------------------------------------- action
     #: bound of each Cartesian displacement dx, dy, dz per step (m): [-b, b]; the bin's own
@@ -193,11 +184,6 @@ class QTOptConfig:
             raise ValueError("max_steps, batch_size and replay_capacity must be >= 1")
 
     @property
-    def state_size(self) -> int:
-        """Length of the agent's state vector: STATE_SIZE, two more with ``state_gripper_xy``."""
-        return STATE_SIZE + (2 if self.state_gripper_xy else 0)
-
-    @property
     def polyak_time_constant(self) -> float:
         """Updates over which theta_1 forgets (1 / (1 - polyak)); paper: 10,000."""
         return math.inf if self.polyak == 1.0 else 1.0 / (1.0 - self.polyak)
@@ -229,5 +215,4 @@ class QTOptConfig:
 
 #: what the fields added after the first QT-Opt checkpoints meant before they existed
 LEGACY_VALUES: dict[str, Any] = {"normalize_inputs": False, "image_shift": 0, "state_aperture": False,
-                                 "scripted_random_action_prob": 0.0, "scripted_random_terminate_prob": 0.5,
-                                 "coord_channels": False, "state_gripper_xy": False}
+                                 "scripted_random_action_prob": 0.0, "scripted_random_terminate_prob": 0.5}

@@ -19,12 +19,10 @@ import torch.nn as nn
 
 from .config import ACTION_SIZE, STATE_SIZE, QTOptConfig
 
-__all__ = ["HEIGHT_SCALE", "XY_SCALE", "QNetwork", "image_tensor", "random_shift"]
+__all__ = ["HEIGHT_SCALE", "QNetwork", "image_tensor", "random_shift"]
 
 #: metres of gripper height that map to 1 when inputs are normalised (the bin's start height)
 HEIGHT_SCALE = 0.25
-#: metres of gripper x, y (from the tray's centre) that map to 1 (about the tray's half size)
-XY_SCALE = 0.2
 
 
 def image_tensor(rgb: torch.Tensor) -> torch.Tensor:
@@ -49,26 +47,20 @@ class QNetwork(nn.Module):
 
     def __init__(self, cfg: QTOptConfig):
         super().__init__()
-        layers, c_in = [], 5 if cfg.coord_channels else 3
+        layers, c_in = [], 3
         for i, c in enumerate(cfg.conv_channels):
             k = 5 if i == 0 else 3
             layers += [nn.Conv2d(c_in, c, k, stride=2, padding=k // 2), nn.ReLU(inplace=True)]
             c_in = c
         self.image = nn.Sequential(*layers)
-        ramp = torch.linspace(-1.0, 1.0, cfg.image_size)
-        coords = torch.stack(torch.meshgrid(ramp, ramp, indexing="xy"))[None] if cfg.coord_channels else None
-        self.register_buffer("coords", coords, persistent=False)  # (1, 2, H, W): x, y
         # [state, action] scaled to about unit range before the MLP when cfg.normalize_inputs:
         # height / HEIGHT_SCALE, dx dy dz / max_displacement (the rest is in [-1, 1] already)
-        # (and gripper x, y / XY_SCALE with cfg.state_gripper_xy)
-        n = cfg.state_size
-        scale = torch.ones(n + ACTION_SIZE)
+        scale = torch.ones(STATE_SIZE + ACTION_SIZE)
         if cfg.normalize_inputs:
             scale[1] = 1.0 / HEIGHT_SCALE
-            scale[STATE_SIZE:n] = 1.0 / XY_SCALE
-            scale[n:n + 3] = 1.0 / cfg.max_displacement
+            scale[STATE_SIZE:STATE_SIZE + 3] = 1.0 / cfg.max_displacement
         self.register_buffer("input_scale", scale, persistent=False)
-        self.embed = nn.Sequential(nn.Linear(n + ACTION_SIZE, cfg.embed_hidden),
+        self.embed = nn.Sequential(nn.Linear(STATE_SIZE + ACTION_SIZE, cfg.embed_hidden),
                                    nn.ReLU(inplace=True), nn.Linear(cfg.embed_hidden, c_in))
         cells = (cfg.image_size // 2 ** (len(cfg.conv_channels) + 1)) ** 2
         self.merged = nn.Sequential(
@@ -78,17 +70,15 @@ class QNetwork(nn.Module):
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) float image (:func:`image_tensor`) -> (B, C, h, w) features."""
-        if self.coords is not None:
-            image = torch.cat([image, self.coords.to(image.dtype).expand(image.shape[0], -1, -1, -1)], dim=1)
         return self.image(image)
 
     def head(self, features: torch.Tensor, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """(N, C, h, w) features, (N, state_size) state, (N, 7) action -> (N,) logits."""
+        """(N, C, h, w) features, (N, 2) state, (N, 7) action -> (N,) logits."""
         merged = features + self.embed(torch.cat([state, action], dim=1) * self.input_scale)[:, :, None, None]
         return self.merged(torch.relu(merged)).squeeze(1)
 
     def score(self, features: torch.Tensor, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """(B, C, h, w) features, (B, state_size) state, (B, S, 7) actions -> (B, S) logits, each state's
+        """(B, C, h, w) features, (B, 2) state, (B, S, 7) actions -> (B, S) logits, each state's
         features shared by its S actions."""
         b, s = actions.shape[:2]
         feats = features[:, None].expand(b, s, *features.shape[1:]).reshape(b * s, *features.shape[1:])

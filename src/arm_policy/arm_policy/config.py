@@ -222,7 +222,11 @@ CPU_DIFFERENCES: dict[str, str] = {
     "alpha_auto_tune / init_alpha / alpha_lr": "True / 0.2 / 1e-3 (authors: fixed 0.05): with "
         "the cpu preset's log-std floor of -10 a fixed small alpha lets the std collapse to e^-10 "
         "and exploration stops; tuning towards the entropy target keeps it (with the narrower "
-        "behaviour noise below). Kept from the measured runs, not re-measured against 0.05.",
+        "behaviour noise below). Re-measured on pick_and_lift (110 min, seed 0, one cell each, "
+        "docs/benchmark/fixed_alpha): fixed 0.05 ended at 0.84 against 0.68 auto-tuned (last three "
+        "0.79 vs 0.72, mean from 500 env steps 0.69 vs 0.65), and both still fall to 0.00-0.16 in "
+        "single evaluations when poses become unexecutable. One task and seed: the authors' value "
+        "is the next candidate for this preset, not yet its default.",
     "log_std_min / log_std_max": "-10 / 2 (authors -40 / 4): a std of e^-40 is numerically "
                                  "deterministic and its log-prob (~ +320) dominates alpha*log_pi.",
     "actor_relative_xyz": "True (paper False): xyz as an offset from the attended 3-D point, at "

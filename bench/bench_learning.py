@@ -54,19 +54,9 @@ BOUNDS = np.array([[0.3, -0.3, 0.78], [0.7, 0.3, 1.2]])
 
 
 #: the compute options each preset is measured with (ARMConfig fields); the baseline is fp32 eager
-OPTIMISED = {"cpu": {"amp": "bf16"}, "paper": {"amp": "bf16"}}
-
-
-def optimised(name: str, device: str) -> dict:
-    """``OPTIMISED[name]`` where it pays on this machine: bf16 autocast only on CUDA or a CPU that
-    computes bfloat16 natively (AVX-512 BF16, AMX). On an AVX2-only CPU oneDNN emulates it, 11x
-    slower than fp32, so there the options are the baseline's (speedup 1: nothing to gain)."""
-    from arm_policy.agents.base import native_cpu_bf16
-
-    chosen = dict(OPTIMISED[name])
-    if chosen.get("amp") == "bf16" and device == "cpu" and not native_cpu_bf16():
-        del chosen["amp"]
-    return chosen
+#: ("auto": bf16 autocast only on CUDA or a CPU that computes bfloat16 natively, AVX-512 BF16 or
+#: AMX; an AVX2-only CPU emulates it 11x slower than fp32, so there it measures fp32 against fp32)
+OPTIMISED = {"cpu": {"amp": "auto"}, "paper": {"amp": "auto"}}
 BASELINE = {"amp": "off"}
 #: loss_rel_diff above this fails the option set (bf16 rounds every activation to 8 mantissa bits)
 LOSS_TOLERANCE = 0.05
@@ -127,7 +117,7 @@ def bench_updates(device, presets, batches, seconds=20.0, loss_updates=50, optio
     from arm_policy.config import preset
 
     for name in presets:
-        chosen = optimised(name, device) if options is None else dict(options)
+        chosen = dict(OPTIMISED[name] if options is None else options)
         for batch_size in batches:
             cfg = preset(name, batch_size=batch_size)
             rng = np.random.default_rng(0)
@@ -149,7 +139,8 @@ def bench_updates(device, presets, batches, seconds=20.0, loss_updates=50, optio
             print(json.dumps({
                 "name": f"updates/{name}/batch{batch_size}/{device}", "preset": name,
                 "batch": batch_size, "image_size": cfg.image_size, "device": device,
-                "options": chosen, "updates_per_s": round(rate["optimised"], 3),
+                "options": chosen, "amp_used": agents["optimised"].amp,
+                "updates_per_s": round(rate["optimised"], 3),
                 "baseline_updates_per_s": round(rate["baseline"], 3),
                 "speedup": round(rate["optimised"] / rate["baseline"], 2),
                 "loss_rel_diff": round(rel, 4), "loss_tolerance": LOSS_TOLERANCE,
@@ -220,7 +211,7 @@ def bench_latency(device, presets, decisions=50):
 
         cfg = preset(name, image_size=128)
         obs = {k: v[0] for k, v in _batch(128, 1, rng).items() if k in ("rgb", "point_cloud", "low_dim")}
-        for label, options in (("baseline", BASELINE), ("optimised", optimised(name, device))):
+        for label, options in (("baseline", BASELINE), ("optimised", OPTIMISED[name])):
             agent = _agent(cfg, device, options)
             agent.act(obs, explore=False)
             times = []

@@ -25,7 +25,8 @@ def test_updates_lines_hold_the_speedup_and_the_loss_drift_against_a_same_run_ba
     assert line["speedup"] == round(line["updates_per_s"] / line["baseline_updates_per_s"], 2)
     assert 0 <= line["loss_rel_diff"] <= line["loss_tolerance"]
     # bf16 only where the CPU computes it natively; emulated (AVX2) it is 11x slower than fp32
-    assert line["options"] == ({"amp": "bf16"} if line["native_bf16"] else {})
+    assert line["options"] == {"amp": "auto"}
+    assert line["amp_used"] == ("bf16" if line["native_bf16"] else "off")
 
 
 def test_profile_accounts_for_the_whole_step_part_by_part():

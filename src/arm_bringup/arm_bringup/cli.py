@@ -22,6 +22,7 @@ import json
 import sys
 
 from arm_distributed.settings import DistributedSettings
+from arm_policy.config import AMP_CHOICES
 from arm_policy.settings import BenchmarkSettings, TrainSettings
 from arm_policy.settings_cli import add_options, from_options, parse_items
 
@@ -265,9 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(p, TrainSettings, required=("out",), aliases={"method": "--algo"})
     add_options(p.add_argument_group("distributed (with --distributed)"), DistributedSettings)
     p.add_argument("--no-attention", action="store_true", help="the same as --method sac")
-    p.add_argument("--amp", choices=["off", "bf16"], default=None,
+    p.add_argument("--amp", choices=AMP_CHOICES, default=None,
                    help="bf16: forward passes under bfloat16 autocast (fp32 weights and losses); "
-                        "default: the preset's (off); the same as --agent-overrides amp=bf16")
+                        "auto: bf16 where the device computes bfloat16 natively (CUDA, AVX-512 BF16 "
+                        "or AMX), else off; default: the preset's (off); the same as "
+                        "--agent-overrides amp=VALUE")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("benchmark", help="the paper's Fig. 6: tasks x methods x seeds, resumable",

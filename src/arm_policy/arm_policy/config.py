@@ -22,8 +22,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ARMConfig", "CPU_DIFFERENCES", "PAPER_DEPARTURES", "PRESETS", "preset",
+__all__ = ["AMP_CHOICES", "ARMConfig", "CPU_DIFFERENCES", "PAPER_DEPARTURES", "PRESETS", "preset",
            "without_attention"]
+
+#: values of ``ARMConfig.amp`` (and ``arm train --amp``)
+AMP_CHOICES = ("off", "bf16", "auto")
 
 
 @dataclass
@@ -137,7 +140,8 @@ class ARMConfig:
     # ---------------------------------------------------------------- compute (what is learned stays
     # the same within the tolerance ``bench/bench_learning.py`` measures as loss_rel_diff)
     #: "bf16": forward passes under bfloat16 autocast, fp32 master weights and fp32 losses (CPUs with
-    #: AVX-512 BF16 / AMX, CUDA GPUs); "off": fp32 throughout.
+    #: AVX-512 BF16 / AMX, CUDA GPUs); "off": fp32 throughout; "auto": bf16 where the device computes
+    #: bfloat16 natively, else off (decided per process, so a run moved to an AVX2 CPU stays fast).
     amp: str = "off"
 
     # ---------------------------------------------------------------- prioritised replay
@@ -163,8 +167,8 @@ class ARMConfig:
                              f"{2 ** len(self.unet_filters)} (one halving per U-Net level)")
         if self.crop_size < 1 or self.crop_size > self.image_size:
             raise ValueError(f"crop_size {self.crop_size} must be in [1, image_size]")
-        if self.amp not in ("off", "bf16"):
-            raise ValueError(f"amp {self.amp!r} must be 'off' or 'bf16'")
+        if self.amp not in AMP_CHOICES:
+            raise ValueError(f"amp {self.amp!r} must be one of {', '.join(AMP_CHOICES)}")
         if not 0 <= self.replay_demo_fraction < 1:
             raise ValueError(f"replay_demo_fraction {self.replay_demo_fraction} must be in [0, 1)")
         if not 0 < self.tau <= 1 or not 0 <= self.gamma < 1:

@@ -122,3 +122,20 @@ def test_bf16_on_a_cpu_without_native_bfloat16_warns_that_it_is_emulated(monkeyp
     emulated = [w for w in caught if "emulated" in str(w.message)]
     assert len(emulated) == (0 if native else 1)
     assert native or "amp='off'" in str(emulated[0].message)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_amp_auto_is_bf16_exactly_where_the_cpu_computes_bfloat16_natively(monkeypatch, native):
+    import warnings
+
+    from arm_policy.agents import base
+
+    monkeypatch.setattr(base, "native_cpu_bf16", lambda: native)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        agent = ARMAgent(TINY_PAPER.replace(amp="auto"), BOUNDS, device="cpu", seed=0)
+    assert agent.cfg.amp == "auto"  # the config (and its checkpoint) keeps the choice, not the outcome
+    assert agent.amp == ("bf16" if native else "off")
+    assert not [w for w in caught if "emulated" in str(w.message)]  # auto never picks the slow path
+    with pytest.raises(ValueError, match="amp 'fp16' must be one of off, bf16, auto"):
+        TINY_PAPER.replace(amp="fp16")

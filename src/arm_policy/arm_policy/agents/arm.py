@@ -40,8 +40,8 @@ from ..camera_ray import camera_centre, ray_reaches_box
 from ..config import ARMConfig
 from ..demo_dataset import action_bounds, relative_xyz_range
 from ..networks import Actor, ConfidenceCritic, QAttention, crop, obs_tensor
-from .base import (Agent, NumericalError, PolicyOutput, autocast, check_amp, frozen_copy, resolve_device,
-                   soft_update)
+from .base import (Agent, NumericalError, PolicyOutput, autocast, check_amp, frozen_copy, resolve_amp,
+                   resolve_device, soft_update)
 
 __all__ = ["ARMAgent", "arm_replay_fields"]
 
@@ -93,7 +93,9 @@ class ARMAgent(Agent):
         self._actor_params = list(self.actor.parameters())
         self.updates = 0
         self._deferred_checks: list[tuple[str, torch.Tensor]] | None = None
-        check_amp(cfg.amp, self.device)
+        #: the autocast actually used: cfg.amp with "auto" decided for this device
+        self.amp = resolve_amp(cfg.amp, self.device)
+        check_amp(self.amp, self.device)
 
     def _optimiser(self, name: str) -> torch.optim.Optimizer | None:
         """The optimisers, made when training (or a checkpoint) first needs one: an agent that
@@ -115,7 +117,7 @@ class ARMAgent(Agent):
     alpha_opt = property(lambda self: self._optimiser("alpha_opt"))
 
     def _autocast(self):
-        return autocast(self.cfg.amp, self.device)
+        return autocast(self.amp, self.device)
 
     @classmethod
     def from_demos(cls, config: ARMConfig, demos, device=None, seed: int | None = None) -> "ARMAgent":

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 __all__ = ["Agent", "NumericalError", "PolicyOutput", "autocast", "check_amp", "frozen_copy",
-           "native_cpu_bf16", "resolve_device", "soft_update"]
+           "native_cpu_bf16", "resolve_amp", "resolve_device", "soft_update"]
 
 
 class PolicyOutput(NamedTuple):
@@ -56,6 +56,16 @@ def native_cpu_bf16() -> bool:
     cpu = getattr(torch, "cpu", None)
     checks = [getattr(cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     return any(check() for check in checks if check is not None)
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """``"auto"`` -> ``"bf16"`` where ``device`` computes bfloat16 natively (a CUDA GPU that
+    supports it, a CPU with AVX-512 BF16 or AMX), else ``"off"``; other values pass through."""
+    if amp != "auto":
+        return amp
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "off"
+    return "bf16" if native_cpu_bf16() else "off"
 
 
 def check_amp(amp: str, device: torch.device) -> None:

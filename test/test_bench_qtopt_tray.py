@@ -1,6 +1,6 @@
 """`bench/bench_qtopt_tray.py` asks the learning smoke test's question at bench size: on the
 one-box tray, how held-out success moves with offline updates, or with the agent's own exploring
-grasps (--online). A tiny offline run says its JSON lines carry what the README quotes; the online mode's are checked
+grasps (--online). A tiny offline run says its JSON lines carry what docs/results/qtopt.md quotes; the online mode's are checked
 by the learning smoke test that runs it (test_qtopt_learns.py)."""
 from __future__ import annotations
 

@@ -349,7 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "Output lines are prefixed with [node]. Ctrl-C, or the exit of any node, stops all "
                            "nodes (SIGINT, then SIGTERM, then SIGKILL). Exit code: 0 clean stop; 10+i node i "
                            "(0-based, in the order of --print) failed; 2 bad arguments or missing executables."))
-    p.add_argument("name", help="launch configuration: sim or real")
+    p.add_argument("name", help="launch configuration: sim, real, sim_train or sim_train_qtopt "
+                                 "(sim_train algo:=qtopt is the last)")
     p.add_argument("args", nargs="*", metavar="arg:=value", help="launch arguments (see --show-args)")
     p.add_argument("--show-args", "-s", action="store_true", help="list the arguments with their defaults")
     p.add_argument("--print", dest="print_only", action="store_true",

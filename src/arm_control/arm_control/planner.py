@@ -9,7 +9,9 @@ How a query runs:
 1. Inputs are checked (shape, NaN/inf, joint limits, planner name, timeout, resolution); any
    problem gives outcome ``"invalid"`` with a message naming it. Values that lie outside a
    joint limit by at most ``LIMIT_TOLERANCE`` (a simulated or real joint sitting on its soft
-   limit) are clamped onto the limit; the returned path starts/ends at the clamped values.
+   limit) are clamped onto the limit; the returned path starts/ends at the clamped values. The
+   start is the arm's measured state, so it gets the wider ``START_LIMIT_TOLERANCE``: an arm
+   pushed a little past a limit must still be able to plan its way back.
 2. Start, then goal, are checked with ``is_state_valid`` -> ``"invalid_start"`` /
    ``"invalid_goal"`` (callers report an invalid goal as a collision).
 3. The straight joint-space line start -> goal is checked at the planning resolution (OMPL's
@@ -74,7 +76,13 @@ DEFAULT_RESOLUTION = 0.001
 """Validity checking resolution, fraction of the joint-box diagonal (see module docstring)."""
 
 LIMIT_TOLERANCE = 1e-3
-"""rad; start/goal values this close outside a joint limit are clamped onto it."""
+"""rad; goal values this close outside a joint limit are clamped onto it."""
+
+START_LIMIT_TOLERANCE = 0.05
+"""rad; start values this close outside a joint limit are clamped onto it, as MoveIt's
+FixStartStateBounds adapter does (the Panda and FR3 MoveIt configs allow 0.1). An arm pressed
+against the scene, as the authors' action mode allows, was measured 0.0105 rad past joint 6's
+upper limit; refusing to plan from there strands it."""
 
 PLANNER_RANGE = 1.0
 """rad; longest tree extension for planners that have one (RRTConnect, RRT, RRTstar, KPIECE1,
@@ -162,10 +170,10 @@ def _as_vector(name, value, dim):
     return q, None
 
 
-def _within_limits(name, q, lower, upper):
-    """Clamp q into [lower, upper] if it is within LIMIT_TOLERANCE, else an error message."""
-    below = q < lower - LIMIT_TOLERANCE
-    above = q > upper + LIMIT_TOLERANCE
+def _within_limits(name, q, lower, upper, tolerance):
+    """Clamp q into [lower, upper] if it is within ``tolerance`` of it, else an error message."""
+    below = q < lower - tolerance
+    above = q > upper + tolerance
     if below.any() or above.any():
         parts = [f"joint {i} = {q[i]:.4f} < {lower[i]:.4f}" for i in np.flatnonzero(below)]
         parts += [f"joint {i} = {q[i]:.4f} > {upper[i]:.4f}" for i in np.flatnonzero(above)]
@@ -241,11 +249,11 @@ def plan_joint_path(
 
     q_start, err = _as_vector("start", start, dim)
     if err is None:
-        q_start, err = _within_limits("start", q_start, lower, upper)
+        q_start, err = _within_limits("start", q_start, lower, upper, START_LIMIT_TOLERANCE)
     if err is None:
         q_goal, err = _as_vector("goal", goal, dim)
     if err is None:
-        q_goal, err = _within_limits("goal", q_goal, lower, upper)
+        q_goal, err = _within_limits("goal", q_goal, lower, upper, LIMIT_TOLERANCE)
     if err is None and planner not in PLANNERS:
         err = f"unknown planner {planner!r}; valid planners: {', '.join(PLANNERS)}"
     if err is None and not (isinstance(timeout, numbers.Real) and math.isfinite(timeout)

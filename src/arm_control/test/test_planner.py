@@ -8,7 +8,7 @@ import pytest
 
 from arm_control import panda
 from arm_control.planner import (
-    DEFAULT_RESOLUTION, LIMIT_TOLERANCE, PLANNERS, PlanResult, interpolate_path,
+    DEFAULT_RESOLUTION, LIMIT_TOLERANCE, PLANNERS, START_LIMIT_TOLERANCE, PlanResult, interpolate_path,
     plan_joint_path)
 
 # Largest joint-space distance between two consecutive validity checks on an edge.
@@ -170,6 +170,23 @@ def test_joint_values_just_past_a_limit_are_clamped_onto_it():
     r = plan_joint_path(start, GOAL, always_valid)
     assert r.outcome == "ok"
     assert r.path[0, 3] == panda.UPPER[3]
+
+
+def test_an_arm_pushed_past_a_limit_can_still_plan_its_way_back():
+    start = START.copy()
+    start[5] = panda.UPPER[5] + 0.0105  # measured: the hand pressed on the table, authors' mode
+    r = plan_joint_path(start, GOAL, always_valid)
+    assert r.outcome == "ok" and r.path[0, 5] == panda.UPPER[5]
+    start[5] = panda.UPPER[5] + 2 * START_LIMIT_TOLERANCE  # further out is a bad state, not noise
+    r = plan_joint_path(start, GOAL, always_valid)
+    assert r.outcome == "invalid" and "start outside joint limits: joint 5" in r.message
+
+
+def test_a_goal_past_a_limit_by_more_than_noise_is_invalid():
+    goal = GOAL.copy()
+    goal[5] = panda.UPPER[5] + 0.0105
+    r = plan_joint_path(START, goal, always_valid)
+    assert r.outcome == "invalid" and "goal outside joint limits: joint 5" in r.message
 
 
 def test_validity_function_errors_propagate():

@@ -229,8 +229,10 @@ CPU_DIFFERENCES: dict[str, str] = {
         "behaviour noise below). Re-measured on pick_and_lift (110 min, seed 0, one cell each, "
         "docs/benchmark/fixed_alpha): fixed 0.05 ended at 0.84 against 0.68 auto-tuned (last three "
         "0.79 vs 0.72, mean from 500 env steps 0.69 vs 0.65), and both still fall to 0.00-0.16 in "
-        "single evaluations when poses become unexecutable. One task and seed: the authors' value "
-        "is the next candidate for this preset, not yet its default.",
+        "single evaluations when poses become unexecutable. On phone_on_base in the authors' action "
+        "mode (100 min, seed 0, docs/benchmark/fixed_alpha_no_collision_checking) fixed 0.05 ended at "
+        "0.20 against 0.64 (last three 0.43 vs 0.69, mean from 500 env steps 0.39 vs 0.74). One task "
+        "each way: the tuned temperature stays.",
     "log_std_min / log_std_max": "-10 / 2 (authors -40 / 4): a std of e^-40 is numerically "
                                  "deterministic and its log-prob (~ +320) dominates alpha*log_pi.",
     "actor_relative_xyz": "True (paper False): xyz as an offset from the attended 3-D point, at "

@@ -269,8 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--amp", choices=AMP_CHOICES, default=None,
                    help="bf16: forward passes under bfloat16 autocast (fp32 weights and losses); "
                         "auto: bf16 where the device computes bfloat16 natively (CUDA, AVX-512 BF16 "
-                        "or AMX), else off; default: the preset's (off); the same as "
-                        "--agent-overrides amp=VALUE")
+                        "or AMX), else off; default: the preset's (cpu: auto, paper: off); "
+                        "the same as --agent-overrides amp=VALUE")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("benchmark", help="the paper's Fig. 6: tasks x methods x seeds, resumable",

@@ -267,6 +267,13 @@ CPU_DIFFERENCES: dict[str, str] = {
         "(800 updates) to 9 cm with half the poses unexecutable (2,000 updates), evaluation 1.00 "
         "-> 0.36. Ten demo scenes are too few to hold the actor against a critic that is still "
         "wrong away from its data; every successful episode adds a scene.",
+    "amp": "auto (authors: fp32): bfloat16 autocast where the CPU or GPU computes it natively "
+           "(AVX-512 BF16, AMX, CUDA), fp32 elsewhere; fp32 master weights and losses. 1.5x the "
+           "updates in the same minutes on an AVX-512 BF16 CPU (one thread), losses within 0.006 "
+           "of fp32 over 50 fixed-seed updates (bench/bench_learning.py). Learning, 40-minute "
+           "cells, seed 0, docs/benchmark/amp_bf16: take_lid_off_saucepan final 0.88 vs 0.92 fp32 "
+           "(last three 0.89 vs 0.75), pick_up_cup 1.00 vs 1.00 (last three 0.96 vs 0.97; bf16 "
+           "dipped to 0.36-0.44 for three evaluations midway, fp32 did not).",
     "replay_demo_fraction": "0.5 (paper 0: one shared buffer): the demo terms act only on demo "
         "samples, and 35 demo transitions among ~1,500 agent ones are 2% of a batch; a 30-minute "
         "run reached 100% at 103 env steps and then decayed to 20% as the demos were diluted.",
@@ -328,6 +335,7 @@ PRESETS: dict[str, ARMConfig] = {
         gamma=0.9,
         attention_workspace_margin=0.1,
         exploration_noise_scale=0.25,
+        amp="auto",
     ),
 }
 

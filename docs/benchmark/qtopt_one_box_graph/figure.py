@@ -1,7 +1,8 @@
 """docs/figures/qtopt_one_box_graph.png: QT-Opt on the one-box tray without the image shift,
 seed 0, on the ROS 2 graph (`arm launch sim_train algo:=qtopt`) against the same agent in process
 and on Ray, held-out success against the grasps collected (training episodes): the issue's
-"within 10 points of the in-process one at the same number of grasps".
+"within 10 points of the in-process one at the same number of grasps". Two graph runs: `graph/`
+with the policy acting on checkpoints written and reloaded every 100 updates, `graph_fresh/` every 10.
 
     python docs/benchmark/qtopt_one_box_graph/figure.py docs/benchmark docs/figures/qtopt_one_box_graph.png
 """
@@ -15,14 +16,15 @@ root = Path(sys.argv[1])
 
 
 def rows(folder, up_to=450):
-    """Evaluations up to ``up_to`` grasps: the graph's run ends at 365, Ray's went on to 795."""
+    """Evaluations up to ``up_to`` grasps: the graph's runs end at 330-365, Ray's went on to 795."""
     return [{"grasps": int(r["episodes"]), "eval_success": float(r["eval_success"])}
             for r in csv.DictReader((root / folder / "metrics.csv").open())
             if r.get("eval_success") and int(r["episodes"]) <= up_to]
 
 
-plot_learning_curve(rows("qtopt_one_box_graph/graph"), sys.argv[2], x="grasps", label="ROS 2 graph",
-                    compare={"in process": rows("qtopt_one_box_inprocess_vs_ray/seed_0/inprocess"),
+plot_learning_curve(rows("qtopt_one_box_graph/graph"), sys.argv[2], x="grasps", label="graph, reload 100",
+                    compare={"graph, reload 10": rows("qtopt_one_box_graph/graph_fresh"),
+                             "in process": rows("qtopt_one_box_inprocess_vs_ray/seed_0/inprocess"),
                              "Ray": rows("qtopt_one_box_inprocess_vs_ray/seed_0/ray")},
                     title="QT-Opt, one-box tray, seed 0: graph vs in process",
                     ylabel="success (25 held-out scenes)")

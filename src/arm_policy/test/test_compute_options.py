@@ -62,6 +62,9 @@ def test_bf16_autocast_acts_like_fp32_and_keeps_fp32_weights():
     _, action16, q16 = bf16.act(obs, explore=False)
     assert action16.dtype == np.float32 and q16.dtype == np.float32
     assert np.allclose(action16, action32, atol=0.05)
+    for explore in (False, True):  # the pose head runs in fp32: a unit quaternion, as in fp32
+        action = bf16.act(obs, explore=explore).action
+        assert abs(np.linalg.norm(action[3:7]) - 1.0) < 1e-5, action
     assert np.abs(q16 - q32).max() <= 0.05 * max(1.0, np.abs(q32).max())
     bf16.update(batch(n=8))
     assert all(p.dtype == torch.float32 for p in bf16.attention.parameters())

@@ -1,4 +1,5 @@
 """Fixtures every test folder of the workspace shares (pytest reads this file for all of them)."""
+import os
 import signal
 import subprocess
 import time
@@ -11,6 +12,13 @@ def _default_sigint() -> None:
     # suite under `nohup ... &`, say) with SIGINT ignored, and Python then never installs its
     # KeyboardInterrupt handler.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def pytest_configure(config):
+    # `make test` runs the files on two pytest workers (xdist), one per core: one torch/OpenMP
+    # thread per worker and per process a test starts, or four threads would fight over two cores.
+    if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture

@@ -6,15 +6,20 @@ import time
 from pathlib import Path
 
 
-def node_processes(domain: str) -> list[int]:
-    """PIDs of our node executables running in `domain` (to prove none is left behind)."""
+GRAPH_NODES = (b"sim_node", b"perception_node", b"control_node", b"recorder")
+
+
+def node_processes(domain: str, names: tuple[bytes, ...] = GRAPH_NODES,
+                   exact: bool = False) -> list[int]:
+    """PIDs of our node executables running in `domain` (to prove none is left behind): a command
+    line that contains one of `names` (with `exact`: one of its arguments is `.../name`)."""
     pids = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             cmd = (proc / "cmdline").read_bytes()
-            if not any(n in cmd for n in (b"sim_node", b"perception_node", b"control_node", b"recorder")):
+            if not any((b"/" + n + b"\0" if exact else n) in cmd for n in names):
                 continue
             if f"ROS_DOMAIN_ID={domain}".encode() in (proc / "environ").read_bytes().split(b"\0"):
                 pids.append(int(proc.name))

@@ -12,6 +12,8 @@ import threading
 import time
 from pathlib import Path
 
+from graph_helpers import node_processes as graph_processes
+
 #: executables of the sim_train graph (to prove none outlives the launch)
 NODES = (b"sim_node", b"perception_node", b"control_node", b"recorder", b"training_node",
          b"policy_node", b"episode_runner")
@@ -101,19 +103,7 @@ class Launch:
 
 def node_processes(domain: str) -> list[int]:
     """PIDs of sim_train node executables running in ``domain``."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmd = (proc / "cmdline").read_bytes()
-            if not any(b"/" + n + b"\0" in cmd for n in NODES):
-                continue
-            if f"ROS_DOMAIN_ID={domain}".encode() in (proc / "environ").read_bytes().split(b"\0"):
-                pids.append(int(proc.name))
-        except OSError:
-            continue
-    return pids
+    return graph_processes(domain, NODES, exact=True)
 
 
 def recorded_decisions(bag_root: Path) -> list[dict]:

@@ -19,14 +19,31 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 FAKE_NODE = HERE / "fake_node.py"
 
-_domains = itertools.cycle(range(51, 60))
+
+def _domain_range(first: int = 51, last: int = 59) -> range:
+    """This process's share of first..last: the whole range, or under ``pytest -n N`` (xdist)
+    a slice of its own per worker, so two workers never start nodes in one domain."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ...
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    ids = range(first, last + 1)
+    if not worker.startswith("gw") or count <= 1:
+        return ids
+    share = len(ids) // count
+    if share < 1:
+        raise RuntimeError(f"{count} pytest workers but only {len(ids)} test ROS domains ({first}..{last})")
+    index = int(worker[2:])
+    return ids[index * share:(index + 1) * share]
+
+
+_range = _domain_range()
+_domains = itertools.cycle(_range)
 # Start at a pid-dependent place so two test runs on one machine rarely share a domain.
-for _ in range(os.getpid() % 9):
+for _ in range(os.getpid() % len(_range)):
     next(_domains)
 
 
 def next_domain() -> int:
-    """The next ROS_DOMAIN_ID of the 51..59 range these tests may use."""
+    """The next ROS_DOMAIN_ID of the 51..59 range these tests may use (this worker's share of it)."""
     return next(_domains)
 
 

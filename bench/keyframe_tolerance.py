@@ -32,7 +32,7 @@ def emit(**row):
 def moved(pose: np.ndarray, axis: str, offset: float) -> np.ndarray:
     """``pose`` (xyz, quaternion xyzw) moved by ``offset`` (metres; degrees for yaw) along the
     gripper's ``axis``."""
-    from arm_control.transforms import mat_to_quat_xyzw, quat_xyzw_to_mat
+    from arm_control.transforms import ACROSS_FINGERS, ALONG_PADS, mat_to_quat_xyzw, quat_xyzw_to_mat
 
     pose = np.array(pose, dtype=float)
     rotation = quat_xyzw_to_mat(pose[3:])
@@ -42,8 +42,8 @@ def moved(pose: np.ndarray, axis: str, offset: float) -> np.ndarray:
         pose[3:] = mat_to_quat_xyzw(turn @ rotation)
     elif axis == "height":
         pose[2] += offset
-    else:  # the tool's y axis is the fingers' closing direction, its x the pads' width
-        pose[:3] += offset * rotation[:, 1 if axis == "across" else 0]
+    else:
+        pose[:3] += offset * rotation[:, ACROSS_FINGERS if axis == "across" else ALONG_PADS]
     return pose
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -65,6 +66,9 @@ def test_a_killed_benchmark_resumes_and_reports(tmp_path):
     diagnosis = next(line for line in md.splitlines() if line.startswith("| reach_target | arm | "))
     cause = diagnosis.split(" | ")[7]  # which cause ended the unexecutable episodes, or none
     assert cause == "none" or cause.split()[0] in ("unreachable", "collision", "timeout", "invalid", "other")
+    assert diagnosis.split(" | ")[8] == "-"  # reach_target has no grasp to measure
+    cup = next(line for line in md.splitlines() if line.startswith("| pick_up_cup | arm | ")).split(" | ")[8]
+    assert cup == "-" or re.fullmatch(r"[\d.]+ / [\d.]+ / [\d.]+ \([+-][\d.]+\)", cup), cup
     assert (out / "curves.png").stat().st_size > 5000
 
     # the report keeps the task list's order whichever invocation ran last

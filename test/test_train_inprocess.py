@@ -3,6 +3,7 @@ logged, checkpoints loadable by a fresh agent, and a run folder a person can rea
 import json
 
 import numpy as np
+import pytest
 
 from arm_policy.agents import ARMAgent, from_checkpoint
 from arm_policy.checkpoints import load_latest_valid
@@ -140,6 +141,42 @@ def test_a_multi_step_episode_reports_how_many_expert_keyframes_it_matched_in_or
     assert expert.success and (expert.keyframes_matched, expert.keyframes) == (3, 3)
     assert not stalled.success and (stalled.keyframes_matched, stalled.keyframes) == (1, 3)
     assert summarise([expert, stalled])["eval_keyframes_matched"] == (1 + 1 / 3) / 2
+
+
+def test_the_first_grasp_is_measured_against_the_experts_along_the_gripper_axes():
+    """The diagnosis of the keyframe most tasks are tightest at: pick_up_cup's expert with its
+    grasp moved 1 cm across the fingers and 0.5 cm up reports exactly that; one that never
+    closes the hand reports no grasp, and an evaluation of such episodes has no grasp keys."""
+    from arm_control.transforms import ACROSS_FINGERS, quat_xyzw_to_mat
+    from arm_sim.environment import Environment
+
+    task = Environment(image_size=(32, 32)).get_task("pick_up_cup")
+
+    class Expert:
+        def __init__(self, grasp_offset=np.zeros(3), keep_open=False):
+            self.grasp_offset, self.keep_open, self.step = grasp_offset, keep_open, 0
+
+        def act(self, o, explore):
+            if self.step == 0:
+                self.waypoints = task.task.expert(task.sim)
+            wp = self.waypoints[min(self.step, len(self.waypoints) - 1)]
+            self.step += 1
+            pose = wp.pose.copy()
+            if wp.gripper <= 0.5 and self.step == 2:  # the grasp
+                across = quat_xyzw_to_mat(pose[3:])[:, ACROSS_FINGERS]
+                pose[:3] += 0.01 * across + [0.0, 0.0, 0.005]
+            return np.zeros(2, int), np.r_[pose, 1.0 if self.keep_open else wp.gripper].astype(np.float32), np.zeros((32, 32))
+
+    moved = run_episode(SimRollout(task, Expert(), 4), seed=4, explore=False, episode_length=4)
+    never_closed = run_episode(SimRollout(task, Expert(keep_open=True), 4), seed=4, explore=False,
+                               episode_length=4)
+    task.close()
+    assert np.allclose(moved.grasp_error_cm, (1.0, 0.0, 0.5), atol=1e-4)
+    assert never_closed.grasp_error_cm is None
+    summary = summarise([moved, never_closed])
+    assert (summary["eval_grasp_error_across_cm"], summary["eval_grasp_height_bias_cm"]) == pytest.approx((1.0, 0.5), abs=1e-4)
+    assert summary["eval_grasp_error_along_cm"] == pytest.approx(0.0, abs=1e-4)
+    assert not any(k.startswith("eval_grasp") for k in summarise([never_closed]))
 
 
 def test_each_transition_names_the_next_decisions_pixel_and_a_cut_bootstraps():

@@ -60,6 +60,18 @@ def top_down_quat(yaw: float = 0.0) -> np.ndarray:
     return mat_to_quat_xyzw(R)
 
 
+#: the gripper's axes as columns of its TCP rotation: the fingers close along the tool's y axis;
+#: its x axis runs along the width of the finger pads
+ACROSS_FINGERS, ALONG_PADS = 1, 0
+
+
+def gripper_offsets(offset_xyz, quat_xyzw) -> np.ndarray:
+    """A world offset seen from a gripper pose: (across the fingers, along the pads, height)."""
+    R = quat_xyzw_to_mat(quat_xyzw)
+    d = np.asarray(offset_xyz, dtype=np.float64)
+    return np.array([d @ R[:, ACROSS_FINGERS], d @ R[:, ALONG_PADS], d[2]])
+
+
 def slerp_xyzw(q0, q1, t: float) -> np.ndarray:
     """Spherical linear interpolation between unit quaternions (shortest arc)."""
     q0, q1 = np.asarray(q0, dtype=np.float64), np.asarray(q1, dtype=np.float64)

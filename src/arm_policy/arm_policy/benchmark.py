@@ -50,14 +50,17 @@ __all__ = ["BenchmarkSettings", "Cell", "run_benchmark", "write_report", "RESULT
 RESULT_COLUMNS = ["task", "method", "seed", "untrained_success", "final_success", "best_success",
                   "env_steps", "updates", "wall_seconds", "last_mean_success",
                   "attention_on_keyframe", "pose_error_cm", "keyframes_matched", "unexecutable",
-                  "scripted_success"]
+                  "scripted_success", "grasp_error_across_cm", "grasp_error_along_cm",
+                  "grasp_error_height_cm", "grasp_height_bias_cm"]
 #: results.csv column <- summary.json key
 _FROM_SUMMARY = {"untrained_success": "untrained_success", "final_success": "eval_success",
                  "best_success": "best_success", "last_mean_success": "eval_success_last_mean",
                  "env_steps": "env_steps", "updates": "updates", "wall_seconds": "wall_seconds",
                  "attention_on_keyframe": "eval_attention_on_keyframe",
                  "pose_error_cm": "eval_pose_error_cm", "keyframes_matched": "eval_keyframes_matched",
-                 "unexecutable": "eval_unexecutable", "scripted_success": "scripted_success"}
+                 "unexecutable": "eval_unexecutable", "scripted_success": "scripted_success",
+                 **{c: f"eval_{c}" for c in ("grasp_error_across_cm", "grasp_error_along_cm",
+                                             "grasp_error_height_cm", "grasp_height_bias_cm")}}
 
 
 @dataclass(frozen=True)
@@ -289,6 +292,15 @@ def _fmt(values) -> str:
     return f"{np.mean(values):.2f}" if values else "-"
 
 
+def _grasp(rows: list[dict]) -> str:
+    """across / along / height (signed height) of the first grasp, mean over the seeds that kept it."""
+    axes = [_fmt([r[f"grasp_error_{a}_cm"] for r in rows]) for a in ("across", "along", "height")]
+    if axes == ["-"] * 3:
+        return "-"
+    bias = [r["grasp_height_bias_cm"] for r in rows if r["grasp_height_bias_cm"] == r["grasp_height_bias_cm"]]
+    return " / ".join(axes) + f" ({np.mean(bias):+.2f})"
+
+
 def _causes(rows: list[dict]) -> str:
     """The mean share of each cause of unexecutable poses over the seeds that kept them, largest first."""
     kept = [r["causes"] for r in rows if r.get("causes")]
@@ -349,10 +361,15 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
            "matched: share of the expert's keyframes the executed poses matched in order; "
            "unexecutable: share of episodes ended by a pose the arm could not execute, and by which "
            "cause (unreachable: no IK solution; collision: the goal or every path to it collides; "
-           "timeout: the arm did not settle there; - for cells run before the causes were kept).", "",
+           "timeout: the arm did not settle there; - for cells run before the causes were kept); "
+           "grasp error: median distance of the first pose that closes the hand from the expert's "
+           "grasp, across the fingers / along the pads / in height, and in brackets the median "
+           "signed height error (> 0: above the expert's); `python bench/keyframe_tolerance.py` "
+           "says how much each task's grasp tolerates (- for tasks without a grasp and cells run "
+           "before it was kept).", "",
            "| task | method | final | attention on keyframe | pose error (cm) | keyframes matched | "
-           "unexecutable | by cause | env steps | updates | minutes |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "unexecutable | by cause | grasp error (cm) | env steps | updates | minutes |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for task in tasks:
         for m in methods:
             rs = cell_rows(task, m)
@@ -361,7 +378,7 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
                           f"{_fmt([r['attention_on_keyframe'] for r in rs])} | "
                           f"{_fmt([r['pose_error_cm'] for r in rs])} | "
                           f"{_fmt([r['keyframes_matched'] for r in rs])} | "
-                          f"{_fmt([r['unexecutable'] for r in rs])} | {_causes(rs)} | "
+                          f"{_fmt([r['unexecutable'] for r in rs])} | {_causes(rs)} | {_grasp(rs)} | "
                           f"{int(np.mean([r['env_steps'] for r in rs]))} | "
                           f"{int(np.mean([r['updates'] for r in rs]))} | "
                           f"{np.mean([r['wall_seconds'] for r in rs]) / 60:.0f} |")

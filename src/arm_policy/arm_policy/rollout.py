@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from arm_control.transforms import gripper_offsets
 
 from .rewards import step_reward
 
@@ -124,6 +125,18 @@ class EpisodeResult:
     steps: int = 0
     episode_return: float = 0.0
     checkpoint_step: int = -1  # of the last decision (graph rollouts)
+    #: the first pose that closes the gripper against the expert's first closing keyframe, in cm
+    #: across the fingers, along the pads and in height (where most tasks are tightest); None
+    #: when the agent never closed or the task has no grasp
+    grasp_error_cm: tuple[float, float, float] | None = None
+
+
+def _grasp_error_cm(action: np.ndarray, keyframes: Sequence[Any]) -> tuple[float, float, float] | None:
+    """(across, along, height) cm from the expert's first closing keyframe to ``action``'s xyz."""
+    grasp = next((k for k in keyframes if k.gripper <= 0.5), None)
+    if grasp is None:
+        return None
+    return tuple(float(v) for v in 100 * gripper_offsets(action[:3] - grasp.pose[:3], grasp.pose[3:7]))
 
 
 def _matches(action: np.ndarray, keyframe) -> bool:
@@ -152,6 +165,7 @@ def _episode(env, seed, explore, episode_length, name, on_transition, on_first_d
     scene = env.reset(seed, name)
     matched, total = 0, 0.0
     attention_error = pose_error = float("nan")
+    grasp_error, closed = None, False
     outcome, reward, pending, decision = "out of steps", 0.0, None, None
     for step in range(episode_length):
         decision = env.decide(step, explore)
@@ -163,6 +177,8 @@ def _episode(env, seed, explore, episode_length, name, on_transition, on_first_d
             pose_error = float(np.linalg.norm(np.asarray(decision.action[:3]) - scene.first_xyz))
             if on_first_decision is not None:
                 on_first_decision(decision)
+        if not closed and decision.action[7] <= 0.5:  # the first pose that closes the hand
+            closed, grasp_error = True, _grasp_error_cm(np.asarray(decision.action), scene.keyframes)
         done = env.execute(decision)
         if done.outcome == "reached":
             if matched < len(scene.keyframes) and _matches(np.asarray(decision.action), scene.keyframes[matched]):
@@ -189,7 +205,7 @@ def _episode(env, seed, explore, episode_length, name, on_transition, on_first_d
     success = reward > 0
     return EpisodeResult(success, "success" if success else outcome, attention_error, pose_error,
                          matched, len(scene.keyframes), step + 1, total,
-                         decision.checkpoint_step if decision is not None else -1)
+                         decision.checkpoint_step if decision is not None else -1, grasp_error)
 
 
 def evaluate(env: Rollout, episodes: int, episode_length: int,
@@ -230,8 +246,11 @@ def summarise(results: list[EpisodeResult]) -> dict[str, float]:
     2 px of the expert's keyframe), median first-decision errors, the fraction of episodes ended by
     an unexecutable pose and by which cause (``eval_unexecutable_unreachable``: no IK solution;
     ``_collision``: the goal or every path to it collides; ``_timeout``: the arm did not settle
-    there; ``_invalid``; ``_other``), and ``keyframes_matched``: the mean share of the expert's
-    keyframes the executed poses matched in order (where a multi-step task stalls)."""
+    there; ``_invalid``; ``_other``), ``keyframes_matched``: the mean share of the expert's
+    keyframes the executed poses matched in order (where a multi-step task stalls), and where the
+    agent closed the hand on a task with a grasp, the median distance of its first grasp from the
+    expert's across the fingers, along the pads and in height (``eval_grasp_error_*_cm``, absolute)
+    and the median signed height error (``eval_grasp_height_bias_cm``: > 0 above the expert's)."""
     if not results:
         return {"eval_success": float("nan")}
     attention = np.array([r.attention_error_px for r in results])
@@ -247,7 +266,18 @@ def summarise(results: list[EpisodeResult]) -> dict[str, float]:
             "eval_unexecutable": float(np.mean([r.outcome not in ("success", "out of steps")
                                                 for r in results])),
             **causes,
-            "eval_keyframes_matched": float(np.mean([r.keyframes_matched / r.keyframes for r in results]))}
+            "eval_keyframes_matched": float(np.mean([r.keyframes_matched / r.keyframes for r in results])),
+            **_grasp_summary([r.grasp_error_cm for r in results if r.grasp_error_cm is not None])}
+
+
+def _grasp_summary(errors: list[tuple[float, float, float]]) -> dict[str, float]:
+    if not errors:  # no key rather than NaN: the reports show "-" for a task without grasps
+        return {}
+    e = np.asarray(errors)
+    return {"eval_grasp_error_across_cm": float(np.median(np.abs(e[:, 0]))),
+            "eval_grasp_error_along_cm": float(np.median(np.abs(e[:, 1]))),
+            "eval_grasp_error_height_cm": float(np.median(np.abs(e[:, 2]))),
+            "eval_grasp_height_bias_cm": float(np.median(e[:, 2]))}
 
 
 def expert_scene(task, obs) -> Scene:

@@ -201,9 +201,11 @@ def evaluate_checkpoints(run_dir, episodes: int = 25, every_checkpoint: bool = F
                                collision_checking=collision_checking).get_task(task_name)
 
         def report(i, r, name=path.name):
+            grasp = ("" if r.grasp_error_cm is None else ", first grasp {:+.1f} / {:+.1f} / {:+.1f} cm "
+                     "(across / along / height) from the expert's".format(*r.grasp_error_cm))
             log(f"{name} scene {i:2d}: {r.outcome:12s} attention {r.attention_error_px:5.1f} px "
                 f"from the expert keyframe, first pose {100 * r.pose_error_m:5.1f} cm from it, "
-                f"{r.keyframes_matched}/{r.keyframes} expert keyframes matched")
+                f"{r.keyframes_matched}/{r.keyframes} expert keyframes matched{grasp}")
 
         result = {"checkpoint": str(path), "updates": agent.updates,
                   **evaluate(SimRollout(task, agent, episode_length), episodes, episode_length,

@@ -51,7 +51,6 @@ from pathlib import Path
 import numpy as np
 
 from arm_perception.bag_format import Episode
-from arm_perception.bag_reader import iter_episodes
 from arm_perception.camera import depth_to_points, world_to_pixel
 
 from .keyframes import STOP_BUFFER, STOPPED_VELOCITY, discover_keyframes, next_keyframe_indices
@@ -318,6 +317,10 @@ def load_demos(
     """
     out: list[Transition] = []
     used = 0
+    # here, not at the top: the agents import this module's pure functions, and a machine that
+    # only trains or benchmarks them (bench/gpu_check.sh) need not have the bag reader's rosbags
+    from arm_perception.bag_reader import iter_episodes
+
     for path, episode in iter_episodes(Path(root) / task):
         if max_episodes is not None and used >= max_episodes:
             break

@@ -29,8 +29,11 @@ install/.build-stamp: $(VENV)/.deps-stamp $(PKG_SRC)
 	@echo "[setup] colcon build"
 	source $(VENV)/bin/activate && colcon build --symlink-install --event-handlers console_cohesion- >/dev/null && touch $@
 
+# Two workers, one per core; a file's tests stay on one worker (they share its ROS domain and
+# its module fixtures). TEST_JOBS=0 runs them one after another in one process.
+TEST_JOBS ?= 2
 test: setup
-	source env.sh && python -m pytest -q --durations=12 src test
+	source env.sh && python -m pytest -q -n $(TEST_JOBS) --dist loadfile --durations=12 src test
 
 # The main job: the whole learning loop over ROS 2 (arm launch sim_train) with its embedded
 # defaults: reach_target, the cpu agent preset (64x64 images), 100 demos, a 30-minute budget that

@@ -47,11 +47,13 @@ from .training_run import LAST_EVALUATIONS
 
 __all__ = ["BenchmarkSettings", "Cell", "run_benchmark", "write_report", "RESULT_COLUMNS"]
 
+#: the first grasp's error (rollout.summarise), a results.csv column each
+_GRASP_COLUMNS = ("grasp_error_across_cm", "grasp_error_along_cm", "grasp_error_height_cm",
+                  "grasp_height_bias_cm")
 RESULT_COLUMNS = ["task", "method", "seed", "untrained_success", "final_success", "best_success",
                   "env_steps", "updates", "wall_seconds", "last_mean_success",
                   "attention_on_keyframe", "pose_error_cm", "keyframes_matched", "unexecutable",
-                  "scripted_success", "grasp_error_across_cm", "grasp_error_along_cm",
-                  "grasp_error_height_cm", "grasp_height_bias_cm"]
+                  "scripted_success", *_GRASP_COLUMNS]
 #: results.csv column <- summary.json key
 _FROM_SUMMARY = {"untrained_success": "untrained_success", "final_success": "eval_success",
                  "best_success": "best_success", "last_mean_success": "eval_success_last_mean",
@@ -59,8 +61,7 @@ _FROM_SUMMARY = {"untrained_success": "untrained_success", "final_success": "eva
                  "attention_on_keyframe": "eval_attention_on_keyframe",
                  "pose_error_cm": "eval_pose_error_cm", "keyframes_matched": "eval_keyframes_matched",
                  "unexecutable": "eval_unexecutable", "scripted_success": "scripted_success",
-                 **{c: f"eval_{c}" for c in ("grasp_error_across_cm", "grasp_error_along_cm",
-                                             "grasp_error_height_cm", "grasp_height_bias_cm")}}
+                 **{c: f"eval_{c}" for c in _GRASP_COLUMNS}}
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ RED, GREEN, BLUE = "0.85 0.1 0.1 1", "0.1 0.7 0.2 1", "0.15 0.3 0.85 1"
 YELLOW, GREY, WHITE = "0.9 0.8 0.1 1", "0.45 0.45 0.48 1", "0.9 0.9 0.88 1"
 #: Where an expert's grasp or release height has room on both sides (bench/keyframe_tolerance.py).
 #: A demo at the edge of what works teaches an agent whose poses drift by a centimetre to fail in
-#: every scene at once: pick_up_cup's learned grasps, 0.5-1 cm below a demo grasp that left 8 mm
-#: between palm and rim, collided in 16 of 25 scenes (docs/results/arm.md).
+#: every scene at once: a demo grasp on pick_up_cup left 8 mm between palm and rim, and a learned
+#: checkpoint grasping 1.3-2.9 cm below it collided in 16 of 25 scenes (docs/results/arm.md).
 GRASP_MARGIN = 0.012
 
 

@@ -8,7 +8,7 @@ import pytest
 from arm_policy.agents import ARMAgent, from_checkpoint
 from arm_policy.checkpoints import load_latest_valid
 from arm_policy.run_log import read_metrics
-from arm_policy.rollout import SimRollout, expert_scene, run_episode, sim_observation, summarise
+from arm_policy.rollout import SimRollout, expert_scene, run_episode, sim_observation, summarise, trace_line
 from arm_policy.train_inprocess import TrainSettings, evaluate_checkpoints, train
 
 
@@ -141,6 +141,46 @@ def test_a_multi_step_episode_reports_how_many_expert_keyframes_it_matched_in_or
     assert expert.success and (expert.keyframes_matched, expert.keyframes) == (3, 3)
     assert not stalled.success and (stalled.keyframes_matched, stalled.keyframes) == (1, 3)
     assert summarise([expert, stalled])["eval_keyframes_matched"] == (1 + 1 / 3) / 2
+
+
+def test_later_decisions_on_the_experts_path_report_whether_attention_stayed_on_its_keyframes():
+    """pick_up_cup's expert poses, attending to each keyframe's own pixel: both later decisions
+    (grasp, lift) are on the path and on their keyframes; the same poses attending 5 px away from
+    the second keyframe on: 0 of 2. Off the path (the first pose 10 cm too high), later decisions
+    do not count. ``on_step`` sees each decision with the keyframe it should make."""
+    from arm_sim.environment import Environment
+
+    task = Environment(image_size=(32, 32)).get_task("pick_up_cup")
+
+    class Expert:
+        def __init__(self, astray=False, miss_first=False):
+            self.astray, self.miss_first, self.step = astray, miss_first, 0
+
+        def act(self, o, explore):
+            if self.step == 0:
+                self.waypoints = task.task.expert(task.sim)
+                self.pixels = expert_scene(task, obs).pixels
+            k = min(self.step, len(self.waypoints) - 1)
+            self.step += 1
+            px = self.pixels[k] + (5 if self.astray and k > 0 else 0)
+            pose = self.waypoints[k].pose + (np.r_[0, 0, 0.1, 0, 0, 0, 0] if self.miss_first and k == 0 else 0)
+            return px, np.r_[pose, self.waypoints[k].gripper].astype(np.float32), np.zeros((32, 32))
+
+    _, obs = task.reset(seed=4)
+    steps = []
+    on = run_episode(SimRollout(task, Expert(), 4), seed=4, explore=False, episode_length=4,
+                     on_step=steps.append)
+    astray = run_episode(SimRollout(task, Expert(astray=True), 4), seed=4, explore=False, episode_length=4)
+    off_path = run_episode(SimRollout(task, Expert(miss_first=True), 4), seed=4, explore=False, episode_length=4)
+    task.close()
+    assert on.success and (on.later_decisions, on.later_on_keyframe) == (2, 2)
+    assert astray.success and (astray.later_decisions, astray.later_on_keyframe) == (2, 0)
+    assert (off_path.later_decisions, off_path.later_on_keyframe) == (0, 0)
+    assert [(s.step, s.keyframe, s.on_path) for s in steps] == [(0, 0, True), (1, 1, True), (2, 2, True)]
+    assert np.array_equal(steps[1].keyframe_pixel, steps[1].decision.pixel)
+    assert "expert keyframe 1" in trace_line(steps[1]) and "close: reached" in trace_line(steps[1])
+    assert summarise([on, astray])["eval_attention_on_later_keyframes"] == 0.5
+    assert "eval_attention_on_later_keyframes" not in summarise([off_path])
 
 
 def test_the_first_grasp_is_measured_against_the_experts_along_the_gripper_axes():

@@ -66,7 +66,7 @@ def _cmd_evaluate(args) -> int:
     try:
         results = evaluate_checkpoints(args.run, args.episodes, args.all,
                                        log=lambda line: print(line, file=sys.stderr, flush=True),
-                                       collision_checking=args.collision_checking)
+                                       collision_checking=args.collision_checking, trace=args.trace)
     except (FileNotFoundError, ValueError, KeyError) as e:
         print(f"arm evaluate: {e}", file=sys.stderr)
         return 1
@@ -295,11 +295,15 @@ def build_parser() -> argparse.ArgumentParser:
                            "    arm evaluate runs/reach\n"
                            "    arm evaluate runs/sim_train-20261202-001500 --episodes 10\n"
                            "    arm evaluate runs/reach --all        # every kept checkpoint: where did it decay?\n"
-                           "    arm evaluate runs/bench/cells/phone_on_base/arm/seed_0 --no-collision-checking\n\n"
+                           "    arm evaluate runs/bench/cells/phone_on_base/arm/seed_0 --no-collision-checking\n"
+                           "    arm evaluate runs/bench/cells/pick_up_cup/arm/seed_0 --episodes 5 --trace\n\n"
                            "Runs the evaluation scenes of training (fixed seeds, no exploration) on the\n"
                            "in-process simulator. Per episode (stderr): the outcome, how far the attended pixel\n"
-                           "was from the scripted expert's first keyframe, and how far the first pose was from\n"
-                           "it. One JSON line per checkpoint on stdout (eval_success, attention on keyframe,\n"
+                           "was from the scripted expert's first keyframe, how far the first pose was from it,\n"
+                           "how many later decisions on the expert's path attended to its next keyframe, and\n"
+                           "the first grasp against the expert's. With --trace, every decision too: the\n"
+                           "attended pixel and its 3-D point, the best Q, the pose, the hand, the outcome.\n"
+                           "One JSON line per checkpoint on stdout (eval_success, attention on keyframe,\n"
                            "median errors, unexecutable fraction)."))
     p.add_argument("run", help="run folder of `arm train --inprocess` or `arm launch sim_train`")
     p.add_argument("--episodes", type=int, default=25, help="evaluation scenes (default 25)")
@@ -307,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--collision-checking", action=argparse.BooleanOptionalAction, default=None,
                    help="the action mode to evaluate in (default: the run's own); "
                         "--no-collision-checking is the ARM authors' RLBench mode")
+    p.add_argument("--trace", action="store_true",
+                   help="also one line per decision (stderr): where it attended, the pose, the outcome")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("plot", help="evaluation success vs env steps of several runs in one PNG",

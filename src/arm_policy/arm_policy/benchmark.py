@@ -53,7 +53,7 @@ _GRASP_COLUMNS = ("grasp_error_across_cm", "grasp_error_along_cm", "grasp_error_
 RESULT_COLUMNS = ["task", "method", "seed", "untrained_success", "final_success", "best_success",
                   "env_steps", "updates", "wall_seconds", "last_mean_success",
                   "attention_on_keyframe", "pose_error_cm", "keyframes_matched", "unexecutable",
-                  "scripted_success", *_GRASP_COLUMNS]
+                  "scripted_success", *_GRASP_COLUMNS, "attention_on_later_keyframes"]
 #: results.csv column <- summary.json key
 _FROM_SUMMARY = {"untrained_success": "untrained_success", "final_success": "eval_success",
                  "best_success": "best_success", "last_mean_success": "eval_success_last_mean",
@@ -61,7 +61,8 @@ _FROM_SUMMARY = {"untrained_success": "untrained_success", "final_success": "eva
                  "attention_on_keyframe": "eval_attention_on_keyframe",
                  "pose_error_cm": "eval_pose_error_cm", "keyframes_matched": "eval_keyframes_matched",
                  "unexecutable": "eval_unexecutable", "scripted_success": "scripted_success",
-                 **{c: f"eval_{c}" for c in _GRASP_COLUMNS}}
+                 **{c: f"eval_{c}" for c in _GRASP_COLUMNS},
+                 "attention_on_later_keyframes": "eval_attention_on_later_keyframes"}
 
 
 @dataclass(frozen=True)
@@ -358,7 +359,10 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
         md.append(f"| {task} | " + " | ".join(entries) + " |")
     md += ["", "## Where it fails: the final evaluation's diagnosis (mean over seeds)", "",
            "attention on keyframe: share of scenes whose first attended pixel is within 2 px of the "
-           "expert's first keyframe; pose error: median distance of the first pose from it; keyframes "
+           "expert's first keyframe; later: share of the later decisions taken on the expert's path "
+           "(every earlier pose on its keyframe) that attended within 2 px of the next keyframe (- "
+           "where none got that far, and for cells run before it was kept); pose error: median "
+           "distance of the first pose from the first keyframe; keyframes "
            "matched: share of the expert's keyframes the executed poses matched in order; "
            "unexecutable: share of episodes ended by a pose the arm could not execute, and by which "
            "cause (unreachable: no IK solution; collision: the goal or every path to it collides; "
@@ -368,15 +372,16 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
            "signed height error (> 0: above the expert's); `python bench/keyframe_tolerance.py` "
            "says how much each task's grasp tolerates (- for tasks without a grasp and cells run "
            "before it was kept).", "",
-           "| task | method | final | attention on keyframe | pose error (cm) | keyframes matched | "
+           "| task | method | final | attention on keyframe | later | pose error (cm) | keyframes matched | "
            "unexecutable | by cause | grasp error (cm) | env steps | updates | minutes |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for task in tasks:
         for m in methods:
             rs = cell_rows(task, m)
             if rs:
                 md.append(f"| {task} | {m} | {_fmt([r['final_success'] for r in rs])} | "
                           f"{_fmt([r['attention_on_keyframe'] for r in rs])} | "
+                          f"{_fmt([r['attention_on_later_keyframes'] for r in rs])} | "
                           f"{_fmt([r['pose_error_cm'] for r in rs])} | "
                           f"{_fmt([r['keyframes_matched'] for r in rs])} | "
                           f"{_fmt([r['unexecutable'] for r in rs])} | {_causes(rs)} | {_grasp(rs)} | "

@@ -45,6 +45,9 @@ class ARMConfig:
     #: (``include_low_dim_state=False``, the ``paper`` preset); ``cpu`` does, so the time feature /
     #: gripper state can tell the stages of a multi-step task apart when the image alone does not.
     attention_low_dim: bool = False
+    #: with ``attention_low_dim``: True tiles all of it, the gripper's pose included; False only
+    #: the stage features (gripper open, finger positions, time: ``demo_dataset.STAGE_FEATURES``).
+    attention_low_dim_pose: bool = True
 
     # ---------------------------------------------------------------- RL
     gamma: float = 0.99

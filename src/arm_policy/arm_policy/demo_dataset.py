@@ -61,6 +61,7 @@ __all__ = [
     "DemoWarning",
     "LOW_DIM_SIZE",
     "QUAT_TIE_EPS",
+    "STAGE_FEATURES",
     "Transition",
     "action_bounds",
     "agent_observation",
@@ -81,6 +82,9 @@ AUGMENTATION_EVERY = 10
 DEFAULT_EPISODE_LENGTH = 10
 #: [gripper_open, pose 7, fingers 2, time]
 LOW_DIM_SIZE = 11
+#: the low-dim entries that say which stage of a task the agent is in without saying where the
+#: hand is: gripper open, the two finger positions, time
+STAGE_FEATURES = (0, 8, 9, 10)
 #: |w| below which the quaternion's sign is chosen by its xyz part (see canonical_quaternion);
 #: top-down poses tilt by a few degrees while moving (|w| up to 0.016 in our demos).
 QUAT_TIE_EPS = 0.05

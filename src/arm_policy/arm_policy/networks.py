@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from .camera_ray import ray_frame
 from .config import ARMConfig
+from .demo_dataset import STAGE_FEATURES
 
 __all__ = ["OBS_CHANNELS", "Actor", "ConfidenceCritic", "QAttention", "canonical_quaternion_t",
            "crop", "obs_tensor"]
@@ -111,7 +112,10 @@ class _UNet(nn.Module):
     def __init__(self, cfg: ARMConfig):
         super().__init__()
         self.stem = _Stem(cfg.unet_stem, cfg.unet_stem_kernel)
-        self.low_dim = cfg.low_dim_size if cfg.attention_low_dim else 0
+        # which low-dim entries are tiled over the input (None: all of them)
+        self.low_dim_index = None if cfg.attention_low_dim_pose else list(STAGE_FEATURES)
+        self.low_dim = (0 if not cfg.attention_low_dim else
+                        cfg.low_dim_size if self.low_dim_index is None else len(self.low_dim_index))
         ch = self.stem.out_channels + self.low_dim
         self.down = nn.ModuleList()
         for f in cfg.unet_filters:
@@ -130,6 +134,8 @@ class _UNet(nn.Module):
     def body(self, x: torch.Tensor, low_dim: torch.Tensor) -> torch.Tensor:
         """Everything after the stem: (B, stem channels, H, W) -> (B, H, W)."""
         if self.low_dim:  # in x's dtype and layout: a mixed cat would copy both (autocast, NHWC)
+            if self.low_dim_index is not None:
+                low_dim = low_dim[:, self.low_dim_index]
             x = torch.cat([x, _tile(low_dim.to(x.dtype), *x.shape[-2:])], dim=1)
         skips = [x]
         for layer in self.down:

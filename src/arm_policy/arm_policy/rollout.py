@@ -22,8 +22,9 @@ from arm_control.transforms import gripper_offsets
 
 from .rewards import step_reward
 
-__all__ = ["EVAL_SEED_BASE", "TRAIN_SEED_OFFSET", "KEYFRAME_TOLERANCE_M", "Decision", "Execution",
-           "Scene", "Rollout", "SimRollout", "EpisodeResult", "UNEXECUTABLE_CAUSES", "evaluate", "expert_scene", "run_episode",
+__all__ = ["EVAL_SEED_BASE", "TRAIN_SEED_OFFSET", "KEYFRAME_TOLERANCE_M", "ATTENTION_TOLERANCE_PX", "Decision",
+           "Execution", "Scene", "Step", "Rollout", "SimRollout", "EpisodeResult", "UNEXECUTABLE_CAUSES", "evaluate",
+           "expert_scene", "run_episode", "trace_line",
            "sim_observation", "summarise",
            "eval_seed", "train_seed"]
 
@@ -32,6 +33,7 @@ EVAL_SEED_BASE = 1_000_000
 #: Training episode i of a run whose demos start at ``seed`` runs on ``seed + 10_000 + i``.
 TRAIN_SEED_OFFSET = 10_000
 KEYFRAME_TOLERANCE_M = 0.03  # a pose this close to the expert's next keyframe (same gripper) matches it
+ATTENTION_TOLERANCE_PX = 2.0  # an attended pixel this close to the expert keyframe's pixel is on it
 
 
 def train_seed(seed: int, episode: int) -> int:
@@ -47,11 +49,16 @@ def eval_seed(index: int) -> int:
 @dataclass
 class Scene:
     """The scene just reset, as the scripted expert would solve it: its keyframes (each with
-    ``.pose`` (7,) and ``.gripper``), and its first keyframe's position and image pixel."""
+    ``.pose`` (7,) and ``.gripper``), its first keyframe's position, and each keyframe's image
+    pixel (``pixels`` (K, 2), row, col; the camera is fixed, so they hold for the whole episode)."""
 
     keyframes: Sequence[Any]
     first_xyz: np.ndarray
-    first_pixel: np.ndarray
+    pixels: np.ndarray
+
+    @property
+    def first_pixel(self) -> np.ndarray:
+        return self.pixels[0]
 
 
 @dataclass
@@ -109,6 +116,20 @@ class Rollout(abc.ABC):
 
 
 @dataclass
+class Step:
+    """One decision of an episode, as :func:`run_episode` tells ``on_step`` after executing it:
+    ``keyframe`` is the expert keyframe the agent should make next (the first not yet matched;
+    None once all are), ``on_path`` whether every earlier pose matched its keyframe."""
+
+    step: int
+    decision: Decision
+    execution: Execution
+    keyframe: int | None
+    keyframe_pixel: np.ndarray | None
+    on_path: bool
+
+
+@dataclass
 class EpisodeResult:
     """How one episode went, and at its first decision how far each part of the agent was from
     the scripted expert's first keyframe (the next-best pose a demo of this scene would take)."""
@@ -129,6 +150,11 @@ class EpisodeResult:
     #: across the fingers, along the pads and in height (where most tasks are tightest); None
     #: when the agent never closed or the task has no grasp
     grasp_error_cm: tuple[float, float, float] | None = None
+    #: the decisions after the first taken on the expert's path (every earlier pose matched its
+    #: keyframe), and how many of them attended within ATTENTION_TOLERANCE_PX of the next
+    #: keyframe's pixel: where a multi-step task's later stages lose Q-attention
+    later_decisions: int = 0
+    later_on_keyframe: int = 0
 
 
 def _grasp_error_cm(action: np.ndarray, keyframes: Sequence[Any]) -> tuple[float, float, float] | None:
@@ -146,24 +172,27 @@ def _matches(action: np.ndarray, keyframe) -> bool:
 
 def run_episode(env: Rollout, seed: int, explore: bool, episode_length: int, name: str = "",
                 on_transition: Callable[[dict], None] | None = None,
-                on_first_decision: Callable[[Decision], None] | None = None) -> EpisodeResult:
+                on_first_decision: Callable[[Decision], None] | None = None,
+                on_step: Callable[[Step], None] | None = None) -> EpisodeResult:
     """One episode: reset, then next-best poses until success, an unexecutable pose or
     ``episode_length`` poses (rewards: :func:`arm_policy.rewards.step_reward`).
 
     ``on_transition`` receives each transition once the next decision is known: its
     ``next_pixel`` is the pixel the agent chose at the next observation (the critic's next crop);
     after a time-limit cut, the attention's choice at the last observation (bootstrapped).
+    ``on_step`` receives each executed decision against the expert's path (:class:`Step`).
     """
     try:
-        return _episode(env, seed, explore, episode_length, name, on_transition, on_first_decision)
+        return _episode(env, seed, explore, episode_length, name, on_transition, on_first_decision,
+                        on_step)
     except BaseException as error:
         env.abort(error)
         raise
 
 
-def _episode(env, seed, explore, episode_length, name, on_transition, on_first_decision):
+def _episode(env, seed, explore, episode_length, name, on_transition, on_first_decision, on_step):
     scene = env.reset(seed, name)
-    matched, total = 0, 0.0
+    matched, total, later_decisions, later_on_keyframe = 0, 0.0, 0, 0
     attention_error = pose_error = float("nan")
     grasp_error, closed = None, False
     outcome, reward, pending, decision = "out of steps", 0.0, None, None
@@ -179,7 +208,15 @@ def _episode(env, seed, explore, episode_length, name, on_transition, on_first_d
                 on_first_decision(decision)
         if not closed and decision.action[7] <= 0.5:  # the first pose that closes the hand
             closed, grasp_error = True, _grasp_error_cm(np.asarray(decision.action), scene.keyframes)
+        keyframe = matched if matched < len(scene.keyframes) else None
+        on_path = matched == step
+        if step > 0 and on_path and keyframe is not None:
+            later_decisions += 1
+            later_on_keyframe += _on_pixel(decision.pixel, scene.pixels[keyframe])
         done = env.execute(decision)
+        if on_step is not None:
+            on_step(Step(step, decision, done, keyframe,
+                         None if keyframe is None else scene.pixels[keyframe], on_path))
         if done.outcome == "reached":
             if matched < len(scene.keyframes) and _matches(np.asarray(decision.action), scene.keyframes[matched]):
                 matched += 1
@@ -205,7 +242,32 @@ def _episode(env, seed, explore, episode_length, name, on_transition, on_first_d
     success = reward > 0
     return EpisodeResult(success, "success" if success else outcome, attention_error, pose_error,
                          matched, len(scene.keyframes), step + 1, total,
-                         decision.checkpoint_step if decision is not None else -1, grasp_error)
+                         decision.checkpoint_step if decision is not None else -1, grasp_error,
+                         later_decisions, later_on_keyframe)
+
+
+def trace_line(s: Step) -> str:
+    """One decision in words: where it attended (the pixel's 3-D point and the best Q where the
+    rollout keeps them) against the expert's next keyframe, the pose, and how executing it went."""
+    d = s.decision
+    row, col = (int(v) for v in d.pixel)
+    where = ""
+    if d.obs is not None:
+        point = np.asarray(d.obs["point_cloud"][row, col], dtype=np.float64)
+        where = " at " + ("no depth" if not np.all(np.isfinite(point)) else
+                          "({:.3f}, {:.3f}, {:.3f}) m".format(*point))
+    q = "" if d.q_map is None else f", best Q {float(np.max(d.q_map)):.1f}"
+    expert = ("the expert's keyframes all matched" if s.keyframe is None else
+              "expert keyframe {} at ({}, {}){}".format(s.keyframe, *(int(v) for v in s.keyframe_pixel),
+                                                        "" if s.on_path else ", off its path"))
+    x, y, z = (float(v) for v in d.action[:3])
+    hand = "open" if d.action[7] > 0.5 else "close"
+    return (f"step {s.step}: attended ({row}, {col}){where}{q} [{expert}] -> pose ({x:.3f}, {y:.3f}, "
+            f"{z:.3f}) m, {hand}: {s.execution.outcome}{', success' if s.execution.success else ''}")
+
+
+def _on_pixel(pixel, keyframe_pixel) -> bool:
+    return bool(np.linalg.norm(np.asarray(pixel, dtype=np.float64) - keyframe_pixel) <= ATTENTION_TOLERANCE_PX)
 
 
 def evaluate(env: Rollout, episodes: int, episode_length: int,
@@ -213,9 +275,11 @@ def evaluate(env: Rollout, episodes: int, episode_length: int,
              on_first_decision: Callable[[Decision], None] | None = None,
              on_episode: Callable[[int, EpisodeResult], None] | None = None,
              retry_on: tuple[type[BaseException], ...] = (), attempts: int = 1,
-             warn: Callable[[str], None] = print) -> dict[str, float]:
+             warn: Callable[[str], None] = print,
+             on_step: Callable[[int, Step], None] | None = None) -> dict[str, float]:
     """:func:`summarise` of the evaluation scenes ``eval_seed(0 .. episodes-1)``, no exploration
-    (``on_first_decision``: the first episode's first decision, for a snapshot). An episode that
+    (``on_first_decision``: the first episode's first decision, for a snapshot; ``on_step``: every
+    executed decision of every scene, with the scene's index). An episode that
     raises one of ``retry_on`` is run again, up to ``attempts`` times, then left out (with a line
     to ``warn``); ``eval_episodes`` says how many count."""
     results = []
@@ -223,7 +287,8 @@ def evaluate(env: Rollout, episodes: int, episode_length: int,
         for attempt in range(attempts):
             try:
                 result = run_episode(env, eval_seed(i), False, episode_length, name(i),
-                                     on_first_decision=on_first_decision if i == 0 else None)
+                                     on_first_decision=on_first_decision if i == 0 else None,
+                                     on_step=None if on_step is None else (lambda s, i=i: on_step(i, s)))
                 break
             except retry_on as err:
                 warn(f"evaluation episode {i} aborted ({err})"
@@ -243,7 +308,9 @@ UNEXECUTABLE_CAUSES = ("unreachable", "collision", "timeout", "invalid")
 
 def summarise(results: list[EpisodeResult]) -> dict[str, float]:
     """Success rate and why the rest failed: ``attention_on_keyframe`` (first attended pixel within
-    2 px of the expert's keyframe), median first-decision errors, the fraction of episodes ended by
+    2 px of the expert's keyframe), ``attention_on_later_keyframes`` (the share of later decisions
+    taken on the expert's path whose pixel is within 2 px of the next keyframe's; absent when no
+    episode got past its first pose on the path), median first-decision errors, the fraction of episodes ended by
     an unexecutable pose and by which cause (``eval_unexecutable_unreachable``: no IK solution;
     ``_collision``: the goal or every path to it collides; ``_timeout``: the arm did not settle
     there; ``_invalid``; ``_other``), ``keyframes_matched``: the mean share of the expert's
@@ -260,7 +327,8 @@ def summarise(results: list[EpisodeResult]) -> dict[str, float]:
     causes["eval_unexecutable_other"] = sum(o not in UNEXECUTABLE_CAUSES for o in ended) / len(results)
     return {"eval_success": float(np.mean([r.success for r in results])),
             "eval_return": float(np.mean([r.episode_return for r in results])),
-            "eval_attention_on_keyframe": float(np.mean(attention <= 2.0)),
+            "eval_attention_on_keyframe": float(np.mean(attention <= ATTENTION_TOLERANCE_PX)),
+            **_later_attention(results),
             "eval_attention_error_px": float(np.median(attention)),
             "eval_pose_error_cm": float(np.median([100 * r.pose_error_m for r in results])),
             "eval_unexecutable": float(np.mean([r.outcome not in ("success", "out of steps")
@@ -268,6 +336,13 @@ def summarise(results: list[EpisodeResult]) -> dict[str, float]:
             **causes,
             "eval_keyframes_matched": float(np.mean([r.keyframes_matched / r.keyframes for r in results])),
             **_grasp_summary([r.grasp_error_cm for r in results if r.grasp_error_cm is not None])}
+
+
+def _later_attention(results: list[EpisodeResult]) -> dict[str, float]:
+    decisions = sum(r.later_decisions for r in results)
+    if not decisions:  # no key rather than NaN, as the grasp errors
+        return {}
+    return {"eval_attention_on_later_keyframes": sum(r.later_on_keyframe for r in results) / decisions}
 
 
 def _grasp_summary(errors: list[tuple[float, float, float]]) -> dict[str, float]:
@@ -286,9 +361,9 @@ def expert_scene(task, obs) -> Scene:
     from .demo_dataset import target_pixel
 
     keyframes = task.task.expert(task.sim)
-    xyz = np.asarray(keyframes[0].pose[:3], dtype=np.float64)
-    pixel = target_pixel(xyz, obs.camera_intrinsics, obs.camera_extrinsics, obs.front_rgb.shape)
-    return Scene(keyframes, xyz, np.asarray(pixel))
+    xyz = np.array([k.pose[:3] for k in keyframes], dtype=np.float64)
+    pixels = target_pixel(xyz, obs.camera_intrinsics, obs.camera_extrinsics, obs.front_rgb.shape)
+    return Scene(keyframes, xyz[0], pixels)
 
 
 def sim_observation(obs, step: int, episode_length: int) -> dict:

@@ -28,7 +28,7 @@ from .agents import agent_class, agent_config, from_checkpoint
 from .demo_dataset import load_demos
 from .learner import Learner, LearnerSettings
 from .plots import attention_snapshot, plot_learning_curve
-from .rollout import SimRollout, evaluate, run_episode, train_seed
+from .rollout import SimRollout, evaluate, run_episode, trace_line, train_seed
 from .run_log import RunLogger, write_config
 from .settings import TrainSettings
 from .training_run import TrainingRun
@@ -140,7 +140,9 @@ def record_evaluation(p: TrainingRun, logger: RunLogger, result: dict, updates: 
         f"{x}  episodes {p.episodes}  updates {updates}  eval success "
         f"{result['eval_success']:.2f}"
         + ("  (untrained)" if updates == 0 else f"  (untrained {p.curve[0]['eval_success']:.2f})")
-        + "  (" + (f"attention on the keyframe {result['eval_attention_on_keyframe']:.2f}, "
+        + "  (" + (f"attention on the keyframe {result['eval_attention_on_keyframe']:.2f}"
+                   + (f", later {result['eval_attention_on_later_keyframes']:.2f}"
+                      if "eval_attention_on_later_keyframes" in result else "") + ", "
                    if attends else "")
         + f"median pose error {result['eval_pose_error_cm']:.1f} cm, unexecutable "
         f"{result['eval_unexecutable']:.2f}, expert keyframes matched "
@@ -162,14 +164,14 @@ def record_evaluation(p: TrainingRun, logger: RunLogger, result: dict, updates: 
 
 def evaluate_checkpoints(run_dir, episodes: int = 25, every_checkpoint: bool = False,
                          log: Callable[[str], None] = print,
-                         collision_checking: bool | None = None) -> list[dict]:
+                         collision_checking: bool | None = None, trace: bool = False) -> list[dict]:
     """Evaluate a run folder's newest (or every) checkpoint on the evaluation scenes, in-process.
 
     Works for `arm train --inprocess` and `arm launch sim_train` runs alike (the task and the
     episode length come from RUN/config.json). Returns one dict per checkpoint: ``updates`` and
     what :func:`evaluate` reports; logs one line per episode saying which part went wrong.
     ``collision_checking``: the action mode to evaluate in (default: the run's own; runs made
-    before the option planned around the scene).
+    before the option planned around the scene). ``trace``: also one line per decision.
     """
     from arm_sim.environment import Environment
 
@@ -203,13 +205,18 @@ def evaluate_checkpoints(run_dir, episodes: int = 25, every_checkpoint: bool = F
         def report(i, r, name=path.name):
             grasp = ("" if r.grasp_error_cm is None else ", first grasp {:+.1f} / {:+.1f} / {:+.1f} cm "
                      "(across / along / height) from the expert's".format(*r.grasp_error_cm))
+            later = (f", later attention on the keyframe {r.later_on_keyframe}/{r.later_decisions}"
+                     if r.later_decisions else "")
             log(f"{name} scene {i:2d}: {r.outcome:12s} attention {r.attention_error_px:5.1f} px "
                 f"from the expert keyframe, first pose {100 * r.pose_error_m:5.1f} cm from it, "
-                f"{r.keyframes_matched}/{r.keyframes} expert keyframes matched{grasp}")
+                f"{r.keyframes_matched}/{r.keyframes} expert keyframes matched{later}{grasp}")
+
+        def step_line(i, s, name=path.name):
+            log(f"{name} scene {i:2d} {trace_line(s)}")
 
         result = {"checkpoint": str(path), "updates": agent.updates,
                   **evaluate(SimRollout(task, agent, episode_length), episodes, episode_length,
-                             on_episode=report, warn=log)}
+                             on_episode=report, warn=log, on_step=step_line if trace else None)}
         results.append(result)
     if task is not None:
         task.close()

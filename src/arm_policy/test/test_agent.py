@@ -9,6 +9,7 @@ import torch
 
 from arm_policy.agents import ARMAgent, NumericalError
 from arm_policy.config import PRESETS, ARMConfig, preset
+from arm_policy.demo_dataset import STAGE_FEATURES
 from arm_policy.networks import Actor, crop, obs_tensor
 from arm_policy.replay import PrioritizedReplay
 
@@ -174,6 +175,25 @@ def test_nan_guard_names_the_loss(field, attention_low_dim, poisoned):
         next(agent.actor.parameters()).fill_(float("inf"))
     with pytest.raises(NumericalError, match="actor parameter"):
         agent.state_dict()
+
+
+@pytest.mark.parametrize("with_pose", [True, False])
+def test_q_attention_reads_the_gripper_pose_only_when_asked(with_pose):
+    """attention_low_dim_pose=False tiles only the stage features over the Q-attention input: a
+    different hand pose leaves its map unchanged, a different time or gripper state does not."""
+    torch.manual_seed(0)
+    cfg = TINY.replace(attention_low_dim=True, attention_low_dim_pose=with_pose)
+    agent = ARMAgent(cfg, BOUNDS, "cpu")
+    b = batch_of(np.random.default_rng(3), 1)
+    obs = obs_tensor(torch.as_tensor(b["rgb"]), torch.as_tensor(b["point_cloud"]))
+    low_dim = torch.as_tensor(b["low_dim"], dtype=torch.float32)
+    moved, later = low_dim.clone(), low_dim.clone()
+    moved[:, 1:8] += 0.05  # the hand 5 cm off on every axis, the quaternion tilted
+    later[:, STAGE_FEATURES[-1]] -= 0.2  # one step later
+    with torch.no_grad():
+        q, q_moved, q_later = (agent.attention(obs, x) for x in (low_dim, moved, later))
+    assert torch.equal(q, q_moved) is not with_pose
+    assert not torch.equal(q, q_later)
 
 
 def _tensors(agent, b):

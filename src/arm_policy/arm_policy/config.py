@@ -53,6 +53,10 @@ class ARMConfig:
     gamma: float = 0.99
     #: Polyak factor of both target networks (Q-attention and critics).
     tau: float = 0.005
+    #: > 0: greedy decisions (evaluation, the policy node) take their pose from a Polyak average
+    #: of the actor, moved by this fraction after each update (0.01: about the last 100 updates);
+    #: exploration still samples around the actor itself. 0 (authors): the actor itself.
+    actor_average_tau: float = 0.0
     #: sparse rewards are multiplied by this inside the agent (paper: 100).
     reward_scale: float = 100.0
     #: the Q-attention's Bellman target is built from the rewards >= 0 only and clamped to
@@ -176,6 +180,8 @@ class ARMConfig:
             raise ValueError(f"replay_demo_fraction {self.replay_demo_fraction} must be in [0, 1)")
         if not 0 < self.tau <= 1 or not 0 <= self.gamma < 1:
             raise ValueError("need 0 < tau <= 1 and 0 <= gamma < 1")
+        if not 0 <= self.actor_average_tau <= 1:
+            raise ValueError(f"actor_average_tau {self.actor_average_tau} must be in [0, 1] (0: off)")
         if self.actor_offset_frame not in ("world", "camera_ray"):
             raise ValueError(f"actor_offset_frame {self.actor_offset_frame!r} must be 'world' or 'camera_ray'")
         if self.actor_offset_frame == "camera_ray" and not self.actor_relative_xyz:

@@ -334,6 +334,52 @@ def test_alpha_is_fixed_unless_auto_tuned():
     assert abs(tuned.alpha.item() - 0.05) > 1e-3
 
 
+@pytest.mark.parametrize("agent_class", ["arm", "bc"])
+def test_greedy_decisions_take_the_actors_polyak_average_and_exploration_the_actor(agent_class):
+    """actor_average_tau = 0.3: after each update the average moves 0.3 of the way to the actor
+    (replayed here from the actor's parameters after each step); the greedy pose is the average's
+    mean and the exploring one is sampled around the actor's; the average is saved, restored and
+    published to other processes."""
+    from arm_policy.agents import agent_class as registered
+
+    torch.manual_seed(0)
+    cls = registered(agent_class)
+    agent = cls(cls.configure(TINY.replace(actor_average_tau=0.3)), BOUNDS, "cpu")
+    b = batch_of(np.random.default_rng(4), 8)
+    expected = {k: v.clone() for k, v in agent.actor.named_parameters()}
+    for _ in range(3):
+        agent.update(b, np.ones(8, np.float32))
+        for k, v in agent.actor.named_parameters():
+            expected[k] = 0.7 * expected[k] + 0.3 * v.detach()
+    for k, v in agent.actor_average.named_parameters():
+        torch.testing.assert_close(v, expected[k])
+        assert not v.requires_grad
+    assert any(not torch.equal(v, dict(agent.actor.named_parameters())[k])
+               for k, v in agent.actor_average.named_parameters())
+    obs = {k: b[k][0] for k in ("rgb", "point_cloud", "low_dim")}
+    x = agent._obs(obs["rgb"][None], obs["point_cloud"][None])
+    low_dim = torch.as_tensor(obs["low_dim"])[None]
+    pixel = agent._attend(x, low_dim)[1]
+    with torch.no_grad():
+        crops = crop(x, pixel, agent.cfg.crop_size)
+        averaged = agent.actor_average(crops, low_dim, deterministic=True)[2][0].numpy()
+        online = agent.actor(crops, low_dim, deterministic=True)[2][0].numpy()
+    np.testing.assert_allclose(agent.act(obs, explore=False).action, averaged, atol=1e-6)
+    assert not np.allclose(averaged, online)
+    torch.manual_seed(5)
+    explored = agent.act(obs, explore=True).action
+    torch.manual_seed(5)
+    with torch.no_grad():
+        sampled = agent.actor(crops, low_dim, deterministic=False,
+                              noise_scale=agent.cfg.exploration_noise_scale)[0][0].numpy()
+    np.testing.assert_allclose(explored, sampled, atol=1e-6)
+    for clone in (cls.from_state_dict(agent.state_dict(), "cpu"), cls.from_target_state(agent.target_state())):
+        np.testing.assert_allclose(clone.act(obs, explore=False).action, averaged, atol=1e-6)
+    assert ARMAgent(TINY, BOUNDS, "cpu").actor_average is None  # off by default (authors)
+    with pytest.raises(ValueError, match="actor_average_tau"):
+        TINY.replace(actor_average_tau=1.5)
+
+
 def test_state_dict_round_trip_gives_identical_outputs():
     torch.manual_seed(0)
     rng = np.random.default_rng(3)

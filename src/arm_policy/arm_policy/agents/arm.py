@@ -85,6 +85,8 @@ class ARMAgent(Agent):
         self.critic = ConfidenceCritic(cfg).to(dev)
         self.critic_target = frozen_copy(self.critic)
         self.actor = Actor(cfg, self.action_bounds, relative_range, camera_position).to(dev)
+        #: what greedy decisions use (``actor_average_tau``), or None: the actor itself
+        self.actor_average = frozen_copy(self.actor) if cfg.actor_average_tau > 0 else None
         self.log_alpha = torch.tensor(float(np.log(cfg.init_alpha)), device=dev, requires_grad=True)
 
         self._attention_params = list(self.attention.parameters())
@@ -252,15 +254,17 @@ class ARMAgent(Agent):
         PolicyOutput(pixel (2,) int64 (row, col), action (8,) float32, q_map (H, W) float32 = min
         of the heads).
 
-        The pixel is the Q-attention argmax; the pose is sampled (``explore``) or the policy mean.
+        The pixel is the Q-attention argmax; the pose is sampled (``explore``) or the policy mean
+        (of the actor's Polyak average with ``actor_average_tau``).
         """
         x = self._obs(np.asarray(obs["rgb"])[None], np.asarray(obs["point_cloud"])[None])
         low_dim = self._t(obs["low_dim"])[None]
         with self._autocast():
             q, pixel = self._attend(x, low_dim)
         q_map = q.min(dim=1).values[0]
+        actor = self.actor if explore or self.actor_average is None else self.actor_average
         with self._autocast():
-            sample, _, mean = self.actor(crop(x, pixel, self.cfg.crop_size), low_dim,
+            sample, _, mean = actor(crop(x, pixel, self.cfg.crop_size), low_dim,
                                          deterministic=not explore,
                                          noise_scale=self.cfg.exploration_noise_scale)
         action = sample if explore else mean
@@ -329,6 +333,7 @@ class ARMAgent(Agent):
             actor_loss, log_pi = self._actor_loss(t, crop_obs, metrics)
         with _part("actor/backward_step"):
             self._step("actor", actor_loss, self.actor_opt, self._actor_params)
+            self._average_actor()
         self.critic.requires_grad_(True)
         if self.cfg.alpha_auto_tune:
             with _part("alpha"):
@@ -341,6 +346,11 @@ class ARMAgent(Agent):
         with _part("metrics_sync"):
             return self._metrics(metrics, priorities)
 
+    def _average_actor(self) -> None:
+        """After each actor step: the Polyak average greedy decisions use (``actor_average_tau``)."""
+        if self.actor_average is not None:
+            soft_update(self.actor, self.actor_average, self.cfg.actor_average_tau)
+
     def _labels(self, batch: dict[str, np.ndarray]) -> tuple[torch.Tensor | None, torch.Tensor]:
         """The targets a Bellman updater attached (:meth:`bellman_labels`), as tensors."""
         y = self._t(batch["target"])
@@ -352,8 +362,9 @@ class ARMAgent(Agent):
 
     # ------------------------------------------------------------------ target networks elsewhere
     #: what acting (:meth:`act`) and labelling (:meth:`targets`) read: the online Q-attention (the
-    #: argmax of both), its target, the actor (a' ~ pi), the critic's target and the temperature
-    _PUBLISHED = ("attention", "attention_target", "actor", "critic_target")
+    #: argmax of both), its target, the actor (a' ~ pi) and its average where greedy decisions
+    #: use one, the critic's target and the temperature
+    _PUBLISHED = ("attention", "attention_target", "actor", "actor_average", "critic_target")
 
     def target_state(self) -> dict[str, Any]:
         """The networks (CPU tensors) and the update count that acting and labelling need, for
@@ -362,13 +373,13 @@ class ARMAgent(Agent):
         return {"agent": self.name, "updates": self.updates, "config": self.cfg.to_dict(), "action_bounds": self.action_bounds.tolist(),
                 "log_alpha": self.log_alpha.detach().cpu().clone(),
                 **{name: {k: v.detach().cpu() for k, v in getattr(self, name).state_dict().items()}
-                   for name in self._PUBLISHED}}
+                   for name in self._PUBLISHED if getattr(self, name) is not None}}
 
     def load_target_state(self, state: dict[str, Any]) -> None:
         """Take the published networks of :meth:`target_state` (the optimisers stay)."""
         for name in self._PUBLISHED:
             part = getattr(self, name)
-            if part.state_dict():  # the SAC baseline's centre crop has none
+            if part is not None and part.state_dict():  # the SAC baseline's centre crop has none
                 part.load_state_dict(state[name])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"].to(self.device))
@@ -454,7 +465,7 @@ class ARMAgent(Agent):
         out["priorities"] = priorities.detach().cpu().numpy().astype(np.float64)
         return out
 
-    _NETS = ("attention", "attention_target", "critic", "critic_target", "actor")
+    _NETS = ("attention", "attention_target", "critic", "critic_target", "actor", "actor_average")
     _OPTIMISERS = ("attention_opt", "critic_opt", "actor_opt", "alpha_opt")
 
     def check_parameters(self) -> None:

@@ -36,6 +36,7 @@ class BCAgent(ARMAgent):
         _, _, mean_action = self.actor(crop_obs, t["low_dim"], deterministic=True)
         actor_loss = self.actor.pose_error(mean_action, t["action"], self.actor.anchor(crop_obs)).mean()
         self._step("actor", actor_loss, self.actor_opt, self._actor_params)
+        self._average_actor()
         self.updates += 1
         on_pixel = (QAttention.argmax_pixel(q_map.detach().min(dim=1).values) == t["pixel"]).all(1)
         return self._metrics({"bc_attention_loss": attention_loss, "bc_actor_loss": actor_loss,

@@ -302,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "was from the scripted expert's first keyframe, how far the first pose was from it,\n"
                            "how many later decisions on the expert's path attended to its next keyframe, and\n"
                            "the first grasp against the expert's. With --trace, every decision too: the\n"
-                           "attended pixel and its 3-D point, the best Q, the pose, the hand, the outcome.\n"
+                           "attended pixel, its 3-D point and its Q, the pose, the hand, the outcome.\n"
                            "One JSON line per checkpoint on stdout (eval_success, attention on keyframe,\n"
                            "median errors, unexecutable fraction)."))
     p.add_argument("run", help="run folder of `arm train --inprocess` or `arm launch sim_train`")

@@ -247,8 +247,8 @@ def _episode(env, seed, explore, episode_length, name, on_transition, on_first_d
 
 
 def trace_line(s: Step) -> str:
-    """One decision in words: where it attended (the pixel's 3-D point and the best Q where the
-    rollout keeps them) against the expert's next keyframe, the pose, and how executing it went."""
+    """One decision in words: where it attended (the pixel's 3-D point and its Q where the rollout
+    keeps them) against the expert's next keyframe, the pose, and how executing it went."""
     d = s.decision
     row, col = (int(v) for v in d.pixel)
     where = ""
@@ -256,7 +256,7 @@ def trace_line(s: Step) -> str:
         point = np.asarray(d.obs["point_cloud"][row, col], dtype=np.float64)
         where = " at " + ("no depth" if not np.all(np.isfinite(point)) else
                           "({:.3f}, {:.3f}, {:.3f}) m".format(*point))
-    q = "" if d.q_map is None else f", best Q {float(np.max(d.q_map)):.1f}"
+    q = "" if d.q_map is None else f", Q {float(d.q_map[row, col]):.1f}"
     expert = ("the expert's keyframes all matched" if s.keyframe is None else
               "expert keyframe {} at ({}, {}){}".format(s.keyframe, *(int(v) for v in s.keyframe_pixel),
                                                         "" if s.on_path else ", off its path"))

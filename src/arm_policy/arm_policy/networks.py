@@ -112,10 +112,12 @@ class _UNet(nn.Module):
     def __init__(self, cfg: ARMConfig):
         super().__init__()
         self.stem = _Stem(cfg.unet_stem, cfg.unet_stem_kernel)
-        # which low-dim entries are tiled over the input (None: all of them)
-        self.low_dim_index = None if cfg.attention_low_dim_pose else list(STAGE_FEATURES)
+        # which low-dim entries are tiled over the input (None: all of them); a buffer, so the
+        # index is built once and follows the module's device, and no checkpoint holds it
+        self.register_buffer("low_dim_index", None if cfg.attention_low_dim_pose
+                             else torch.tensor(STAGE_FEATURES), persistent=False)
         self.low_dim = (0 if not cfg.attention_low_dim else
-                        cfg.low_dim_size if self.low_dim_index is None else len(self.low_dim_index))
+                        cfg.low_dim_size if self.low_dim_index is None else len(STAGE_FEATURES))
         ch = self.stem.out_channels + self.low_dim
         self.down = nn.ModuleList()
         for f in cfg.unet_filters:
@@ -135,7 +137,7 @@ class _UNet(nn.Module):
         """Everything after the stem: (B, stem channels, H, W) -> (B, H, W)."""
         if self.low_dim:  # in x's dtype and layout: a mixed cat would copy both (autocast, NHWC)
             if self.low_dim_index is not None:
-                low_dim = low_dim[:, self.low_dim_index]
+                low_dim = low_dim.index_select(1, self.low_dim_index)
             x = torch.cat([x, _tile(low_dim.to(x.dtype), *x.shape[-2:])], dim=1)
         skips = [x]
         for layer in self.down:

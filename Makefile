@@ -35,15 +35,13 @@ TEST_JOBS ?= 2
 test: setup
 	source env.sh && python -m pytest -q -n $(TEST_JOBS) --dist loadfile --durations=12 src test
 
-# The main job: the whole learning loop over ROS 2 (arm launch sim_train) with its embedded
-# defaults: reach_target, the cpu agent preset (64x64 images), 100 demos, a 30-minute budget that
-# includes the demos and the final evaluation. A fresh run folder each time; resume one with
-# `make sim-train RUN=runs/sim_train-...` (same command, same folder).
-TASK ?= reach_target
-MINUTES ?= 30
+# The main job: the whole learning loop over ROS 2 (arm launch sim_train) with the defaults of
+# src/arm_bringup/config/sim_train.yaml (pick_up_cup, the cpu agent preset at 64x64, 100 demos, a
+# 30-minute budget that includes the demos and the final evaluation); TASK= and MINUTES= override
+# them. A fresh run folder each time; resume one with `make sim-train RUN=runs/sim_train-...`.
 RUN ?= runs/sim_train-$(shell date +%Y%m%d-%H%M%S)
 sim-train: setup
-	source env.sh && arm launch sim_train task:=$(TASK) preset:=cpu minutes:=$(MINUTES) run_dir:=$(RUN)
+	source env.sh && arm launch sim_train $(if $(TASK),task:=$(TASK)) $(if $(MINUTES),minutes:=$(MINUTES)) run_dir:=$(RUN)
 
 # Record scripted demonstrations as rosbag2 (MCAP) files.
 demos: setup

@@ -20,9 +20,10 @@ NODES = (b"sim_node", b"perception_node", b"control_node", b"recorder", b"traini
 
 #: A sim_train that closes the loop in a few minutes on 2 cores: 32x32 images, a small batch,
 #: one torch thread for the trainer (two fight the actor's processes for the cores), 2 demos,
-#: 3-pose episodes, frequent checkpoints and reloads, an evaluation every 6 env steps.
+#: 3-pose episodes, frequent checkpoints and reloads, an evaluation every 6 env steps, and
+#: reach_target (one keyframe: its demos and episodes are the shortest) instead of the main job's task.
 TINY = [
-    "image_size:=32", "demos:=2", "episode_length:=3", "eval_every:=6", "eval_episodes:=2",
+    "task:=reach_target", "image_size:=32", "demos:=2", "episode_length:=3", "eval_every:=6", "eval_episodes:=2",
     "episode_runner.preset:=",  # the agent's size comes from agent_overrides below
     "training_node.agent_overrides:=[image_size=32, batch_size=8]",
     "training_node.torch_threads:=1", "training_node.checkpoint_every:=5",

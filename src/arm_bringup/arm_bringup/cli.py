@@ -9,7 +9,7 @@ Examples:
     arm benchmark --tasks pick_up_cup,take_lid_off_saucepan --methods arm,sac,bc --minutes 120 --out runs/bench
     arm plot ARM=runs/reach SAC=runs/reach_sac --out runs/reach_vs_sac.png
     arm launch sim task:=pick_up_cup
-    arm launch sim_train task:=reach_target minutes:=30 run_dir:=runs/reach
+    arm launch sim_train minutes:=30 run_dir:=runs/cup      # the main job: pick_up_cup
     arm launch sim_train --show-args
     arm topic list
     arm topic echo /joint_states --once

@@ -2,8 +2,8 @@ r"""episode_runner: drives the episodes of `arm launch sim_train` (the actor sid
 
 Examples::
 
-    arm launch sim_train task:=reach_target minutes:=30 run_dir:=runs/reach
-    ros2 run arm_bringup episode_runner --ros-args -p task:=reach_target -p run_dir:=runs/reach \
+    arm launch sim_train task:=pick_up_cup minutes:=30 run_dir:=runs/cup
+    ros2 run arm_bringup episode_runner --ros-args -p task:=pick_up_cup -p run_dir:=runs/cup \
         -p minutes:=5.0 -p eval_every:=50 -p eval_episodes:=5
 
 At start it records the missing expert demos into ``run_dir/demos/TASK`` (in-process, the same

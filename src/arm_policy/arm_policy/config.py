@@ -108,6 +108,12 @@ class ARMConfig:
     #: (stack_wine, the authors' action mode, 100 min, seed 0): final 0.16, best 0.44, first pose
     #: 1.9 cm off, against 0.08, 0.24, 4.2 cm with "world"; within the noise on success, so off.
     actor_offset_frame: str = "world"
+    #: with ``actor_relative_xyz``: the pose agent (actor) sees the crop's points as offsets from
+    #: the anchor (the crop centre's point) instead of world coordinates. Its features are pooled
+    #: over the crop, so with world coordinates it cannot tell where the anchor lies on the object:
+    #: attention one pixel over (~1.5 cm at 64 px) moves the anchor, and the pose with it, while
+    #: the actor's output stays the same.
+    actor_points_from_anchor: bool = False
     #: with "camera_ray": the least reach across the ray (m); a pixel is ~1.5 cm of the scene at
     #: 64 px, so 3 cm lets the actor correct an attention error of about two pixels.
     relative_lateral_range: float = 0.03
@@ -187,6 +193,9 @@ class ARMConfig:
         if self.actor_offset_frame == "camera_ray" and not self.actor_relative_xyz:
             raise ValueError("actor_offset_frame 'camera_ray' is a frame for the relative offset: "
                              "it needs actor_relative_xyz True")
+        if self.actor_points_from_anchor and not self.actor_relative_xyz:
+            raise ValueError("actor_points_from_anchor shows the actor its crop about the anchor the "
+                             "relative offset starts from: it needs actor_relative_xyz True")
         if not self.q_attention and (self.crop_size != self.image_size or self.actor_relative_xyz):
             raise ValueError("without Q-attention the pose agent sees the whole image: need "
                              "crop_size == image_size and actor_relative_xyz False "

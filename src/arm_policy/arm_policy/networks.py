@@ -31,6 +31,14 @@ def obs_tensor(rgb: torch.Tensor, point_cloud: torch.Tensor) -> torch.Tensor:
     return torch.cat([rgb, pc, valid.float()], dim=1)
 
 
+def points_about(crop_obs: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
+    """(B, 7, s, s) crops of ``obs_tensor`` with their points as offsets from ``anchor`` (B, 3);
+    zero where the camera had no depth, as in ``obs_tensor``."""
+    valid = crop_obs[:, 6:7]
+    points = (crop_obs[:, 3:6] - anchor[:, :, None, None].to(crop_obs.dtype)) * valid
+    return torch.cat([crop_obs[:, :3], points, valid], dim=1)
+
+
 def crop(images: torch.Tensor, pixels: torch.Tensor, size: int = 16) -> torch.Tensor:
     """(B, C, H, W) images, (B, 2) (row, col) pixels -> (B, C, size, size) crops.
 
@@ -201,6 +209,8 @@ class Actor(nn.Module):
     reach (``demo_dataset.relative_xyz_range``; default ``cfg.relative_xyz_range`` on every
     axis). With ``cfg.actor_offset_frame == "camera_ray"`` the three offset axes are those of
     :func:`~arm_policy.camera_ray.ray_frame` at the anchor, seen from ``camera_position`` (3,);
+    with ``cfg.actor_points_from_anchor`` the crop's points enter as offsets from the anchor
+    (:func:`points_about`), so the offset is predicted from where the scene lies about it; then
     a quaternion (a[3:7]
     normalised, canonical sign); gripper (a[7] + 1) / 2 in [0, 1]. ``log_prob`` is of the
     squashed 8-D sample: Gaussian log-density of the pre-tanh sample u minus
@@ -225,6 +235,7 @@ class Actor(nn.Module):
         self.register_buffer("xyz_high", bounds[1].clone())
         reach = cfg.relative_xyz_range if relative_range is None else relative_range
         self.register_buffer("relative_range", torch.as_tensor(reach, dtype=torch.float32).expand(3).clone())
+        self.points_from_anchor = cfg.actor_points_from_anchor
         self.ray_frame = cfg.actor_offset_frame == "camera_ray"
         if self.ray_frame:  # a buffer only in this form: checkpoints of the world form stay loadable
             if camera_position is None:
@@ -274,6 +285,8 @@ class Actor(nn.Module):
         """-> (action (B, 8), log_prob (B,), mean action (B, 8)). ``noise_scale`` < 1 samples a
         narrower behaviour policy (exploration only; learning always uses 1)."""
         anchor = self.anchor(crop_obs)
+        if self.points_from_anchor:
+            crop_obs = points_about(crop_obs, anchor)
         x = self.stem(crop_obs)
         x = torch.cat([x, _tile(low_dim, *x.shape[-2:])], dim=1)
         x = self.convs(x).amax(dim=(2, 3))

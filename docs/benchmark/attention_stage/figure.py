@@ -1,5 +1,6 @@
 """Held-out success against env steps of several `arm benchmark --out` folders holding one task's
-ARM cell (seed 0 unless a folder is given as FOLDER:SEED), one line each.
+ARM cell (seed 0 unless a folder is given as FOLDER:SEED), one line each. `--title T` (first)
+replaces the default title.
 
     python docs/benchmark/attention_stage/figure.py pick_up_cup docs/figures/attention_stage_pick_up_cup.png \
         "hand pose tiled over Q-attention (cpu preset before)=docs/benchmark/expert_margin" \
@@ -12,7 +13,11 @@ from pathlib import Path
 
 from arm_policy.plots import plot_learning_curve
 
-task, out, specs = sys.argv[1], sys.argv[2], sys.argv[3:]
+args = sys.argv[1:]
+title = None
+if args[:1] == ["--title"]:
+    title, args = args[1], args[2:]
+task, out, specs = args[0], args[1], args[2:]
 
 
 def rows(spec):
@@ -25,5 +30,5 @@ def rows(spec):
 curves = {label: rows(folder) for label, folder in (s.split("=", 1) for s in specs)}
 (first, first_rows), *rest = curves.items()
 plot_learning_curve(first_rows, out, x="env_steps", label=first, compare=dict(rest),
-                    title=f"ARM, {task}: what Q-attention reads of the low-dim state",
+                    title=title or f"ARM, {task}: what Q-attention reads of the low-dim state",
                     ylabel="success (25 evaluation scenes)")

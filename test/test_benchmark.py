@@ -1,6 +1,6 @@
 """`arm benchmark`: a tiny two-task grid writes results.csv, results.md and curves.png, and
 survives being killed mid-cell: the rerun skips finished cells and resumes the interrupted one
-from its newest checkpoint."""
+from its newest checkpoint, with the replay it had then."""
 from __future__ import annotations
 
 import csv
@@ -54,6 +54,9 @@ def test_a_killed_benchmark_resumes_and_reports(tmp_path):
     log, _ = rerun.communicate(timeout=400)
     assert rerun.returncode == 0, log
     assert "resuming" in log and "seed_0" in log
+    # with the agent's transitions it had at its checkpoint, which are deleted once it is done
+    assert re.search(r"the replay has its [1-9]\d* agent transitions back", log), log
+    assert not (first_cell / "replay").exists()
 
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert [(r["task"], r["method"], r["seed"]) for r in rows] == [

@@ -41,6 +41,7 @@ from arm_perception.bag_writer import fsync_dir
 __all__ = [
     "CheckpointError",
     "LoadedCheckpoint",
+    "atomic_write",
     "atomic_write_bytes",
     "checkpoint_dir",
     "checkpoint_path",
@@ -77,7 +78,7 @@ class LoadedCheckpoint(NamedTuple):
 # --------------------------------------------------------------------------- atomic files
 
 
-def _atomic_write(path: Path, write, tmp_prefix: str | None = None) -> Path:
+def atomic_write(path: os.PathLike | str, write, tmp_prefix: str | None = None) -> Path:
     """Write ``path`` atomically: ``write(fileobj)`` fills a temp file in the same directory,
     which is flushed, fsynced and renamed over ``path``; the directory is fsynced after."""
     path = Path(path)
@@ -100,7 +101,7 @@ def _atomic_write(path: Path, write, tmp_prefix: str | None = None) -> Path:
 
 def atomic_write_bytes(path: os.PathLike | str, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temp file + fsync + os.replace + directory fsync)."""
-    return _atomic_write(Path(path), lambda f: f.write(data))
+    return atomic_write(path, lambda f: f.write(data))
 
 
 # --------------------------------------------------------------------------- paths
@@ -214,7 +215,7 @@ def save_checkpoint(run_dir: os.PathLike | str, step: int, state: dict,
     path = checkpoint_path(run_dir, step)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_orphan_temps(path.parent)
-    _atomic_write(path, lambda f: torch.save(payload, f),
+    atomic_write(path, lambda f: torch.save(payload, f),
                   tmp_prefix=f".{path.name}.{os.getpid()}.")
     if keep_last is not None:
         for old in list_checkpoints(run_dir)[:-int(keep_last)]:

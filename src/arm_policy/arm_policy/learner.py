@@ -21,6 +21,12 @@ whole episodes read back from bags. Everything else is here, once:
   raises :class:`TrainingFailed`, and the newest checkpoint on disk stays the last good one.
 * **Checkpoints** every ``checkpoint_every`` updates (atomic, the newest ``keep_checkpoints``
   kept), with the learner's counters and whatever the caller's ``extra_state`` adds.
+* **The replay across a resume** (``keep_replay``, the in-process trainers): each checkpoint
+  also writes the agent's transitions since the last one under ``run_dir/replay/``
+  (:mod:`arm_policy.replay_files`) and carries the replay's bookkeeping (kinds, success flags,
+  priorities), so a resumed run samples from the buffer it had. Without them (an older
+  checkpoint, a changed demo set, a file that cannot be read) the replay restarts from the
+  demos, and the log says so. The ROS trainer reads its bags again instead.
 * **Run log.** Losses every ``log_every`` updates into ``log_dir/metrics.csv`` (+ tensorboard).
 """
 from __future__ import annotations
@@ -32,11 +38,13 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+import torch
 
 from .agents import Agent, NumericalError, agent_class, from_checkpoint
 from .checkpoints import LoadedCheckpoint, list_checkpoints, load_latest_valid, save_checkpoint
 from .config import ARMConfig
 from .replay import PrioritizedReplay
+from .replay_files import ReplayFiles
 from .run_log import RunLogger
 
 __all__ = ["Learner", "LearnerSettings", "TrainingFailed"]
@@ -92,6 +100,12 @@ class Learner:
         self.last_metrics: dict[str, float] = {}
         self.checkpoint_step: int | None = resumed.step if resumed is not None else None
         self._episode_slots: list[int] = []
+        self.replay_files: ReplayFiles | None = None
+        self._unsaved: list[int] = []  # add indices of agent transitions not in replay_files yet
+        self._demos_added = replay.added if replay is not None else 0
+        #: after a resume: the agent transitions the replay got back (None: it restarted from
+        #: the demos)
+        self.restored_transitions: int | None = None
         self._logger = RunLogger(log_dir) if log_dir is not None else None
         self._rate = (time.monotonic(), agent.updates)
 
@@ -99,9 +113,11 @@ class Learner:
     def start(cls, agent_name: str, cfg: ARMConfig, demos: Sequence, run_dir: Path | str,
               settings: LearnerSettings | None = None, device=None, seed: int | None = None,
               log_dir: Path | str | None = None, extra_state: Callable[[], dict] | None = None,
-              warn: Callable[[str], None] = print, replay: bool = True) -> "Learner":
+              warn: Callable[[str], None] = print, replay: bool = True,
+              keep_replay: bool = False) -> "Learner":
         """Resume from ``run_dir``'s newest valid checkpoint, or a new ``agent_name`` agent built
-        from ``demos`` (see the module docstring); the replay holds the demos either way. With
+        from ``demos`` (see the module docstring); the replay holds the demos either way, and
+        with ``keep_replay`` the agent's transitions saved with that checkpoint too. With
         ``replay=False`` there is none: the batches come from elsewhere (:meth:`update_on`; the
         distributed learner's replay servers)."""
         run_dir = Path(run_dir)
@@ -135,10 +151,55 @@ class Learner:
             buffer = PrioritizedReplay.from_config(agent.cfg, seed=seed, fields=agent.replay_fields())
             buffer.extend(demos, demo=True)
         learner = cls(agent, buffer, run_dir, settings, log_dir, extra_state, loaded)
+        if buffer is not None and keep_replay:
+            learner.replay_files = ReplayFiles(run_dir)
         if loaded is not None and buffer is not None:
             counters = loaded.state.get("learner", loaded.state.get("trainer", {}))
             buffer.samples_drawn = int(counters.get("replay_samples_drawn", 0))
+            if learner.replay_files is not None:
+                learner._restore_replay(counters.get("replay"), demos, seed, warn)
+        elif learner.replay_files is not None:
+            learner.replay_files.drop_from(0)  # a fresh run: nothing of an earlier one's
         return learner
+
+    def _restore_replay(self, saved: dict | None, demos: Sequence, seed: int | None,
+                        warn: Callable[[str], None]) -> None:
+        """Put back the agent's transitions and the replay's bookkeeping a checkpoint names;
+        if they cannot all come back, the replay stays the demos alone (with a warning)."""
+        files = self.replay_files
+        if saved is None:  # a checkpoint written without them
+            files.drop_from(0)
+            return
+        added = int(saved["added"])
+        files.drop_from(added)  # written after this checkpoint: they would be numbered again
+        reason = None
+        if int(saved["demos"]) != self._demos_added:
+            reason = f"it started from {int(saved['demos'])} demo transitions, not {self._demos_added}"
+        else:
+            try:
+                self.replay.restore_bookkeeping({k: v.numpy() if hasattr(v, "numpy") else v
+                                                 for k, v in saved.items()})
+                expected = int((~self.replay.bookkeeping()["demo"]).sum())
+                restored = sum(self.replay.put_rows(idx, rows) for idx, rows in files.read(added))
+                if restored != expected:
+                    reason = f"{restored} of its {expected} agent transitions are on disk"
+            except (ValueError, KeyError) as err:
+                reason = str(err)
+        if reason is None:
+            self.restored_transitions = restored
+            return
+        warn(f"the replay restarts from the demos: {reason}")
+        files.drop_from(0)
+        self.replay = PrioritizedReplay.from_config(self.agent.cfg, seed=seed,
+                                                    fields=self.agent.replay_fields())
+        self.replay.extend(demos, demo=True)
+        self.replay.samples_drawn = int(saved.get("samples_drawn", 0))
+
+    def replay_note(self) -> str:
+        """What a resumed run's replay holds, for its resume line."""
+        if self.restored_transitions is None:
+            return "the replay restarts from the demos"
+        return f"the replay has its {self.restored_transitions} agent transitions back"
 
     @property
     def updates(self) -> int:
@@ -150,6 +211,10 @@ class Learner:
         demos only)."""
         if self.agent.learns_online:
             self._episode_slots.append(self.replay.add(transition, demo=False))
+            if self.replay_files is not None:
+                self._unsaved.append(self.replay.added - 1)
+                if len(self._unsaved) >= self.replay.capacity:  # the ring would overwrite them
+                    self._save_replay()
         self.env_steps += 1
 
     def end_episode(self, success: bool) -> None:
@@ -240,6 +305,8 @@ class Learner:
         drawn = 0 if self.replay is None else int(self.replay.samples_drawn)
         state["learner"] = {"replay_samples_drawn": drawn, "env_steps": int(self.env_steps),
                             "episodes": int(self.episodes)}
+        if self.replay_files is not None:
+            state["learner"]["replay"] = self._save_replay()
         if self.extra_state is not None:
             state.update(self.extra_state())
         path = save_checkpoint(self.run_dir, self.agent.updates, state,
@@ -247,10 +314,24 @@ class Learner:
         self.checkpoint_step = self.agent.updates
         return path
 
-    def close(self, final_checkpoint: bool = True) -> Path | None:
+    def _save_replay(self) -> dict:
+        """The agent's transitions since the last call into replay_files, the files the ring
+        has overwritten since deleted -> the bookkeeping a checkpoint carries beside them."""
+        if self._unsaved:
+            index = np.asarray(self._unsaved, dtype=np.int64)
+            self.replay_files.write(index, self.replay.rows(index % self.replay.capacity))
+            self._unsaved = []
+        self.replay_files.drop_overwritten(self.replay.added, self.replay.capacity)
+        book = self.replay.bookkeeping()
+        return {"added": int(book["added"]), "size": int(book["size"]), "demos": self._demos_added,
+                "max_priority": float(book["max_priority"]), "samples_drawn": int(book["samples_drawn"]),
+                **{k: torch.from_numpy(np.ascontiguousarray(book[k])) for k in ("priorities", "demo", "success")}}
+
+    def close(self, final_checkpoint: bool = True, keep_replay: bool = True) -> Path | None:
         """A last checkpoint (unless failed), then the run log closed. It is written even when
         the update count has one: the run's progress since (the final evaluation) is what a
-        resumed run restores its evaluations up to."""
+        resumed run restores its evaluations up to. Without ``keep_replay`` (a run that is
+        over, not interrupted) the saved replay files are deleted."""
         path = None
         try:
             if final_checkpoint and not self.failed:
@@ -259,4 +340,6 @@ class Learner:
             if self._logger is not None:
                 self._logger.close()
                 self._logger = None
+            if self.replay_files is not None and not keep_replay:
+                self.replay_files.remove()
         return path

@@ -88,6 +88,7 @@ class PrioritizedReplay:
         self.samples_drawn = 0  # sample() calls, for beta annealing
         self._next = 0
         self._size = 0
+        self.added = 0  # every add() ever: item k went to slot k % capacity
         self._store: dict[str, np.ndarray] | None = None
         self.fields = dict(fields) if fields is not None else None
         if self.fields is not None and set(self.fields) & set(_FLAGS):
@@ -154,6 +155,7 @@ class PrioritizedReplay:
         self._set_priority(np.array([i]), np.array([p ** self.alpha]))
         self._next = (i + 1) % self.capacity
         self._size = min(self._size + 1, self.capacity)
+        self.added += 1
         return i
 
     def extend(self, transitions, demo: bool | None = None, success: bool = False) -> None:
@@ -220,3 +222,62 @@ class PrioritizedReplay:
             raise ValueError("non-finite priority")
         self.max_priority = max(self.max_priority, float(p.max()))
         self._set_priority(np.asarray(indices, dtype=np.int64), p ** self.alpha)
+
+    # ------------------------------------------------------------------ saving and restoring
+    def rows(self, slots) -> dict[str, np.ndarray]:
+        """Copies of the declared fields of ``slots`` (not the replay's flags): what
+        :meth:`put_rows` writes back."""
+        slots = np.asarray(slots, dtype=np.int64)
+        return {k: self._store[k][slots] for k in self.fields}
+
+    def bookkeeping(self) -> dict[str, Any]:
+        """Everything but the transitions themselves: the ring's position, each item's kind,
+        success flag and stored priority, the largest priority and the sample count. With the
+        transitions put back where they were, :meth:`restore_bookkeeping` then :meth:`put_rows`
+        make the same buffer again."""
+        n = self._size
+        empty = np.zeros((0,), np.bool_)
+        return {"added": self.added, "size": n, "max_priority": self.max_priority,
+                "samples_drawn": self.samples_drawn, "priorities": self.tree.get(np.arange(n)),
+                "demo": empty if self._store is None else self._store["demo"][:n].copy(),
+                "success": empty if self._store is None else self._store["success"][:n].copy()}
+
+    def put_rows(self, add_index, rows: Mapping[str, np.ndarray]) -> int:
+        """Write transitions back into the slots they had: item ``add_index[j]`` (its place in
+        the order of ``add``) into slot ``add_index[j] % capacity``. Items older than the newest
+        ``capacity`` were overwritten since and are left out -> how many were written. Their
+        flags and priorities come from :meth:`restore_bookkeeping`, called first."""
+        if self.fields is None:
+            raise ValueError("put_rows needs a replay with declared fields")
+        add_index = np.asarray(add_index, dtype=np.int64)
+        if set(rows) != set(self.fields):
+            raise KeyError(f"saved rows hold {sorted(rows)}, this replay {sorted(self.fields)}")
+        if self._store is None:
+            self._allocate({})
+        if add_index.size and add_index.max() >= self.added:
+            raise ValueError(f"item {add_index.max()} was never added ({self.added} adds)")
+        live = add_index >= self.added - self.capacity
+        slots = add_index[live] % self.capacity
+        for k, arr in self._store.items():
+            if k in rows:
+                arr[slots] = rows[k][live]
+        return int(live.sum())
+
+    def restore_bookkeeping(self, state: Mapping[str, Any]) -> None:
+        """The counters, kinds, success flags and priorities :meth:`bookkeeping` saved (the
+        transitions themselves put back first)."""
+        n, added = int(state["size"]), int(state["added"])
+        if n != min(added, self.capacity) or len(state["priorities"]) != n:
+            raise ValueError(f"replay bookkeeping of {n} items after {added} adds does not fit a "
+                             f"buffer of capacity {self.capacity}")
+        if self._store is None:
+            self._allocate({})
+        self.added, self._size, self._next = added, n, added % self.capacity
+        self._store["demo"][:n] = np.asarray(state["demo"], np.bool_)
+        self._store["success"][:n] = np.asarray(state["success"], np.bool_)
+        self.tree = SumTree(self.capacity)
+        self.kind_trees = {True: SumTree(self.capacity), False: SumTree(self.capacity)}
+        if n:
+            self._set_priority(np.arange(n), np.asarray(state["priorities"], np.float64))
+        self.max_priority = float(state["max_priority"])
+        self.samples_drawn = int(state["samples_drawn"])

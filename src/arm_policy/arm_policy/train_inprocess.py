@@ -12,8 +12,8 @@ the final success is read against, on the same scenes.
 
 RUN/ holds config.json, demos/ (the recorded demo bags), checkpoints/, metrics.csv, tensorboard/,
 learning_curve.png, attention/ (snapshots) and summary.json. Run the same command on a run folder
-without summary.json to resume it from its newest checkpoint (its replay restarts from the demos;
-the budget counts the time already spent).
+without summary.json to resume it from its newest checkpoint, with the replay it had then (RUN/replay/
+holds the agent's transitions until the run is over); the budget counts the time already spent.
 """
 from __future__ import annotations
 
@@ -62,12 +62,11 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
         settings.method, cfg, transitions, run,
         LearnerSettings(settings.updates_per_step, settings.checkpoint_every, settings.keep_checkpoints),
         device=settings.device, seed=settings.seed, log_dir=run / "training", extra_state=p.state,
-        warn=log)
+        warn=log, keep_replay=True)
     agent = learner.agent
     if p.resume(learner):
         log(f"resuming {run} from {learner.resumed.path.name}: {agent.updates} updates, {p.env_steps} "
-            f"env steps, {p.elapsed() / 60:.1f} of {settings.minutes:g} min spent (the replay "
-            "restarts from the demos)")
+            f"env steps, {p.elapsed() / 60:.1f} of {settings.minutes:g} min spent ({learner.replay_note()})")
     log(f"{settings.method}: {len(transitions)} demo transitions from {settings.demos} demos; "
         f"agent on {agent.device}")
 

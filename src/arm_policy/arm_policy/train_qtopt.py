@@ -177,10 +177,11 @@ def train_qtopt(settings: TrainSettings, log: Callable[[str], None] = print) -> 
                             LearnerSettings(0 if offline_only else settings.updates_per_step,
                                             settings.checkpoint_every, settings.keep_checkpoints),
                             device=settings.device, seed=settings.seed, log_dir=run / "training",
-                            extra_state=p.state, warn=log)
+                            extra_state=p.state, warn=log, keep_replay=True)
     agent = learner.agent
     if p.resume(learner, by_updates=offline_only):
-        log(f"resuming {run} from {learner.resumed.path.name}: {agent.updates} updates, {p.env_steps} env steps")
+        log(f"resuming {run} from {learner.resumed.path.name}: {agent.updates} updates, {p.env_steps} "
+            f"env steps ({learner.replay_note()})")
     mode = "offline only" if offline_only else "offline + online"
     log(f"qtopt ({mode}): {len(transitions)} offline transitions from {settings.demos} scripted grasps "
         f"(success {scripted:.2f}); agent on {agent.device}")

@@ -120,7 +120,8 @@ class TrainingRun:
             self.interrupted = True
             log("interrupted: a last checkpoint and summary.json (no final evaluation)")
         finally:
-            learner.close(final_checkpoint=self.failure is None)
+            # an interrupted run will be resumed: its replay files stay for it
+            learner.close(final_checkpoint=self.failure is None, keep_replay=self.interrupted)
             for close in closers:
                 close()
 

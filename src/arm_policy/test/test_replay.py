@@ -204,3 +204,37 @@ def test_an_agent_declares_what_its_transitions_hold():
         r.add({"image": np.ones((4, 4, 3), np.uint8), "reward": 1.0})
     with pytest.raises(ValueError, match="own flags"):
         PrioritizedReplay(capacity=4, fields={"demo": ((), np.bool_)})
+
+
+def test_bookkeeping_and_rows_rebuild_the_same_buffer_after_the_ring_wrapped():
+    """What a checkpoint keeps of the replay (bookkeeping) and what the replay files keep (the
+    agent's rows by add index) make the same buffer again: slots, kinds, success flags,
+    priorities and both kinds' trees, whichever items the ring overwrote."""
+    def demos_only():
+        r = PrioritizedReplay(capacity=6, alpha=0.7, seed=0, demo_fraction=0.5, fields=FIELDS)
+        r.extend([_transition(i) for i in range(2)], demo=True)
+        return r
+
+    r = demos_only()
+    agent = [r.add(_transition(10 + i), demo=False) for i in range(9)]  # 11 adds: the demos are gone
+    r.mark_success(agent[-3:])
+    _, idx, _ = r.sample(4)
+    r.update_priorities(idx, [0.5, 2.0, 3.0, 0.1])
+    book = r.bookkeeping()
+    assert book["added"] == 11 and book["size"] == 6 and not book["demo"].any()
+    add_index = np.arange(2, 11)  # every agent item, the overwritten ones too
+    saved = r.rows(add_index % 6)
+
+    again = demos_only()
+    again.restore_bookkeeping(book)
+    assert again.put_rows(add_index, saved) == 6  # the three overwritten ones are left out
+    for k in r._store:
+        np.testing.assert_array_equal(again._store[k], r._store[k], err_msg=k)
+    for mine, theirs in ((again.tree, r.tree), *zip(again.kind_trees.values(), r.kind_trees.values())):
+        np.testing.assert_allclose(mine.nodes, theirs.nodes)
+    assert (again.max_priority, again.samples_drawn, again._next) == (r.max_priority, 1, r._next)
+    assert again.add(_transition(99), demo=False) == r.add(_transition(99), demo=False)
+    with pytest.raises(ValueError, match="never added"):
+        again.put_rows(np.array([50]), r.rows([0]))
+    with pytest.raises(KeyError, match="saved rows"):
+        again.put_rows(np.array([3]), {"rgb": saved["rgb"][:1]})

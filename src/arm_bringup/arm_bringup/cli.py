@@ -255,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "periodic evaluation (no exploration) until the time budget; OUT holds config.json,\n"
                            "checkpoints/, metrics.csv, tensorboard/, learning_curve.png, attention/ and summary.json\n"
                            "(untrained_success beside eval_success). The same command on an unfinished OUT resumes\n"
-                           "it from its newest checkpoint. Training over the ROS graph (training_node) is\n"
+                           "it from its newest checkpoint, with the replay it had then (OUT/replay/ until the run\n"
+                           "is over). Training over the ROS graph (training_node) is\n"
                            "`arm launch sim_train`, not this command."))
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--inprocess", action="store_true",

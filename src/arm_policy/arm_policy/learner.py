@@ -103,6 +103,7 @@ class Learner:
         self.replay_files: ReplayFiles | None = None
         self._unsaved: list[int] = []  # add indices of agent transitions not in replay_files yet
         self._demos_added = replay.added if replay is not None else 0
+        self._added_at: dict[int, int] = {}  # checkpoint step -> the replay's adds by then
         #: after a resume: the agent transitions the replay got back (None: it restarted from
         #: the demos)
         self.restored_transitions: int | None = None
@@ -186,7 +187,7 @@ class Learner:
             except (ValueError, KeyError) as err:
                 reason = str(err)
         if reason is None:
-            self.restored_transitions = restored
+            self.restored_transitions, self._added_at = restored, {self.agent.updates: added}
             return
         warn(f"the replay restarts from the demos: {reason}")
         files.drop_from(0)
@@ -321,8 +322,12 @@ class Learner:
             index = np.asarray(self._unsaved, dtype=np.int64)
             self.replay_files.write(index, self.replay.rows(index % self.replay.capacity))
             self._unsaved = []
-        self.replay_files.drop_overwritten(self.replay.added, self.replay.capacity)
         book = self.replay.bookkeeping()
+        # only what the ring had overwritten by the oldest kept checkpoint: any of them resumes
+        self._added_at[self.agent.updates] = int(book["added"])
+        kept = sorted(self._added_at)[-self.settings.keep_checkpoints:]
+        self._added_at = {step: self._added_at[step] for step in kept}
+        self.replay_files.drop_overwritten(min(self._added_at.values()), self.replay.capacity)
         return {"added": int(book["added"]), "size": int(book["size"]), "demos": self._demos_added,
                 "max_priority": float(book["max_priority"]), "samples_drawn": int(book["samples_drawn"]),
                 **{k: torch.from_numpy(np.ascontiguousarray(book[k])) for k in ("priorities", "demo", "success")}}

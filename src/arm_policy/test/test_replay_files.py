@@ -14,7 +14,7 @@ from arm_policy.replay_files import ReplayFiles
 
 TINY = QTOptConfig(image_size=16, conv_channels=(8, 8), embed_hidden=16, head_channels=8,
                    head_hidden=16, batch_size=8, replay_capacity=64)
-SETTINGS = LearnerSettings(updates_per_step=1, checkpoint_every=5)
+SETTINGS = LearnerSettings(updates_per_step=1, checkpoint_every=5, keep_checkpoints=2)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -38,12 +38,12 @@ def start(run, warn=print) -> Learner:
 
 @pytest.fixture
 def interrupted_run(tmp_path, monkeypatch):
-    """70 agent transitions after 10 demos in a ring of 64 (the demos and 6 of the agent's are
-    overwritten), in episodes of 7, every other one a success; checkpoints every 5 updates;
-    then an interrupt (the last checkpoint, the files kept)."""
+    """80 agent transitions after 10 demos in a ring of 64 (the demos and 16 of the agent's are
+    overwritten), in episodes of 7, every other one a success; checkpoints every 5 updates, the
+    newest 2 kept; then an interrupt (the last checkpoint, the files kept)."""
     monkeypatch.setitem(AGENTS, "qtopt", QTOptAgent)
     learner = start(tmp_path)
-    for i, t in enumerate(transitions(70, seed=2)):
+    for i, t in enumerate(transitions(80, seed=2)):
         learner.observe(t)
         if i % 7 == 6:
             learner.end_episode(success=i % 14 == 6)
@@ -67,17 +67,31 @@ def test_a_resumed_learner_samples_from_the_replay_it_had(interrupted_run):
     assert after.bookkeeping()["success"].sum() == before.bookkeeping()["success"].sum() > 0
     assert (after.added, after.max_priority, after.samples_drawn) == \
         (before.added, before.max_priority, before.samples_drawn)
-    # the files whose items the ring overwrote were deleted as it did (adds 10..14 are gone)
-    assert ReplayFiles(run).files()[0][0] == 15
+    # files whose items the ring had overwritten by the oldest kept checkpoint are deleted
+    # (step 75, 85 adds: items before 21 are gone, the files of 10..14 and 15..19 with them)
+    assert ReplayFiles(run).files()[0][0] == 20
+
+
+def test_an_older_checkpoint_resumes_with_its_replay_too(interrupted_run):
+    """The newest checkpoint unreadable, the one before it is taken: the files it needs are
+    still there (items the ring had overwritten by then are not needed)."""
+    run, before = interrupted_run
+    newest = sorted((run / "checkpoints").glob("step_*.pt"))[-1]
+    newest.write_bytes(b"truncated")
+    warnings = []
+    resumed = start(run, warn=warnings.append)
+    assert resumed.updates == 75 and resumed.restored_transitions == 64, warnings
+    assert resumed.replay.added == 85  # 5 fewer than the newest had
+    np.testing.assert_array_equal(resumed.replay.rows(np.arange(64))["rgb"][:10], before.rows(np.arange(64))["rgb"][:10])
 
 
 def test_files_written_after_the_checkpoint_are_not_taken(interrupted_run):
     run, before = interrupted_run
     files = ReplayFiles(run)
-    later = files.write(np.arange(80, 83), before.rows([0, 1, 2]))  # a crash before its checkpoint
+    later = files.write(np.arange(90, 93), before.rows([0, 1, 2]))  # a crash before its checkpoint
     resumed = start(run)
     assert resumed.restored_transitions == 64 and not later.exists()
-    assert resumed.replay.added == 80
+    assert resumed.replay.added == 90
 
 
 def test_a_missing_file_falls_back_to_the_demos_and_says_so(interrupted_run):

@@ -264,8 +264,10 @@ class PrioritizedReplay:
         return int(live.sum())
 
     def restore_bookkeeping(self, state: Mapping[str, Any]) -> None:
-        """The counters, kinds, success flags and priorities :meth:`bookkeeping` saved (the
-        transitions themselves put back first)."""
+        """The counters, kinds, success flags and priorities :meth:`bookkeeping` saved; the
+        transitions themselves follow with :meth:`put_rows`."""
+        if self.fields is None:
+            raise ValueError("restore_bookkeeping needs a replay with declared fields")
         n, added = int(state["size"]), int(state["added"])
         if n != min(added, self.capacity) or len(state["priorities"]) != n:
             raise ValueError(f"replay bookkeeping of {n} items after {added} adds does not fit a "

@@ -81,6 +81,13 @@ def captured_warnings(warn: Callable[[str], None], fn, *args, **kwargs):
     return result
 
 
+def demo_replay(agent: Agent, demos: Sequence, seed: int | None) -> PrioritizedReplay:
+    """A new replay of the agent's fields holding the demos."""
+    buffer = PrioritizedReplay.from_config(agent.cfg, seed=seed, fields=agent.replay_fields())
+    buffer.extend(demos, demo=True)
+    return buffer
+
+
 class Learner:
     """See the module docstring. ``env_steps`` counts the transitions the agent collected (stored
     or not: BC learns from the demos only but its steps still pace the updates)."""
@@ -147,10 +154,7 @@ class Learner:
             raise ValueError(f"the demos are {shape[0]}x{shape[1]} but the agent expects "
                              f"{size}x{size}: record demos at that size (arm demos --image-size "
                              f"{size}) or set image_size in the agent overrides")
-        buffer = None
-        if replay:
-            buffer = PrioritizedReplay.from_config(agent.cfg, seed=seed, fields=agent.replay_fields())
-            buffer.extend(demos, demo=True)
+        buffer = demo_replay(agent, demos, seed) if replay else None
         learner = cls(agent, buffer, run_dir, settings, log_dir, extra_state, loaded)
         if buffer is not None and keep_replay:
             learner.replay_files = ReplayFiles(run_dir)
@@ -180,7 +184,7 @@ class Learner:
             try:
                 self.replay.restore_bookkeeping({k: v.numpy() if hasattr(v, "numpy") else v
                                                  for k, v in saved.items()})
-                expected = int((~self.replay.bookkeeping()["demo"]).sum())
+                expected = int((~np.asarray(saved["demo"], np.bool_)).sum())
                 restored = sum(self.replay.put_rows(idx, rows) for idx, rows in files.read(added))
                 if restored != expected:
                     reason = f"{restored} of its {expected} agent transitions are on disk"
@@ -191,9 +195,7 @@ class Learner:
             return
         warn(f"the replay restarts from the demos: {reason}")
         files.drop_from(0)
-        self.replay = PrioritizedReplay.from_config(self.agent.cfg, seed=seed,
-                                                    fields=self.agent.replay_fields())
-        self.replay.extend(demos, demo=True)
+        self.replay = demo_replay(self.agent, demos, seed)
         self.replay.samples_drawn = int(saved.get("samples_drawn", 0))
 
     def replay_note(self) -> str:

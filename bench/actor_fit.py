@@ -105,22 +105,14 @@ def main(argv=None) -> int:
 
     import torch
 
-    from arm_policy.demo_dataset import load_demos
+    from arm_policy.demo_dataset import hold_out_episodes, load_demos
 
     torch.set_num_threads(args.threads)
     try:
-        demos = [t for t in load_demos(args.demos, args.task) if not t.augmented]
-    except FileNotFoundError as e:
-        print(f"actor_fit: no demos: {e}", file=sys.stderr)
+        train, held_out = hold_out_episodes(load_demos(args.demos, args.task), args.held_out)
+    except (FileNotFoundError, ValueError) as e:  # no such folder, or too few demos in it
+        print(f"actor_fit: no usable demos of {args.task}: {e}", file=sys.stderr)
         return 2
-    episodes = sorted({t.episode for t in demos})
-    if len(episodes) <= args.held_out:
-        print(f"actor_fit: {len(episodes)} demos of {args.task} under {args.demos}; need more than "
-              f"--held-out {args.held_out}", file=sys.stderr)
-        return 2
-    kept = set(episodes[:-args.held_out])
-    train = [t for t in demos if t.episode in kept]
-    held_out = [t for t in demos if t.episode not in kept]
     for variant in variants:
         print(json.dumps({"task": args.task, **fit(train, held_out, args.preset, variant == "anchor",
                                                       args.steps, args.jitter)}), flush=True)

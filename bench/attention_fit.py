@@ -81,7 +81,7 @@ def fit(train, held_out, preset: str, label: str, overrides: dict, *, steps: int
     row = {"variant": label, "overrides": overrides, "preset": preset, "image_size": cfg.image_size,
            "steps": done, "fit_seconds": round(seconds, 1), "ms_per_step": round(1000 * seconds / done, 1),
            "fit_demos": len({t.episode for t in train}), "held_out_demos": len({t.episode for t in held_out}),
-           "final_loss": round(float(loss), 4)}
+           "final_loss": round(loss.item(), 4)}
     with torch.no_grad():
         for name, data in (("fit", train), ("held_out", held_out)):
             obs, low_dim, pixels = arrays(data)
@@ -118,22 +118,14 @@ def main(argv=None) -> int:
 
     import torch
 
-    from arm_policy.demo_dataset import load_demos
+    from arm_policy.demo_dataset import hold_out_episodes, load_demos
 
     torch.set_num_threads(args.threads)
     try:
-        demos = [t for t in load_demos(args.demos, args.task) if not t.augmented]
-    except FileNotFoundError as e:
-        print(f"attention_fit: no demos: {e}", file=sys.stderr)
+        train, held_out = hold_out_episodes(load_demos(args.demos, args.task), args.held_out)
+    except (FileNotFoundError, ValueError) as e:  # no such folder, or too few demos in it
+        print(f"attention_fit: no usable demos of {args.task}: {e}", file=sys.stderr)
         return 2
-    episodes = sorted({t.episode for t in demos})
-    if len(episodes) <= args.held_out:
-        print(f"attention_fit: {len(episodes)} demos of {args.task} under {args.demos}; need more than "
-              f"--held-out {args.held_out}", file=sys.stderr)
-        return 2
-    kept = set(episodes[:-args.held_out])
-    train = [t for t in demos if t.episode in kept]
-    held_out = [t for t in demos if t.episode not in kept]
     for label, overrides in variants:
         try:
             row = fit(train, held_out, args.preset, label, overrides, steps=steps, minutes=args.minutes)

@@ -40,6 +40,6 @@ def test_both_variants_fit_demos_and_report_held_out_errors_in_cm(tmp_path):
 def test_too_few_demos_or_a_wrong_folder_is_a_clear_error(tmp_path):
     run = lambda *a: subprocess.run([sys.executable, str(BENCH / "actor_fit.py"), *a], capture_output=True, text=True)
     out = run(str(tmp_path), "pick_up_cup")
-    assert out.returncode == 2 and "no demos" in out.stderr
+    assert out.returncode == 2 and "no usable demos" in out.stderr
     out = run(str(tmp_path), "pick_up_cup", "--variants", "pixels")
     assert out.returncode == 2 and "--variants takes world and/or anchor" in out.stderr

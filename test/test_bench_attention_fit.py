@@ -60,6 +60,6 @@ def test_a_field_the_config_does_not_have_or_too_few_demos_is_a_clear_error(demo
     out = run(demos, "pick_up_cup", "--held-out", "1", "--steps", "1", "--variant", "x", "unet_depth=3")
     assert out.returncode == 2 and "variant 'x'" in out.stderr and "unet_depth" in out.stderr
     out = run(demos, "pick_up_cup", "--held-out", "3")
-    assert out.returncode == 2 and "need more than --held-out 3" in out.stderr
+    assert out.returncode == 2 and "need more than the 3 held out" in out.stderr
     out = run(tmp_path, "pick_up_cup")
-    assert out.returncode == 2 and "no demos" in out.stderr
+    assert out.returncode == 2 and "no usable demos" in out.stderr

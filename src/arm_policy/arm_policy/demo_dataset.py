@@ -68,6 +68,7 @@ __all__ = [
     "canonical_quaternion",
     "episode_keyframes",
     "episode_transitions",
+    "hold_out_episodes",
     "load_demos",
     "low_dim_state",
     "relative_xyz_range",
@@ -342,6 +343,19 @@ def load_demos(
         out.extend(transitions)
         used += 1
     return out
+
+
+def hold_out_episodes(transitions: Sequence[Transition], held_out: int) -> tuple[list, list]:
+    """The keyframe transitions (augmented copies left out) split by episode into (fit, held out):
+    the last ``held_out`` episodes by name are held out. ValueError when there are not more
+    episodes than that, so both parts have some."""
+    keyframes = [t for t in transitions if not t.augmented]
+    episodes = sorted({t.episode for t in keyframes})
+    if held_out < 1 or len(episodes) <= held_out:
+        raise ValueError(f"{len(episodes)} demo episodes; need more than the {held_out} held out "
+                         f"(and at least 1 held out)")
+    kept = set(episodes[:-held_out])
+    return [t for t in keyframes if t.episode in kept], [t for t in keyframes if t.episode not in kept]
 
 
 def action_bounds(transitions: Iterable[Transition], widen: float = 0.2,

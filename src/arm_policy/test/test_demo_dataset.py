@@ -21,6 +21,7 @@ from arm_policy.demo_dataset import (
     canonical_quaternion,
     episode_keyframes,
     episode_transitions,
+    hold_out_episodes,
     load_demos,
     relative_xyz_range,
     low_dim_state,
@@ -396,3 +397,12 @@ def test_relative_reach_is_the_largest_demo_offset_widened_and_never_below_the_m
                                                    tr([9.0, 9.0, 9.0], pixel=(0, 0))], minimum=0.1),
                                [0.36, 0.1, 0.1], atol=1e-6)
     np.testing.assert_allclose(relative_xyz_range([], minimum=0.1), [0.1] * 3)
+
+
+def test_hold_out_episodes_keeps_the_last_episodes_apart_and_leaves_augmented_copies_out():
+    t = lambda episode, augmented=False: SimpleNamespace(episode=episode, augmented=augmented)
+    transitions = [t("b"), t("a"), t("c"), t("a", augmented=True), t("c"), t("b", augmented=True)]
+    fit, held_out = hold_out_episodes(transitions, 1)
+    assert [x.episode for x in fit] == ["b", "a"] and [x.episode for x in held_out] == ["c", "c"]
+    with pytest.raises(ValueError, match="3 demo episodes; need more than the 3 held out"):
+        hold_out_episodes(transitions, 3)

@@ -13,6 +13,8 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 from arm_policy.benchmark import BenchmarkSettings, cells_to_run, write_report
 from arm_policy.run_log import read_json, read_metrics
 
@@ -77,6 +79,11 @@ def test_a_killed_benchmark_resumes_and_reports(tmp_path):
     cause = reach["by cause"]  # which cause ended the unexecutable episodes, or none
     assert cause == "none" or cause.split()[0] in ("unreachable", "collision", "timeout", "invalid", "other")
     assert reach["grasp error (cm)"] == "-"  # reach_target has no grasp to measure
+    for row in (reach, cup):  # the failed share of the scenes, by where each left the expert's path
+        failed = row["failed, left the path by"]
+        shares = {} if failed == "none" else dict(part.split() for part in failed.split(", "))
+        assert set(shares) <= {"attention", "pose", "refused", "on_path"}
+        assert sum(map(float, shares.values())) == pytest.approx(1 - float(row["final"]), abs=0.03)
     grasp = cup["grasp error (cm)"]
     assert grasp == "-" or re.fullmatch(r"[\d.]+ / [\d.]+ / [\d.]+ \([+-][\d.]+\)", grasp), grasp
     # one-keyframe reach_target has no later decision; pick_up_cup's is a share or not reached

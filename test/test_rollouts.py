@@ -14,7 +14,8 @@ import sys
 import numpy as np
 import pytest
 
-from arm_policy.rollout import Rollout, SimRollout, eval_seed, expert_scene, run_episode, summarise
+from arm_policy.rollout import (LEFT_PATH_CAUSES, Decision, EpisodeResult, Rollout, Scene, SimRollout,
+                                eval_seed, expert_scene, left_path_cause, run_episode, summarise)
 from graph_helpers import stop
 
 DOMAIN = "88"
@@ -140,6 +141,10 @@ def test_an_episode_follows_the_same_contract_in_process_and_over_the_graph(worl
     assert result.keyframes == len(expert.keyframes) and 0 <= result.keyframes_matched <= poses
     assert 0 <= result.attention_error_px <= np.hypot(SIZE, SIZE)
     assert np.isfinite(result.pose_error_m) and result.pose_error_m < 2.0
+    # where it left the expert's path: a keyframe and a cause, or nowhere
+    assert (result.left_path_at is None) == (result.left_path_by == "")
+    if result.left_path_at is not None:
+        assert result.left_path_by in LEFT_PATH_CAUSES and result.left_path_at <= result.keyframes_matched
     row = summarise([result])
     assert row["eval_success"] == float(result.success)
     assert set(row) >= {"eval_attention_on_keyframe", "eval_pose_error_cm", "eval_keyframes_matched",
@@ -147,8 +152,6 @@ def test_an_episode_follows_the_same_contract_in_process_and_over_the_graph(worl
 
 
 def test_an_evaluation_says_which_cause_ended_its_unexecutable_episodes():
-    from arm_policy.rollout import EpisodeResult
-
     def ended(outcome, success=False):
         return EpisodeResult(success, outcome, 1.0, 0.01)
 
@@ -158,3 +161,34 @@ def test_an_evaluation_says_which_cause_ended_its_unexecutable_episodes():
     assert row["eval_unexecutable_collision"] == 2 / 6 and row["eval_unexecutable_unreachable"] == 1 / 6
     assert row["eval_unexecutable_timeout"] == row["eval_unexecutable_invalid"] == 0.0
     assert row["eval_unexecutable_other"] == 1 / 6  # an outcome the control agent does not name
+
+
+def test_a_pose_off_the_experts_path_is_blamed_on_the_first_part_that_missed():
+    from types import SimpleNamespace
+
+    keyframe = SimpleNamespace(pose=np.array([0.5, 0.0, 0.8, 0, 0, 0, 1.0]), gripper=0.0)
+    scene = Scene([keyframe], keyframe.pose[:3], np.array([[20.0, 30.0]]))
+
+    def decision(pixel, xyz, gripper=0.0):
+        return Decision(np.array(pixel), np.array([*xyz, 0, 0, 0, 1, gripper]))
+
+    on_pixel, off_pixel = (21, 31), (20, 33)  # 1.4 px and 3 px from the keyframe's
+    assert left_path_cause(decision(off_pixel, (0.5, 0.0, 0.8)), "collision", scene, 0) == "attention"
+    assert left_path_cause(decision(on_pixel, (0.5, 0.0, 0.84)), "reached", scene, 0) == "pose"
+    assert left_path_cause(decision(on_pixel, (0.5, 0.0, 0.8), gripper=1.0), "reached", scene, 0) == "pose"
+    assert left_path_cause(decision(on_pixel, (0.51, 0.0, 0.8)), "collision", scene, 0) == "refused"
+
+
+def test_failed_episodes_are_split_by_where_they_left_the_path_and_add_up_to_the_failures():
+    def ended(success, by="", at=None, outcome="out of steps"):
+        return EpisodeResult(success, "success" if success else outcome, 1.0, 0.01,
+                             left_path_at=at, left_path_by=by)
+
+    # a success that left the path counts as a success; a collision after an attention miss, as
+    # the attention miss
+    row = summarise([ended(True), ended(True, "pose", 1), ended(False, "attention", 3, "collision"),
+                     ended(False, "attention", 2), ended(False, "refused", 1, "collision"), ended(False)])
+    assert row["eval_failed_attention"] == 2 / 6 and row["eval_failed_refused"] == 1 / 6
+    assert row["eval_failed_pose"] == 0.0 and row["eval_failed_on_path"] == 1 / 6
+    shares = sum(row[f"eval_failed_{c}"] for c in (*LEFT_PATH_CAUSES, "on_path"))
+    assert shares == pytest.approx(1 - row["eval_success"])

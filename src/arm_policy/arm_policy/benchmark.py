@@ -259,8 +259,9 @@ def _rows(out: Path) -> list[dict]:
             continue
         row = {"task": summary["task"], "method": summary["method"], "seed": summary["seed"]}
         row.update({col: summary.get(key, float("nan")) for col, key in _FROM_SUMMARY.items()})
-        row["causes"] = {k.removeprefix("eval_unexecutable_"): v for k, v in summary.items()
-                         if k.startswith("eval_unexecutable_")}  # results.md only (older cells: none)
+        for field, prefix in (("causes", "eval_unexecutable_"), ("failures", "eval_failed_")):
+            # results.md only (cells run before they were kept: none)
+            row[field] = {k.removeprefix(prefix): v for k, v in summary.items() if k.startswith(prefix)}
         rows.append(row)
     return rows
 
@@ -303,9 +304,10 @@ def _grasp(rows: list[dict]) -> str:
     return " / ".join(axes) + f" ({np.mean(bias):+.2f})"
 
 
-def _causes(rows: list[dict]) -> str:
-    """The mean share of each cause of unexecutable poses over the seeds that kept them, largest first."""
-    kept = [r["causes"] for r in rows if r.get("causes")]
+def _shares(rows: list[dict], field: str) -> str:
+    """The mean share of each cause in ``field`` (why poses were unexecutable, where failed
+    episodes left the expert's path) over the seeds that kept them, largest first."""
+    kept = [r[field] for r in rows if r.get(field)]
     if not kept:
         return "-"
     means = {c: float(np.mean([k.get(c, 0.0) for k in kept])) for c in kept[0]}
@@ -367,14 +369,21 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
            "unexecutable: share of episodes ended by a pose the arm could not execute, and by which "
            "cause (unreachable: no IK solution; collision: the goal or every path to it collides; "
            "timeout: the arm did not settle there; - for cells run before the causes were kept); "
+           "failed, left the path by: the failed episodes (share of all scenes) by why their first "
+           "pose off the expert's path missed its keyframe (attention: the pixel more than 2 px off "
+           "the keyframe's; pose: on the pixel, the pose more than 3 cm away or the wrong gripper "
+           "state; refused: a pose on the keyframe the arm could not execute; on_path: every pose on "
+           "its keyframe; - for cells run before it was kept): an unexecutable pose often only ends "
+           "an episode that went wrong earlier; "
            "grasp error: median distance of the first pose that closes the hand from the expert's "
            "grasp, across the fingers / along the pads / in height, and in brackets the median "
            "signed height error (> 0: above the expert's); `python bench/keyframe_tolerance.py` "
            "says how much each task's grasp tolerates (- for tasks without a grasp and cells run "
            "before it was kept).", "",
            "| task | method | final | attention on keyframe | later | pose error (cm) | keyframes matched | "
-           "unexecutable | by cause | grasp error (cm) | env steps | updates | minutes |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "unexecutable | by cause | failed, left the path by | grasp error (cm) | env steps | updates | "
+           "minutes |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for task in tasks:
         for m in methods:
             rs = cell_rows(task, m)
@@ -384,7 +393,8 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
                           f"{_fmt([r['attention_on_later_keyframes'] for r in rs])} | "
                           f"{_fmt([r['pose_error_cm'] for r in rs])} | "
                           f"{_fmt([r['keyframes_matched'] for r in rs])} | "
-                          f"{_fmt([r['unexecutable'] for r in rs])} | {_causes(rs)} | {_grasp(rs)} | "
+                          f"{_fmt([r['unexecutable'] for r in rs])} | {_shares(rs, 'causes')} | "
+                          f"{_shares(rs, 'failures')} | {_grasp(rs)} | "
                           f"{int(np.mean([r['env_steps'] for r in rs]))} | "
                           f"{int(np.mean([r['updates'] for r in rs]))} | "
                           f"{np.mean([r['wall_seconds'] for r in rs]) / 60:.0f} |")

@@ -23,8 +23,8 @@ from arm_control.transforms import gripper_offsets
 from .rewards import step_reward
 
 __all__ = ["EVAL_SEED_BASE", "TRAIN_SEED_OFFSET", "KEYFRAME_TOLERANCE_M", "ATTENTION_TOLERANCE_PX", "Decision",
-           "Execution", "Scene", "Step", "Rollout", "SimRollout", "EpisodeResult", "UNEXECUTABLE_CAUSES", "evaluate",
-           "expert_scene", "run_episode", "trace_line",
+           "Execution", "Scene", "Step", "Rollout", "SimRollout", "EpisodeResult", "LEFT_PATH_CAUSES", "UNEXECUTABLE_CAUSES", "evaluate",
+           "expert_scene", "left_path_cause", "run_episode", "trace_line",
            "sim_observation", "summarise",
            "eval_seed", "train_seed"]
 
@@ -155,6 +155,10 @@ class EpisodeResult:
     #: keyframe's pixel: where a multi-step task's later stages lose Q-attention
     later_decisions: int = 0
     later_on_keyframe: int = 0
+    #: where the episode first left the expert's path: the keyframe its pose should have matched
+    #: and why it did not (LEFT_PATH_CAUSES); None and "" when every pose matched its keyframe
+    left_path_at: int | None = None
+    left_path_by: str = ""
 
 
 def _grasp_error_cm(action: np.ndarray, keyframes: Sequence[Any]) -> tuple[float, float, float] | None:
@@ -163,6 +167,23 @@ def _grasp_error_cm(action: np.ndarray, keyframes: Sequence[Any]) -> tuple[float
     if grasp is None:
         return None
     return tuple(float(v) for v in 100 * gripper_offsets(action[:3] - grasp.pose[:3], grasp.pose[3:7]))
+
+
+#: why a pose left the expert's path (:func:`left_path_cause`)
+LEFT_PATH_CAUSES = ("attention", "pose", "refused")
+
+
+def left_path_cause(decision: Decision, outcome: str, scene: Scene, keyframe: int) -> str:
+    """Why a decision taken on the expert's path did not match ``keyframe``, in the order the
+    agent made it: "attention" when the attended pixel is off the keyframe's (more than
+    ATTENTION_TOLERANCE_PX), else "pose" when the pose is not within KEYFRAME_TOLERANCE_M with
+    the same gripper state, else "refused": a pose on the keyframe the arm could not execute."""
+    if not _on_pixel(decision.pixel, scene.pixels[keyframe]):
+        return "attention"
+    if not _matches(np.asarray(decision.action), scene.keyframes[keyframe]):
+        return "pose"
+    assert outcome != "reached", "a reached pose on its keyframe stays on the path"
+    return "refused"
 
 
 def _matches(action: np.ndarray, keyframe) -> bool:
@@ -195,6 +216,7 @@ def _episode(env, seed, explore, episode_length, name, on_transition, on_first_d
     matched, total, later_decisions, later_on_keyframe = 0, 0.0, 0, 0
     attention_error = pose_error = float("nan")
     grasp_error, closed = None, False
+    left_at, left_by = None, ""
     outcome, reward, pending, decision = "out of steps", 0.0, None, None
     for step in range(episode_length):
         decision = env.decide(step, explore)
@@ -217,10 +239,12 @@ def _episode(env, seed, explore, episode_length, name, on_transition, on_first_d
         if on_step is not None:
             on_step(Step(step, decision, done, keyframe,
                          None if keyframe is None else scene.pixels[keyframe], on_path))
-        if done.outcome == "reached":
-            if matched < len(scene.keyframes) and _matches(np.asarray(decision.action), scene.keyframes[matched]):
-                matched += 1
-        else:
+        if done.outcome == "reached" and keyframe is not None \
+                and _matches(np.asarray(decision.action), scene.keyframes[keyframe]):
+            matched += 1
+        elif on_path and keyframe is not None:
+            left_at, left_by = keyframe, left_path_cause(decision, done.outcome, scene, keyframe)
+        if done.outcome != "reached":
             outcome = done.outcome
         reward, terminal, timeout = step_reward(done.outcome, done.success, step, episode_length)
         total += reward
@@ -243,7 +267,7 @@ def _episode(env, seed, explore, episode_length, name, on_transition, on_first_d
     return EpisodeResult(success, "success" if success else outcome, attention_error, pose_error,
                          matched, len(scene.keyframes), step + 1, total,
                          decision.checkpoint_step if decision is not None else -1, grasp_error,
-                         later_decisions, later_on_keyframe)
+                         later_decisions, later_on_keyframe, left_at, left_by)
 
 
 def trace_line(s: Step) -> str:
@@ -317,7 +341,13 @@ def summarise(results: list[EpisodeResult]) -> dict[str, float]:
     keyframes the executed poses matched in order (where a multi-step task stalls), and where the
     agent closed the hand on a task with a grasp, the median distance of its first grasp from the
     expert's across the fingers, along the pads and in height (``eval_grasp_error_*_cm``, absolute)
-    and the median signed height error (``eval_grasp_height_bias_cm``: > 0 above the expert's)."""
+    and the median signed height error (``eval_grasp_height_bias_cm``: > 0 above the expert's).
+
+    The failed scenes by where they first left the expert's path (shares of all scenes, summing to
+    1 - ``eval_success``): ``eval_failed_attention``, ``_pose``, ``_refused``
+    (:func:`left_path_cause`) and ``eval_failed_on_path``, failed with every pose on its keyframe.
+    An unexecutable pose ends an episode but is often not where it went wrong: an agent that has
+    left the path wanders until a pose collides."""
     if not results:
         return {"eval_success": float("nan")}
     attention = np.array([r.attention_error_px for r in results])
@@ -335,7 +365,14 @@ def summarise(results: list[EpisodeResult]) -> dict[str, float]:
                                                 for r in results])),
             **causes,
             "eval_keyframes_matched": float(np.mean([r.keyframes_matched / r.keyframes for r in results])),
+            **_failures(results),
             **_grasp_summary([r.grasp_error_cm for r in results if r.grasp_error_cm is not None])}
+
+
+def _failures(results: list[EpisodeResult]) -> dict[str, float]:
+    failed = [r.left_path_by for r in results if not r.success]
+    return {**{f"eval_failed_{cause}": failed.count(cause) / len(results) for cause in LEFT_PATH_CAUSES},
+            "eval_failed_on_path": failed.count("") / len(results)}
 
 
 def _later_attention(results: list[EpisodeResult]) -> dict[str, float]:

@@ -206,9 +206,11 @@ def evaluate_checkpoints(run_dir, episodes: int = 25, every_checkpoint: bool = F
                      "(across / along / height) from the expert's".format(*r.grasp_error_cm))
             later = (f", later attention on the keyframe {r.later_on_keyframe}/{r.later_decisions}"
                      if r.later_decisions else "")
+            left = ("" if r.left_path_at is None else
+                    f", left the expert's path at keyframe {r.left_path_at} ({r.left_path_by})")
             log(f"{name} scene {i:2d}: {r.outcome:12s} attention {r.attention_error_px:5.1f} px "
                 f"from the expert keyframe, first pose {100 * r.pose_error_m:5.1f} cm from it, "
-                f"{r.keyframes_matched}/{r.keyframes} expert keyframes matched{later}{grasp}")
+                f"{r.keyframes_matched}/{r.keyframes} expert keyframes matched{left}{later}{grasp}")
 
         def step_line(i, s, name=path.name):
             log(f"{name} scene {i:2d} {trace_line(s)}")

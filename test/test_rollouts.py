@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from arm_policy.rollout import (LEFT_PATH_CAUSES, Decision, EpisodeResult, Rollout, Scene, SimRollout,
-                                eval_seed, expert_scene, left_path_cause, run_episode, summarise)
+                                eval_seed, expert_scene, follow_path, run_episode, summarise)
 from graph_helpers import stop
 
 DOMAIN = "88"
@@ -144,7 +144,7 @@ def test_an_episode_follows_the_same_contract_in_process_and_over_the_graph(worl
     # where it left the expert's path: a keyframe and a cause, or nowhere
     assert (result.left_path_at is None) == (result.left_path_by == "")
     if result.left_path_at is not None:
-        assert result.left_path_by in LEFT_PATH_CAUSES and result.left_path_at <= result.keyframes_matched
+        assert result.left_path_by in LEFT_PATH_CAUSES and result.left_path_at < result.keyframes
     row = summarise([result])
     assert row["eval_success"] == float(result.success)
     assert set(row) >= {"eval_attention_on_keyframe", "eval_pose_error_cm", "eval_keyframes_matched",
@@ -163,20 +163,33 @@ def test_an_evaluation_says_which_cause_ended_its_unexecutable_episodes():
     assert row["eval_unexecutable_other"] == 1 / 6  # an outcome the control agent does not name
 
 
-def test_a_pose_off_the_experts_path_is_blamed_on_the_first_part_that_missed():
+def test_the_experts_path_lets_a_pose_pass_one_keyframe_by_and_blames_the_first_part_that_missed():
     from types import SimpleNamespace
 
-    keyframe = SimpleNamespace(pose=np.array([0.5, 0.0, 0.8, 0, 0, 0, 1.0]), gripper=0.0)
-    scene = Scene([keyframe], keyframe.pose[:3], np.array([[20.0, 30.0]]))
+    def keyframe(z, gripper):
+        return SimpleNamespace(pose=np.array([0.5, 0.0, z, 0, 0, 0, 1.0]), gripper=gripper)
 
-    def decision(pixel, xyz, gripper=0.0):
-        return Decision(np.array(pixel), np.array([*xyz, 0, 0, 0, 1, gripper]))
+    # pre-grasp, grasp, lift: pixels 10 px apart
+    scene = Scene([keyframe(0.9, 1.0), keyframe(0.8, 0.0), keyframe(1.0, 0.0)], np.array([0.5, 0.0, 0.9]),
+                  np.array([[20.0, 30.0], [30.0, 30.0], [40.0, 30.0]]))
 
-    on_pixel, off_pixel = (21, 31), (20, 33)  # 1.4 px and 3 px from the keyframe's
-    assert left_path_cause(decision(off_pixel, (0.5, 0.0, 0.8)), "collision", scene, 0) == "attention"
-    assert left_path_cause(decision(on_pixel, (0.5, 0.0, 0.84)), "reached", scene, 0) == "pose"
-    assert left_path_cause(decision(on_pixel, (0.5, 0.0, 0.8), gripper=1.0), "reached", scene, 0) == "pose"
-    assert left_path_cause(decision(on_pixel, (0.51, 0.0, 0.8)), "collision", scene, 0) == "refused"
+    def decision(pixel, z, gripper=0.0):
+        return Decision(np.array(pixel, dtype=float), np.array([0.5, 0.0, z, 0, 0, 0, 1, gripper]))
+
+    assert follow_path(decision((20, 31), 0.91, 1.0), "reached", scene, 0) == (1, None)  # on it
+    # the pre-grasp taken 5 cm higher is passed by when the grasp that follows is on its keyframe
+    assert follow_path(decision((31, 30), 0.8), "reached", scene, 0) == (2, None)
+    # missing both: the keyframe meant is the one it attended nearer, and the first part that missed
+    assert follow_path(decision((23, 33), 0.95, 1.0), "reached", scene, 0) == (0, (0, "attention"))
+    assert follow_path(decision((23, 33), 0.9, 1.0), "reached", scene, 0) == (1, None)  # the pose counts
+    assert follow_path(decision((29, 31), 0.84), "reached", scene, 0) == (0, (1, "pose"))
+    assert follow_path(decision((30, 30), 0.8, gripper=1.0), "reached", scene, 1) == (1, (1, "pose"))
+    # a pose on a keyframe the arm could not execute, wherever it attended
+    assert follow_path(decision((30, 30), 0.8), "collision", scene, 1) == (1, (1, "refused"))
+    assert follow_path(decision((22, 30), 0.8), "collision", scene, 0) == (0, (1, "refused"))
+    # the last keyframe has none after it to pass to
+    assert follow_path(decision((40, 30), 1.0), "reached", scene, 2) == (3, None)
+    assert follow_path(decision((40, 30), 0.9), "reached", scene, 2) == (2, (2, "pose"))
 
 
 def test_failed_episodes_are_split_by_where_they_left_the_path_and_add_up_to_the_failures():

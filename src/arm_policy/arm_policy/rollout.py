@@ -24,7 +24,7 @@ from .rewards import step_reward
 
 __all__ = ["EVAL_SEED_BASE", "TRAIN_SEED_OFFSET", "KEYFRAME_TOLERANCE_M", "ATTENTION_TOLERANCE_PX", "Decision",
            "Execution", "Scene", "Step", "Rollout", "SimRollout", "EpisodeResult", "LEFT_PATH_CAUSES", "UNEXECUTABLE_CAUSES", "evaluate",
-           "expert_scene", "left_path_cause", "run_episode", "trace_line",
+           "expert_scene", "follow_path", "run_episode", "trace_line",
            "sim_observation", "summarise",
            "eval_seed", "train_seed"]
 
@@ -155,8 +155,9 @@ class EpisodeResult:
     #: keyframe's pixel: where a multi-step task's later stages lose Q-attention
     later_decisions: int = 0
     later_on_keyframe: int = 0
-    #: where the episode first left the expert's path: the keyframe its pose should have matched
-    #: and why it did not (LEFT_PATH_CAUSES); None and "" when every pose matched its keyframe
+    #: where the episode left the expert's path (:func:`follow_path`, which lets a pose pass one
+    #: keyframe by): the keyframe it missed and why (LEFT_PATH_CAUSES); None and "" when it
+    #: never did
     left_path_at: int | None = None
     left_path_by: str = ""
 
@@ -169,21 +170,30 @@ def _grasp_error_cm(action: np.ndarray, keyframes: Sequence[Any]) -> tuple[float
     return tuple(float(v) for v in 100 * gripper_offsets(action[:3] - grasp.pose[:3], grasp.pose[3:7]))
 
 
-#: why a pose left the expert's path (:func:`left_path_cause`)
+#: why a pose left the expert's path (:func:`follow_path`)
 LEFT_PATH_CAUSES = ("attention", "pose", "refused")
 
 
-def left_path_cause(decision: Decision, outcome: str, scene: Scene, keyframe: int) -> str:
-    """Why a decision taken on the expert's path did not match ``keyframe``, in the order the
-    agent made it: "attention" when the attended pixel is off the keyframe's (more than
-    ATTENTION_TOLERANCE_PX), else "pose" when the pose is not within KEYFRAME_TOLERANCE_M with
-    the same gripper state, else "refused": a pose on the keyframe the arm could not execute."""
-    if not _on_pixel(decision.pixel, scene.pixels[keyframe]):
-        return "attention"
-    if not _matches(np.asarray(decision.action), scene.keyframes[keyframe]):
-        return "pose"
-    assert outcome != "reached", "a reached pose on its keyframe stays on the path"
-    return "refused"
+def follow_path(decision: Decision, outcome: str, scene: Scene, keyframe: int) -> tuple[int, tuple[int, str] | None]:
+    """One executed decision against the expert's path, whose next keyframe is ``keyframe``:
+    (the next keyframe after it, None) while the path holds, or (``keyframe``, (the keyframe it
+    missed, why)) where it leaves.
+
+    The path holds when the pose is reached and matches ``keyframe`` or the one after it: an agent
+    may pass a via pose (a pre-grasp, a lift) somewhere else and still take the next keyframe,
+    as successful agents often do (the attended pixel does not matter where the pose is right).
+    Why it leaves: "refused", a pose on one of them that the arm could not execute; otherwise, for
+    the keyframe whose pixel it attended nearer, "attention" when the pixel is more than
+    ATTENTION_TOLERANCE_PX off that keyframe's, else "pose": on the pixel, but not within
+    KEYFRAME_TOLERANCE_M of the keyframe with the same gripper state."""
+    candidates = [k for k in (keyframe, keyframe + 1) if k < len(scene.keyframes)]
+    action = np.asarray(decision.action)
+    on_pose = [k for k in candidates if _matches(action, scene.keyframes[k])]
+    if on_pose:
+        return (on_pose[0] + 1, None) if outcome == "reached" else (keyframe, (on_pose[0], "refused"))
+    pixel = np.asarray(decision.pixel, dtype=np.float64)
+    meant = min(candidates, key=lambda k: np.linalg.norm(pixel - scene.pixels[k]))
+    return keyframe, (meant, "pose" if _on_pixel(pixel, scene.pixels[meant]) else "attention")
 
 
 def _matches(action: np.ndarray, keyframe) -> bool:
@@ -216,7 +226,7 @@ def _episode(env, seed, explore, episode_length, name, on_transition, on_first_d
     matched, total, later_decisions, later_on_keyframe = 0, 0.0, 0, 0
     attention_error = pose_error = float("nan")
     grasp_error, closed = None, False
-    left_at, left_by = None, ""
+    path, left = 0, None  # follow_path: the expert's next keyframe, and where the agent left it
     outcome, reward, pending, decision = "out of steps", 0.0, None, None
     for step in range(episode_length):
         decision = env.decide(step, explore)
@@ -242,8 +252,8 @@ def _episode(env, seed, explore, episode_length, name, on_transition, on_first_d
         if done.outcome == "reached" and keyframe is not None \
                 and _matches(np.asarray(decision.action), scene.keyframes[keyframe]):
             matched += 1
-        elif on_path and keyframe is not None:
-            left_at, left_by = keyframe, left_path_cause(decision, done.outcome, scene, keyframe)
+        if left is None and path < len(scene.keyframes):
+            path, left = follow_path(decision, done.outcome, scene, path)
         if done.outcome != "reached":
             outcome = done.outcome
         reward, terminal, timeout = step_reward(done.outcome, done.success, step, episode_length)
@@ -267,7 +277,7 @@ def _episode(env, seed, explore, episode_length, name, on_transition, on_first_d
     return EpisodeResult(success, "success" if success else outcome, attention_error, pose_error,
                          matched, len(scene.keyframes), step + 1, total,
                          decision.checkpoint_step if decision is not None else -1, grasp_error,
-                         later_decisions, later_on_keyframe, left_at, left_by)
+                         later_decisions, later_on_keyframe, *(left or (None, "")))
 
 
 def trace_line(s: Step) -> str:

@@ -1,27 +1,34 @@
 """How precisely can the pose agent (the actor) learn a task's keyframe poses from demos alone?
 
-Behaviour cloning of the actor only, on the keyframe transitions of the first demos (the crop at
-each demo's own pixel, optionally jittered by up to --jitter pixels, as attention a pixel over),
-for --steps steps at the preset's batch size and actor learning rate; then the distance of its
-mean pose from the demo's on the held-out demos' transitions, at the demo pixel, one pixel off in
-each direction, and at each episode's grasp (its first keyframe that closes the hand). Once per
-variant (--variants): `world` (the crop's points in world coordinates, the `cpu` preset) and
-`anchor` (the points as offsets from the crop centre's: `actor_points_from_anchor`).
+Behaviour cloning of the actor only (the demo term's pose error, `Actor.pose_error`) on the
+keyframe transitions of the first demos (the crop at each demo's own pixel, optionally jittered by
+up to --jitter pixels, as attention a pixel over), for --steps steps at the preset's batch size
+and actor learning rate; then the distance of its mean pose from the demo's on the held-out
+demos' transitions: at the demo pixel, one pixel off in each direction, at each episode's grasp
+(its first keyframe that closes the hand), and per keyframe stage with the mean error vector (a
+bias the median hides), along the camera ray where the actor's offsets are in its frame. Once per
+--variant: a label and the agent config fields it changes from the preset (FIELD=VALUE, VALUE in
+JSON).
 
-One JSON line per variant: median and 90th percentile in cm of every measure, and the seconds.
-No simulator runs; demos come from `arm demos` or a run folder's demos/.
+One JSON line per variant: median and 90th percentile in cm of every measure, per stage also the
+mean error (x, y, z) in cm and, with camera-ray offsets, its component along the ray (> 0: beyond
+the demo's pose, away from the camera); the seconds. No simulator runs; demos come from
+`arm demos` or a run folder's demos/.
 
 Examples:
     arm demos --task stack_wine --episodes 100 --seed 0 --out runs/demos64 --image-size 64
     python bench/actor_fit.py runs/demos64 stack_wine --steps 1500 --jitter 1
-    python bench/actor_fit.py runs/cup/demos pick_up_cup --held-out 20 --variants anchor
+    python bench/actor_fit.py runs/demos64 stack_wine --variant ray actor_offset_frame=camera_ray \\
+        --variant ray_metric actor_offset_frame=camera_ray position_error_scale=0.03
+    python bench/actor_fit.py runs/cup/demos pick_up_cup --held-out 20 --variant world actor_points_from_anchor=false
 """
-import argparse
 import json
 import sys
 import time
 
 import numpy as np
+
+import demo_fit
 
 SHIFTS = {"px": (0, 0), "row+1": (1, 0), "row-1": (-1, 0), "col+1": (0, 1), "col-1": (0, -1)}
 
@@ -37,16 +44,20 @@ def grasp_mask(transitions) -> np.ndarray:
     return mask
 
 
-def fit(train, held_out, preset: str, from_anchor: bool, steps: int, jitter: int, seed: int = 0) -> dict:
+def _spread(error: np.ndarray) -> list[float]:
+    return [round(float(np.median(error)), 2), round(float(np.quantile(error, 0.9)), 2)]
+
+
+def fit(train, held_out, preset: str, label: str, overrides: dict, steps: int, jitter: int, seed: int = 0) -> dict:
     """One variant: fit on ``train``, measure on ``held_out`` -> the JSON row."""
     import torch
 
     from arm_policy.agents import ARMAgent
+    from arm_policy.camera_ray import ray_frame
     from arm_policy.config import preset as arm_preset
     from arm_policy.networks import crop
 
-    cfg = arm_preset(preset, amp="off", image_size=train[0].rgb.shape[0],
-                     actor_points_from_anchor=from_anchor)
+    cfg = arm_preset(preset, **{"amp": "off", "image_size": train[0].rgb.shape[0], **overrides})
     agent = ARMAgent.from_demos(cfg, train, "cpu", seed=seed)
     actor = agent.actor
 
@@ -71,51 +82,55 @@ def fit(train, held_out, preset: str, from_anchor: bool, steps: int, jitter: int
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    row = {"variant": "anchor" if from_anchor else "world", "preset": preset,
-           "image_size": cfg.image_size, "steps": steps, "jitter": jitter,
-           "train_transitions": len(train), "held_out_transitions": len(held_out),
-           "fit_seconds": round(time.perf_counter() - t0, 1), "final_loss": round(float(loss), 5)}
+    row = {"variant": label, "overrides": overrides, "preset": preset, "image_size": cfg.image_size,
+           "steps": steps, "jitter": jitter, "train_transitions": len(train),
+           "held_out_transitions": len(held_out), "fit_seconds": round(time.perf_counter() - t0, 1),
+           "final_loss": round(float(loss), 5)}
     obs, pixels, low_dim, actions = arrays(held_out)
     grasp = torch.as_tensor(grasp_mask(held_out))
     with torch.no_grad():
         for name, shift in SHIFTS.items():
-            error = 100 * (actor(crops(obs, pixels + torch.tensor(shift)), low_dim)[2][:, :3]
-                           - actions[:, :3]).norm(dim=1)
-            row[f"error_cm_{name}"] = [round(float(error.median()), 2), round(float(error.quantile(0.9)), 2)]
-            if name == "px" and grasp.any():
-                row["error_cm_grasp"] = [round(float(error[grasp].median()), 2),
-                                         round(float(error[grasp].quantile(0.9)), 2)]
+            x = crops(obs, pixels + torch.tensor(shift))
+            delta = 100 * (actor(x, low_dim)[2][:, :3] - actions[:, :3])
+            error = delta.norm(dim=1).numpy()
+            row[f"error_cm_{name}"] = _spread(error)
+            if name != "px":
+                continue
+            if grasp.any():
+                row["error_cm_grasp"] = _spread(error[grasp.numpy()])
+            along = None
+            if actor.ray_frame:  # the ray's axis at each demo's anchor
+                along = (ray_frame(actor.anchor(x), actor.camera_position)[:, 2] * delta).sum(1).numpy()
+            stage, per_stage = demo_fit.stages(held_out), {}
+            for s in sorted(set(stage.tolist())):
+                at = stage == s
+                per_stage[f"stage{s}"] = {"error_cm": _spread(error[at]),
+                                          "mean_cm": [round(float(v), 2) for v in delta.numpy()[at].mean(0)]}
+                if along is not None:
+                    per_stage[f"stage{s}"]["mean_along_ray_cm"] = round(float(along[at].mean()), 2)
+            row["stages"] = per_stage
     return row
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("demos", help="folder holding TASK/seed_* demo bags (arm demos --out, or RUN/demos)")
-    p.add_argument("task")
-    p.add_argument("--held-out", type=int, default=20, help="last demos kept out of the fit")
+    p = demo_fit.parser(__doc__)
     p.add_argument("--steps", type=int, default=1500, help="behaviour-cloning steps")
     p.add_argument("--jitter", type=int, default=1, help="crop pixels moved by up to this many pixels in the fit")
-    p.add_argument("--preset", default="cpu")
-    p.add_argument("--variants", default="world,anchor", help="world, anchor or both")
-    p.add_argument("--threads", type=int, default=1, help="torch threads")
     args = p.parse_args(argv)
-    variants = args.variants.split(",")
-    if not set(variants) <= {"world", "anchor"} or args.steps < 1 or args.held_out < 1:
-        p.error("--variants takes world and/or anchor; --steps and --held-out must be >= 1")
-
-    import torch
-
-    from arm_policy.demo_dataset import hold_out_episodes, load_demos
-
-    torch.set_num_threads(args.threads)
-    try:
-        train, held_out = hold_out_episodes(load_demos(args.demos, args.task), args.held_out)
-    except (FileNotFoundError, ValueError) as e:  # no such folder, or too few demos in it
-        print(f"actor_fit: no usable demos of {args.task}: {e}", file=sys.stderr)
+    if args.steps < 1:
+        p.error("--steps must be >= 1")
+    variants = demo_fit.variants(p, args)
+    split = demo_fit.split_demos(args, "actor_fit")
+    if split is None:
         return 2
-    for variant in variants:
-        print(json.dumps({"task": args.task, **fit(train, held_out, args.preset, variant == "anchor",
-                                                      args.steps, args.jitter)}), flush=True)
+    train, held_out = split
+    for label, overrides in variants:
+        try:
+            row = fit(train, held_out, args.preset, label, overrides, args.steps, args.jitter)
+        except (TypeError, ValueError) as e:  # an unknown field or a value the config refuses
+            print(f"actor_fit: variant {label!r}: {e}", file=sys.stderr)
+            return 2
+        print(json.dumps({"task": args.task, **row}), flush=True)
     return 0
 
 

@@ -19,24 +19,14 @@ Examples:
         --variant cpu --variant deeper 'unet_filters=[16,16,16]' --variant kernels5 unet_kernel=5 unet_stem_kernel=5
     python bench/attention_fit.py runs/cup/demos pick_up_cup --steps 500 --held-out 20
 """
-import argparse
 import json
 import sys
 import time
 
 import numpy as np
 
-
-def stages(transitions) -> np.ndarray:
-    """Each keyframe transition's stage: its rank by frame index within its episode."""
-    order = sorted(range(len(transitions)), key=lambda k: (transitions[k].episode, transitions[k].index))
-    stage = np.zeros(len(transitions), int)
-    previous, rank = None, 0
-    for k in order:
-        rank = rank + 1 if transitions[k].episode == previous else 0
-        previous = transitions[k].episode
-        stage[k] = rank
-    return stage
+import demo_fit
+from demo_fit import stages
 
 
 def summary(error: np.ndarray, stage: np.ndarray) -> dict:
@@ -93,39 +83,19 @@ def fit(train, held_out, preset: str, label: str, overrides: dict, *, steps: int
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("demos", help="folder holding TASK/seed_* demo bags (arm demos --out, or RUN/demos)")
-    p.add_argument("task")
-    p.add_argument("--held-out", type=int, default=20, help="last demos kept out of the fit")
+    p = demo_fit.parser(__doc__)
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, help="behaviour-cloning steps per variant (default 1000)")
     budget.add_argument("--minutes", type=float, help="wall-clock minutes per variant instead of --steps")
-    p.add_argument("--preset", default="cpu")
-    p.add_argument("--variant", nargs="+", action="append", metavar=("LABEL", "FIELD=VALUE"),
-                   help="a label and the config fields it changes (repeatable; default: the preset as is)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads")
     args = p.parse_args(argv)
     steps = None if args.minutes else (args.steps or 1000)
-    if (steps is not None and steps < 1) or (args.minutes is not None and args.minutes <= 0) or args.held_out < 1:
+    if (steps is not None and steps < 1) or (args.minutes is not None and args.minutes <= 0):
         p.error("--steps, --minutes and --held-out must be positive")
-
-    from arm_policy.settings_cli import parse_items
-
-    try:
-        variants = [(v[0], parse_items(v[1:], f"--variant {v[0]}")) for v in (args.variant or [[args.preset]])]
-    except ValueError as e:
-        p.error(str(e))
-
-    import torch
-
-    from arm_policy.demo_dataset import hold_out_episodes, load_demos
-
-    torch.set_num_threads(args.threads)
-    try:
-        train, held_out = hold_out_episodes(load_demos(args.demos, args.task), args.held_out)
-    except (FileNotFoundError, ValueError) as e:  # no such folder, or too few demos in it
-        print(f"attention_fit: no usable demos of {args.task}: {e}", file=sys.stderr)
+    variants = demo_fit.variants(p, args)
+    split = demo_fit.split_demos(args, "attention_fit")
+    if split is None:
         return 2
+    train, held_out = split
     for label, overrides in variants:
         try:
             row = fit(train, held_out, args.preset, label, overrides, steps=steps, minutes=args.minutes)

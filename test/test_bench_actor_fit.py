@@ -1,5 +1,5 @@
 """`bench/actor_fit.py`: how precisely the actor alone learns a task's keyframe poses from demos,
-with the crop's points in world coordinates or about the anchor (docs/results/arm.md)."""
+once per config variant (docs/results/arm.md)."""
 from __future__ import annotations
 
 import json
@@ -21,25 +21,33 @@ def test_the_grasp_is_each_episodes_first_keyframe_that_closes_the_hand():
     assert actor_fit.grasp_mask(transitions).tolist() == [False, False, True, False, True]
 
 
-def test_both_variants_fit_demos_and_report_held_out_errors_in_cm(tmp_path):
+def test_each_variant_fits_demos_and_reports_held_out_errors_in_cm_per_stage(tmp_path):
     demos = tmp_path / "demos"
     subprocess.run([sys.executable, "-m", "arm_bringup.cli", "demos", "--task", "pick_up_cup", "--episodes", "3",
                     "--seed", "0", "--out", str(demos), "--image-size", "32"], check=True, capture_output=True)
     out = subprocess.run([sys.executable, str(BENCH / "actor_fit.py"), str(demos), "pick_up_cup",
-                          "--held-out", "1", "--steps", "5"], capture_output=True, text=True, timeout=300)
+                          "--held-out", "1", "--steps", "5", "--variant", "cpu",
+                          "--variant", "ray", "actor_offset_frame=camera_ray", "position_error_scale=0.03"],
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     rows = [json.loads(line) for line in out.stdout.splitlines()]
-    assert [r["variant"] for r in rows] == ["world", "anchor"]
+    assert [(r["variant"], r["overrides"]) for r in rows] == [
+        ("cpu", {}), ("ray", {"actor_offset_frame": "camera_ray", "position_error_scale": 0.03})]
     for r in rows:
         assert r["image_size"] == 32 and r["steps"] == 5 and r["train_transitions"] > r["held_out_transitions"] > 0
         for key in ("px", "row+1", "row-1", "col+1", "col-1", "grasp"):
             median, p90 = r[f"error_cm_{key}"]
             assert 0 <= median <= p90 < 200
+        assert set(r["stages"]) >= {"stage0", "stage1"}
+        for stage in r["stages"].values():
+            assert len(stage["mean_cm"]) == 3 and stage["error_cm"][0] >= 0
+            # the bias along the ray is reported only where the offsets are in the ray's frame
+            assert ("mean_along_ray_cm" in stage) == (r["variant"] == "ray")
 
 
-def test_too_few_demos_or_a_wrong_folder_is_a_clear_error(tmp_path):
+def test_too_few_demos_or_a_wrong_folder_or_field_is_a_clear_error(tmp_path):
     run = lambda *a: subprocess.run([sys.executable, str(BENCH / "actor_fit.py"), *a], capture_output=True, text=True)
     out = run(str(tmp_path), "pick_up_cup")
     assert out.returncode == 2 and "no usable demos" in out.stderr
-    out = run(str(tmp_path), "pick_up_cup", "--variants", "pixels")
-    assert out.returncode == 2 and "--variants takes world and/or anchor" in out.stderr
+    out = run(str(tmp_path), "pick_up_cup", "--variant", "x", "offset_frame")
+    assert out.returncode == 2 and "--variant x" in out.stderr

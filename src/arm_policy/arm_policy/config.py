@@ -122,6 +122,13 @@ class ARMConfig:
     #: with "camera_ray": the least reach across the ray (m); a pixel is ~1.5 cm of the scene at
     #: 64 px, so 3 cm lets the actor correct an attention error of about two pixels.
     relative_lateral_range: float = 0.03
+    #: the pose error of the demo term (``demo_actor_weight``) and of the BC baseline, position
+    #: part: 0 = each axis in its own squashed units (the axis's reach counts 1); > 0 = metres over
+    #: this scale on every axis. In squashed units an axis with a long reach barely counts: with
+    #: camera-ray offsets on stack_wine the reach along the ray is 0.70 m (the carry's pixel is on
+    #: the table ~50 cm behind it) and 3 cm across, so a 3.5 cm error along the ray weighs what a
+    #: 0.15 cm one across does, and the actor kept 2-3 cm biases along the ray on its own demos.
+    position_error_scale: float = 0.0
     #: < 0 (paper): Q-attention may pick any pixel. >= 0: only pixels whose 3-D point lies within
     #: the action bounds widened by this many metres per axis (a pixel without depth never), the
     #: scene-bounds prior of C2F-ARM; if no pixel qualifies, any pixel may be picked.
@@ -191,6 +198,8 @@ class ARMConfig:
             raise ValueError(f"replay_demo_fraction {self.replay_demo_fraction} must be in [0, 1)")
         if not 0 < self.tau <= 1 or not 0 <= self.gamma < 1:
             raise ValueError("need 0 < tau <= 1 and 0 <= gamma < 1")
+        if not self.position_error_scale >= 0:
+            raise ValueError(f"position_error_scale {self.position_error_scale} must be >= 0 (0: squashed units)")
         if not 0 <= self.actor_average_tau <= 1:
             raise ValueError(f"actor_average_tau {self.actor_average_tau} must be in [0, 1] (0: off)")
         if self.actor_offset_frame not in ("world", "camera_ray"):

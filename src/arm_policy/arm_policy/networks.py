@@ -236,6 +236,7 @@ class Actor(nn.Module):
         reach = cfg.relative_xyz_range if relative_range is None else relative_range
         self.register_buffer("relative_range", torch.as_tensor(reach, dtype=torch.float32).expand(3).clone())
         self.points_from_anchor = cfg.actor_points_from_anchor
+        self.position_scale = cfg.position_error_scale
         self.ray_frame = cfg.actor_offset_frame == "camera_ray"
         if self.ray_frame:  # a buffer only in this form: checkpoints of the world form stay loadable
             if camera_position is None:
@@ -267,10 +268,13 @@ class Actor(nn.Module):
 
     def pose_error(self, action: torch.Tensor, target: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
         """Squared distance (B,) between pose actions in the squashed space of ``to_action``, so
-        position, rotation and gripper weigh alike. Rotation: 2 (1 - |<q, q_target>|), blind to
+        position, rotation and gripper weigh alike (position in metres over
+        ``cfg.position_error_scale`` on every axis instead where that is > 0). Rotation: 2 (1 - |<q, q_target>|), blind to
         the quaternion's sign (q and -q are one rotation; a plain difference would punish the
         canonical sign flip at w ~ 0, which is where every top-down demo pose lies)."""
-        if self.relative:
+        if self.position_scale > 0:
+            dxyz = (action[:, :3] - target[:, :3]) / self.position_scale
+        elif self.relative:
             dxyz, axes = action[:, :3] - target[:, :3], self._offset_axes(anchor)
             if axes is not None:
                 dxyz = (axes * dxyz[:, None, :]).sum(dim=2)

@@ -85,6 +85,9 @@ def test_a_camera_ray_actor_reaches_far_along_the_ray_and_little_across_it():
     moved = pose.clone()
     moved[0, :3] += 0.02 * ray_frame(anchor[None], agent.actor.camera_position)[0, 0]
     assert torch.isclose(agent.actor.pose_error(pose, moved, anchor[None]), torch.tensor(1.0), atol=1e-5)
+    along_ray = pose.clone()
+    along_ray[0, :3] += 0.02 * ray_frame(anchor[None], agent.actor.camera_position)[0, 2]
+    assert agent.actor.pose_error(pose, along_ray, anchor[None]) < 0.01  # 2 cm of a 50 cm reach
     reloaded = ARMAgent.from_state_dict(agent.state_dict(), "cpu")
     assert torch.allclose(reloaded.actor.camera_position, torch.as_tensor(CAMERA, dtype=torch.float32))
 
@@ -128,3 +131,18 @@ def test_a_point_is_in_the_workspace_when_its_ray_passes_through_the_bounds_with
         else:
             assert tuple(divmod(int(masked.flatten().argmax()), 16)) == attended
             assert torch.isinf(masked[0, 12, 12])
+
+
+def test_a_metric_position_error_weighs_a_centimetre_alike_along_and_across_the_ray():
+    reach = np.array([0.02, 0.02, 0.5], np.float32)
+    agent = ARMAgent(RAY_TINY.replace(position_error_scale=0.02), BOUNDS, "cpu", relative_range=reach,
+                     camera_position=CAMERA)
+    anchor = torch.tensor([[0.3, 0.0, 0.9]])
+    pose = torch.tensor([[0.3, 0.0, 0.9, 1.0, 0.0, 0.0, 0.0, 1.0]])
+    axes = ray_frame(anchor, agent.actor.camera_position)[0]
+    for axis in range(3):  # 2 cm on any axis of the frame = 1 scale
+        moved = pose.clone()
+        moved[0, :3] += 0.02 * axes[axis]
+        assert torch.isclose(agent.actor.pose_error(pose, moved, anchor), torch.tensor(1.0), atol=1e-5)
+    with pytest.raises(ValueError, match="position_error_scale"):
+        RAY_TINY.replace(position_error_scale=-0.01)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from arm_policy.rollout import (LEFT_PATH_CAUSES, Decision, EpisodeResult, Rollout, Scene, SimRollout,
-                                eval_seed, expert_scene, follow_path, run_episode, summarise)
+                                eval_seed, expert_scene, ExpertPath, run_episode, summarise)
 from graph_helpers import stop
 
 DOMAIN = "88"
@@ -163,33 +163,38 @@ def test_an_evaluation_says_which_cause_ended_its_unexecutable_episodes():
     assert row["eval_unexecutable_other"] == 1 / 6  # an outcome the control agent does not name
 
 
-def test_the_experts_path_lets_a_pose_pass_one_keyframe_by_and_blames_the_first_part_that_missed():
+def test_the_experts_path_forgives_a_via_pose_taken_elsewhere_and_blames_the_first_part_that_missed():
     from types import SimpleNamespace
 
     def keyframe(z, gripper):
         return SimpleNamespace(pose=np.array([0.5, 0.0, z, 0, 0, 0, 1.0]), gripper=gripper)
 
-    # pre-grasp, grasp, lift: pixels 10 px apart
-    scene = Scene([keyframe(0.9, 1.0), keyframe(0.8, 0.0), keyframe(1.0, 0.0)], np.array([0.5, 0.0, 0.9]),
-                  np.array([[20.0, 30.0], [30.0, 30.0], [40.0, 30.0]]))
+    # pre-grasp, grasp, lift, release: pixels 10 px apart
+    scene = Scene([keyframe(0.9, 1.0), keyframe(0.8, 0.0), keyframe(1.0, 0.0), keyframe(0.85, 1.0)],
+                  np.array([0.5, 0.0, 0.9]), np.array([[20.0, 30.0], [30.0, 30.0], [40.0, 30.0], [50.0, 30.0]]))
+    pre, grasp, lift, release = ((20, 31), 0.91, 1.0), ((30, 30), 0.8, 0.0), ((40, 30), 1.0, 0.0), ((50, 30), 0.85, 1.0)
 
-    def decision(pixel, z, gripper=0.0):
-        return Decision(np.array(pixel, dtype=float), np.array([0.5, 0.0, z, 0, 0, 0, 1, gripper]))
+    def left(*decisions):
+        path = ExpertPath(scene)
+        for pixel, z, gripper, *outcome in decisions:
+            path.step(Decision(np.array(pixel, float), np.array([0.5, 0.0, z, 0, 0, 0, 1, gripper])),
+                      outcome[0] if outcome else "reached")
+        return path.left
 
-    assert follow_path(decision((20, 31), 0.91, 1.0), "reached", scene, 0) == (1, None)  # on it
-    # the pre-grasp taken 5 cm higher is passed by when the grasp that follows is on its keyframe
-    assert follow_path(decision((31, 30), 0.8), "reached", scene, 0) == (2, None)
-    # missing both: the keyframe meant is the one it attended nearer, and the first part that missed
-    assert follow_path(decision((23, 33), 0.95, 1.0), "reached", scene, 0) == (0, (0, "attention"))
-    assert follow_path(decision((23, 33), 0.9, 1.0), "reached", scene, 0) == (1, None)  # the pose counts
-    assert follow_path(decision((29, 31), 0.84), "reached", scene, 0) == (0, (1, "pose"))
-    assert follow_path(decision((30, 30), 0.8, gripper=1.0), "reached", scene, 1) == (1, (1, "pose"))
-    # a pose on a keyframe the arm could not execute, wherever it attended
-    assert follow_path(decision((30, 30), 0.8), "collision", scene, 1) == (1, (1, "refused"))
-    assert follow_path(decision((22, 30), 0.8), "collision", scene, 0) == (0, (1, "refused"))
-    # the last keyframe has none after it to pass to
-    assert follow_path(decision((40, 30), 1.0), "reached", scene, 2) == (3, None)
-    assert follow_path(decision((40, 30), 0.9), "reached", scene, 2) == (2, (2, "pose"))
+    assert left(pre, grasp, lift, release) is None
+    assert left(grasp, lift) is None  # the pre-grasp skipped
+    assert left(((20, 31), 0.96, 1.0), grasp, lift) is None  # taken 6 cm higher, forgiven
+    # ... but not when the decision after it misses too: the first miss is where it left
+    assert left(((20, 31), 0.96, 1.0), ((30, 30), 0.86, 0.0)) == (0, "pose")
+    assert left(((24, 33), 0.96, 1.0), ((30, 30), 0.86, 0.0)) == (0, "attention")  # 5 px off
+    assert left(((24, 33), 0.96, 1.0)) == (0, "attention")  # a miss the episode ended on
+    # a pose on the keyframe the arm did not execute ends the path at once, wherever it attended
+    assert left(pre, ((22, 30), 0.8, 0.0, "collision")) == (1, "refused")
+    # the grasp (keyframe 1) meant by its pixel, the pose 4 cm high
+    assert left(pre, ((29, 31), 0.84, 0.0), ((40, 30), 1.06, 0.0)) == (1, "pose")
+    # each via pose may be taken elsewhere, one at a time
+    assert left(((20, 31), 0.96, 1.0), grasp, ((40, 30), 1.06, 0.0), release) is None
+    assert left(((20, 31), 0.96, 1.0), grasp, ((40, 30), 1.06, 0.0), ((50, 30), 0.95, 1.0)) == (2, "pose")
 
 
 def test_failed_episodes_are_split_by_where_they_left_the_path_and_add_up_to_the_failures():

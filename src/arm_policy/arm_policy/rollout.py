@@ -24,7 +24,7 @@ from .rewards import step_reward
 
 __all__ = ["EVAL_SEED_BASE", "TRAIN_SEED_OFFSET", "KEYFRAME_TOLERANCE_M", "ATTENTION_TOLERANCE_PX", "Decision",
            "Execution", "Scene", "Step", "Rollout", "SimRollout", "EpisodeResult", "LEFT_PATH_CAUSES", "UNEXECUTABLE_CAUSES", "evaluate",
-           "expert_scene", "follow_path", "run_episode", "trace_line",
+           "expert_scene", "ExpertPath", "run_episode", "trace_line",
            "sim_observation", "summarise",
            "eval_seed", "train_seed"]
 
@@ -155,8 +155,8 @@ class EpisodeResult:
     #: keyframe's pixel: where a multi-step task's later stages lose Q-attention
     later_decisions: int = 0
     later_on_keyframe: int = 0
-    #: where the episode left the expert's path (:func:`follow_path`, which lets a pose pass one
-    #: keyframe by): the keyframe it missed and why (LEFT_PATH_CAUSES); None and "" when it
+    #: where the episode left the expert's path (:class:`ExpertPath`, which forgives a via pose
+    #: taken elsewhere): the keyframe it missed and why (LEFT_PATH_CAUSES); None and "" when it
     #: never did
     left_path_at: int | None = None
     left_path_by: str = ""
@@ -170,30 +170,53 @@ def _grasp_error_cm(action: np.ndarray, keyframes: Sequence[Any]) -> tuple[float
     return tuple(float(v) for v in 100 * gripper_offsets(action[:3] - grasp.pose[:3], grasp.pose[3:7]))
 
 
-#: why a pose left the expert's path (:func:`follow_path`)
+#: why a pose left the expert's path (:class:`ExpertPath`)
 LEFT_PATH_CAUSES = ("attention", "pose", "refused")
 
 
-def follow_path(decision: Decision, outcome: str, scene: Scene, keyframe: int) -> tuple[int, tuple[int, str] | None]:
-    """One executed decision against the expert's path, whose next keyframe is ``keyframe``:
-    (the next keyframe after it, None) while the path holds, or (``keyframe``, (the keyframe it
-    missed, why)) where it leaves.
+class ExpertPath:
+    """Follows an episode's executed decisions along the scripted expert's keyframes and says
+    where, and why, the agent left them (``left``: (keyframe, cause) or None).
 
-    The path holds when the pose is reached and matches ``keyframe`` or the one after it: an agent
-    may pass a via pose (a pre-grasp, a lift) somewhere else and still take the next keyframe,
-    as successful agents often do (the attended pixel does not matter where the pose is right).
-    Why it leaves: "refused", a pose on one of them that the arm could not execute; otherwise, for
-    the keyframe whose pixel it attended nearer, "attention" when the pixel is more than
-    ATTENTION_TOLERANCE_PX off that keyframe's, else "pose": on the pixel, but not within
-    KEYFRAME_TOLERANCE_M of the keyframe with the same gripper state."""
-    candidates = [k for k in (keyframe, keyframe + 1) if k < len(scene.keyframes)]
-    action = np.asarray(decision.action)
-    on_pose = [k for k in candidates if _matches(action, scene.keyframes[k])]
-    if on_pose:
-        return (on_pose[0] + 1, None) if outcome == "reached" else (keyframe, (on_pose[0], "refused"))
-    pixel = np.asarray(decision.pixel, dtype=np.float64)
-    meant = min(candidates, key=lambda k: np.linalg.norm(pixel - scene.pixels[k]))
-    return keyframe, (meant, "pose" if _on_pixel(pixel, scene.pixels[meant]) else "attention")
+    Agents that succeed often take a via pose (a pre-grasp, a lift) somewhere else than the
+    expert, or not at all. So a decision holds the path when it is reached and on the next
+    keyframe or the one after it (within KEYFRAME_TOLERANCE_M, same gripper state); a reached
+    decision that misses is forgiven when the decision after it takes the keyframe after the
+    missed one (or the one after that). Otherwise the first miss is where it left. Why, for the
+    keyframe it meant (the one its pose is on, else the one whose pixel it attended nearer):
+    "refused", a pose on the keyframe the arm could not execute; "attention", the attended pixel
+    more than ATTENTION_TOLERANCE_PX off the keyframe's; else "pose", on the pixel but not on the
+    keyframe."""
+
+    def __init__(self, scene: Scene):
+        self.scene, self.next = scene, 0
+        self._missed: tuple[int, str] | None = None  # a miss the next decision may forgive
+        self._left: tuple[int, str] | None = None
+
+    @property
+    def left(self) -> tuple[int, str] | None:
+        return self._left or self._missed
+
+    def step(self, decision: Decision, outcome: str) -> None:
+        keyframes = self.scene.keyframes
+        if self._left is not None or self.next >= len(keyframes):
+            return
+        candidates = [k for k in (self.next, self.next + 1) if k < len(keyframes)]
+        action = np.asarray(decision.action)
+        on_pose = [k for k in candidates if _matches(action, keyframes[k])]
+        if on_pose and outcome == "reached":
+            self.next, self._missed = on_pose[0] + 1, None
+            return
+        if on_pose:
+            miss = (on_pose[0], "refused")
+        else:
+            pixel = np.asarray(decision.pixel, dtype=np.float64)
+            meant = min(candidates, key=lambda k: np.linalg.norm(pixel - self.scene.pixels[k]))
+            miss = (meant, "pose" if _on_pixel(pixel, self.scene.pixels[meant]) else "attention")
+        if self._missed is None and outcome == "reached" and self.next + 1 < len(keyframes):
+            self._missed, self.next = miss, self.next + 1  # forgiven if the next decision holds
+        else:
+            self._left = self._missed or miss
 
 
 def _matches(action: np.ndarray, keyframe) -> bool:
@@ -226,7 +249,7 @@ def _episode(env, seed, explore, episode_length, name, on_transition, on_first_d
     matched, total, later_decisions, later_on_keyframe = 0, 0.0, 0, 0
     attention_error = pose_error = float("nan")
     grasp_error, closed = None, False
-    path, left = 0, None  # follow_path: the expert's next keyframe, and where the agent left it
+    path = ExpertPath(scene)
     outcome, reward, pending, decision = "out of steps", 0.0, None, None
     for step in range(episode_length):
         decision = env.decide(step, explore)
@@ -252,8 +275,7 @@ def _episode(env, seed, explore, episode_length, name, on_transition, on_first_d
         if done.outcome == "reached" and keyframe is not None \
                 and _matches(np.asarray(decision.action), scene.keyframes[keyframe]):
             matched += 1
-        if left is None and path < len(scene.keyframes):
-            path, left = follow_path(decision, done.outcome, scene, path)
+        path.step(decision, done.outcome)
         if done.outcome != "reached":
             outcome = done.outcome
         reward, terminal, timeout = step_reward(done.outcome, done.success, step, episode_length)
@@ -277,7 +299,7 @@ def _episode(env, seed, explore, episode_length, name, on_transition, on_first_d
     return EpisodeResult(success, "success" if success else outcome, attention_error, pose_error,
                          matched, len(scene.keyframes), step + 1, total,
                          decision.checkpoint_step if decision is not None else -1, grasp_error,
-                         later_decisions, later_on_keyframe, *(left or (None, "")))
+                         later_decisions, later_on_keyframe, *(path.left or (None, "")))
 
 
 def trace_line(s: Step) -> str:
@@ -353,7 +375,7 @@ def summarise(results: list[EpisodeResult]) -> dict[str, float]:
     expert's across the fingers, along the pads and in height (``eval_grasp_error_*_cm``, absolute)
     and the median signed height error (``eval_grasp_height_bias_cm``: > 0 above the expert's).
 
-    The failed scenes by where they first left the expert's path (shares of all scenes, summing to
+    The failed scenes by where they left the expert's path (:class:`ExpertPath`) (shares of all scenes, summing to
     1 - ``eval_success``): ``eval_failed_attention``, ``_pose``, ``_refused``
     (:func:`left_path_cause`) and ``eval_failed_on_path``, failed with every pose on its keyframe.
     An unexecutable pose ends an episode but is often not where it went wrong: an agent that has

@@ -375,9 +375,9 @@ def summarise(results: list[EpisodeResult]) -> dict[str, float]:
     expert's across the fingers, along the pads and in height (``eval_grasp_error_*_cm``, absolute)
     and the median signed height error (``eval_grasp_height_bias_cm``: > 0 above the expert's).
 
-    The failed scenes by where they left the expert's path (:class:`ExpertPath`) (shares of all scenes, summing to
-    1 - ``eval_success``): ``eval_failed_attention``, ``_pose``, ``_refused``
-    (:func:`left_path_cause`) and ``eval_failed_on_path``, failed with every pose on its keyframe.
+    The failed scenes by where and why they left the expert's path (:class:`ExpertPath`; shares of
+    all scenes, summing to 1 - ``eval_success``): ``eval_failed_attention``, ``_pose``,
+    ``_refused`` and ``eval_failed_on_path``, failed with every pose on its keyframe.
     An unexecutable pose ends an episode but is often not where it went wrong: an agent that has
     left the path wanders until a pose collides."""
     if not results:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -83,6 +84,17 @@ def cells(settings: BenchmarkSettings) -> list[Cell]:
     return [Cell(t, m, s) for t in settings.tasks for m in settings.methods for s in range(settings.seeds)]
 
 
+def override_text(value) -> str:
+    """An override's VALUE as ``--agent-overrides`` parses it back: JSON, or a bare string where
+    the string is not itself JSON (``amp=off``, not ``amp='"off"'``)."""
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return json.dumps(value, separators=(",", ":"))
+
+
 def invocation(settings: dict) -> str:
     """The ``arm benchmark`` command of a benchmark.json: what makes its cells what they are
     (the action mode and agent overrides only where they differ from the defaults)."""
@@ -92,7 +104,7 @@ def invocation(settings: dict) -> str:
              or (k == "threads" and v)]
     if settings.get("agent_overrides"):
         words.append("--agent-overrides " + " ".join(
-            f"{k}={json.dumps(v)}" for k, v in settings["agent_overrides"].items()))
+            shlex.quote(f"{k}={override_text(v)}") for k, v in settings["agent_overrides"].items()))
     if settings.get("collision_checking") is False:
         words.append("--no-collision-checking")
     return "arm benchmark " + " ".join(words)

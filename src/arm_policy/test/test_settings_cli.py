@@ -74,6 +74,23 @@ def test_the_reports_command_line_reproduces_the_action_mode_and_overrides():
     assert invocation(authors).endswith(" --agent-overrides actor_relative_xyz=false --no-collision-checking")
 
 
+def test_the_reports_command_line_pastes_into_a_shell_and_parses_back_to_the_same_overrides():
+    """A list override printed as ``unet_filters=[16, 16, 16]`` split into three shell words."""
+    import shlex
+
+    from arm_policy.benchmark import invocation
+    from arm_policy.settings_cli import parse_items
+
+    overrides = {"amp": "off", "unet_filters": [16, 16, 16], "position_error_scale": 0.03,
+                 "note": "1.5", "actor_relative_xyz": False}
+    words = shlex.split(invocation(dataclasses.asdict(BenchmarkSettings(
+        tasks=["stack_wine"], methods=["arm"], out="runs/b", agent_overrides=overrides))))
+    items = words[words.index("--agent-overrides") + 1:]
+    assert items == ["amp=off", "unet_filters=[16,16,16]", "position_error_scale=0.03",
+                     'note="1.5"', "actor_relative_xyz=false"]
+    assert parse_items(items) == overrides
+
+
 def test_cells_get_threads_given_else_one_each_side_by_side_else_torchs_default():
     """Two benchmarks side by side on two cores each want one thread per cell: --threads says so
     (before, only OMP_NUM_THREADS did, and without it the cells ran ~7x slower)."""

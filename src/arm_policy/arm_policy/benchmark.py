@@ -385,7 +385,7 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
            "left the expert's path (a via pose taken elsewhere is forgiven when the next pose takes "
            "the keyframe after it) missed its keyframe (attention: the pixel more than 2 px off "
            "the keyframe's; pose: on the pixel, the pose more than 3 cm away or the wrong gripper "
-           "state; refused: a pose on the keyframe the arm could not execute; on_path: every pose on "
+           "state, or the last release on its keyframe without finishing the task; refused: a pose on the keyframe the arm could not execute; on_path: every pose on "
            "its keyframe; - for cells run before it was kept): an unexecutable pose often only ends "
            "an episode that went wrong earlier; "
            "grasp error: median distance of the first pose that closes the hand from the expert's "

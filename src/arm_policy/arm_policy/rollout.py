@@ -186,18 +186,24 @@ class ExpertPath:
     keyframe it meant (the one its pose is on, else the one whose pixel it attended nearer):
     "refused", a pose on the keyframe the arm could not execute; "attention", the attended pixel
     more than ATTENTION_TOLERANCE_PX off the keyframe's; else "pose", on the pixel but not on the
-    keyframe."""
+    keyframe. The expert's last release places the object and ends its episode (its demos stop
+    there): a release on that keyframe that does not finish the task left the path there, by
+    the pose (the keyframe's tolerance is looser than where the task holds, stack_wine's 2 cm
+    seat); without it such scenes would be blamed on the decision after, which has no keyframe
+    left to follow."""
 
     def __init__(self, scene: Scene):
         self.scene, self.next = scene, 0
         self._missed: tuple[int, str] | None = None  # a miss the next decision may forgive
         self._left: tuple[int, str] | None = None
+        grips = [k.gripper > 0.5 for k in scene.keyframes]
+        self._placing = max((k for k in range(1, len(grips)) if grips[k] and not grips[k - 1]), default=None)
 
     @property
     def left(self) -> tuple[int, str] | None:
         return self._left or self._missed
 
-    def step(self, decision: Decision, outcome: str) -> None:
+    def step(self, decision: Decision, outcome: str, success: bool = False) -> None:
         keyframes = self.scene.keyframes
         if self._left is not None or self.next >= len(keyframes):
             return
@@ -206,6 +212,8 @@ class ExpertPath:
         on_pose = [k for k in candidates if _matches(action, keyframes[k])]
         if on_pose and outcome == "reached":
             self.next, self._missed = on_pose[0] + 1, None
+            if on_pose[0] == self._placing and not success:
+                self._left = (self._placing, "pose")
             return
         if on_pose:
             miss = (on_pose[0], "refused")
@@ -275,7 +283,7 @@ def _episode(env, seed, explore, episode_length, name, on_transition, on_first_d
         if done.outcome == "reached" and keyframe is not None \
                 and _matches(np.asarray(decision.action), scene.keyframes[keyframe]):
             matched += 1
-        path.step(decision, done.outcome)
+        path.step(decision, done.outcome, done.success)
         if done.outcome != "reached":
             outcome = done.outcome
         reward, terminal, timeout = step_reward(done.outcome, done.success, step, episode_length)

@@ -196,8 +196,9 @@ class ExpertPath:
         self.scene, self.next = scene, 0
         self._missed: tuple[int, str] | None = None  # a miss the next decision may forgive
         self._left: tuple[int, str] | None = None
-        grips = [k.gripper > 0.5 for k in scene.keyframes]
-        self._placing = max((k for k in range(1, len(grips)) if grips[k] and not grips[k - 1]), default=None)
+        opens = [k.gripper > 0.5 for k in scene.keyframes]
+        self._placing = max((k for k in range(1, len(opens)) if opens[k] and not opens[k - 1]),
+                            default=None)  # the expert's last release
 
     @property
     def left(self) -> tuple[int, str] | None:

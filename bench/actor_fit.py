@@ -19,7 +19,7 @@ Examples:
     arm demos --task stack_wine --episodes 100 --seed 0 --out runs/demos64 --image-size 64
     python bench/actor_fit.py runs/demos64 stack_wine --steps 1500 --jitter 1
     python bench/actor_fit.py runs/demos64 stack_wine --variant ray actor_offset_frame=camera_ray \\
-        --variant ray_metric actor_offset_frame=camera_ray position_error_scale=0.03
+        --variant ray_squashed actor_offset_frame=camera_ray position_error_scale=0
     python bench/actor_fit.py runs/cup/demos pick_up_cup --held-out 20 --variant world actor_points_from_anchor=false
 """
 import json

@@ -5,15 +5,14 @@ keyframe transitions of the first demos (the crop at each demo's own pixel, opti
 up to --jitter pixels, as attention a pixel over), for --steps steps at the preset's batch size
 and actor learning rate; then the distance of its mean pose from the demo's on the held-out
 demos' transitions: at the demo pixel, one pixel off in each direction, at each episode's grasp
-(its first keyframe that closes the hand), and per keyframe stage with the mean error vector (a
-bias the median hides), along the camera ray where the actor's offsets are in its frame. Once per
---variant: a label and the agent config fields it changes from the preset (FIELD=VALUE, VALUE in
-JSON).
+(its first keyframe that closes the hand), and per keyframe stage. Once per --variant: a label and
+the agent config fields it changes from the preset (FIELD=VALUE, VALUE in JSON).
 
-One JSON line per variant: median and 90th percentile in cm of every measure, per stage also the
-mean error (x, y, z) in cm and, with camera-ray offsets, its component along the ray (> 0: beyond
-the demo's pose, away from the camera); the seconds. No simulator runs; demos come from
-`arm demos` or a run folder's demos/.
+One JSON line per variant: median and 90th percentile in cm of every measure; per stage also the
+mean error (x, y, z) in cm (a bias the median hides), the median absolute error per world axis
+(a grasp may tolerate far less along one axis than the others) and, with camera-ray offsets, the
+mean error along the ray (> 0: beyond the demo's pose, away from the camera); the seconds. No
+simulator runs; demos come from `arm demos` or a run folder's demos/.
 
 Examples:
     arm demos --task stack_wine --episodes 100 --seed 0 --out runs/demos64 --image-size 64
@@ -105,7 +104,9 @@ def fit(train, held_out, preset: str, label: str, overrides: dict, steps: int, j
             for s in sorted(set(stage.tolist())):
                 at = stage == s
                 per_stage[f"stage{s}"] = {"error_cm": _spread(error[at]),
-                                          "mean_cm": [round(float(v), 2) for v in delta.numpy()[at].mean(0)]}
+                                          "mean_cm": [round(float(v), 2) for v in delta.numpy()[at].mean(0)],
+                                          "median_abs_cm": [round(float(v), 2)
+                                                            for v in np.median(np.abs(delta.numpy()[at]), 0)]}
                 if along is not None:
                     per_stage[f"stage{s}"]["mean_along_ray_cm"] = round(float(along[at].mean()), 2)
             row["stages"] = per_stage

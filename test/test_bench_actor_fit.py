@@ -41,6 +41,9 @@ def test_each_variant_fits_demos_and_reports_held_out_errors_in_cm_per_stage(tmp
         assert set(r["stages"]) >= {"stage0", "stage1"}
         for stage in r["stages"].values():
             assert len(stage["mean_cm"]) == 3 and stage["error_cm"][0] >= 0
+            # per world axis: |error on one axis| <= |error|, so its median is at most the error's
+            assert len(stage["median_abs_cm"]) == 3 and min(stage["median_abs_cm"]) >= 0
+            assert max(stage["median_abs_cm"]) <= stage["error_cm"][0] + 0.01  # both rounded to 0.01
             # the bias along the ray is reported only where the offsets are in the ray's frame
             assert ("mean_along_ray_cm" in stage) == (r["variant"] == "ray")
 

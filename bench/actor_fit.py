@@ -103,10 +103,10 @@ def fit(train, held_out, preset: str, label: str, overrides: dict, steps: int, j
             stage, per_stage = demo_fit.stages(held_out), {}
             for s in sorted(set(stage.tolist())):
                 at = stage == s
+                d = delta.numpy()[at]
                 per_stage[f"stage{s}"] = {"error_cm": _spread(error[at]),
-                                          "mean_cm": [round(float(v), 2) for v in delta.numpy()[at].mean(0)],
-                                          "median_abs_cm": [round(float(v), 2)
-                                                            for v in np.median(np.abs(delta.numpy()[at]), 0)]}
+                                          "mean_cm": [round(float(v), 2) for v in d.mean(0)],
+                                          "median_abs_cm": [round(float(v), 2) for v in np.median(np.abs(d), 0)]}
                 if along is not None:
                     per_stage[f"stage{s}"]["mean_along_ray_cm"] = round(float(along[at].mean()), 2)
             row["stages"] = per_stage

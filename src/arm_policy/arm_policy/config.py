@@ -122,6 +122,14 @@ class ARMConfig:
     #: with "camera_ray": the least reach across the ray (m); a pixel is ~1.5 cm of the scene at
     #: 64 px, so 3 cm lets the actor correct an attention error of about two pixels.
     relative_lateral_range: float = 0.03
+    #: with ``actor_relative_xyz``: the clip of ``anchor + offset`` into the action bounds passes
+    #: gradients straight through (as if it were not there). A plain clip gives a clipped axis no
+    #: gradient, so a mean pose outside the bounds stays there: the umbrella's pre-grasp hangs 36
+    #: cm above its pixel's point on the table behind (x +41 cm), both below the bounds, so the
+    #: actor's first pose sat on the bounds' corner, 18 cm from the demos', with or without the
+    #: demo term (``bench/actor_fit.py``, stage 0). False: the plain clip (cells run before
+    #: 2026-12-06's fourteenth sitting).
+    actor_bounds_straight_through: bool = True
     #: the pose error of the demo term (``demo_actor_weight``) and of the BC baseline, position
     #: part: 0 = each axis in its own squashed units (the axis's reach counts 1); > 0 = metres over
     #: this scale on every axis. In squashed units an axis with a long reach barely counts: with

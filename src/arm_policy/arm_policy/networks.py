@@ -203,7 +203,8 @@ class Actor(nn.Module):
     """Tanh-squashed Gaussian over 8-D next-best poses, from a crop and the low-dim state.
 
     Squashed a in (-1, 1)^8 maps to: xyz inside ``action_bounds`` (2, 3), or, with
-    ``cfg.actor_relative_xyz``, ``anchor + a[:3] * relative_range`` clipped into the bounds,
+    ``cfg.actor_relative_xyz``, ``anchor + a[:3] * relative_range`` clipped into the bounds
+    (the gradient passing the clip straight through with ``cfg.actor_bounds_straight_through``),
     where the anchor is the 3-D point at the crop's centre (the Q-attention's pixel: the crop was
     chosen there, so the pose is predicted around it) and ``relative_range`` (3,) the per-axis
     reach (``demo_dataset.relative_xyz_range``; default ``cfg.relative_xyz_range`` on every
@@ -236,6 +237,7 @@ class Actor(nn.Module):
         reach = cfg.relative_xyz_range if relative_range is None else relative_range
         self.register_buffer("relative_range", torch.as_tensor(reach, dtype=torch.float32).expand(3).clone())
         self.points_from_anchor = cfg.actor_points_from_anchor
+        self.bounds_straight_through = cfg.actor_bounds_straight_through
         self.position_scale = cfg.position_error_scale
         self.ray_frame = cfg.actor_offset_frame == "camera_ray"
         if self.ray_frame:  # a buffer only in this form: checkpoints of the world form stay loadable
@@ -261,7 +263,9 @@ class Actor(nn.Module):
             offset, axes = self.relative_range * a[:, :3], self._offset_axes(anchor)
             if axes is not None:
                 offset = (offset[:, :, None] * axes).sum(dim=1)  # not einsum: bmm under bf16 autocast
-            xyz = torch.maximum(torch.minimum(anchor + offset, self.xyz_high), self.xyz_low)
+            xyz = anchor + offset
+            clipped = torch.maximum(torch.minimum(xyz, self.xyz_high), self.xyz_low)
+            xyz = xyz + (clipped - xyz).detach() if self.bounds_straight_through else clipped
         else:
             xyz = self.xyz_low + 0.5 * (a[:, :3] + 1.0) * (self.xyz_high - self.xyz_low)
         return torch.cat([xyz, canonical_quaternion_t(a[:, 3:7]), 0.5 * (a[:, 7:] + 1.0)], dim=1)

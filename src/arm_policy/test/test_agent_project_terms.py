@@ -38,6 +38,26 @@ def test_relative_actor_stays_within_range_of_the_attended_point():
     assert torch.isclose(actor.pose_error(pose, moved, anchor), torch.tensor(1.0))
 
 
+@pytest.mark.parametrize("straight_through", [True, False])
+def test_a_pose_clipped_by_the_bounds_is_still_pulled_towards_the_demo_pose(straight_through):
+    # a pre-grasp pose in free space: its pixel's point is on the table 40 cm below the bounds,
+    # so the unclipped mean anchor + offset starts outside them on z
+    cfg = TINY.replace(actor_relative_xyz=True, actor_bounds_straight_through=straight_through)
+    actor = Actor(cfg, BOUNDS, relative_range=[0.5, 0.5, 0.5])
+    x = torch.zeros(4, 7, 8, 8)
+    x[:, 3:6, 4, 4] = torch.tensor([0.1, 0.0, 0.4])
+    x[:, 6, 4, 4] = 1.0
+    low_dim = torch.randn(4, 11)
+    _, _, mean = actor(x, low_dim)
+    assert torch.allclose(mean[:, 2], torch.tensor(0.8))  # clipped onto the bounds' floor either way
+    (mean[:, 2] - 1.0).pow(2).sum().backward()  # the demo's pose is inside the bounds
+    pulled = sum(p.grad.abs().sum() for p in actor.mlp.parameters())
+    if straight_through:
+        assert pulled > 0
+    else:  # the plain clip: the clipped axis was the only error, and it passes no gradient
+        assert pulled == 0
+
+
 def test_relative_reach_is_per_axis_and_travels_with_the_checkpoint():
     reach = np.array([0.05, 0.1, 0.2], np.float32)
     agent = ARMAgent(TINY.replace(actor_relative_xyz=True), BOUNDS, "cpu", relative_range=reach)

@@ -20,8 +20,8 @@ def pytest_configure(config):
     # thread per worker and per process a test starts, or four threads would fight over two cores.
     if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
-        # a plugin has already imported torch in the worker, so the variable came too late for
-        # it: two threads per worker spun against each other and one CI run took 18 min, not 10
+        # a plugin has already imported torch in the worker, so the variable comes too late for
+        # it (measured: 2 threads with the variable at "1"); set the thread count itself
         torch = sys.modules.get("torch")
         if torch is not None and os.environ["OMP_NUM_THREADS"] == "1":
             torch.set_num_threads(1)

@@ -27,6 +27,20 @@ def pytest_configure(config):
             torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread_per_worker():
+    # A test module that sets torch's threads at import (three did: `torch.set_num_threads(2)`)
+    # undoes the above for its whole worker. Two OpenMP threads in a worker whose second core is
+    # busy with the other worker wait on each other at every op: measured, an update of the tiny
+    # test agent took 8 s instead of 0.1 s, and a 30 s test ran for 227-479 s in CI.
+    torch = sys.modules.get("torch")
+    if (int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1 and torch is not None
+            and os.environ.get("OMP_NUM_THREADS") == "1" and torch.get_num_threads() != 1):
+        pytest.fail(f"a test module set torch to {torch.get_num_threads()} threads at import; under "
+                    "pytest-xdist each worker keeps one (use the one_torch_thread fixture instead)",
+                    pytrace=False)
+
+
 @pytest.fixture
 def ctrl_c():
     """``ctrl_c(cmd, after, wait=0, timeout=120) -> (exit code, output)``: run ``cmd``, press Ctrl-C

@@ -13,7 +13,6 @@ from arm_policy.demo_dataset import STAGE_FEATURES
 from arm_policy.networks import Actor, crop, obs_tensor
 from arm_policy.replay import PrioritizedReplay
 
-torch.set_num_threads(2)
 BOUNDS = np.array([[-0.3, -0.4, 0.8], [0.5, 0.4, 1.4]], np.float32)
 TINY = ARMConfig(image_size=16, crop_size=8, batch_size=32, unet_stem=4, unet_stem_kernel=3,
                  unet_filters=(8, 8), unet_kernel=3, pose_stem=4, actor_channels=8,

@@ -14,7 +14,6 @@ from arm_policy.networks import QAttention, _OneChannelConv
 
 from test_paper_fidelity import BOUNDS, TINY_PAPER, batch
 
-torch.set_num_threads(2)
 #: bf16 keeps 8 mantissa bits: a loss after one update on the same weights and batch may move by
 #: this much relative to fp32 (bench_learning.py checks 50 updates against LOSS_TOLERANCE).
 BF16_LOSS_TOLERANCE = 0.05

@@ -14,7 +14,6 @@ from arm_policy.config import CPU_DIFFERENCES, PRESETS, ARMConfig
 from arm_policy.networks import crop
 from arm_policy.rewards import FAILURE_REWARD, step_reward
 
-torch.set_num_threads(2)
 BOUNDS = np.array([[-0.3, -0.4, 0.8], [0.5, 0.4, 1.4]], np.float32)
 #: the paper preset's losses and optimisation, on networks small enough for a test
 TINY_PAPER = PRESETS["paper"].replace(

@@ -127,6 +127,7 @@ class Step:
     keyframe: int | None
     keyframe_pixel: np.ndarray | None
     on_path: bool
+    keyframe_xyz: np.ndarray | None = None
 
 
 @dataclass
@@ -280,7 +281,8 @@ def _episode(env, seed, explore, episode_length, name, on_transition, on_first_d
         done = env.execute(decision)
         if on_step is not None:
             on_step(Step(step, decision, done, keyframe,
-                         None if keyframe is None else scene.pixels[keyframe], on_path))
+                         None if keyframe is None else scene.pixels[keyframe], on_path,
+                         None if keyframe is None else np.asarray(scene.keyframes[keyframe].pose[:3])))
         if done.outcome == "reached" and keyframe is not None \
                 and _matches(np.asarray(decision.action), scene.keyframes[keyframe]):
             matched += 1
@@ -326,9 +328,13 @@ def trace_line(s: Step) -> str:
               "expert keyframe {} at ({}, {}){}".format(s.keyframe, *(int(v) for v in s.keyframe_pixel),
                                                         "" if s.on_path else ", off its path"))
     x, y, z = (float(v) for v in d.action[:3])
+    off = ""
+    if s.keyframe_xyz is not None:  # the pose against the keyframe's, where a task's seat is tight
+        delta = 100 * (np.asarray(d.action[:3], dtype=np.float64) - s.keyframe_xyz)
+        off = " ({:.1f} cm from the keyframe's: {:+.1f}, {:+.1f}, {:+.1f})".format(np.linalg.norm(delta), *delta)
     hand = "open" if d.action[7] > 0.5 else "close"
     return (f"step {s.step}: attended ({row}, {col}){where}{q} [{expert}] -> pose ({x:.3f}, {y:.3f}, "
-            f"{z:.3f}) m, {hand}: {s.execution.outcome}{', success' if s.execution.success else ''}")
+            f"{z:.3f}) m{off}, {hand}: {s.execution.outcome}{', success' if s.execution.success else ''}")
 
 
 def _on_pixel(pixel, keyframe_pixel) -> bool:

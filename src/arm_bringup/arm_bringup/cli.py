@@ -118,8 +118,9 @@ def _cmd_demos(args) -> int:
         return 2
     try:
         summary = record_demos(args.task, args.episodes, args.seed, args.out, args.image_size,
-                               progress=lambda line: print(line, file=sys.stderr, flush=True))
-    except FileExistsError as e:
+                               progress=lambda line: print(line, file=sys.stderr, flush=True),
+                               place_noise_m=args.place_noise_cm / 100)
+    except (FileExistsError, ValueError) as e:
         print(f"arm demos: {e}", file=sys.stderr)
         return 1
     print(json.dumps(summary))
@@ -340,6 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode; episode i uses seed+i")
     p.add_argument("--out", required=True, help="output directory; bags go to OUT/TASK/")
     p.add_argument("--image-size", type=int, default=128, help="camera width and height in pixels (default 128)")
+    p.add_argument("--place-noise-cm", type=float, default=0.0,
+                   help="move the expert's pose before each release off in x and y by this std (at most "
+                        "twice it), the release itself exact, so the demos show how to place from a carry "
+                        "that ended off (default 0: the exact expert)")
     p.set_defaults(func=_cmd_demos)
 
     raw = argparse.RawDescriptionHelpFormatter

@@ -14,9 +14,10 @@ from .environment import Environment
 
 
 def record_demos(task_name: str, episodes: int, seed: int, out: str | Path, image_size: int = 128,
-                 progress: Callable[[str], None] | None = None) -> dict:
+                 progress: Callable[[str], None] | None = None, place_noise_m: float = 0.0) -> dict:
     """Episodes seed, seed+1, ... into OUT/TASK/seed_NNNNNN/ -> {"task", "episodes", "successes",
-    "seconds", "out"}. Refuses to overwrite an existing episode (FileExistsError)."""
+    "seconds", "out", "place_noise_m"}. Refuses to overwrite an existing episode (FileExistsError).
+    ``place_noise_m``: see :meth:`arm_sim.environment.TaskEnvironment.run_expert` (0: the exact expert)."""
     out = Path(out) / task_name
     start = time.perf_counter()
     task = Environment(image_size=(image_size, image_size)).get_task(task_name)
@@ -29,7 +30,7 @@ def record_demos(task_name: str, episodes: int, seed: int, out: str | Path, imag
             if path.exists():
                 raise FileExistsError(f"{path} already exists; choose another output folder or seed")
             t0 = time.perf_counter()
-            frames, ok = task.run_expert(s)
+            frames, ok = task.run_expert(s, place_noise_m)
             with EpisodeWriter(path) as bag:
                 for obs, reward, success in frames:
                     bag.write(obs.misc["stamp"], obs, reward, success)
@@ -40,4 +41,4 @@ def record_demos(task_name: str, episodes: int, seed: int, out: str | Path, imag
     finally:
         task.close()
     return {"task": task_name, "episodes": episodes, "successes": successes,
-            "seconds": round(time.perf_counter() - start, 2), "out": str(out)}
+            "seconds": round(time.perf_counter() - start, 2), "out": str(out), "place_noise_m": place_noise_m}

@@ -20,6 +20,7 @@ an error. Only a pose without an IK solution, or out of reach, still ends the ep
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -178,12 +179,17 @@ class TaskEnvironment:
                 raise RuntimeError(f"{self.name}: expert failed too often ({len(demos)}/{amount} after {s - seed} seeds)")
         return demos
 
-    def run_expert(self, seed: int) -> tuple[list[tuple[Observation, float, bool]], bool]:
-        """Reset to seed and run the scripted expert; returns the 20 Hz frames and success."""
+    def run_expert(self, seed: int, place_noise_m: float = 0.0) -> tuple[list[tuple[Observation, float, bool]], bool]:
+        """Reset to seed and run the scripted expert; returns the 20 Hz frames and success.
+
+        ``place_noise_m`` > 0 moves the pose before each release (the carry's end, above where
+        the object goes) off in x and y (normal, this std, at most twice it; seeded by ``seed``),
+        while the release itself stays exact: the demos then show a release that puts the object
+        where it belongs from wherever the carry ended, instead of one pose above the other."""
         _, obs = self.reset(seed)
         frames = [(obs, 0.0, False)]
         record = lambda o, r, s: frames.append((o, r, s))  # noqa: E731
-        for wp in self.task.expert(self.sim):
+        for wp in place_noised(self.task.expert(self.sim), place_noise_m, seed):
             result = self.execute(wp.pose, wp.gripper, record)
             if result.outcome != "reached":
                 return frames, False
@@ -193,3 +199,20 @@ class TaskEnvironment:
 
     def close(self):
         self.sim.close()
+
+
+def place_noised(waypoints: list, noise_m: float, seed: int) -> list:
+    """The expert's waypoints with the one before each release (open after closed) moved off by
+    up to ``2 * noise_m`` in x and y (normal, std ``noise_m``); the others as they were."""
+    if noise_m <= 0:
+        return waypoints
+    if not np.isfinite(noise_m) or noise_m > 0.05:
+        raise ValueError(f"place noise must be within 0..0.05 m, got {noise_m}")
+    rng = np.random.default_rng([int(seed), 0x91ACE])
+    out = list(waypoints)
+    for k in range(1, len(out)):
+        if out[k].gripper > 0.5 and out[k - 1].gripper <= 0.5:
+            pose = np.array(out[k - 1].pose, dtype=float)
+            pose[:2] += np.clip(rng.normal(0.0, noise_m, 2), -2 * noise_m, 2 * noise_m)
+            out[k - 1] = dataclasses.replace(out[k - 1], pose=pose)
+    return out

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from arm_sim.environment import Environment, InvalidActionError
+from arm_sim.environment import Environment, InvalidActionError, place_noised
 from arm_sim.tasks import TASK_NAMES, UnknownTaskError, make_task
 
 RLBENCH_NAMES = {"reach_target", "pick_up_cup", "take_umbrella_out_of_umbrella_stand", "take_lid_off_saucepan",
@@ -50,6 +50,28 @@ def test_success_detector_false_at_reset_true_after_the_expert(env, name):
     assert frames[-1][2] or task.success()
     rewards = [r for _, r, _ in frames]
     assert rewards[0] == 0.0 and max(rewards) == 1.0, "sparse reward: 0 until success, then 1"
+    task.close()
+
+
+def test_place_noise_moves_only_the_carrys_end_and_the_expert_still_places_from_there(env):
+    """Demos for a learner whose carry ends a centimetre or two off: the pose before each
+    release is moved in x and y (seeded by the scene), the release stays on the expert's."""
+    task = env.get_task("stack_wine")
+    task.reset(seed=5)
+    exact = task.task.expert(task.sim)
+    moved = place_noised(exact, 0.015, seed=5)
+    release = next(k for k in range(1, len(exact)) if exact[k].gripper > 0.5 and exact[k - 1].gripper <= 0.5)
+    shift = moved[release - 1].pose - exact[release - 1].pose
+    assert 0 < np.linalg.norm(shift[:2]) <= np.hypot(0.03, 0.03) and np.all(shift[2:] == 0)
+    for k in set(range(len(exact))) - {release - 1}:
+        np.testing.assert_array_equal(moved[k].pose, exact[k].pose)
+    np.testing.assert_array_equal(place_noised(exact, 0.015, seed=5)[release - 1].pose, moved[release - 1].pose)
+    assert not np.array_equal(place_noised(exact, 0.015, seed=6)[release - 1].pose, moved[release - 1].pose)
+    assert place_noised(exact, 0.0, seed=5) is exact
+    with pytest.raises(ValueError, match="place noise"):
+        place_noised(exact, float("nan"), seed=5)
+    ok = [task.run_expert(seed, place_noise_m=0.015)[1] for seed in range(4)]
+    assert sum(ok) >= 3, ok
     task.close()
 
 

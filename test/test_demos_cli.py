@@ -47,7 +47,19 @@ def test_demos_print_progress_and_end_with_one_json_line(demo_run):
     assert summary["task"] == "pick_up_cup" and summary["episodes"] == 2 and summary["successes"] == 2
     assert summary["seconds"] > 0
     assert "[1/2]" in r.stderr and "[2/2]" in r.stderr
-    assert sorted(p.name for p in (out / "pick_up_cup").iterdir()) == ["seed_000007", "seed_000008"]
+    assert sorted(p.name for p in (out / "pick_up_cup").iterdir()) == ["recording.json", "seed_000007", "seed_000008"]
+
+
+def test_demos_keep_how_the_expert_ran_and_refuse_to_mix_in_another_place_noise(demo_run):
+    out, _ = demo_run
+    assert json.loads((out / "pick_up_cup" / "recording.json").read_text()) == {"place_noise_m": 0.0}
+    r = arm("demos", "--task", "pick_up_cup", "--episodes", "1", "--seed", "9", "--out", str(out),
+            "--image-size", "32", "--place-noise-cm", "1.5")
+    assert r.returncode != 0 and "recorded with place noise 0 cm, not 1.5" in r.stderr
+    r = arm("demos", "--task", "pick_up_cup", "--episodes", "1", "--seed", "9", "--out", str(out),
+            "--image-size", "32", "--place-noise-cm", "-1")
+    assert r.returncode != 0 and "place noise must be within 0..0.05 m" in r.stderr
+    assert sorted(p.name for p in (out / "pick_up_cup").iterdir()) == ["recording.json", "seed_000007", "seed_000008"]
 
 
 def test_a_demo_bag_reads_back_with_rosbags_as_a_successful_20hz_episode(demo_run):

@@ -101,7 +101,7 @@ def invocation(settings: dict) -> str:
     words = [f"--{k.replace('_', '-')} {','.join(v) if isinstance(v, list) else v}"
              for k, v in settings.items()
              if k in ("tasks", "methods", "demos", "minutes", "seeds", "jobs", "preset", "out")
-             or (k == "threads" and v)]
+             or (k in ("threads", "place_noise_cm") and v)]
     if settings.get("agent_overrides"):
         words.append("--agent-overrides " + " ".join(
             shlex.quote(f"{k}={override_text(v)}") for k, v in settings["agent_overrides"].items()))
@@ -118,7 +118,8 @@ def cell_settings(settings: BenchmarkSettings, cell: Cell) -> TrainSettings:
                          eval_episodes=settings.eval_episodes,
                          checkpoint_every=settings.checkpoint_every,
                          agent_overrides=dict(settings.agent_overrides),
-                         demo_dir=str(out / "demos"), collision_checking=settings.collision_checking)
+                         demo_dir=str(out / "demos"), collision_checking=settings.collision_checking,
+                         place_noise_cm=settings.place_noise_cm)
 
 
 def _record_shared_demos(settings: BenchmarkSettings, log: Callable[[str], None]) -> None:
@@ -142,7 +143,8 @@ def _record_shared_demos(settings: BenchmarkSettings, log: Callable[[str], None]
 
             shutil.rmtree(folder)
         log(f"recording {settings.demos} demos of {task} at {size}x{size}")
-        record_demos(task, settings.demos, 0, folder.parent, size, progress=log)
+        record_demos(task, settings.demos, 0, folder.parent, size, progress=log,
+                     place_noise_m=settings.place_noise_cm / 100)
 
 
 def cell_threads(settings: BenchmarkSettings) -> int | None:

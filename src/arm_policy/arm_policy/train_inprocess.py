@@ -41,7 +41,7 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
         from .train_qtopt import train_qtopt
 
         return train_qtopt(settings, log)
-    from arm_sim.demos import record_demos
+    from arm_sim.demos import record_demos, recorded_place_noise
     from arm_sim.environment import Environment
 
     run = Path(settings.out)
@@ -51,7 +51,12 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
     demo_dir = Path(settings.demo_dir) if settings.demo_dir else run / "demos"
     if not (demo_dir / settings.task).exists():
         log(f"recording {settings.demos} demos of {settings.task} at {cfg.image_size}x{cfg.image_size}")
-        record_demos(settings.task, settings.demos, settings.seed, demo_dir, cfg.image_size, progress=log)
+        record_demos(settings.task, settings.demos, settings.seed, demo_dir, cfg.image_size, progress=log,
+                     place_noise_m=settings.place_noise_cm / 100)
+    elif abs(100 * recorded_place_noise(demo_dir / settings.task) - settings.place_noise_cm) > 1e-6:
+        raise ValueError(f"the demos under {demo_dir / settings.task} were recorded with place noise "
+                         f"{100 * recorded_place_noise(demo_dir / settings.task):g} cm, this run asks "
+                         f"{settings.place_noise_cm:g}: pass that --place-noise-cm or another --demo-dir")
     transitions = load_demos(demo_dir, settings.task, episode_length=settings.episode_length,
                              max_episodes=settings.demos)
     if not transitions:

@@ -103,3 +103,19 @@ def test_cells_get_threads_given_else_one_each_side_by_side_else_torchs_default(
     assert " --jobs 1 --threads 1 --out runs/b" in invocation(dataclasses.asdict(one))
     with pytest.raises(ValueError, match="threads must be >= 0"):
         BenchmarkSettings(tasks=["reach_target"], methods=["arm"], threads=-1)
+
+
+def test_place_noise_reaches_every_cell_and_the_reports_command_line_and_is_range_checked():
+    """Demos recorded with the carry's end moved off are another experiment: each cell's
+    config.json and the report's command must say so."""
+    from arm_policy.benchmark import Cell, cell_settings, invocation
+
+    noisy = BenchmarkSettings(tasks=["stack_wine"], methods=["arm"], out="runs/b", place_noise_cm=1.5)
+    assert cell_settings(noisy, Cell("stack_wine", "arm", 0)).place_noise_cm == 1.5
+    assert " --out runs/b --preset cpu --place-noise-cm 1.5" in invocation(dataclasses.asdict(noisy))
+    assert "--place-noise-cm" not in invocation(dataclasses.asdict(dataclasses.replace(noisy, place_noise_cm=0.0)))
+    for bad in (-0.5, 6.0, float("nan")):
+        with pytest.raises(ValueError, match="place noise must be within 0..5 cm"):
+            TrainSettings(place_noise_cm=bad)
+        with pytest.raises(ValueError, match="place noise must be within 0..5 cm"):
+            BenchmarkSettings(tasks=["stack_wine"], methods=["arm"], place_noise_cm=bad)

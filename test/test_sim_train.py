@@ -39,7 +39,7 @@ def test_the_launch_ends_by_itself_within_its_budget_and_leaves_no_process(run):
 
 def test_demos_are_recorded_into_the_run_folder_first(run):
     demos = sorted(p.name for p in (run["dir"] / "demos" / "reach_target").iterdir())
-    assert demos == ["seed_000000", "seed_000001"]
+    assert demos == ["recording.json", "seed_000000", "seed_000001"]  # the bags, and how the expert ran
     assert "recording 2 of 2 demos of reach_target at 32x32" in run["launch"].text
 
 

@@ -53,10 +53,10 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
         log(f"recording {settings.demos} demos of {settings.task} at {cfg.image_size}x{cfg.image_size}")
         record_demos(settings.task, settings.demos, settings.seed, demo_dir, cfg.image_size, progress=log,
                      place_noise_m=settings.place_noise_cm / 100)
-    elif abs(100 * recorded_place_noise(demo_dir / settings.task) - settings.place_noise_cm) > 1e-6:
+    elif abs((recorded := 100 * recorded_place_noise(demo_dir / settings.task)) - settings.place_noise_cm) > 1e-6:
         raise ValueError(f"the demos under {demo_dir / settings.task} were recorded with place noise "
-                         f"{100 * recorded_place_noise(demo_dir / settings.task):g} cm, this run asks "
-                         f"{settings.place_noise_cm:g}: pass that --place-noise-cm or another --demo-dir")
+                         f"{recorded:g} cm, this run asks {settings.place_noise_cm:g}: pass that "
+                         "--place-noise-cm or another --demo-dir")
     transitions = load_demos(demo_dir, settings.task, episode_length=settings.episode_length,
                              max_episodes=settings.demos)
     if not transitions:

@@ -34,8 +34,9 @@ def record_demos(task_name: str, episodes: int, seed: int, out: str | Path, imag
     if not 0.0 <= place_noise_m <= 0.05:  # also refuses NaN
         raise ValueError(f"place noise must be within 0..0.05 m, got {place_noise_m}")
     out = Path(out) / task_name
-    if out.exists() and not math.isclose(recorded_place_noise(out), place_noise_m, abs_tol=1e-9):
-        raise ValueError(f"{out} holds demos recorded with place noise {100 * recorded_place_noise(out):g} cm, "
+    recorded = recorded_place_noise(out) if out.exists() else place_noise_m
+    if not math.isclose(recorded, place_noise_m, abs_tol=1e-9):
+        raise ValueError(f"{out} holds demos recorded with place noise {100 * recorded:g} cm, "
                          f"not {100 * place_noise_m:g}; record into another folder")
     start = time.perf_counter()
     task = Environment(image_size=(image_size, image_size)).get_task(task_name)

@@ -89,6 +89,10 @@ def test_a_killed_benchmark_resumes_and_reports(tmp_path):
     # one-keyframe reach_target has no later decision; pick_up_cup's is a share or not reached
     assert reach["later"] == "-" and (cup["later"] == "-" or 0 <= float(cup["later"]) <= 1)
     assert (out / "curves.png").stat().st_size > 5000
+    # each cell's command and its agent against today's code (these ran on it: the same)
+    made = [line for line in md.splitlines() if line.startswith("| ") and "`arm train --inprocess" in line]
+    assert [line.split(" | ")[0] for line in made] == ["| reach_target", "| pick_up_cup"]
+    assert all(" --demo-dir " in line and line.endswith("| same |") for line in made), made
 
     # the report keeps the task list's order whichever invocation ran last
     settings = read_json(out / "benchmark.json")
@@ -118,3 +122,10 @@ def test_a_cell_stopped_by_ctrl_c_is_resumed_and_left_out_of_the_report(tmp_path
     (tmp_path / "benchmark.json").write_text(json.dumps({"tasks": settings.tasks, "methods": ["arm"]}))
     rows = write_report(tmp_path, log=lambda line: None)
     assert [r["task"] for r in rows] == ["reach_target"]
+
+    # cells gathered from several runs (no benchmark.json) still make a report, each cell its own
+    (tmp_path / "benchmark.json").unlink()
+    write_report(tmp_path, log=lambda line: None)
+    md = (tmp_path / "results.md").read_text()
+    assert "Cells gathered from several runs" in md and "Last invocation" not in md
+    assert "| reach_target | arm | 0 | - (no config.json) |" in md

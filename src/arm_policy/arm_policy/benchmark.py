@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -44,6 +43,7 @@ import numpy as np
 from .run_log import read_json, read_metrics
 from .agents import AGENTS, agent_class, agent_config
 from .settings import BenchmarkSettings, TrainSettings
+from .settings_cli import to_options
 from .training_run import LAST_EVALUATIONS
 
 __all__ = ["BenchmarkSettings", "Cell", "run_benchmark", "write_report", "RESULT_COLUMNS"]
@@ -84,30 +84,18 @@ def cells(settings: BenchmarkSettings) -> list[Cell]:
     return [Cell(t, m, s) for t in settings.tasks for m in settings.methods for s in range(settings.seeds)]
 
 
-def override_text(value) -> str:
-    """An override's VALUE as ``--agent-overrides`` parses it back: JSON, or a bare string where
-    the string is not itself JSON (``amp=off``, not ``amp='"off"'``)."""
-    if isinstance(value, str):
-        try:
-            json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return json.dumps(value, separators=(",", ":"))
-
-
 def invocation(settings: dict) -> str:
     """The ``arm benchmark`` command of a benchmark.json: what makes its cells what they are
-    (the action mode and agent overrides only where they differ from the defaults)."""
-    words = [f"--{k.replace('_', '-')} {','.join(v) if isinstance(v, list) else v}"
-             for k, v in settings.items()
-             if k in ("tasks", "methods", "demos", "minutes", "seeds", "jobs", "preset", "out")
-             or (k in ("threads", "place_noise_cm") and v)]
-    if settings.get("agent_overrides"):
-        words.append("--agent-overrides " + " ".join(
-            shlex.quote(f"{k}={override_text(v)}") for k, v in settings["agent_overrides"].items()))
-    if settings.get("collision_checking") is False:
-        words.append("--no-collision-checking")
-    return "arm benchmark " + " ".join(words)
+    (the action mode, overrides and evaluation settings only where they differ from the defaults)."""
+    return "arm benchmark " + to_options(BenchmarkSettings, settings, always=(
+        "tasks", "methods", "demos", "minutes", "seeds", "jobs", "out", "preset"))
+
+
+def train_command(train: dict) -> str:
+    """The ``arm train`` command that runs a cell again, from its config.json's ``train`` part
+    (a benchmark cell's demos are the benchmark's, recorded once from seed 0: ``--demo-dir``)."""
+    return "arm train --inprocess " + to_options(TrainSettings, train, always=(
+        "task", "method", "preset", "seed", "demos", "minutes", "out"))
 
 
 def cell_settings(settings: BenchmarkSettings, cell: Cell) -> TrainSettings:
@@ -271,13 +259,58 @@ def _rows(out: Path) -> list[dict]:
         summary = finished(folder)
         if summary is None:
             continue
-        row = {"task": summary["task"], "method": summary["method"], "seed": summary["seed"]}
+        row = {"task": summary["task"], "method": summary["method"], "seed": summary["seed"],
+               "folder": folder}  # results.md only
         row.update({col: summary.get(key, float("nan")) for col, key in _FROM_SUMMARY.items()})
         for field, prefix in (("causes", "eval_unexecutable_"), ("failures", "eval_failed_")):
             # results.md only (cells run before they were kept: none)
             row[field] = {k.removeprefix(prefix): v for k, v in summary.items() if k.startswith(prefix)}
         rows.append(row)
     return rows
+
+
+def config_against_today(cell_config: dict) -> str:
+    """How a cell's agent config (its config.json) differs from the one its preset and overrides
+    give today: "same", or each changed field with the cell's value and today's (fields added
+    since the cell ran are listed with today's value: the cell ran without them)."""
+    train, agent = cell_config.get("train", {}), cell_config.get("agent")
+    if agent is None:
+        return "- (no agent config kept)"
+    try:
+        today = dataclasses.asdict(agent_config(train.get("preset", "cpu"), train.get("agent_overrides", {}),
+                                                train.get("method", "arm")))
+    except ValueError as err:
+        return f"not reproducible today: {err}"
+    today, agent = json.loads(json.dumps(today)), json.loads(json.dumps(agent))  # tuples as lists
+    changed = [f"{k} {agent[k]!r} -> {v!r}" for k, v in today.items() if k in agent and agent[k] != v]
+    added = [f"{k}={v!r}" for k, v in today.items() if k not in agent]
+    removed = [k for k in agent if k not in today]
+    parts = ([", ".join(changed)] if changed else []) + ([f"new since: {', '.join(added)}"] if added else []) \
+        + ([f"removed since: {', '.join(removed)}"] if removed else [])
+    return "; ".join(parts) or "same"
+
+
+def _provenance(rows: list[dict], tasks: list[str], methods: list[str]) -> list[str]:
+    """results.md's last part: each cell's command, commit and agent config against today's, in
+    the tables' order."""
+    md = ["## How each cell was made", "",
+          "Each cell's `arm train` command (from its config.json; a benchmark's cells share its demos, "
+          "recorded once from seed 0 into `--demo-dir`), the commit it ran, and how its agent config "
+          "differs from what its preset and overrides give today (`same`: the command trains "
+          "that agent today).", "",
+          "| task | method | seed | command | commit | agent config against today's |", "|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (tasks.index(r["task"]), methods.index(r["method"]), r["seed"])):
+        path = Path(r["folder"]) / "config.json"
+        if not path.exists():
+            md.append(f"| {r['task']} | {r['method']} | {r['seed']} | - (no config.json) | - | - |")
+            continue
+        written = read_json(path)
+        git = written.get("git") or {}
+        commit = (git.get("commit") or "-")[:8] + (" (dirty)" if git.get("dirty") else "")
+        md.append(f"| {r['task']} | {r['method']} | {r['seed']} | "
+                  f"`{train_command(written['config']['train'])}` | {commit} | "
+                  f"{config_against_today(written['config'])} |")
+    return md + [""]
 
 
 def _curves(out: Path, task: str, method: str) -> list[list[dict]]:
@@ -350,11 +383,14 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
     def cell_rows(task, method):
         return [r for r in rows if r["task"] == task and r["method"] == method]
 
+    made = (f"Preset `{settings.get('preset', '?')}`, {settings.get('demos', '?')} demos, "
+            f"{settings.get('minutes', '?')} min per "
+            "cell in the last invocation (each cell's own wall time in the table below), "
+            f"{settings.get('eval_episodes', 25)} fixed ") if settings else \
+        ("Cells gathered from several runs (no benchmark.json here): each cell's command, budget "
+         "and agent config are in the last section; each evaluates on its own fixed ")
     md = [f"# Benchmark: {', '.join(tasks)}", "",
-          f"Preset `{settings.get('preset', '?')}`, {settings.get('demos', '?')} demos, "
-          f"{settings.get('minutes', '?')} min per cell in the last invocation (each cell's own "
-          f"wall time in the table below), {settings.get('eval_episodes', 25)} fixed "
-          "evaluation scenes never seen in training. Each entry: final success, mean over seeds "
+          made + "evaluation scenes never seen in training. Each entry: final success, mean over seeds "
           f"(untrained agent on the same scenes; mean of the last {LAST_EVALUATIONS} evaluations; "
           "seeds finished). A final value within 0.1 of its untrained one is marked *floor*.", "",
           "| task | " + " | ".join(_label(m) for m in methods) + " |",
@@ -414,8 +450,10 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
                           f"{int(np.mean([r['env_steps'] for r in rs]))} | "
                           f"{int(np.mean([r['updates'] for r in rs]))} | "
                           f"{np.mean([r['wall_seconds'] for r in rs]) / 60:.0f} |")
-    md += ["", "Last invocation (cells run by earlier ones may differ in methods and budget; each "
-           "cell's minutes are in the table): `" + invocation(settings) + "`", ""]
+    if settings:
+        md += ["", "Last invocation (cells run by earlier ones may differ in methods and budget; each "
+               "cell's minutes are in the table): `" + invocation(settings) + "`"]
+    md += [""] + _provenance(rows, tasks, methods)
     atomic_write_bytes(out / "results.md", "\n".join(md).encode())
 
     panels = []

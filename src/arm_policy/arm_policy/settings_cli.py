@@ -19,10 +19,11 @@ import functools
 import inspect
 import json
 import re
+import shlex
 import typing
 from typing import Any, Iterable
 
-__all__ = ["add_options", "from_options", "field_comments", "parse_items"]
+__all__ = ["add_options", "from_options", "to_options", "field_comments", "item_text", "parse_items"]
 
 _FIELD_LINE = re.compile(r"^\s+(\w+)\s*:[^#]*#\s*(.+?)\s*$")
 
@@ -120,3 +121,38 @@ def from_options(cls: type, args: argparse.Namespace, **changes: Any):
         values[f.name] = value
     values.update(changes)
     return cls(**values)
+
+
+def item_text(value: Any) -> str:
+    """A dict field's VALUE as :func:`parse_items` parses it back: JSON, or a bare string where
+    the string is not itself JSON (``amp=off``, not ``amp='"off"'``)."""
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return json.dumps(value, separators=(",", ":"))
+
+
+def to_options(cls: type, values: dict[str, Any], always: Iterable[str] = ()) -> str:
+    """The options that make ``cls(**values)`` again (:func:`add_options`' flags, in field
+    order, shell-quoted): the fields that differ from their defaults, and ``always``. Keys that
+    are not fields of ``cls`` (a setting since removed) are left out."""
+    always = set(always)
+    words: list[str] = []
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            continue
+        value, flag = values[f.name], "--" + f.name.replace("_", "-")
+        if value == _default(f) and f.name not in always:
+            continue
+        if isinstance(value, bool):
+            words.append(flag if value else "--no-" + f.name.replace("_", "-"))
+        elif isinstance(value, dict):
+            if value:
+                words += [flag] + [shlex.quote(f"{k}={item_text(v)}") for k, v in value.items()]
+        elif isinstance(value, (list, tuple)):
+            words += [flag, shlex.quote(",".join(map(str, value)))]
+        else:
+            words += [flag, shlex.quote(str(value))]
+    return " ".join(words)

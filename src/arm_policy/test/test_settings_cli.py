@@ -119,3 +119,41 @@ def test_place_noise_reaches_every_cell_and_the_reports_command_line_and_is_rang
             TrainSettings(place_noise_cm=bad)
         with pytest.raises(ValueError, match="place noise must be within 0..5 cm"):
             BenchmarkSettings(tasks=["stack_wine"], methods=["arm"], place_noise_cm=bad)
+
+
+def test_a_cells_command_line_parses_back_to_the_settings_it_ran_with():
+    """results.md gives each cell the ``arm train`` command that makes it again: every setting
+    that differs from the defaults, in the flags ``arm train`` parses."""
+    import shlex
+
+    from arm_policy.benchmark import train_command
+
+    ran = TrainSettings(task="stack_wine", seed=2, minutes=85.0, out="runs/b/cells/stack_wine/arm/seed_2",
+                        demo_dir="runs/b/demos", collision_checking=False, place_noise_cm=1.5,
+                        eval_episodes=10, agent_overrides={"amp": "off", "unet_filters": [16, 16, 16]})
+    command = train_command(dataclasses.asdict(ran))
+    words = shlex.split(command)
+    assert words[:3] == ["arm", "train", "--inprocess"]
+    parser = argparse.ArgumentParser()
+    add_options(parser, TrainSettings, required=("out",))
+    assert from_options(TrainSettings, parser.parse_args(words[3:])) == ran
+    assert "--device" not in words  # a default is left out ...
+    assert "--task" in words and "--seed" in words  # ... but what names the cell never is
+
+
+def test_a_cell_says_where_its_agent_differs_from_what_its_preset_gives_today():
+    """A cell trained before a preset change is not what its command trains today: the report
+    names the field, the cell's value and today's, and the fields the cell ran without."""
+    from arm_policy.agents import agent_config
+    from arm_policy.benchmark import config_against_today
+
+    train = dataclasses.asdict(TrainSettings(task="pick_up_cup", agent_overrides={"amp": "off"}))
+    today = dataclasses.asdict(agent_config("cpu", {"amp": "off"}, "arm"))
+    assert config_against_today({"train": train, "agent": today}) == "same"
+    older = dict(today, crop_size=today["crop_size"] + 8)
+    del older["position_error_scale"]
+    said = config_against_today({"train": train, "agent": older})
+    assert f"crop_size {today['crop_size'] + 8} -> {today['crop_size']}" in said
+    assert f"new since: position_error_scale={today['position_error_scale']!r}" in said
+    gone = config_against_today({"train": dict(train, agent_overrides={"no_such_field": 1}), "agent": today})
+    assert gone.startswith("not reproducible today:") and "no_such_field" in gone

@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from arm_policy.benchmark import BenchmarkSettings, cells_to_run, write_report
+from arm_policy.benchmark import BenchmarkSettings, cells_to_run
+from arm_policy.benchmark_report import write_report
 from arm_policy.run_log import read_json, read_metrics
 
 SCRIPT = textwrap.dedent("""

@@ -8,7 +8,7 @@ the spread shaded (the benchmark's own curves.png draws one folder's methods, no
 import sys
 from pathlib import Path
 
-from arm_policy.benchmark import _curves, _mean_and_spread
+from arm_policy.benchmark_report import _curves, _mean_and_spread
 from arm_policy.plots import _write_png, learning_curve_image
 
 task, out, specs = sys.argv[1], sys.argv[2], sys.argv[3:]

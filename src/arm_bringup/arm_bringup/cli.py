@@ -37,7 +37,8 @@ def _cmd_tasks(args) -> int:
 
 
 def _cmd_benchmark(args) -> int:
-    from arm_policy.benchmark import run_benchmark, write_report
+    from arm_policy.benchmark import run_benchmark
+    from arm_policy.benchmark_report import write_report
 
     def log(line):
         print(line, file=sys.stderr, flush=True)

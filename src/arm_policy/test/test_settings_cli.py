@@ -65,7 +65,7 @@ def test_no_collision_checking_reaches_every_benchmark_cell_and_is_refused_for_t
 def test_the_reports_command_line_reproduces_the_action_mode_and_overrides():
     """results.md quotes the invocation; without --no-collision-checking or the overrides it
     would name another experiment than the one whose cells it reports."""
-    from arm_policy.benchmark import invocation
+    from arm_policy.benchmark_report import invocation
 
     plain = dataclasses.asdict(BenchmarkSettings(tasks=["stack_wine"], methods=["arm"], out="runs/b"))
     assert invocation(plain) == ("arm benchmark --tasks stack_wine --methods arm --demos 100 --minutes 30.0 "
@@ -78,7 +78,7 @@ def test_the_reports_command_line_pastes_into_a_shell_and_parses_back_to_the_sam
     """A list override printed as ``unet_filters=[16, 16, 16]`` split into three shell words."""
     import shlex
 
-    from arm_policy.benchmark import invocation
+    from arm_policy.benchmark_report import invocation
     from arm_policy.settings_cli import parse_items
 
     overrides = {"amp": "off", "unet_filters": [16, 16, 16], "position_error_scale": 0.03,
@@ -94,7 +94,8 @@ def test_the_reports_command_line_pastes_into_a_shell_and_parses_back_to_the_sam
 def test_cells_get_threads_given_else_one_each_side_by_side_else_torchs_default():
     """Two benchmarks side by side on two cores each want one thread per cell: --threads says so
     (before, only OMP_NUM_THREADS did, and without it the cells ran ~7x slower)."""
-    from arm_policy.benchmark import cell_threads, invocation
+    from arm_policy.benchmark import cell_threads
+    from arm_policy.benchmark_report import invocation
 
     assert cell_threads(BenchmarkSettings(tasks=["reach_target"], methods=["arm"])) is None
     assert cell_threads(BenchmarkSettings(tasks=["reach_target"], methods=["arm"], jobs=2)) == 1
@@ -108,7 +109,8 @@ def test_cells_get_threads_given_else_one_each_side_by_side_else_torchs_default(
 def test_place_noise_reaches_every_cell_and_the_reports_command_line_and_is_range_checked():
     """Demos recorded with the carry's end moved off are another experiment: each cell's
     config.json and the report's command must say so."""
-    from arm_policy.benchmark import Cell, cell_settings, invocation
+    from arm_policy.benchmark import Cell, cell_settings
+    from arm_policy.benchmark_report import invocation
 
     noisy = BenchmarkSettings(tasks=["stack_wine"], methods=["arm"], out="runs/b", place_noise_cm=1.5)
     assert cell_settings(noisy, Cell("stack_wine", "arm", 0)).place_noise_cm == 1.5
@@ -126,7 +128,7 @@ def test_a_cells_command_line_parses_back_to_the_settings_it_ran_with():
     that differs from the defaults, in the flags ``arm train`` parses."""
     import shlex
 
-    from arm_policy.benchmark import train_command
+    from arm_policy.benchmark_report import train_command
 
     ran = TrainSettings(task="stack_wine", seed=2, minutes=85.0, out="runs/b/cells/stack_wine/arm/seed_2",
                         demo_dir="runs/b/demos", collision_checking=False, place_noise_cm=1.5,
@@ -145,7 +147,7 @@ def test_a_cell_says_where_its_agent_differs_from_what_its_preset_gives_today():
     """A cell trained before a preset change is not what its command trains today: the report
     names the field, the cell's value and today's, and the fields the cell ran without."""
     from arm_policy.agents import agent_config
-    from arm_policy.benchmark import config_against_today
+    from arm_policy.benchmark_report import config_against_today
 
     train = dataclasses.asdict(TrainSettings(task="pick_up_cup", agent_overrides={"amp": "off"}))
     today = dataclasses.asdict(agent_config("cpu", {"amp": "off"}, "arm"))

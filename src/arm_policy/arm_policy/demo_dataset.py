@@ -65,6 +65,7 @@ __all__ = [
     "Transition",
     "action_bounds",
     "agent_observation",
+    "anchor_point",
     "canonical_quaternion",
     "episode_keyframes",
     "episode_transitions",
@@ -371,8 +372,26 @@ def action_bounds(transitions: Iterable[Transition], widen: float = 0.2,
     return np.stack([lo - margin, hi + margin])
 
 
+def anchor_point(point_cloud: np.ndarray, pixel, window: int = 1, camera=None) -> np.ndarray:
+    """(3,) float64: the relative actor's anchor for attention ``pixel`` (row, col) of an organised
+    (H, W, 3) cloud: the pixel's point, or with ``window`` > 1 the point nearest ``camera`` (3,)
+    of the ``window`` x ``window`` pixels about it (``ARMConfig.anchor_window``; the torch form is
+    ``networks.Actor.anchor``). NaN where none of them has depth."""
+    row, col = int(pixel[0]), int(pixel[1])
+    if window == 1:
+        return np.asarray(point_cloud[row, col], dtype=np.float64)
+    h = window // 2
+    patch = np.asarray(point_cloud[max(row - h, 0):row + h + 1, max(col - h, 0):col + h + 1],
+                       dtype=np.float64).reshape(-1, 3)
+    patch = patch[np.isfinite(patch).all(axis=1)]
+    if not len(patch):
+        return np.full(3, np.nan)
+    return patch[np.argmin(np.linalg.norm(patch - np.asarray(camera, dtype=np.float64), axis=1))]
+
+
 def relative_xyz_range(transitions: Iterable[Transition], minimum: float, widen: float = 0.2,
-                       camera=None, lateral_minimum: float | None = None) -> np.ndarray:
+                       camera=None, lateral_minimum: float | None = None, anchor_window: int = 1,
+                       anchor_camera=None) -> np.ndarray:
     """(3,) per-axis reach (metres) of the relative actor (``ARMConfig.actor_relative_xyz``): the
     largest offset on each axis of a demo action from the 3-D point at its attention pixel (the
     actor's anchor), times 1 + ``widen`` as the bounds are, and at least ``minimum``.
@@ -385,11 +404,12 @@ def relative_xyz_range(transitions: Iterable[Transition], minimum: float, widen:
 
     With ``camera`` (3,), the camera's centre, the axes are those of :func:`camera_ray.ray_frame`
     (across, across, along the ray through the anchor), and the two across the ray are at least
-    ``lateral_minimum``.
+    ``lateral_minimum``. ``anchor_window`` and ``anchor_camera``: the anchor's rule
+    (:func:`anchor_point`).
     """
     anchors, actions = [], []
     for t in transitions:
-        point = np.asarray(t.point_cloud[int(t.pixel[0]), int(t.pixel[1])], dtype=np.float64)
+        point = anchor_point(t.point_cloud, t.pixel, anchor_window, anchor_camera)
         if np.all(np.isfinite(point)):
             anchors.append(point)
             actions.append(np.asarray(t.action[:3], dtype=np.float64))

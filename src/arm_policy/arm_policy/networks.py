@@ -240,10 +240,12 @@ class Actor(nn.Module):
         self.bounds_straight_through = cfg.actor_bounds_straight_through
         self.position_scale = cfg.position_error_scale
         self.ray_frame = cfg.actor_offset_frame == "camera_ray"
-        if self.ray_frame:  # a buffer only in this form: checkpoints of the world form stay loadable
+        self.anchor_window = cfg.anchor_window
+        if self.ray_frame or self.anchor_window > 1:  # a buffer only then: older checkpoints load
             if camera_position is None:
-                raise ValueError("actor_offset_frame 'camera_ray' needs the camera's position "
-                                 "(ARMAgent.from_demos measures it from the demos' point clouds)")
+                which = "actor_offset_frame 'camera_ray'" if self.ray_frame else f"anchor_window {self.anchor_window}"
+                raise ValueError(f"{which} needs the camera's position (ARMAgent.from_demos measures it "
+                                 "from the demos' point clouds)")
             self.register_buffer("camera_position", torch.as_tensor(camera_position, dtype=torch.float32).reshape(3).clone())
 
     def _offset_axes(self, anchor: torch.Tensor) -> torch.Tensor | None:
@@ -251,10 +253,20 @@ class Actor(nn.Module):
         return ray_frame(anchor, self.camera_position) if self.ray_frame else None
 
     def anchor(self, crop_obs: torch.Tensor) -> torch.Tensor:
-        """(B, 7, s, s) crops -> (B, 3) the world point at the crop centre (the middle of the
-        bounds where the camera had no depth there)."""
-        c = crop_obs.shape[-1] // 2
-        point, valid = crop_obs[:, 3:6, c, c], crop_obs[:, 6:7, c, c] > 0.5
+        """(B, 7, s, s) crops -> (B, 3) the world point at the crop centre, or with
+        ``cfg.anchor_window`` > 1 the one nearest the camera of that window about it (the middle
+        of the bounds where the camera had no depth there). ``demo_dataset.anchor_point`` is the
+        same rule on one demo's cloud."""
+        c, h = crop_obs.shape[-1] // 2, self.anchor_window // 2
+        if h == 0:
+            point, valid = crop_obs[:, 3:6, c, c], crop_obs[:, 6:7, c, c] > 0.5
+        else:
+            window = crop_obs[:, 3:7, c - h:c + h + 1, c - h:c + h + 1].flatten(2)  # (B, 4, k*k)
+            points, ok = window[:, :3], window[:, 3] > 0.5
+            distance = (points - self.camera_position[None, :, None].to(points.dtype)).norm(dim=1)
+            nearest = distance.masked_fill(~ok, float("inf")).argmin(dim=1)
+            point = points.gather(2, nearest[:, None, None].expand(-1, 3, 1))[:, :, 0]
+            valid = ok.any(dim=1, keepdim=True)
         return torch.where(valid, point, 0.5 * (self.xyz_low + self.xyz_high))
 
     def to_action(self, a: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:

@@ -125,11 +125,13 @@ class ARMAgent(Agent):
     def from_demos(cls, config: ARMConfig, demos, device=None, seed: int | None = None) -> "ARMAgent":
         """A new agent whose action bounds and relative reach cover the demo transitions."""
         demos = list(demos)
-        camera = (camera_centre(t.point_cloud for t in demos[:8])
-                  if config.actor_offset_frame == "camera_ray" else None)
+        ray = config.actor_offset_frame == "camera_ray"
+        camera = camera_centre(t.point_cloud for t in demos[:8]) if ray or config.anchor_window > 1 else None
         return cls(config, action_bounds(demos), device, seed, camera_position=camera,
-                   relative_range=relative_xyz_range(demos, config.relative_xyz_range, camera=camera,
-                                                     lateral_minimum=config.relative_lateral_range))
+                   relative_range=relative_xyz_range(demos, config.relative_xyz_range,
+                                                     camera=camera if ray else None,
+                                                     lateral_minimum=config.relative_lateral_range,
+                                                     anchor_window=config.anchor_window, anchor_camera=camera))
 
     def replay_fields(self) -> dict[str, tuple[tuple[int, ...], Any]]:
         return arm_replay_fields(self.cfg.image_size, self.cfg.low_dim_size)

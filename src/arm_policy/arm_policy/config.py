@@ -125,7 +125,7 @@ class ARMConfig:
     #: with ``actor_relative_xyz``: the anchor is, of the ``anchor_window`` x ``anchor_window``
     #: pixels about the crop centre, the point nearest the camera (1: the centre's point, as
     #: before). Where a keyframe's pixel lies on a thin object, the pixel beside it sees what is
-    #: behind: on stack_wine's demos (64 px, ``bench/anchor_sensitivity.py``) one pixel off the
+    #: behind: on 50 stack_wine demos (64 px, ``bench/anchor_sensitivity.py``) one pixel off the
     #: grasp's pixel moves the centre's anchor by a median 5.9 cm (90th percentile 29.6; 55% of
     #: such pixels over 5 cm: the table behind the bottle's neck), the release's 30.6 cm at the
     #: 90th percentile; with a 3x3 window 0.0 / 1.6 cm and 1.8 / 2.3 cm, none over 5 cm. The

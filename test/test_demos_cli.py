@@ -50,15 +50,19 @@ def test_demos_print_progress_and_end_with_one_json_line(demo_run):
     assert sorted(p.name for p in (out / "pick_up_cup").iterdir()) == ["recording.json", "seed_000007", "seed_000008"]
 
 
-def test_demos_keep_how_the_expert_ran_and_refuse_to_mix_in_another_place_noise(demo_run):
+def test_demos_keep_how_the_expert_ran_and_refuse_to_mix_in_another_noise(demo_run):
     out, _ = demo_run
-    assert json.loads((out / "pick_up_cup" / "recording.json").read_text()) == {"place_noise_m": 0.0}
+    assert json.loads((out / "pick_up_cup" / "recording.json").read_text()) == {"place_noise_m": 0.0,
+                                                                              "grasp_noise_m": 0.0}
     r = arm("demos", "--task", "pick_up_cup", "--episodes", "1", "--seed", "9", "--out", str(out),
             "--image-size", "32", "--place-noise-cm", "1.5")
-    assert r.returncode != 0 and "recorded with place noise 0 cm, not 1.5" in r.stderr
+    assert r.returncode != 0 and "recorded with place noise 0 cm, grasp noise 0 cm, not place noise 1.5 cm" in r.stderr
+    r = arm("demos", "--task", "pick_up_cup", "--episodes", "1", "--seed", "9", "--out", str(out),
+            "--image-size", "32", "--grasp-noise-cm", "0.7")
+    assert r.returncode != 0 and "not place noise 0 cm, grasp noise 0.7 cm" in r.stderr
     r = arm("demos", "--task", "pick_up_cup", "--episodes", "1", "--seed", "9", "--out", str(out),
             "--image-size", "32", "--place-noise-cm", "-1")
-    assert r.returncode != 0 and "place noise must be within 0..0.05 m" in r.stderr
+    assert r.returncode != 0 and "place noise must be within 0..5 cm, got -1 cm" in r.stderr
     assert sorted(p.name for p in (out / "pick_up_cup").iterdir()) == ["recording.json", "seed_000007", "seed_000008"]
 
 

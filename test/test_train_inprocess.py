@@ -76,13 +76,16 @@ def test_a_tiny_run_leaves_a_complete_run_folder(tmp_path, monkeypatch):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
 
 
-def test_a_run_refuses_demos_recorded_with_another_place_noise(tmp_path):
+def test_a_run_refuses_demos_recorded_with_another_expert_noise(tmp_path):
     demos = tmp_path / "demos" / "stack_wine"
     demos.mkdir(parents=True)
-    (demos / "recording.json").write_text('{"place_noise_m": 0.015}')
-    with pytest.raises(ValueError, match="recorded with place noise 1.5 cm, this run asks 0"):
+    (demos / "recording.json").write_text('{"place_noise_m": 0.015}')  # kept before grasp noise was
+    with pytest.raises(ValueError, match="recorded with place noise 1.5 cm, grasp noise 0 cm, not place noise 0 cm"):
         train(TrainSettings(task="stack_wine", out=str(tmp_path / "run"), demo_dir=str(tmp_path / "demos")),
               log=lambda line: None)
+    with pytest.raises(ValueError, match="not place noise 1.5 cm, grasp noise 0.7 cm; pass those"):
+        train(TrainSettings(task="stack_wine", out=str(tmp_path / "run"), demo_dir=str(tmp_path / "demos"),
+                            place_noise_cm=1.5, grasp_noise_cm=0.7), log=lambda line: None)
 
 
 def test_arm_evaluate_names_what_is_missing(tmp_path):

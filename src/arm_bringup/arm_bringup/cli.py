@@ -105,6 +105,7 @@ def _cmd_plot(args) -> int:
 
 def _cmd_demos(args) -> int:
     from arm_sim.demos import record_demos
+    from arm_sim.environment import ExpertNoise
     from arm_sim.tasks import TASK_NAMES
 
     if args.task not in TASK_NAMES:
@@ -120,7 +121,7 @@ def _cmd_demos(args) -> int:
     try:
         summary = record_demos(args.task, args.episodes, args.seed, args.out, args.image_size,
                                progress=lambda line: print(line, file=sys.stderr, flush=True),
-                               place_noise_m=args.place_noise_cm / 100)
+                               noise=ExpertNoise(place_m=args.place_noise_cm / 100, grasp_m=args.grasp_noise_cm / 100))
     except (FileExistsError, ValueError) as e:
         print(f"arm demos: {e}", file=sys.stderr)
         return 1
@@ -346,6 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="move the expert's pose before each release off in x and y by this std (at most "
                         "twice it), the release itself exact, so the demos show how to place from a carry "
                         "that ended off (default 0: the exact expert)")
+    p.add_argument("--grasp-noise-cm", type=float, default=0.0,
+                   help="move the expert's grasp across the fingers by this std (at most twice it), each release "
+                        "then placing the object, not the hand, where the exact expert's would, so the demos "
+                        "show a release that makes up for an off-centre grasp (default 0: the exact expert)")
     p.set_defaults(func=_cmd_demos)
 
     raw = argparse.RawDescriptionHelpFormatter

@@ -40,7 +40,7 @@ from typing import Callable
 
 from .agents import agent_config
 from .benchmark_report import finished, write_report
-from .settings import BenchmarkSettings, TrainSettings
+from .settings import BenchmarkSettings, TrainSettings, expert_noise
 
 __all__ = ["BenchmarkSettings", "Cell", "cells_to_run", "run_benchmark"]
 
@@ -72,7 +72,7 @@ def cell_settings(settings: BenchmarkSettings, cell: Cell) -> TrainSettings:
                          checkpoint_every=settings.checkpoint_every,
                          agent_overrides=dict(settings.agent_overrides),
                          demo_dir=str(out / "demos"), collision_checking=settings.collision_checking,
-                         place_noise_cm=settings.place_noise_cm)
+                         place_noise_cm=settings.place_noise_cm, grasp_noise_cm=settings.grasp_noise_cm)
 
 
 def _record_shared_demos(settings: BenchmarkSettings, log: Callable[[str], None]) -> None:
@@ -97,7 +97,7 @@ def _record_shared_demos(settings: BenchmarkSettings, log: Callable[[str], None]
             shutil.rmtree(folder)
         log(f"recording {settings.demos} demos of {task} at {size}x{size}")
         record_demos(task, settings.demos, 0, folder.parent, size, progress=log,
-                     place_noise_m=settings.place_noise_cm / 100)
+                     noise=expert_noise(settings))
 
 
 def cell_threads(settings: BenchmarkSettings) -> int | None:

@@ -5,10 +5,14 @@ benchmark.json they write. No torch import here, so `arm --help` stays fast.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .agents import AGENTS
 
-__all__ = ["BenchmarkSettings", "TrainSettings", "check_task"]
+if TYPE_CHECKING:
+    from arm_sim.environment import ExpertNoise
+
+__all__ = ["BenchmarkSettings", "TrainSettings", "check_task", "expert_noise"]
 
 
 def check_task(task: str, method: str) -> None:
@@ -26,9 +30,12 @@ def check_task(task: str, method: str) -> None:
         raise ValueError(f"method {method!r} does not learn {task!r}; it learns {', '.join(tasks)}")
 
 
-def _check_place_noise(cm: float) -> None:
-    if not 0.0 <= cm <= 5.0:  # also refuses NaN
-        raise ValueError(f"place noise must be within 0..5 cm, got {cm}")
+def expert_noise(settings) -> ExpertNoise:
+    """The demos' :class:`arm_sim.environment.ExpertNoise` of a Train- or BenchmarkSettings
+    (ValueError when out of range)."""
+    from arm_sim.environment import ExpertNoise
+
+    return ExpertNoise(place_m=settings.place_noise_cm / 100, grasp_m=settings.grasp_noise_cm / 100)
 
 
 def _check_collision_checking(collision_checking: bool, tasks: list[str]) -> None:
@@ -61,6 +68,7 @@ class TrainSettings:
     agent_overrides: dict = field(default_factory=dict)  # ARMConfig fields changed from the preset
     demo_dir: str = ""  # where the demo bags are (recorded there if missing); default OUT/demos
     place_noise_cm: float = 0.0  # demos: the expert's carry ends this far off in x and y (normal std, at most twice it), its release exact; 0: RLBench's exact expert (arm demos --help)
+    grasp_noise_cm: float = 0.0  # demos: the expert's grasp this far off across the fingers (normal std, at most twice it), each release placing the object, not the hand, where the exact expert's would; 0: RLBench's exact expert (arm demos --help)
     device: str = "auto"  # cpu, cuda or auto (CUDA when present); the simulator stays on the CPU
     offline_only: bool = False  # QT-Opt: learn from the scripted grasps only (the paper's offline run)
     collision_checking: bool = True  # plan around the scene; --no-collision-checking: the ARM authors' RLBench action mode (plans ignore the scene, a move stopped short is no failure)
@@ -76,7 +84,7 @@ class TrainSettings:
             raise ValueError(f"unknown preset {self.preset!r}; presets: {', '.join(PRESETS)}")
         if self.demos < 1:
             raise ValueError(f"demos must be at least 1, got {self.demos}")
-        _check_place_noise(self.place_noise_cm)
+        expert_noise(self)
         _check_collision_checking(self.collision_checking, [self.task])
         from arm_sim.grasp_bin import check_tray
 
@@ -102,6 +110,7 @@ class BenchmarkSettings:
     agent_overrides: dict = field(default_factory=dict)  # ARMConfig overrides for every cell (FIELD=VALUE)
     collision_checking: bool = True  # plan around the scene; --no-collision-checking: the ARM authors' RLBench action mode (see arm train --help)
     place_noise_cm: float = 0.0  # the shared demos: the expert's carry ends this far off in x and y, its release exact (see arm train --help); 0: RLBench's exact expert
+    grasp_noise_cm: float = 0.0  # the shared demos: the expert's grasp this far off across the fingers, its releases placing the object (see arm train --help); 0: RLBench's exact expert
 
     def __post_init__(self) -> None:
         from arm_sim.tasks import TASK_NAMES
@@ -123,4 +132,4 @@ class BenchmarkSettings:
             raise ValueError("seeds, jobs and demos must be >= 1 and minutes > 0")
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0 (0: the default), got {self.threads}")
-        _check_place_noise(self.place_noise_cm)
+        expert_noise(self)

@@ -30,7 +30,7 @@ from .learner import Learner, LearnerSettings
 from .plots import attention_snapshot, plot_learning_curve
 from .rollout import SimRollout, evaluate, run_episode, trace_line, train_seed
 from .run_log import RunLogger, write_config
-from .settings import TrainSettings
+from .settings import TrainSettings, expert_noise
 from .training_run import TrainingRun
 
 PROGRESS_SECONDS = 30.0  # between progress lines while training (evaluations always print one)
@@ -41,7 +41,7 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
         from .train_qtopt import train_qtopt
 
         return train_qtopt(settings, log)
-    from arm_sim.demos import record_demos, recorded_place_noise
+    from arm_sim.demos import check_recorded_noise, record_demos
     from arm_sim.environment import Environment
 
     run = Path(settings.out)
@@ -52,11 +52,10 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
     if not (demo_dir / settings.task).exists():
         log(f"recording {settings.demos} demos of {settings.task} at {cfg.image_size}x{cfg.image_size}")
         record_demos(settings.task, settings.demos, settings.seed, demo_dir, cfg.image_size, progress=log,
-                     place_noise_m=settings.place_noise_cm / 100)
-    elif abs((recorded := 100 * recorded_place_noise(demo_dir / settings.task)) - settings.place_noise_cm) > 1e-6:
-        raise ValueError(f"the demos under {demo_dir / settings.task} were recorded with place noise "
-                         f"{recorded:g} cm, this run asks {settings.place_noise_cm:g}: pass that "
-                         "--place-noise-cm or another --demo-dir")
+                     noise=expert_noise(settings))
+    else:
+        check_recorded_noise(demo_dir / settings.task, expert_noise(settings),
+                             "pass those --place-noise-cm / --grasp-noise-cm or another --demo-dir")
     transitions = load_demos(demo_dir, settings.task, episode_length=settings.episode_length,
                              max_episodes=settings.demos)
     if not transitions:

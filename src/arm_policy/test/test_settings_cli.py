@@ -106,8 +106,8 @@ def test_cells_get_threads_given_else_one_each_side_by_side_else_torchs_default(
         BenchmarkSettings(tasks=["reach_target"], methods=["arm"], threads=-1)
 
 
-def test_place_noise_reaches_every_cell_and_the_reports_command_line_and_is_range_checked():
-    """Demos recorded with the carry's end moved off are another experiment: each cell's
+def test_expert_noise_reaches_every_cell_and_the_reports_command_line_and_is_range_checked():
+    """Demos recorded with the carry's end or the grasp moved off are another experiment: each cell's
     config.json and the report's command must say so."""
     from arm_policy.benchmark import Cell, cell_settings
     from arm_policy.benchmark_report import invocation
@@ -116,11 +116,15 @@ def test_place_noise_reaches_every_cell_and_the_reports_command_line_and_is_rang
     assert cell_settings(noisy, Cell("stack_wine", "arm", 0)).place_noise_cm == 1.5
     assert " --out runs/b --preset cpu --place-noise-cm 1.5" in invocation(dataclasses.asdict(noisy))
     assert "--place-noise-cm" not in invocation(dataclasses.asdict(dataclasses.replace(noisy, place_noise_cm=0.0)))
+    both = dataclasses.replace(noisy, grasp_noise_cm=0.7)
+    assert cell_settings(both, Cell("stack_wine", "arm", 0)).grasp_noise_cm == 0.7
+    assert "--place-noise-cm 1.5 --grasp-noise-cm 0.7" in invocation(dataclasses.asdict(both))
     for bad in (-0.5, 6.0, float("nan")):
-        with pytest.raises(ValueError, match="place noise must be within 0..5 cm"):
-            TrainSettings(place_noise_cm=bad)
-        with pytest.raises(ValueError, match="place noise must be within 0..5 cm"):
-            BenchmarkSettings(tasks=["stack_wine"], methods=["arm"], place_noise_cm=bad)
+        for what in ("place", "grasp"):
+            with pytest.raises(ValueError, match=f"{what} noise must be within 0..5 cm"):
+                TrainSettings(**{f"{what}_noise_cm": bad})
+            with pytest.raises(ValueError, match=f"{what} noise must be within 0..5 cm"):
+                BenchmarkSettings(tasks=["stack_wine"], methods=["arm"], **{f"{what}_noise_cm": bad})
 
 
 def test_a_cells_command_line_parses_back_to_the_settings_it_ran_with():

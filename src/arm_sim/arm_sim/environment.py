@@ -179,17 +179,34 @@ class TaskEnvironment:
                 raise RuntimeError(f"{self.name}: expert failed too often ({len(demos)}/{amount} after {s - seed} seeds)")
         return demos
 
-    def run_expert(self, seed: int, place_noise_m: float = 0.0) -> tuple[list[tuple[Observation, float, bool]], bool]:
+    def run_expert(self, seed: int, noise: "ExpertNoise | None" = None) -> tuple[list[tuple[Observation, float, bool]], bool]:
         """Reset to seed and run the scripted expert; returns the 20 Hz frames and success.
 
-        ``place_noise_m`` > 0 moves the pose before each release (the carry's end, above where
-        the object goes) off in x and y (normal, this std, at most twice it; seeded by ``seed``),
-        while the release itself stays exact: the demos then show a release that puts the object
-        where it belongs from wherever the carry ended, instead of one pose above the other."""
+        ``noise`` (default: none, RLBench's exact expert) makes demos of a learner whose poses are
+        a centimetre or two off, seeded by ``seed``: ``place_m`` moves the pose before each
+        release (the carry's end) off in x and y, the release itself exact, so the demos show a
+        release that puts the object where it belongs from wherever the carry ended; ``grasp_m``
+        moves the grasp (every keyframe up to the first that closes) across the fingers, and each
+        release then puts the *object*, not the hand, where the exact expert's would land it: a
+        grasp 1 cm off the object's axis holds it 1 cm off, and a release above the seat would
+        set it down 1 cm off (bench/release_offsets.py)."""
+        noise = noise or ExpertNoise()
         _, obs = self.reset(seed)
         frames = [(obs, 0.0, False)]
         record = lambda o, r, s: frames.append((o, r, s))  # noqa: E731
-        for wp in place_noised(self.task.expert(self.sim), place_noise_m, seed):
+        exact = self.task.expert(self.sim)
+        # where each graspable object sits from below the exact expert's grasp: what it will be in the hand
+        grasp = next((w.pose for w in exact if w.gripper <= 0.5), None)
+        held_as = {} if grasp is None else {
+            name: self.sim.body_pos(name)[:2] - np.asarray(grasp[:2]) for name in self.task.graspable}
+        waypoints = grasp_noised(place_noised(exact, noise.place_m, seed), noise.grasp_m, seed)
+        for k, wp in enumerate(waypoints):
+            held = self.sim.attached
+            if noise.grasp_m > 0 and held in held_as and wp.gripper > 0.5 and waypoints[k - 1].gripper <= 0.5:
+                in_hand = self.sim.body_pos(held)[:2] - self.sim.tcp_pose()[:2]
+                pose = np.array(wp.pose, dtype=float)
+                pose[:2] += held_as[held] - in_hand
+                wp = dataclasses.replace(wp, pose=pose)
             result = self.execute(wp.pose, wp.gripper, record)
             if result.outcome != "reached":
                 return frames, False
@@ -201,18 +218,72 @@ class TaskEnvironment:
         self.sim.close()
 
 
+@dataclass(frozen=True)
+class ExpertNoise:
+    """How far the scripted expert's demos depart from the exact expert's (RLBench's are exact):
+    the std of the normal offset (metres, at most twice it) of the carry's end in x and y
+    (``place_m``) and of the grasp across the fingers (``grasp_m``); see
+    :meth:`TaskEnvironment.run_expert`."""
+
+    place_m: float = 0.0
+    grasp_m: float = 0.0
+
+    def __post_init__(self) -> None:
+        for what, value in (("place", self.place_m), ("grasp", self.grasp_m)):
+            if not 0.0 <= value <= MAX_EXPERT_NOISE_M:  # also refuses NaN
+                raise ValueError(f"{what} noise must be within 0..{100 * MAX_EXPERT_NOISE_M:g} cm, "
+                                 f"got {100 * value:g} cm")
+
+    def matches(self, other: "ExpertNoise") -> bool:
+        return all(abs(a - b) < 1e-9 for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other)))
+
+    def text(self) -> str:
+        return f"place noise {100 * self.place_m:g} cm, grasp noise {100 * self.grasp_m:g} cm"
+
+
+MAX_EXPERT_NOISE_M = 0.05
+
+
+def _offset_xy(rng, noise_m: float) -> np.ndarray:
+    return np.clip(rng.normal(0.0, noise_m, 2), -2 * noise_m, 2 * noise_m)
+
+
 def place_noised(waypoints: list, noise_m: float, seed: int) -> list:
     """The expert's waypoints with the one before each release (open after closed) moved off by
     up to ``2 * noise_m`` in x and y (normal, std ``noise_m``); the others as they were."""
     if noise_m <= 0:
         return waypoints
-    if not np.isfinite(noise_m) or noise_m > 0.05:
-        raise ValueError(f"place noise must be within 0..0.05 m, got {noise_m}")
+    ExpertNoise(place_m=noise_m)  # the range check
     rng = np.random.default_rng([int(seed), 0x91ACE])
     out = list(waypoints)
     for k in range(1, len(out)):
         if out[k].gripper > 0.5 and out[k - 1].gripper <= 0.5:
             pose = np.array(out[k - 1].pose, dtype=float)
-            pose[:2] += np.clip(rng.normal(0.0, noise_m, 2), -2 * noise_m, 2 * noise_m)
+            pose[:2] += _offset_xy(rng, noise_m)
             out[k - 1] = dataclasses.replace(out[k - 1], pose=pose)
+    return out
+
+
+def grasp_noised(waypoints: list, noise_m: float, seed: int) -> list:
+    """The expert's waypoints with the grasp (every one up to the first that closes: the approach
+    above and the grasp itself) moved across the fingers by one offset of up to ``2 * noise_m``
+    (normal, std ``noise_m``); the others as they were. Across, not along the pads: a grasp off
+    along the pads by more than half a centimetre misses a bottle's neck (bench/keyframe_tolerance.py),
+    one off across the fingers still closes on it, off its axis."""
+    from arm_control.transforms import ACROSS_FINGERS, quat_xyzw_to_mat
+
+    if noise_m <= 0:
+        return waypoints
+    ExpertNoise(grasp_m=noise_m)  # the range check
+    closing = next((k for k, w in enumerate(waypoints) if w.gripper <= 0.5), None)
+    if closing is None:
+        return waypoints
+    rng = np.random.default_rng([int(seed), 0x6A5B])
+    across = quat_xyzw_to_mat(np.asarray(waypoints[closing].pose[3:], dtype=float))[:, ACROSS_FINGERS]
+    offset = float(np.clip(rng.normal(0.0, noise_m), -2 * noise_m, 2 * noise_m)) * across
+    out = list(waypoints)
+    for k in range(closing + 1):
+        pose = np.array(out[k].pose, dtype=float)
+        pose[:3] += offset
+        out[k] = dataclasses.replace(out[k], pose=pose)
     return out

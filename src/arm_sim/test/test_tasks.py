@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from arm_sim.environment import Environment, InvalidActionError, place_noised
+from arm_sim.environment import Environment, ExpertNoise, InvalidActionError, grasp_noised, place_noised
 from arm_sim.tasks import TASK_NAMES, UnknownTaskError, make_task
 
 RLBENCH_NAMES = {"reach_target", "pick_up_cup", "take_umbrella_out_of_umbrella_stand", "take_lid_off_saucepan",
@@ -70,7 +70,7 @@ def test_place_noise_moves_only_the_carrys_end_and_the_expert_still_places_from_
     assert place_noised(exact, 0.0, seed=5) is exact
     with pytest.raises(ValueError, match="place noise"):
         place_noised(exact, float("nan"), seed=5)
-    ok = [task.run_expert(seed, place_noise_m=0.015)[1] for seed in range(4)]
+    ok = [task.run_expert(seed, ExpertNoise(place_m=0.015))[1] for seed in range(4)]
     assert sum(ok) >= 3, ok
     task.close()
 
@@ -162,3 +162,42 @@ def test_a_reset_reseeds_the_planners_random_ik_restarts_with_the_scene_seed(env
     task.reset(seed=3)
     assert task.motion.rng.bit_generator.state == np.random.default_rng(3).bit_generator.state
     task.close()
+
+
+def test_grasp_noise_moves_the_grasp_and_the_release_puts_the_object_not_the_hand_on_its_place(env):
+    """Demos for a learner whose grasp is a centimetre off: the approach and the grasp move across
+    the fingers by one seeded offset; the object then hangs that far off in the hand, and the
+    release makes up for it."""
+    task = env.get_task("stack_wine")
+    task.reset(seed=5)
+    exact = task.task.expert(task.sim)
+    moved = grasp_noised(exact, 0.01, seed=5)
+    closing = next(k for k, w in enumerate(exact) if w.gripper <= 0.5)
+    offset = moved[0].pose - exact[0].pose
+    assert 0 < np.linalg.norm(offset) <= 0.02 and np.all(offset[2:] == 0)
+    from arm_control.transforms import ACROSS_FINGERS, quat_xyzw_to_mat
+
+    across = quat_xyzw_to_mat(exact[closing].pose[3:])[:, ACROSS_FINGERS]
+    assert abs(np.dot(offset[:3], across)) == pytest.approx(np.linalg.norm(offset))  # across the fingers only
+    for k in range(len(exact)):
+        np.testing.assert_allclose(moved[k].pose - exact[k].pose, offset if k <= closing else 0.0)
+    assert grasp_noised(exact, 0.0, seed=5) is exact
+    for wp in moved:  # the same grasp, released where the exact expert releases: the bottle lands off
+        task.execute(wp.pose, wp.gripper)
+    rack_to_bottle = task.sim.body_pos("wine_bottle")[:2] - task.sim.body_pos("wine_rack")[:2]
+    assert np.linalg.norm(rack_to_bottle) == pytest.approx(np.linalg.norm(offset), abs=0.002)
+    for seed in range(3):
+        frames, ok = task.run_expert(seed, ExpertNoise(grasp_m=0.01))
+        assert ok, seed
+        rack_to_bottle = task.sim.body_pos("wine_bottle")[:2] - task.sim.body_pos("wine_rack")[:2]
+        assert np.linalg.norm(rack_to_bottle) < 0.004, (seed, rack_to_bottle)  # the exact expert's: < 1 mm
+    task.close()
+
+
+def test_expert_noise_is_range_checked_and_says_what_it_is():
+    assert ExpertNoise(place_m=0.015).matches(ExpertNoise(place_m=0.015 + 1e-12))
+    assert not ExpertNoise(place_m=0.015).matches(ExpertNoise(place_m=0.015, grasp_m=0.005))
+    assert ExpertNoise(0.015, 0.005).text() == "place noise 1.5 cm, grasp noise 0.5 cm"
+    for bad in (dict(place_m=-0.001), dict(grasp_m=0.06), dict(grasp_m=float("nan"))):
+        with pytest.raises(ValueError, match="noise must be within 0..5 cm"):
+            ExpertNoise(**bad)

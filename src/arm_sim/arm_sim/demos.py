@@ -44,7 +44,7 @@ def record_demos(task_name: str, episodes: int, seed: int, out: str | Path, imag
     out = Path(out) / task_name
     if out.exists():
         check_recorded_noise(out, noise, "record into another folder")
-    kept = {"place_noise_m": noise.place_m, "grasp_noise_m": noise.grasp_m}
+    kept = {"place_noise_m": round(noise.place_m, 9), "grasp_noise_m": round(noise.grasp_m, 9)}
     start = time.perf_counter()
     task = Environment(image_size=(image_size, image_size)).get_task(task_name)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ INSTALL = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(shutil
     ("arm_sim", "sim_node", "tray:=two_boxes", "unknown tray 'two_boxes'; choose from full, one_box"),
     ("arm_control", "control_node", "planner:=SBL", "available: AORRTC"),
     ("arm_control", "control_node", "joint_names:=[a,b]", "must name the 7 arm joints"),
+    ("arm_bringup", "episode_runner", "grasp_noise_cm:=9.0", "grasp noise must be within 0..5 cm, got 9 cm"),
 ])
 def test_a_bad_parameter_stops_the_node_with_its_reason(package, node, param, expect):
     exe = os.path.join(INSTALL, package, "lib", package, node)

@@ -96,6 +96,10 @@ class EpisodeRunner(Node):
         eval_at_start = declare(self, "eval_at_start", True, "evaluate the untrained agent first "
                                 "(summary.json: untrained_success; costs one evaluation)")
         demos = declare(self, "demos", 100, "expert demos the run folder must hold (the paper: 100)")
+        place_noise_cm = declare(self, "place_noise_cm", 0.0, "demos: the expert's carry ends this far off "
+                                 "in x and y (normal std), its release exact (arm demos --help; 0: exact)")
+        grasp_noise_cm = declare(self, "grasp_noise_cm", 0.0, "demos: the expert's grasp this far off across "
+                                 "the fingers, its release placing the object (arm demos --help; 0: exact)")
         action_timeout = declare(self, "action_timeout", 15.0, "seconds to wait for /arm/policy/act")
         result_timeout = declare(self, "result_timeout", 30.0,
                                  "seconds to wait for /arm/control/result")
@@ -136,6 +140,9 @@ class EpisodeRunner(Node):
         self.eval_episodes = int(eval_episodes)
         self.eval_at_start = bool(eval_at_start)
         self.demos = int(demos)
+        from arm_sim.environment import ExpertNoise
+
+        self.demo_noise = ExpertNoise(place_m=float(place_noise_cm) / 100, grasp_m=float(grasp_noise_cm) / 100)
         self.checkpoint_timeout = float(checkpoint_timeout)
         if list(require_subscribers) == [""]:
             require_subscribers = RECORDED_QTOPT if self.algo == "qtopt" else RECORDED
@@ -206,7 +213,12 @@ class EpisodeRunner(Node):
             return
         from arm_sim.demos import record_demos
 
+        from arm_sim.demos import check_recorded_noise
+
         folder = self.run_dir / "demos"
+        if (folder / self.task).exists():
+            check_recorded_noise(folder / self.task, self.demo_noise,
+                                 "set place_noise_cm / grasp_noise_cm to those or use another run_dir")
         missing = ep.missing_demo_seeds(folder / self.task, self.seed, self.demos)
         if not missing:
             self.get_logger().info(f"{self.demos} demos of {self.task} in {folder / self.task}")
@@ -215,7 +227,7 @@ class EpisodeRunner(Node):
                                f"{self.image_size}x{self.image_size} into {folder / self.task}")
         for first, count in ep.contiguous_runs(missing):
             summary = record_demos(self.task, count, first, folder, self.image_size,
-                                   progress=self.get_logger().info)
+                                   progress=self.get_logger().info, noise=self.demo_noise)
             if summary["successes"] < count:
                 self.get_logger().warning(f"{count - summary['successes']} of {count} expert demos "
                                           f"failed (kept; the trainer decides what to use)")

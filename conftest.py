@@ -43,9 +43,11 @@ def _one_torch_thread_per_worker():
 
 @pytest.fixture
 def ctrl_c():
-    """``ctrl_c(cmd, after, wait=0, timeout=120) -> (exit code, output)``: run ``cmd``, press Ctrl-C
-    ``wait`` seconds after a line of its output contains ``after``, and wait for it to end."""
-    def run(cmd: list[str], after: str, wait: float = 0.0, timeout: float = 120.0) -> tuple[int, str]:
+    """``ctrl_c(cmd, after, wait=0, timeout=120, signum=SIGINT) -> (exit code, output)``: run
+    ``cmd``, press Ctrl-C (or send ``signum``: SIGTERM is `kill`) ``wait`` seconds after a line of
+    its output contains ``after``, and wait for it to end."""
+    def run(cmd: list[str], after: str, wait: float = 0.0, timeout: float = 120.0,
+            signum: int = signal.SIGINT) -> tuple[int, str]:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 preexec_fn=_default_sigint)
         lines = []
@@ -55,7 +57,7 @@ def ctrl_c():
                 if after in line:
                     break
             time.sleep(wait)
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(signum)
             lines.append(proc.communicate(timeout=timeout)[0])
         finally:
             if proc.poll() is None:

@@ -299,3 +299,34 @@ def test_ctrl_c_ends_an_in_process_run_with_a_checkpoint_and_an_interrupted_summ
     assert summary["interrupted"] is True and summary["evaluations"] == 1 and summary["untrained_success"] >= 0
     checkpoint = load_latest_valid(tmp_path)
     assert checkpoint is not None and checkpoint.step == summary["updates"]
+
+
+@pytest.mark.parametrize("how", ["arm train", "a benchmark's cell"])
+def test_kill_stops_a_run_as_ctrl_c_does_and_its_replay_stays_for_the_resume(tmp_path, ctrl_c, how):
+    """SIGTERM (`kill`, and how a benchmark stops its cells) writes a last checkpoint, marks
+    summary.json interrupted and keeps the agent's transitions on disk: a benchmark's cell used
+    to delete them on the way out, and resumed learning from the demos alone."""
+    import dataclasses
+    import signal
+    import sys
+
+    from arm_policy.replay_files import ReplayFiles
+
+    settings = TrainSettings(task="reach_target", demos=2, minutes=10, eval_every=1000, eval_episodes=1,
+                             updates_per_step=1, out=str(tmp_path),
+                             agent_overrides={"image_size": 32, "batch_size": 8})
+    if how == "arm train":
+        cmd = [sys.executable, "-m", "arm_bringup.cli", "train", "--inprocess", "--task", "reach_target",
+               "--demos", "2", "--minutes", "10", "--eval-every", "1000", "--eval-episodes", "1",
+               "--updates-per-step", "1", "--out", str(tmp_path), "--agent-overrides", "image_size=32", "batch_size=8"]
+        stopped = 130
+    else:
+        cmd = [sys.executable, "-m", "arm_policy.benchmark", "--cell", json.dumps(dataclasses.asdict(settings))]
+        stopped = 143
+    code, output = ctrl_c(cmd, after="(untrained)", wait=8.0, signum=signal.SIGTERM)
+    assert code == stopped, output[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["env_steps"] > 0, summary
+    saved = load_latest_valid(tmp_path).state["learner"]["replay"]
+    on_disk = sum(len(index) for index, _ in ReplayFiles(tmp_path).read(int(saved["added"])))
+    assert on_disk == summary["env_steps"] == int(saved["added"]) - int(saved["demos"])

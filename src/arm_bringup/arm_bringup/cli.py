@@ -39,6 +39,7 @@ def _cmd_tasks(args) -> int:
 def _cmd_benchmark(args) -> int:
     from arm_policy.benchmark import run_benchmark
     from arm_policy.benchmark_report import write_report
+    from arm_policy.training_run import stop_on_sigterm
 
     def log(line):
         print(line, file=sys.stderr, flush=True)
@@ -46,6 +47,7 @@ def _cmd_benchmark(args) -> int:
     if args.report:
         write_report(args.out, log)
         return 0
+    stop_on_sigterm()
     try:
         settings = from_options(BenchmarkSettings, args)
     except ValueError as e:
@@ -155,6 +157,9 @@ def _cmd_train(args) -> int:
     def log(line):
         print(line, file=sys.stderr, flush=True)
 
+    from arm_policy.training_run import stop_on_sigterm
+
+    stop_on_sigterm()  # `kill` stops it as Ctrl-C does: a last checkpoint, resumable
     if dist is not None:
         from arm_distributed.train import train_distributed
 

@@ -203,13 +203,18 @@ def _main_cell(settings_json: str) -> int:
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     settings = TrainSettings(**json.loads(settings_json))
-    train(settings, log=lambda line: print(line, flush=True))
+    try:
+        train(settings, log=lambda line: print(line, flush=True))
+    except KeyboardInterrupt:  # stopped (the benchmark's SIGTERM): checkpointed, resumes
+        return 143
     return 0
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--cell":
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        from .training_run import stop_on_sigterm
+
+        stop_on_sigterm()
         sys.exit(_main_cell(sys.argv[2]))
     print("usage: arm benchmark --help (this module's --cell is for the benchmark's own children)",
           file=sys.stderr)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Callable
@@ -24,9 +25,27 @@ from .agents import NumericalError
 from .learner import Learner, TrainingFailed
 from .run_log import read_metrics, write_summary
 
-__all__ = ["LAST_EVALUATIONS", "TrainingRun", "keep_metrics_until", "summarise_curve"]
+__all__ = ["LAST_EVALUATIONS", "TrainingRun", "keep_metrics_until", "stop_on_sigterm", "summarise_curve"]
 
 LAST_EVALUATIONS = 3  # summary.json's eval_success_last_mean: the mean of the last ones
+
+
+def stop_on_sigterm() -> None:
+    """From now on SIGTERM (``kill``, a benchmark stopping its cells) stops a run as Ctrl-C does:
+    a KeyboardInterrupt, so the run writes its last checkpoint, keeps its replay files and marks
+    summary.json interrupted, and resumes where it was. Once stopping (by either signal), later
+    SIGTERMs are ignored: a Ctrl-C in a terminal reaches a benchmark's cells too, and the
+    benchmark's SIGTERM to them a moment later must not break the checkpoint they are writing;
+    a second Ctrl-C still stops at once. (Without this a SIGTERM ended the process where it
+    stood, and a benchmark's cell deleted its replay files on the way out, so the resumed cell
+    learnt from the demos alone.) Main thread only."""
+    def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
 
 
 def summarise_curve(curve: list[dict]) -> dict:

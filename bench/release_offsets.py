@@ -77,6 +77,8 @@ def expert_releases(task_env, seeds, grasp_shift_m: float = 0.0) -> list[dict]:
         task_env.reset(seed)
         keyframes = task_env.task.expert(task_env.sim)
         release = release_keyframe(keyframes)
+        if release is None:
+            raise SystemExit(f"{task_env.name}'s expert never lets go of what it grasps: no release to measure")
         closing = next(k for k, w in enumerate(keyframes) if w.gripper <= 0.5)
         for k, w in enumerate(keyframes):
             pose = moved(w.pose, "across", grasp_shift_m) if k <= closing else w.pose
@@ -148,6 +150,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if bool(args.run) == bool(args.task):
         parser.error("give a RUN folder or --task (the expert alone), not both")
+    if args.grasp_shift_cm and args.run and not args.expert:
+        parser.error("--grasp-shift-cm moves the expert's grasp: add --expert (or give --task)")
 
     from arm_policy.rollout import eval_seed
 

@@ -62,5 +62,8 @@ def test_the_command_reports_the_expert_alone_per_release_and_in_a_summary():
     summary = rows[-1]
     assert (summary["summary"], summary["success"], summary["releases"]) == ("expert", True, 2)
     assert summary["median_landing_cm"] == pytest.approx(1.0, abs=0.15)
-    both = subprocess.run([sys.executable, str(BENCH / "release_offsets.py")], capture_output=True, text=True)
-    assert both.returncode == 2 and "give a RUN folder or --task" in both.stderr
+    neither = subprocess.run([sys.executable, str(BENCH / "release_offsets.py")], capture_output=True, text=True)
+    assert neither.returncode == 2 and "give a RUN folder or --task" in neither.stderr
+    no_release = subprocess.run([sys.executable, str(BENCH / "release_offsets.py"), "--task", "reach_target",
+                                 "--episodes", "1"], capture_output=True, text=True, timeout=120)
+    assert no_release.returncode == 1 and "never lets go" in no_release.stderr

@@ -130,3 +130,53 @@ def test_a_cell_stopped_by_ctrl_c_is_resumed_and_left_out_of_the_report(tmp_path
     md = (tmp_path / "results.md").read_text()
     assert "Cells gathered from several runs" in md and "Last invocation" not in md
     assert "| reach_target | arm | 0 | - (no config.json) |" in md
+
+
+def test_a_stopped_benchmark_stops_its_cells_with_a_checkpoint_each_and_starts_no_more(tmp_path):
+    """SIGTERM to `arm benchmark --jobs 2` (as `kill` sends it): the two running cells write a
+    last checkpoint, keep their replay files and say interrupted; the third cell never starts,
+    and no process of the benchmark is left behind."""
+    out = tmp_path / "bench"
+    cmd = [sys.executable, "-m", "arm_bringup.cli", "benchmark", "--tasks", "reach_target", "--methods", "arm",
+           "--demos", "2", "--minutes", "10", "--seeds", "3", "--jobs", "2", "--eval-every", "1000",
+           "--eval-episodes", "1", "--out", str(out), "--agent-overrides", "image_size=32", "batch_size=8"]
+    proc = subprocess.Popen(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if sum("(untrained)" in seen for seen in lines) == 2:  # both cells train now
+                break
+        time.sleep(8.0)
+        proc.send_signal(signal.SIGTERM)  # the benchmark alone, not its process group
+        lines.append(proc.communicate(timeout=120)[0])
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    log = "".join(lines)
+    assert proc.returncode == 130, log[-3000:]
+    cells = out / "cells" / "reach_target" / "arm"
+    assert sorted(p.name for p in cells.iterdir()) == ["seed_0", "seed_1"], log[-3000:]
+    for seed in ("seed_0", "seed_1"):
+        summary = read_json(cells / seed / "summary.json")
+        assert summary["interrupted"] is True and summary["env_steps"] > 0
+        assert list((cells / seed / "replay").glob("agent_*.npz")), f"{seed} lost its replay files"
+    left = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
+    assert not left, f"benchmark processes left running: {left}"
+
+
+def test_a_benchmark_refuses_shared_demos_recorded_another_way_before_touching_its_folder(tmp_path):
+    from arm_policy.benchmark import run_benchmark
+
+    demos = tmp_path / "demos" / "stack_wine"
+    demos.mkdir(parents=True)
+    (demos / "recording.json").write_text('{"place_noise_m": 0.015, "grasp_noise_m": 0.0}')
+    settings = BenchmarkSettings(tasks=["stack_wine"], methods=["arm"], out=str(tmp_path), grasp_noise_cm=0.7)
+    with pytest.raises(ValueError, match="recorded with place noise 1.5 cm, grasp noise 0 cm, not place noise "
+                                         "0 cm, grasp noise 0.7 cm; give the same --place-noise-cm"):
+        run_benchmark(settings, log=lambda line: None)
+    assert not (tmp_path / "benchmark.json").exists()
+    (demos / "recording.json").write_text('{"place_noise_m": "a lot"}')
+    with pytest.raises(ValueError, match="recording.json is not a demo recording's note"):
+        run_benchmark(settings, log=lambda line: None)

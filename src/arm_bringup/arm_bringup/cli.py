@@ -57,6 +57,9 @@ def _cmd_benchmark(args) -> int:
         run_benchmark(settings, log)
     except KeyboardInterrupt:
         return 130
+    except ValueError as e:  # demos recorded another way
+        print(f"arm benchmark: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -350,8 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=128, help="camera width and height in pixels (default 128)")
     p.add_argument("--place-noise-cm", type=float, default=0.0,
                    help="move the expert's pose before each release off in x and y by this std (at most "
-                        "twice it), the release itself exact, so the demos show how to place from a carry "
-                        "that ended off (default 0: the exact expert)")
+                        "twice it), the release itself where the exact expert's is, so the demos show how to "
+                        "place from a carry that ended off (default 0: the exact expert)")
     p.add_argument("--grasp-noise-cm", type=float, default=0.0,
                    help="move the expert's grasp across the fingers by this std (at most twice it), each release "
                         "then placing the object, not the hand, where the exact expert's would, so the demos "

@@ -97,7 +97,7 @@ class EpisodeRunner(Node):
                                 "(summary.json: untrained_success; costs one evaluation)")
         demos = declare(self, "demos", 100, "expert demos the run folder must hold (the paper: 100)")
         place_noise_cm = declare(self, "place_noise_cm", 0.0, "demos: the expert's carry ends this far off "
-                                 "in x and y (normal std), its release exact (arm demos --help; 0: exact)")
+                                 "in x and y (normal std), its release the exact expert's (arm demos --help; 0: exact)")
         grasp_noise_cm = declare(self, "grasp_noise_cm", 0.0, "demos: the expert's grasp this far off across "
                                  "the fingers, its release placing the object (arm demos --help; 0: exact)")
         action_timeout = declare(self, "action_timeout", 15.0, "seconds to wait for /arm/policy/act")

@@ -38,19 +38,15 @@ from typing import Callable
 
 from arm_policy.agents import agent_config
 from arm_policy.run_log import RunLogger, write_config
-from arm_policy.settings import TrainSettings
+from arm_policy.settings import TrainSettings, expert_noise
 from arm_policy.train_qtopt import SCRIPTED_NOISE, offline_folder, scripted_name
-from arm_policy.training_run import TrainingRun, keep_metrics_until
+from arm_policy.training_run import TrainingRun, keep_metrics_until, stop_on_sigterm
 
 from .cluster import ray_session
 from .loop import _Loop
 from .settings import DistributedSettings
 
 __all__ = ["check_distributed", "train_distributed"]
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
 
 def check_distributed(settings: TrainSettings, dist: DistributedSettings) -> None:
     """ValueError naming what a distributed run cannot do with these settings."""
@@ -71,12 +67,14 @@ def train_distributed(settings: TrainSettings, dist: DistributedSettings,
     """Train ``settings.method`` on Ray; returns summary.json's fields."""
     check_distributed(settings, dist)
     command_began = time.monotonic()
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        with ray_session(dist, log) as session:
+    with ray_session(dist, log) as session:
+        # after ray.init, whose own SIGTERM handler would end the process where it stands
+        previous = stop_on_sigterm()
+        try:
             return _Run(settings, dist, session, command_began, log).train()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        finally:
+            for signum, handler in zip((signal.SIGTERM, signal.SIGINT), previous):
+                signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 class _Run:
@@ -150,12 +148,16 @@ class _Run:
     def record_demos(self, demo_dir: Path) -> None:
         """ARM's demos, recorded here (as in process) if the folder has none: the replay server
         and the learner read them at start."""
-        from arm_sim.demos import record_demos
+        from arm_sim.demos import check_recorded_noise, record_demos
 
         s = self.settings
         if not (demo_dir / s.task).exists():
             self.log(f"recording {s.demos} demos of {s.task} at {self.cfg.image_size}x{self.cfg.image_size}")
-            record_demos(s.task, s.demos, s.seed, demo_dir, self.cfg.image_size, progress=self.log)
+            record_demos(s.task, s.demos, s.seed, demo_dir, self.cfg.image_size, progress=self.log,
+                         noise=expert_noise(s))
+        else:
+            check_recorded_noise(demo_dir / s.task, expert_noise(s),
+                                 "pass those --place-noise-cm / --grasp-noise-cm or another --demo-dir")
 
     def record_offline(self) -> float | None:
         """QT-Opt's scripted grasps missing from the offline replay, played by the collectors (a

@@ -188,14 +188,15 @@ def test_the_same_command_on_its_folder_resumes_the_run_from_checkpoint_and_bags
     assert again["evaluations"] > first["evaluations"], lines[-15:]
 
 
-def test_ctrl_c_stops_the_run_with_a_checkpoint_and_every_ray_process(tmp_path, ctrl_c):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_ctrl_c_or_kill_stops_the_run_with_a_checkpoint_and_every_ray_process(tmp_path, ctrl_c, signum):
     before = arm_ray_processes()
     cmd = [sys.executable, "-m", "arm_bringup.cli", "train", "--distributed", "--algo", "qtopt", "--task", "grasp_bin",
            "--demos", "3", "--minutes", "10", "--eval-every", "10000", "--eval-episodes", "1",
            "--checkpoint-every", "1000", "--collectors", "1", "--bellman-updaters", "0", "--out", str(tmp_path),
            "--agent-overrides", *[f"{k}={json.dumps(v)}" for k, v in SMALL.items()]]
     # after the untrained evaluation: collectors and learner are up
-    code, output = ctrl_c(cmd, after="held-out success", wait=3, timeout=180)
+    code, output = ctrl_c(cmd, after="held-out success", wait=3, timeout=180, signum=signum)
     assert code == 130, output[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["interrupted"] is True

@@ -34,6 +34,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -108,15 +109,24 @@ def cell_threads(settings: BenchmarkSettings) -> int | None:
     return 1 if settings.jobs > 1 else None
 
 
+#: how long a stopped benchmark waits for its cells' last checkpoints before killing them
+STOP_SECONDS = 60.0
+
+
 def _run_cell_subprocess(settings: TrainSettings, threads: int, log: Callable[[str], None],
-                         children: list[subprocess.Popen]) -> int:
+                         children: list[subprocess.Popen], lock: threading.Lock,
+                         stopping: threading.Event) -> int:
     """One cell in a child process with ``threads`` torch threads; its lines forwarded to
-    ``log`` and to the cell's train.log."""
+    ``log`` and to the cell's train.log. The child joins ``children`` under ``lock``, and is
+    stopped at once if the benchmark is ``stopping`` by then."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     cmd = [sys.executable, "-m", "arm_policy.benchmark", "--cell", json.dumps(dataclasses.asdict(settings))]
     Path(settings.out).mkdir(parents=True, exist_ok=True)
     child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    children.append(child)
+    with lock:
+        children.append(child)
+        if stopping.is_set():
+            child.send_signal(signal.SIGTERM)
     prefix = f"[{settings.task}/{settings.method}/seed_{settings.seed}] "
     with open(Path(settings.out) / "train.log", "a") as f:
         for line in child.stdout:
@@ -130,7 +140,14 @@ def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = prin
     """Run (or resume) every cell, then write the report; returns the results rows."""
     from .train_inprocess import train
 
+    from arm_sim.demos import check_recorded_noise
+    from arm_sim.tasks import TASK_NAMES
+
     out = Path(settings.out)
+    for task in settings.tasks:  # before benchmark.json: a refused run leaves it as it was
+        if task in TASK_NAMES and (out / "demos" / task).exists():
+            check_recorded_noise(out / "demos" / task, expert_noise(settings),
+                                 "give the same --place-noise-cm / --grasp-noise-cm or another --out")
     out.mkdir(parents=True, exist_ok=True)
     (out / "benchmark.json").write_text(json.dumps(dataclasses.asdict(settings), indent=2))
     _record_shared_demos(settings, log)
@@ -153,15 +170,16 @@ def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = prin
     children: list[subprocess.Popen] = []
     failures: list[str] = []
     lock = threading.Lock()
+    stopping = threading.Event()  # set under lock: no cell starts after it
     queue = list(todo)
 
     def worker():
         while True:
             with lock:
-                if not queue:
+                if not queue or stopping.is_set():
                     return
                 cell = queue.pop(0)
-            rc = _run_cell_subprocess(cell_settings(settings, cell), threads, log, children)
+            rc = _run_cell_subprocess(cell_settings(settings, cell), threads, log, children, lock, stopping)
             with lock:
                 if rc != 0:
                     failures.append(f"{cell.name} (exit {rc})")
@@ -176,13 +194,17 @@ def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = prin
                 t.join(0.5)
     except KeyboardInterrupt:
         log("interrupted: stopping the running cells (run the same command to resume)")
+        with lock:
+            stopping.set()
+            running = list(children)
+        for child in running:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)  # each writes its last checkpoint and keeps its replay
+        deadline = time.monotonic() + STOP_SECONDS
+        for t in workers:  # each ends once its cell has
+            t.join(max(0.0, deadline - time.monotonic()))
         for child in children:
             if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
                 child.kill()
         raise
     if failures:

@@ -67,7 +67,7 @@ class TrainSettings:
     keep_checkpoints: int = 5  # newest checkpoints kept on disk
     agent_overrides: dict = field(default_factory=dict)  # ARMConfig fields changed from the preset
     demo_dir: str = ""  # where the demo bags are (recorded there if missing); default OUT/demos
-    place_noise_cm: float = 0.0  # demos: the expert's carry ends this far off in x and y (normal std, at most twice it), its release exact; 0: RLBench's exact expert (arm demos --help)
+    place_noise_cm: float = 0.0  # demos: the expert's carry ends this far off in x and y (normal std, at most twice it), its release where the exact expert's is; 0: RLBench's exact expert (arm demos --help)
     grasp_noise_cm: float = 0.0  # demos: the expert's grasp this far off across the fingers (normal std, at most twice it), each release placing the object, not the hand, where the exact expert's would; 0: RLBench's exact expert (arm demos --help)
     device: str = "auto"  # cpu, cuda or auto (CUDA when present); the simulator stays on the CPU
     offline_only: bool = False  # QT-Opt: learn from the scripted grasps only (the paper's offline run)
@@ -109,7 +109,7 @@ class BenchmarkSettings:
     checkpoint_every: int = 500  # updates between checkpoints
     agent_overrides: dict = field(default_factory=dict)  # ARMConfig overrides for every cell (FIELD=VALUE)
     collision_checking: bool = True  # plan around the scene; --no-collision-checking: the ARM authors' RLBench action mode (see arm train --help)
-    place_noise_cm: float = 0.0  # the shared demos: the expert's carry ends this far off in x and y, its release exact (see arm train --help); 0: RLBench's exact expert
+    place_noise_cm: float = 0.0  # the shared demos: the expert's carry ends this far off in x and y, its release where the exact expert's is (see arm train --help); 0: RLBench's exact expert
     grasp_noise_cm: float = 0.0  # the shared demos: the expert's grasp this far off across the fingers, its releases placing the object (see arm train --help); 0: RLBench's exact expert
 
     def __post_init__(self) -> None:

@@ -30,22 +30,27 @@ __all__ = ["LAST_EVALUATIONS", "TrainingRun", "keep_metrics_until", "stop_on_sig
 LAST_EVALUATIONS = 3  # summary.json's eval_success_last_mean: the mean of the last ones
 
 
-def stop_on_sigterm() -> None:
+def stop_on_sigterm() -> tuple:
     """From now on SIGTERM (``kill``, a benchmark stopping its cells) stops a run as Ctrl-C does:
     a KeyboardInterrupt, so the run writes its last checkpoint, keeps its replay files and marks
     summary.json interrupted, and resumes where it was. Once stopping (by either signal), later
     SIGTERMs are ignored: a Ctrl-C in a terminal reaches a benchmark's cells too, and the
     benchmark's SIGTERM to them a moment later must not break the checkpoint they are writing;
-    a second Ctrl-C still stops at once. (Without this a SIGTERM ended the process where it
-    stood, and a benchmark's cell deleted its replay files on the way out, so the resumed cell
-    learnt from the demos alone.) Main thread only."""
+    a second Ctrl-C still stops at once. A SIGINT the process was started ignoring (a background
+    job) stays ignored. (Without this a SIGTERM ended the process where it stood, and a
+    benchmark's cell deleted its replay files on the way out, so the resumed cell learnt from
+    the demos alone.) Main thread only. Returns the previous (SIGTERM, SIGINT) handlers."""
     def stop(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         raise KeyboardInterrupt
 
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    if previous[1] is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, stop)
+    return previous
 
 
 def summarise_curve(curve: list[dict]) -> dict:

@@ -22,8 +22,13 @@ def recorded_noise(folder: str | Path) -> ExpertNoise:
     """The :class:`ExpertNoise` the demos in ``folder`` (OUT/TASK) were recorded with; none for
     demos recorded before it was kept (they all had none), no grasp noise before that was kept."""
     path = Path(folder) / RECORDING_FILE
-    kept = json.loads(path.read_text()) if path.exists() else {}
-    return ExpertNoise(place_m=float(kept.get("place_noise_m", 0.0)), grasp_m=float(kept.get("grasp_noise_m", 0.0)))
+    try:
+        kept = json.loads(path.read_text()) if path.exists() else {}
+        return ExpertNoise(place_m=float(kept.get("place_noise_m", 0.0)),
+                           grasp_m=float(kept.get("grasp_noise_m", 0.0)))
+    except (ValueError, TypeError, AttributeError) as e:  # JSONDecodeError is a ValueError
+        raise ValueError(f"{path} is not a demo recording's note ({e}); remove the folder's demos "
+                         "and record them again") from None
 
 
 def check_recorded_noise(folder: str | Path, noise: ExpertNoise, advice: str) -> None:

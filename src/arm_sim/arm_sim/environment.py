@@ -184,12 +184,15 @@ class TaskEnvironment:
 
         ``noise`` (default: none, RLBench's exact expert) makes demos of a learner whose poses are
         a centimetre or two off, seeded by ``seed``: ``place_m`` moves the pose before each
-        release (the carry's end) off in x and y, the release itself exact, so the demos show a
-        release that puts the object where it belongs from wherever the carry ended; ``grasp_m``
-        moves the grasp (every keyframe up to the first that closes) across the fingers, and each
-        release then puts the *object*, not the hand, where the exact expert's would land it: a
-        grasp 1 cm off the object's axis holds it 1 cm off, and a release above the seat would
-        set it down 1 cm off (bench/release_offsets.py)."""
+        release (the carry's end) off in x and y, the release itself where the exact expert's
+        is, so the demos show a release that puts the object where it belongs from wherever the
+        carry ended; ``grasp_m`` moves the grasp (every keyframe up to the first that closes)
+        across the fingers, and the release then puts the *object*, not the hand, where the
+        exact expert's would land it: a grasp 1 cm off the object's axis holds it 1 cm off, and a
+        release above the seat would set it down 1 cm off (bench/release_offsets.py). The correction is for the first release
+        after the first grasp (every task's expert grasps once), and takes the exact grasp's
+        offset in the world frame: right for grasps at the object's origin (every task's) or a
+        hand that keeps its yaw until the release."""
         noise = noise or ExpertNoise()
         _, obs = self.reset(seed)
         frames = [(obs, 0.0, False)]
@@ -202,11 +205,13 @@ class TaskEnvironment:
         waypoints = grasp_noised(place_noised(exact, noise.place_m, seed), noise.grasp_m, seed)
         for k, wp in enumerate(waypoints):
             held = self.sim.attached
-            if noise.grasp_m > 0 and held in held_as and wp.gripper > 0.5 and waypoints[k - 1].gripper <= 0.5:
+            if (noise.grasp_m > 0 and held in held_as and k > 0 and wp.gripper > 0.5
+                    and waypoints[k - 1].gripper <= 0.5):
                 in_hand = self.sim.body_pos(held)[:2] - self.sim.tcp_pose()[:2]
                 pose = np.array(wp.pose, dtype=float)
                 pose[:2] += held_as[held] - in_hand
                 wp = dataclasses.replace(wp, pose=pose)
+                held_as = {}  # the first release only
             result = self.execute(wp.pose, wp.gripper, record)
             if result.outcome != "reached":
                 return frames, False

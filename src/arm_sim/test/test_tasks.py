@@ -186,7 +186,14 @@ def test_grasp_noise_moves_the_grasp_and_the_release_puts_the_object_not_the_han
         task.execute(wp.pose, wp.gripper)
     rack_to_bottle = task.sim.body_pos("wine_bottle")[:2] - task.sim.body_pos("wine_rack")[:2]
     assert np.linalg.norm(rack_to_bottle) == pytest.approx(np.linalg.norm(offset), abs=0.002)
-    for seed in range(3):
+    def grasp_offset(seed):
+        task.reset(seed)
+        plan = task.task.expert(task.sim)
+        return np.linalg.norm(grasp_noised(plan, 0.01, seed)[closing].pose[:2] - plan[closing].pose[:2])
+
+    seeds = [s for s in range(20) if grasp_offset(s) > 0.006][:3]  # grasps the correction has to make up for
+    assert len(seeds) == 3
+    for seed in seeds:
         frames, ok = task.run_expert(seed, ExpertNoise(grasp_m=0.01))
         assert ok, seed
         rack_to_bottle = task.sim.body_pos("wine_bottle")[:2] - task.sim.body_pos("wine_rack")[:2]

@@ -211,26 +211,9 @@ class EpisodeRunner(Node):
         if self.algo == "qtopt":
             self.record_offline_grasps()
             return
-        from arm_sim.demos import record_demos
-
-        from arm_sim.demos import check_recorded_noise
-
-        folder = self.run_dir / "demos"
-        if (folder / self.task).exists():
-            check_recorded_noise(folder / self.task, self.demo_noise,
-                                 "set place_noise_cm / grasp_noise_cm to those or use another run_dir")
-        missing = ep.missing_demo_seeds(folder / self.task, self.seed, self.demos)
-        if not missing:
-            self.get_logger().info(f"{self.demos} demos of {self.task} in {folder / self.task}")
-            return
-        self.get_logger().info(f"recording {len(missing)} of {self.demos} demos of {self.task} at "
-                               f"{self.image_size}x{self.image_size} into {folder / self.task}")
-        for first, count in ep.contiguous_runs(missing):
-            summary = record_demos(self.task, count, first, folder, self.image_size,
-                                   progress=self.get_logger().info, noise=self.demo_noise)
-            if summary["successes"] < count:
-                self.get_logger().warning(f"{count - summary['successes']} of {count} expert demos "
-                                          f"failed (kept; the trainer decides what to use)")
+        log = self.get_logger()
+        ep.record_missing_demos(self.run_dir / "demos", self.task, self.seed, self.demos, self.image_size,
+                                self.demo_noise, log.info, log.warning)
 
     def record_offline_grasps(self) -> None:
         """QT-Opt's offline data: ``demos`` scripted grasps on training scenes ``seed ..``, in

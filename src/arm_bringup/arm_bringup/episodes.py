@@ -35,7 +35,7 @@ import math
 import re
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,6 +158,27 @@ class ResumePoint:
     eval_names: set[str] = field(default_factory=set)  # eval bags already there (eval/...)
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # (bag, why) not counted
 
+
+
+def record_missing_demos(folder: Path, task: str, seed: int, count: int, image_size: int, noise,
+                         info: Callable[[str], None], warn: Callable[[str], None]) -> None:
+    """The expert demos of seeds ``seed .. seed + count - 1`` that ``folder/task`` lacks, recorded
+    with ``noise`` (an :class:`arm_sim.environment.ExpertNoise`); ValueError if the folder's demos
+    were recorded with another noise."""
+    from arm_sim.demos import check_recorded_noise, record_demos
+
+    if (folder / task).exists():
+        check_recorded_noise(folder / task, noise,
+                             "set place_noise_cm / grasp_noise_cm to those or use another run_dir")
+    missing = missing_demo_seeds(folder / task, seed, count)
+    if not missing:
+        info(f"{count} demos of {task} in {folder / task}")
+        return
+    info(f"recording {len(missing)} of {count} demos of {task} at {image_size}x{image_size} into {folder / task}")
+    for first, n in contiguous_runs(missing):
+        summary = record_demos(task, n, first, folder, image_size, progress=info, noise=noise)
+        if summary["successes"] < n:
+            warn(f"{n - summary['successes']} of {n} expert demos failed (kept; the trainer decides what to use)")
 
 def _bag_steps(bag: Path) -> int:
     """``/arm/episode/step`` messages of a closed bag, from its metadata.yaml."""

@@ -65,6 +65,15 @@ def test_a_tiny_run_leaves_a_complete_run_folder(tmp_path, monkeypatch):
     evaluate_checkpoints(run, episodes=1, log=lambda line: None)
     evaluate_checkpoints(run, episodes=1, log=lambda line: None, collision_checking=True)
     assert modes == [False, True]
+    # ... and deciding with the critic's pick near the actor's pose (--greedy-refine)
+    from arm_policy.agents.arm import ARMAgent
+
+    refined, real = [], ARMAgent._refined
+    monkeypatch.setattr(ARMAgent, "_refined",
+                        lambda self, *a: (refined.append(self.cfg.greedy_refine_samples), real(self, *a))[1])
+    assert evaluate_checkpoints(run, episodes=1, log=lambda line: None,
+                                greedy_refine=(16, 0.5))[0]["eval_episodes"] == 1
+    assert refined and set(refined) == {16}
 
     # `arm plot`: runs side by side in one PNG
     import subprocess
@@ -93,6 +102,8 @@ def test_arm_evaluate_names_what_is_missing(tmp_path):
 
     done = subprocess.run(["arm", "evaluate", str(tmp_path / "nowhere")], capture_output=True, text=True)
     assert done.returncode == 1 and "nowhere" in done.stderr and "config.json" in done.stderr
+    done = subprocess.run(["arm", "evaluate", str(tmp_path), "--greedy-refine", "1"], capture_output=True, text=True)
+    assert done.returncode == 2 and "--greedy-refine 1 must be at least 2" in done.stderr
     done = subprocess.run(["arm", "plot", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.png")],
                           capture_output=True, text=True)
     assert done.returncode == 1 and "nowhere has no metrics.csv" in done.stderr

@@ -69,10 +69,16 @@ def _cmd_evaluate(args) -> int:
     if args.episodes < 1:
         print("arm evaluate: --episodes must be at least 1", file=sys.stderr)
         return 2
+    if args.greedy_refine is not None and (args.greedy_refine < 2 or not args.greedy_refine_cm > 0):
+        print(f"arm evaluate: --greedy-refine {args.greedy_refine} must be at least 2 and "
+              f"--greedy-refine-cm {args.greedy_refine_cm} above 0", file=sys.stderr)
+        return 2
+    refine = None if args.greedy_refine is None else (args.greedy_refine, args.greedy_refine_cm)
     try:
         results = evaluate_checkpoints(args.run, args.episodes, args.all,
                                        log=lambda line: print(line, file=sys.stderr, flush=True),
-                                       collision_checking=args.collision_checking, trace=args.trace)
+                                       collision_checking=args.collision_checking, trace=args.trace,
+                                       greedy_refine=refine)
     except (FileNotFoundError, ValueError, KeyError) as e:
         print(f"arm evaluate: {e}", file=sys.stderr)
         return 1
@@ -308,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "    arm evaluate runs/sim_train-20261202-001500 --episodes 10\n"
                            "    arm evaluate runs/reach --all        # every kept checkpoint: where did it decay?\n"
                            "    arm evaluate runs/bench/cells/phone_on_base/arm/seed_0 --no-collision-checking\n"
-                           "    arm evaluate runs/bench/cells/pick_up_cup/arm/seed_0 --episodes 5 --trace\n\n"
+                           "    arm evaluate runs/bench/cells/pick_up_cup/arm/seed_0 --episodes 5 --trace\n"
+                           "    arm evaluate runs/bench/cells/stack_wine/arm/seed_0 --all --greedy-refine 64\n\n"
                            "Runs the evaluation scenes of training (fixed seeds, no exploration) on the\n"
                            "in-process simulator. Per episode (stderr): the outcome, how far the attended pixel\n"
                            "was from the scripted expert's first keyframe, how far the first pose was from it,\n"
@@ -325,6 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "--no-collision-checking is the ARM authors' RLBench mode")
     p.add_argument("--trace", action="store_true",
                    help="also one line per decision (stderr): where it attended, the pose, the outcome")
+    p.add_argument("--greedy-refine", type=int, default=None, metavar="K",
+                   help="decide with ARMConfig.greedy_refine_samples=K instead of the run's own: of the "
+                        "actor's pose and K-1 moved from it, the one the critic values most (ARM, SAC)")
+    p.add_argument("--greedy-refine-cm", type=float, default=1.0, metavar="CM",
+                   help="with --greedy-refine: the offsets' spread per axis (default 1.0)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("plot", help="evaluation success vs env steps of several runs in one PNG",

@@ -57,6 +57,15 @@ class ARMConfig:
     #: of the actor, moved by this fraction after each update (0.01: about the last 100 updates);
     #: exploration still samples around the actor itself. 0 (authors): the actor itself.
     actor_average_tau: float = 0.0
+    #: > 1: a greedy decision weighs this many poses, the actor's mean and the others moved from
+    #: it across xyz by a fixed Gaussian set of offsets (``greedy_refine_cm`` each axis; the same
+    #: set at every decision, so an evaluation repeats), and takes the one the critic values most
+    #: (the lower twin at its most confident pixel): QT-Opt's argmax over Q, searched near the
+    #: actor. SAC's actor maximises Q averaged over its own spread, which can sit centimetres from
+    #: Q's peak. 0 (authors): the actor's mean. Decision time only; ``arm evaluate
+    #: --greedy-refine K`` tries it on a trained run's checkpoints.
+    greedy_refine_samples: int = 0
+    greedy_refine_cm: float = 1.0
     #: sparse rewards are multiplied by this inside the agent (paper: 100).
     reward_scale: float = 100.0
     #: the Q-attention's Bellman target is built from the rewards >= 0 only and clamped to
@@ -220,6 +229,9 @@ class ARMConfig:
             raise ValueError("need 0 < tau <= 1 and 0 <= gamma < 1")
         if not self.position_error_scale >= 0:
             raise ValueError(f"position_error_scale {self.position_error_scale} must be >= 0 (0: squashed units)")
+        if self.greedy_refine_samples < 0 or not self.greedy_refine_cm > 0:
+            raise ValueError(f"greedy_refine_samples {self.greedy_refine_samples} must be >= 0 (0: off) "
+                             f"and greedy_refine_cm {self.greedy_refine_cm} > 0")
         if not 0 <= self.actor_average_tau <= 1:
             raise ValueError(f"actor_average_tau {self.actor_average_tau} must be in [0, 1] (0: off)")
         if self.actor_offset_frame not in ("world", "camera_ray"):

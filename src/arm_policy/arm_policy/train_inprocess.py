@@ -167,7 +167,8 @@ def record_evaluation(p: TrainingRun, logger: RunLogger, result: dict, updates: 
 
 def evaluate_checkpoints(run_dir, episodes: int = 25, every_checkpoint: bool = False,
                          log: Callable[[str], None] = print,
-                         collision_checking: bool | None = None, trace: bool = False) -> list[dict]:
+                         collision_checking: bool | None = None, trace: bool = False,
+                         greedy_refine: tuple[int, float] | None = None) -> list[dict]:
     """Evaluate a run folder's newest (or every) checkpoint on the evaluation scenes, in-process.
 
     Works for `arm train --inprocess` and `arm launch sim_train` runs alike (the task and the
@@ -175,6 +176,8 @@ def evaluate_checkpoints(run_dir, episodes: int = 25, every_checkpoint: bool = F
     what :func:`evaluate` reports; logs one line per episode saying which part went wrong.
     ``collision_checking``: the action mode to evaluate in (default: the run's own; runs made
     before the option planned around the scene). ``trace``: also one line per decision.
+    ``greedy_refine``: (samples, cm) decide with ``ARMConfig.greedy_refine_samples`` and
+    ``greedy_refine_cm`` instead of the run's own (ARM and SAC, whose critic was learned).
     """
     from arm_sim.environment import Environment
 
@@ -198,6 +201,12 @@ def evaluate_checkpoints(run_dir, episodes: int = 25, every_checkpoint: bool = F
         except CheckpointError as e:
             log(f"skipping {path}: {e}")
             continue
+        if greedy_refine is not None:
+            if not agent.learns_online or not hasattr(agent.cfg, "greedy_refine_samples"):
+                raise ValueError(f"--greedy-refine needs an ARM or SAC run, whose critic was learned; "
+                                 f"{path} holds a {agent.name} agent")
+            agent.cfg = agent.cfg.replace(greedy_refine_samples=greedy_refine[0],
+                                          greedy_refine_cm=greedy_refine[1])
         if task is None:
             size = agent.cfg.image_size
             if collision_checking is None:

@@ -270,8 +270,23 @@ class ARMAgent(Agent):
                                          deterministic=not explore,
                                          noise_scale=self.cfg.exploration_noise_scale)
         action = sample if explore else mean
+        if not explore and self.cfg.greedy_refine_samples > 1:
+            action = self._refined(crop(x, pixel, self.cfg.crop_size), low_dim, mean)
         return PolicyOutput(pixel[0].cpu().numpy(), action[0].float().cpu().numpy(),
                         q_map.float().cpu().numpy())
+
+    def _refined(self, crop_obs: torch.Tensor, low_dim: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        """``greedy_refine_samples``: of the actor's mean (1, 8) and poses moved from it across
+        xyz by the fixed offsets (inside the action bounds), the one the critic values most."""
+        k, cm = self.cfg.greedy_refine_samples, self.cfg.greedy_refine_cm
+        offsets = torch.randn(k, 3, generator=torch.Generator().manual_seed(0)) * (cm / 100.0)
+        offsets[0] = 0.0  # the mean itself is a candidate
+        low, high = (torch.as_tensor(b, device=self.device) for b in self.action_bounds)
+        poses = mean.float().repeat(k, 1)
+        poses[:, :3] = torch.clamp(poses[:, :3] + offsets.to(self.device), low, high)
+        with self._autocast():
+            q = ConfidenceCritic.best(*self.critic(crop_obs.expand(k, -1, -1, -1), low_dim.expand(k, -1), poses))
+        return poses[q.float().min(dim=1).values.argmax()][None]
 
     # ------------------------------------------------------------------ learning
     def batch_tensors(self, batch: dict[str, np.ndarray], weights=None) -> dict[str, torch.Tensor]:

@@ -24,6 +24,12 @@ class BCAgent(ARMAgent):
     label = "BC (demos only)"
     learns_online = False
 
+    def __init__(self, config, *args, **kwargs):
+        if config.greedy_refine_samples > 1:
+            raise ValueError("greedy_refine_samples needs a learned critic; behaviour cloning does "
+                             "not train one (set it to 0 for BC)")
+        super().__init__(config, *args, **kwargs)
+
     def update(self, batch: dict[str, np.ndarray], weights=None) -> dict[str, Any]:
         t = self.batch_tensors(batch)  # uniform: the demos are all there is, no priorities
         b = t["obs"].shape[0]

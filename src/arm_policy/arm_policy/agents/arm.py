@@ -40,6 +40,7 @@ from ..camera_ray import camera_centre, ray_reaches_box
 from ..config import ARMConfig
 from ..demo_dataset import action_bounds, relative_xyz_range
 from ..networks import Actor, ConfidenceCritic, QAttention, crop, obs_tensor
+from .arm_state import ARMState
 from .base import (Agent, NumericalError, PolicyOutput, autocast, check_amp, frozen_copy, resolve_amp,
                    resolve_device, soft_update)
 
@@ -61,7 +62,7 @@ def arm_replay_fields(image_size: int, low_dim_size: int) -> dict[str, tuple[tup
             "next_pixel": pixel}
 
 
-class ARMAgent(Agent):
+class ARMAgent(ARMState, Agent):
     """Q-attention + next-best-pose agent. ``action_bounds``: (2, 3) xyz min/max from the demos;
     ``relative_range``: (3,) the relative actor's reach per axis (default: the config's on every
     axis); ``camera_position`` (3,): for the camera-ray offset frame; :meth:`from_demos` measures
@@ -377,38 +378,6 @@ class ARMAgent(Agent):
             self._check("batch field 'target_attention'", y_att)
         return y_att, y
 
-    # ------------------------------------------------------------------ target networks elsewhere
-    #: what acting (:meth:`act`) and labelling (:meth:`targets`) read: the online Q-attention (the
-    #: argmax of both), its target, the actor (a' ~ pi) and its average where greedy decisions
-    #: use one, the critic's target and the temperature
-    _PUBLISHED = ("attention", "attention_target", "actor", "actor_average", "critic_target")
-
-    def target_state(self) -> dict[str, Any]:
-        """The networks (CPU tensors) and the update count that acting and labelling need, for
-        collectors and Bellman updaters in other processes; with the action bounds, which an
-        agent there is built with (:meth:`from_target_state`)."""
-        return {"agent": self.name, "updates": self.updates, "config": self.cfg.to_dict(), "action_bounds": self.action_bounds.tolist(),
-                "log_alpha": self.log_alpha.detach().cpu().clone(),
-                **{name: {k: v.detach().cpu() for k, v in getattr(self, name).state_dict().items()}
-                   for name in self._PUBLISHED if getattr(self, name) is not None}}
-
-    def load_target_state(self, state: dict[str, Any]) -> None:
-        """Take the published networks of :meth:`target_state` (the optimisers stay)."""
-        for name in self._PUBLISHED:
-            part = getattr(self, name)
-            if part is not None and part.state_dict():  # the SAC baseline's centre crop has none
-                part.load_state_dict(state[name])
-        with torch.no_grad():
-            self.log_alpha.copy_(state["log_alpha"].to(self.device))
-        self.updates = int(state["updates"])
-
-    @classmethod
-    def from_target_state(cls, state: dict[str, Any], device=None, seed: int | None = None) -> "ARMAgent":
-        """An agent that acts and labels like the one that published ``state``."""
-        agent = cls(ARMConfig.from_dict(state["config"]), state["action_bounds"], device, seed)
-        agent.load_target_state(state)
-        return agent
-
     def bellman_labels(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The batch's targets as arrays to attach to it (a Bellman updater's work): ``target``
         (B, s, s), the critic's per-pixel y, and ``target_attention`` (B,) with Q-attention."""
@@ -482,45 +451,5 @@ class ARMAgent(Agent):
         out["priorities"] = priorities.detach().cpu().numpy().astype(np.float64)
         return out
 
-    _NETS = ("attention", "attention_target", "critic", "critic_target", "actor", "actor_average")
-    _OPTIMISERS = ("attention_opt", "critic_opt", "actor_opt", "alpha_opt")
-
-    def check_parameters(self) -> None:
-        """Raise NumericalError if any parameter is non-finite (call before saving)."""
-        self._deferred_checks = None  # always at once, whatever an interrupted update left
-        for name in ("attention", "critic", "actor"):
-            for pname, p in getattr(self, name).named_parameters():
-                self._check(f"{name} parameter {pname}", p)
-        self._check("log_alpha", self.log_alpha)
-
-    # ------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume (nets, targets, optimisers, temperature, config)."""
-        self.check_parameters()
-        state: dict[str, Any] = {"agent": self.name, "config": self.cfg.to_dict(),
-                                 "action_bounds": self.action_bounds.tolist(),
-                                 "updates": self.updates, "log_alpha": self.log_alpha.detach().clone()}
-        for key in self._NETS + self._OPTIMISERS:
-            part = getattr(self, key)
-            if part is not None:
-                state[key] = part.state_dict()
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key in self._NETS + self._OPTIMISERS:
-            part = getattr(self, key)
-            if part is not None and part.state_dict():  # a stand-in without state has none saved
-                part.load_state_dict(state[key])
-        with torch.no_grad():
-            self.log_alpha.copy_(state["log_alpha"].to(self.device))
-        self.updates = int(state.get("updates", 0))
-
     name = "arm"
     label = "ARM"
-
-    @classmethod
-    def from_state_dict(cls, state: dict[str, Any], device=None) -> "ARMAgent":
-        agent = cls(ARMConfig.from_dict(state["config"]), state["action_bounds"], device,
-                    camera_position=state["actor"].get("camera_position"))
-        agent.load_state_dict(state)
-        return agent

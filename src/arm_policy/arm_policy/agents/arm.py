@@ -69,6 +69,9 @@ class ARMAgent(ARMState, Agent):
     all three. ``seed`` seeds torch (initial weights, then the exploration noise) for a
     repeatable run."""
 
+    name = "arm"
+    label = "ARM"
+
     def __init__(self, config: ARMConfig, action_bounds, device: str | torch.device | None = None,
                  seed: int | None = None, relative_range=None, camera_position=None):
         if seed is not None:
@@ -450,6 +453,3 @@ class ARMAgent(ARMState, Agent):
         out: dict[str, Any] = {k: float(v) for k, v in zip(names, values)}
         out["priorities"] = priorities.detach().cpu().numpy().astype(np.float64)
         return out
-
-    name = "arm"
-    label = "ARM"

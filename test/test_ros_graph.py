@@ -119,6 +119,8 @@ def test_the_recorder_writes_one_bag_per_episode_readable_by_rosbags_and_mcap(ro
     from std_msgs.msg import String
 
     from arm_control.topics import TOPIC_COLOR, TOPIC_EPISODE
+    from arm_perception.bag_codec import stamp_ns
+    from arm_perception.bag_format import PER_STEP_TOPICS
     from arm_perception.bag_reader import read_episode
 
     rclpy, node = ros
@@ -138,11 +140,19 @@ def test_the_recorder_writes_one_bag_per_episode_readable_by_rosbags_and_mcap(ro
     assert len(episode.stamps) >= 20, "about 2 s of 20 Hz camera frames"
     assert episode.front_rgb.shape[1:] == (128, 128, 3)
     (mcap_file,) = bag.rglob("*.mcap")
+    colour, first_log_ns = [], {}
     with open(mcap_file, "rb") as f:
-        colour = [m for _, ch, _, m in make_reader(f, decoder_factories=[DecoderFactory()]).iter_decoded_messages()
-                  if ch.topic == TOPIC_COLOR]
-    # read_episode drops leading frames that come before a slower topic's first message
-    assert 0 <= len(colour) - len(episode.stamps) <= 3 and colour[0].encoding == "rgb8"
+        for _, ch, raw, m in make_reader(f, decoder_factories=[DecoderFactory()]).iter_decoded_messages():
+            first_log_ns.setdefault(ch.topic, raw.log_time)
+            if ch.topic == TOPIC_COLOR:
+                colour.append((raw.log_time, m))
+    # read_episode drops exactly the leading colour frames logged before some per-step
+    # topic's first message (how many depends on start-up timing), and keeps every later one
+    slowest_start = max(first_log_ns[t] for t in PER_STEP_TOPICS)
+    dropped = sum(log_ns < slowest_start for log_ns, _ in colour)
+    kept_s = np.array([stamp_ns(m.header) for _, m in colour[dropped:]]) * 1e-9
+    assert len(episode.stamps) == len(kept_s) and np.allclose(episode.stamps, kept_s, rtol=0, atol=1e-6)
+    assert colour[0][1].encoding == "rgb8"
 
 
 def test_stopping_the_launcher_leaves_no_process_behind(graph):

@@ -385,12 +385,13 @@ def write_config(run_dir: os.PathLike | str, config_dict: Any) -> Path:
     return _write_json(Path(run_dir) / CONFIG_FILE, record)
 
 
-def write_summary(run_dir: os.PathLike | str, **fields: Any) -> Path:
+def write_summary(run_dir: os.PathLike | str, *, forget: Iterable[str] = (), **fields: Any) -> Path:
     """Merge ``fields`` into ``run_dir/summary.json`` (created if missing) and rewrite it
     atomically, with ``updated`` set to the current UTC time. Returns its path.
 
     Merging lets the trainer record e.g. ``best_eval_success`` as it goes and the final numbers
-    at the end; pass a field again to replace it."""
+    at the end; pass a field again to replace it. Keys in ``forget`` are removed first (what an
+    earlier attempt of a resumed run left, such as its ``interrupted``)."""
     path = Path(run_dir) / SUMMARY_FILE
     current: dict = {}
     if path.exists():
@@ -398,6 +399,8 @@ def write_summary(run_dir: os.PathLike | str, **fields: Any) -> Path:
             current = read_json(path)
         except (OSError, ValueError):
             current = {}
+    for key in forget:
+        current.pop(key, None)
     current.update(fields)
     current["updated"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     return _write_json(path, current)

@@ -159,7 +159,8 @@ class TrainingRun:
                    "episodes": self.episodes, "updates": updates,
                    "wall_seconds": round(self.elapsed(), 1), **({"error": failure} if failure else {}),
                    **({"interrupted": True} if self.interrupted else {})}
-        write_summary(self.run, **summary)
+        # a resumed run's summary.json still says how its last attempt ended: this one decides
+        write_summary(self.run, forget=("error", "interrupted"), **summary)
         if failure:
             raise TrainingFailed(failure)
         if self.interrupted:

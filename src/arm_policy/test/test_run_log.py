@@ -140,3 +140,24 @@ def test_write_summary_merges_atomically(tmp_path):
     assert s["best_eval_success"] == 0.75 and s["env_steps"] == 1000 and s["final"] is True
     assert s["success"] == 0.75 and s["loss"] == "nan" and "updated" in s
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+    s = json.loads(write_summary(tmp_path, forget=("final", "absent"), env_steps=2000).read_text())
+    assert "final" not in s and s["env_steps"] == 2000 and s["best_eval_success"] == 0.75
+
+
+def test_a_resumed_run_that_ends_normally_is_no_longer_marked_interrupted(tmp_path):
+    """The first attempt was stopped (summary.json: interrupted); the resumed one ran to its end.
+    A benchmark reads the flag: a stale one left the finished cell out of the report and resumed."""
+    from arm_policy.benchmark_report import finished
+    from arm_policy.training_run import TrainingRun
+
+    stopped = TrainingRun(tmp_path, minutes=1)
+    stopped.interrupted = True
+    with pytest.raises(KeyboardInterrupt):
+        stopped.finish({"task": "stack_wine"}, updates=10)
+    assert json.loads((tmp_path / "summary.json").read_text())["interrupted"] is True
+    assert finished(tmp_path) is None
+
+    summary = TrainingRun(tmp_path, minutes=1).finish({"task": "stack_wine", "eval_success": 0.5}, updates=20)
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert "interrupted" not in summary and "interrupted" not in on_disk and on_disk["updates"] == 20
+    assert finished(tmp_path)["eval_success"] == 0.5

@@ -76,6 +76,13 @@ class ARMConfig:
     #: U-Net stem (per modality: RGB and point cloud), "siamese" in the authors' code.
     unet_stem: int = 8
     unet_stem_kernel: int = 5
+    #: > 1: the stem convolves the image with this stride, the U-Net works at image_size /
+    #: stride, and its Q map is upsampled (bilinear) back to the image's pixels, so the attended
+    #: pixel, the crops and the anchors keep the full image's resolution for about the U-Net's
+    #: cost at the lower one (the coarse level of C2F-ARM, in one network). Bilinear upsampling
+    #: lets the map prefer either half of a coarse cell through its neighbours' values.
+    #: 1 (authors): the U-Net at the image's resolution.
+    attention_stride: int = 1
     #: encoder filters, each a stride-2 conv; the decoder mirrors them with skip connections.
     unet_filters: tuple[int, ...] = (16, 16)
     unet_kernel: int = 5
@@ -216,9 +223,13 @@ class ARMConfig:
 
     def __post_init__(self) -> None:
         self.unet_filters = tuple(int(f) for f in self.unet_filters)
-        if self.image_size % (2 ** len(self.unet_filters)):
-            raise ValueError(f"image_size {self.image_size} must be a multiple of "
-                             f"{2 ** len(self.unet_filters)} (one halving per U-Net level)")
+        if self.attention_stride < 1:
+            raise ValueError(f"attention_stride {self.attention_stride} must be >= 1 (1: off)")
+        levels = self.attention_stride * 2 ** len(self.unet_filters)
+        if self.image_size % levels:
+            raise ValueError(f"image_size {self.image_size} must be a multiple of {levels} "
+                             f"(attention_stride {self.attention_stride}, then one halving per "
+                             f"U-Net level)")
         if self.crop_size < 1 or self.crop_size > self.image_size:
             raise ValueError(f"crop_size {self.crop_size} must be in [1, image_size]")
         if self.amp not in AMP_CHOICES:

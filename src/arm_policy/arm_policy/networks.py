@@ -85,10 +85,10 @@ def _conv(cin: int, cout: int, k: int, stride: int = 1, norm: bool = False) -> n
 class _Stem(nn.Module):
     """Per-modality convs (RGB; point cloud + validity), concatenated."""
 
-    def __init__(self, channels: int, kernel: int, norm: bool = False):
+    def __init__(self, channels: int, kernel: int, norm: bool = False, stride: int = 1):
         super().__init__()
-        self.rgb = _conv(3, channels, kernel, norm=norm)
-        self.pcd = _conv(4, channels, kernel, norm=norm)
+        self.rgb = _conv(3, channels, kernel, stride, norm=norm)
+        self.pcd = _conv(4, channels, kernel, stride, norm=norm)
         self.out_channels = 2 * channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -119,7 +119,8 @@ class _OneChannelConv(nn.Conv2d):
 class _UNet(nn.Module):
     def __init__(self, cfg: ARMConfig):
         super().__init__()
-        self.stem = _Stem(cfg.unet_stem, cfg.unet_stem_kernel)
+        self.stride = cfg.attention_stride
+        self.stem = _Stem(cfg.unet_stem, cfg.unet_stem_kernel, stride=self.stride)
         # which low-dim entries are tiled over the input (None: all of them); a buffer, so the
         # index is built once and follows the module's device, and no checkpoint holds it
         self.register_buffer("low_dim_index", None if cfg.attention_low_dim_pose
@@ -142,7 +143,7 @@ class _UNet(nn.Module):
         return self.body(self.stem(x), low_dim)
 
     def body(self, x: torch.Tensor, low_dim: torch.Tensor) -> torch.Tensor:
-        """Everything after the stem: (B, stem channels, H, W) -> (B, H, W)."""
+        """Everything after the stem: (B, stem channels, H / stride, W / stride) -> (B, H, W)."""
         if self.low_dim:  # in x's dtype and layout: a mixed cat would copy both (autocast, NHWC)
             if self.low_dim_index is not None:
                 low_dim = low_dim.index_select(1, self.low_dim_index)
@@ -156,7 +157,10 @@ class _UNet(nn.Module):
             x = F.interpolate(layer(x), scale_factor=2.0, mode="bilinear", align_corners=False)
             skip = skips.pop()
             x = torch.cat([x.to(skip.dtype), skip], dim=1)
-        return self.head(x)[:, 0]
+        q = self.head(x)
+        if self.stride > 1:
+            q = F.interpolate(q, scale_factor=float(self.stride), mode="bilinear", align_corners=False)
+        return q[:, 0]
 
 
 class QAttention(nn.Module):
@@ -181,7 +185,8 @@ class QAttention(nn.Module):
             weights += [F.pad(rgb.weight, (0, 0, 0, 0, 0, OBS_CHANNELS - 3)), F.pad(pcd.weight, (0, 0, 0, 0, 3, 0))]
             biases += [rgb.bias, pcd.bias]
         conv = self.heads[0].stem.rgb[0]
-        y = F.conv2d(obs, torch.cat(weights), torch.cat(biases), padding=conv.padding)
+        y = F.conv2d(obs, torch.cat(weights), torch.cat(biases), stride=conv.stride,
+                     padding=conv.padding)
         return self.heads[0].stem.rgb[1](y)  # the stems' LeakyReLU
 
     @staticmethod

@@ -40,6 +40,49 @@ def test_q_attention_with_its_stems_fused_is_each_head_on_its_own(name):
     assert torch.allclose(net(obs, low_dim), separate, atol=1e-5)
 
 
+def test_a_strided_q_attention_runs_its_u_net_at_half_resolution_and_maps_every_pixel():
+    cfg = TINY_PAPER.replace(attention_stride=2)
+    net = QAttention(cfg)
+    obs, low_dim = torch.randn(3, 7, 16, 16), torch.randn(3, 11)
+    assert net._stems(obs).shape[-2:] == (8, 8)
+    q = net(obs, low_dim)
+    assert q.shape == (3, 2, 16, 16)
+    separate = torch.stack([head(obs, low_dim) for head in net.heads], dim=1)
+    assert torch.allclose(q, separate, atol=1e-5)
+    with pytest.raises(ValueError, match="attention_stride"):
+        TINY_PAPER.replace(image_size=20, attention_stride=2)  # 20 / 2 / 4 is not whole
+    with pytest.raises(ValueError, match="attention_stride"):
+        TINY_PAPER.replace(attention_stride=0)
+
+
+@pytest.mark.parametrize("target", [(5, 9), (6, 8)])
+def test_a_strided_q_attention_can_put_its_maximum_on_either_half_of_a_coarse_cell(target):
+    torch.manual_seed(0)
+    net = QAttention(TINY_PAPER.replace(attention_stride=2))
+    obs, low_dim = torch.randn(1, 7, 16, 16), torch.randn(1, 11)
+    rows, cols = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
+    bump = 10.0 * torch.exp(-((rows - target[0]) ** 2 + (cols - target[1]) ** 2) / 2.0)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    for _ in range(300):
+        loss = F.mse_loss(net(obs, low_dim), bump.expand(1, 2, 16, 16))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        q = net(obs, low_dim)
+    for head in range(2):
+        assert QAttention.argmax_pixel(q[:, head]).tolist() == [list(target)]
+
+
+def test_one_update_and_one_decision_with_a_strided_q_attention():
+    agent = ARMAgent(TINY_PAPER.replace(attention_stride=2), BOUNDS, device="cpu", seed=0)
+    losses = agent.update(batch(reward=1.0, n=8))
+    assert all(np.isfinite(losses[k]) for k in ("q_attention_loss", "critic_loss", "actor_loss"))
+    obs = {k: v[0] for k, v in batch(n=1).items() if k in ("rgb", "point_cloud", "low_dim")}
+    decision = agent.act(obs, explore=False)
+    assert all(0 <= p < 16 for p in decision.pixel)
+
+
 def test_bf16_autocast_keeps_one_update_within_tolerance_of_fp32():
     losses = {}
     for amp in ("off", "bf16"):

@@ -7,7 +7,8 @@ with the expert's low-dim state, and the expert's image with the agent's). A val
 where the low-dim state is the agent's is keyed on the hand's exact pose, not on what it sees.
 
 One JSON object per scene, then one summary (medians over the scenes, and the share of scenes
-whose best pixel is within 2 px of the keyframe's on the agent's own input).
+whose best pixel is within the attention tolerance, 2 px at 64 px, of the keyframe's on the agent's
+own input).
 
 Examples:
     python bench/attention_sensitivity.py runs/cup/cells/pick_up_cup/arm/seed_0
@@ -45,7 +46,7 @@ def _play(task, actions, obs):
 def scene_sensitivity(task, agent, seed: int, step: int, episode_length: int) -> dict:
     """One scene: Q-attention at decision ``step`` after the expert's and after the agent's own
     first ``step`` poses, on the four :data:`INPUTS`."""
-    from arm_policy.rollout import ATTENTION_TOLERANCE_PX, expert_scene, sim_observation
+    from arm_policy.rollout import expert_scene, sim_observation
 
     _, first = task.reset(seed=seed)
     scene = expert_scene(task, first)
@@ -77,7 +78,7 @@ def scene_sensitivity(task, agent, seed: int, step: int, episode_length: int) ->
         best = [int(v) for v in out.pixel]
         row[name] = {"q_at_keyframe": round(float(out.q_map[target[0], target[1]]), 2),
                      "best_q": round(float(np.max(out.q_map)), 2), "best_pixel": best,
-                     "on_keyframe": bool(np.linalg.norm(np.subtract(best, target)) <= ATTENTION_TOLERANCE_PX)}
+                     "on_keyframe": scene.on_pixel(best, step)}
     return row
 
 

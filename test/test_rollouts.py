@@ -198,6 +198,23 @@ def test_the_experts_path_forgives_a_via_pose_taken_elsewhere_and_blames_the_fir
     assert left(((20, 31), 0.96, 1.0), grasp, ((40, 30), 1.06, 0.0), ((50, 30), 0.95, 1.0)) == (2, "pose")
 
 
+def test_the_attention_tolerance_is_the_same_share_of_the_view_at_every_image_size():
+    from types import SimpleNamespace
+
+    keyframe = SimpleNamespace(pose=np.array([0.5, 0.0, 0.9, 0, 0, 0, 1.0]), gripper=1.0)
+    pixels = np.array([[40.0, 40.0]])
+    at_64 = Scene([keyframe], np.array([0.5, 0.0, 0.9]), pixels / 2, image_width=64)
+    at_128 = Scene([keyframe], np.array([0.5, 0.0, 0.9]), pixels, image_width=128)
+    assert at_64.on_pixel((22, 20), 0) and not at_64.on_pixel((23, 20), 0)  # 2 px of 64
+    assert at_128.on_pixel((44, 40), 0) and not at_128.on_pixel((45, 40), 0)  # 4 px of 128
+    # at 128 px a pixel 3 px off is on it (1.5 px at 64), one 5 px off is an attention miss
+    for off, by in ((3.0, "pose"), (5.0, "attention")):
+        path = ExpertPath(at_128)
+        path.step(Decision(np.array([40.0 + off, 40.0]), np.array([0.5, 0.2, 0.9, 0, 0, 0, 1, 1.0])),
+                  "reached")
+        assert path.left == (0, by)
+
+
 def test_a_release_on_the_experts_placing_keyframe_that_does_not_finish_the_task_left_the_path_there():
     """stack_wine: a bottle let go within the keyframe's 3 cm but 2.5 cm off its seat is not
     placed; the decision after it (a retreat, or anything) is not where it went wrong."""

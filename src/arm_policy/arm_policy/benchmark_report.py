@@ -236,8 +236,9 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
         md.append(f"| {task} | " + " | ".join(entries) + " |")
     md += ["", "## Where it fails: the final evaluation's diagnosis (mean over seeds)", "",
            "attention on keyframe: share of scenes whose first attended pixel is within 2 px of the "
-           "expert's first keyframe; later: share of the later decisions taken on the expert's path "
-           "(every earlier pose on its keyframe) that attended within 2 px of the next keyframe (- "
+           "expert's first keyframe (2 px of a 64-px image: 1/32 of the width, 4 px at 128; cells "
+           "run before 2026-12-07's twenty-first sitting took 2 px at every size); later: share of the later decisions taken on the expert's path "
+           "(every earlier pose on its keyframe) that attended within that of the next keyframe (- "
            "where none got that far, and for cells run before it was kept); pose error: median "
            "distance of the first pose from the first keyframe; keyframes "
            "matched: share of the expert's keyframes the executed poses matched in order; "
@@ -246,8 +247,8 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
            "timeout: the arm did not settle there; - for cells run before the causes were kept); "
            "failed, left the path by: the failed episodes (share of all scenes) by why the pose that "
            "left the expert's path (a via pose taken elsewhere is forgiven when the next pose takes "
-           "the keyframe after it) missed its keyframe (attention: the pixel more than 2 px off "
-           "the keyframe's; pose: on the pixel, the pose more than 3 cm away or the wrong gripper "
+           "the keyframe after it) missed its keyframe (attention: the pixel further "
+           "than that from the keyframe's; pose: on the pixel, the pose more than 3 cm away or the wrong gripper "
            "state, or the last release on its keyframe without finishing the task; refused: a pose "
            "on the keyframe the arm could not execute; on_path: every pose on its keyframe; - for "
            "cells run before it was kept): an unexecutable pose often only ends "

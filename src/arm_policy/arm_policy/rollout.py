@@ -22,7 +22,7 @@ from arm_control.transforms import gripper_offsets
 
 from .rewards import step_reward
 
-__all__ = ["EVAL_SEED_BASE", "TRAIN_SEED_OFFSET", "KEYFRAME_TOLERANCE_M", "ATTENTION_TOLERANCE_PX", "Decision",
+__all__ = ["EVAL_SEED_BASE", "TRAIN_SEED_OFFSET", "KEYFRAME_TOLERANCE_M", "ATTENTION_TOLERANCE_PX", "attention_tolerance_px", "Decision",
            "Execution", "Scene", "Step", "Rollout", "SimRollout", "EpisodeResult", "LEFT_PATH_CAUSES", "UNEXECUTABLE_CAUSES", "evaluate",
            "expert_scene", "ExpertPath", "run_episode", "trace_line",
            "sim_observation", "summarise",
@@ -33,7 +33,15 @@ EVAL_SEED_BASE = 1_000_000
 #: Training episode i of a run whose demos start at ``seed`` runs on ``seed + 10_000 + i``.
 TRAIN_SEED_OFFSET = 10_000
 KEYFRAME_TOLERANCE_M = 0.03  # a pose this close to the expert's next keyframe (same gripper) matches it
-ATTENTION_TOLERANCE_PX = 2.0  # an attended pixel this close to the expert keyframe's pixel is on it
+#: an attended pixel this close to the expert keyframe's pixel is on it, in pixels of a 64-px
+#: wide image (1/32 of the width, whatever the image's size: 4 px at 128; ``attention_tolerance_px``)
+ATTENTION_TOLERANCE_PX = 2.0
+
+
+def attention_tolerance_px(image_width: int) -> float:
+    """ATTENTION_TOLERANCE_PX in pixels of an image ``image_width`` wide: the same share of the
+    view at every resolution, so diagnoses at 64 and 128 px compare."""
+    return ATTENTION_TOLERANCE_PX * image_width / 64.0
 
 
 def train_seed(seed: int, episode: int) -> int:
@@ -55,6 +63,12 @@ class Scene:
     keyframes: Sequence[Any]
     first_xyz: np.ndarray
     pixels: np.ndarray
+    image_width: int = 64
+
+    def on_pixel(self, pixel, keyframe: int) -> bool:
+        """Whether ``pixel`` is within the attention tolerance of keyframe ``keyframe``'s pixel."""
+        distance = np.linalg.norm(np.asarray(pixel, dtype=np.float64) - self.pixels[keyframe])
+        return bool(distance <= attention_tolerance_px(self.image_width))
 
     @property
     def first_pixel(self) -> np.ndarray:
@@ -161,6 +175,8 @@ class EpisodeResult:
     #: never did
     left_path_at: int | None = None
     left_path_by: str = ""
+    #: the first attended pixel within the attention tolerance of the first keyframe's
+    attention_on_keyframe: bool = False
 
 
 def _grasp_error_cm(action: np.ndarray, keyframes: Sequence[Any]) -> tuple[float, float, float] | None:
@@ -222,7 +238,7 @@ class ExpertPath:
         else:
             pixel = np.asarray(decision.pixel, dtype=np.float64)
             meant = min(candidates, key=lambda k: np.linalg.norm(pixel - self.scene.pixels[k]))
-            miss = (meant, "pose" if _on_pixel(pixel, self.scene.pixels[meant]) else "attention")
+            miss = (meant, "pose" if self.scene.on_pixel(pixel, meant) else "attention")
         if self._missed is None and outcome == "reached" and self.next + 1 < len(keyframes):
             self._missed, self.next = miss, self.next + 1  # forgiven if the next decision holds
         else:
@@ -258,6 +274,7 @@ def _episode(env, seed, explore, episode_length, name, on_transition, on_first_d
     scene = env.reset(seed, name)
     matched, total, later_decisions, later_on_keyframe = 0, 0.0, 0, 0
     attention_error = pose_error = float("nan")
+    attention_on_keyframe = False
     grasp_error, closed = None, False
     path = ExpertPath(scene)
     outcome, reward, pending, decision = "out of steps", 0.0, None, None
@@ -268,6 +285,7 @@ def _episode(env, seed, explore, episode_length, name, on_transition, on_first_d
             pending = None
         if step == 0:
             attention_error = float(np.linalg.norm(np.asarray(decision.pixel) - scene.first_pixel))
+            attention_on_keyframe = scene.on_pixel(decision.pixel, 0)
             pose_error = float(np.linalg.norm(np.asarray(decision.action[:3]) - scene.first_xyz))
             if on_first_decision is not None:
                 on_first_decision(decision)
@@ -277,7 +295,7 @@ def _episode(env, seed, explore, episode_length, name, on_transition, on_first_d
         on_path = matched == step
         if step > 0 and on_path and keyframe is not None:
             later_decisions += 1
-            later_on_keyframe += _on_pixel(decision.pixel, scene.pixels[keyframe])
+            later_on_keyframe += scene.on_pixel(decision.pixel, keyframe)
         done = env.execute(decision)
         if on_step is not None:
             on_step(Step(step, decision, done, keyframe,
@@ -310,7 +328,8 @@ def _episode(env, seed, explore, episode_length, name, on_transition, on_first_d
     return EpisodeResult(success, "success" if success else outcome, attention_error, pose_error,
                          matched, len(scene.keyframes), step + 1, total,
                          decision.checkpoint_step if decision is not None else -1, grasp_error,
-                         later_decisions, later_on_keyframe, *(path.left or (None, "")))
+                         later_decisions, later_on_keyframe, *(path.left or (None, "")),
+                         attention_on_keyframe)
 
 
 def trace_line(s: Step) -> str:
@@ -335,10 +354,6 @@ def trace_line(s: Step) -> str:
     hand = "open" if d.action[7] > 0.5 else "close"
     return (f"step {s.step}: attended ({row}, {col}){where}{q} [{expert}] -> pose ({x:.3f}, {y:.3f}, "
             f"{z:.3f}) m{off}, {hand}: {s.execution.outcome}{', success' if s.execution.success else ''}")
-
-
-def _on_pixel(pixel, keyframe_pixel) -> bool:
-    return bool(np.linalg.norm(np.asarray(pixel, dtype=np.float64) - keyframe_pixel) <= ATTENTION_TOLERANCE_PX)
 
 
 def evaluate(env: Rollout, episodes: int, episode_length: int,
@@ -379,8 +394,9 @@ UNEXECUTABLE_CAUSES = ("unreachable", "collision", "timeout", "invalid")
 
 def summarise(results: list[EpisodeResult]) -> dict[str, float]:
     """Success rate and why the rest failed: ``attention_on_keyframe`` (first attended pixel within
-    2 px of the expert's keyframe), ``attention_on_later_keyframes`` (the share of later decisions
-    taken on the expert's path whose pixel is within 2 px of the next keyframe's; absent when no
+    the attention tolerance, 2 px at 64 px, of the expert's keyframe), ``attention_on_later_keyframes``
+    (the share of later decisions taken on the expert's path whose pixel is within it of the next
+    keyframe's; absent when no
     episode got past its first pose on the path), median first-decision errors, the fraction of episodes ended by
     an unexecutable pose and by which cause (``eval_unexecutable_unreachable``: no IK solution;
     ``_collision``: the goal or every path to it collides; ``_timeout``: the arm did not settle
@@ -404,7 +420,7 @@ def summarise(results: list[EpisodeResult]) -> dict[str, float]:
     causes["eval_unexecutable_other"] = sum(o not in UNEXECUTABLE_CAUSES for o in ended) / len(results)
     return {"eval_success": float(np.mean([r.success for r in results])),
             "eval_return": float(np.mean([r.episode_return for r in results])),
-            "eval_attention_on_keyframe": float(np.mean(attention <= ATTENTION_TOLERANCE_PX)),
+            "eval_attention_on_keyframe": float(np.mean([r.attention_on_keyframe for r in results])),
             **_later_attention(results),
             "eval_attention_error_px": float(np.median(attention)),
             "eval_pose_error_cm": float(np.median([100 * r.pose_error_m for r in results])),
@@ -447,7 +463,7 @@ def expert_scene(task, obs) -> Scene:
     keyframes = task.task.expert(task.sim)
     xyz = np.array([k.pose[:3] for k in keyframes], dtype=np.float64)
     pixels = target_pixel(xyz, obs.camera_intrinsics, obs.camera_extrinsics, obs.front_rgb.shape)
-    return Scene(keyframes, xyz[0], pixels)
+    return Scene(keyframes, xyz[0], pixels, int(obs.front_rgb.shape[1]))
 
 
 def sim_observation(obs, step: int, episode_length: int) -> dict:

@@ -159,7 +159,7 @@ def record_evaluation(p: TrainingRun, logger: RunLogger, result: dict, updates: 
 
     compare = {"expert keyframes matched (share)": beside("eval_keyframes_matched")}
     if attends:
-        compare["attention within 2 px of the expert keyframe"] = beside("eval_attention_on_keyframe")
+        compare["attention on the expert keyframe (within 1/32 of the width)"] = beside("eval_attention_on_keyframe")
     plot_learning_curve(p.curve, p.run / "learning_curve.png", label=f"{name} success",
                         title=f"{name} on {settings.task} ({how}{settings.preset}, {settings.demos} demos)",
                         compare=compare, ylabel=f"share of the {settings.eval_episodes} evaluation episodes")

@@ -237,7 +237,8 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
     md += ["", "## Where it fails: the final evaluation's diagnosis (mean over seeds)", "",
            "attention on keyframe: share of scenes whose first attended pixel is within 2 px of the "
            "expert's first keyframe (2 px of a 64-px image: 1/32 of the width, 4 px at 128; cells "
-           "run before 2026-12-07's twenty-first sitting took 2 px at every size); later: share of the later decisions taken on the expert's path "
+           "run before commit ae88432 took 2 px at every size); later: share of the later decisions "
+           "taken on the expert's path "
            "(every earlier pose on its keyframe) that attended within that of the next keyframe (- "
            "where none got that far, and for cells run before it was kept); pose error: median "
            "distance of the first pose from the first keyframe; keyframes "

@@ -68,6 +68,14 @@ def test_a_curve_keeps_the_colour_it_is_given_whatever_its_place_in_the_panel():
     assert count_color(img, CURVE_COLORS[2]) > 300 and count_color(img, CURVE_COLORS[0]) == 0
 
 
+def test_six_runs_in_one_plot_are_six_colours():
+    rows = curve_rows()
+    img = learning_curve_image(rows, compare={f"run {i}": rows for i in range(1, 6)}, size=(800, 500))
+    assert len(set(CURVE_COLORS)) == len(CURVE_COLORS) >= 10
+    for color in CURVE_COLORS[:6]:
+        assert count_color(img, color) > 20, color
+
+
 def test_crop_box_is_centred_and_clamped():
     assert crop_box((70, 40), 16, (128, 128)) == (62, 32, 77, 47)
     assert crop_box((2, 125), 16, (128, 128)) == (0, 112, 15, 127)

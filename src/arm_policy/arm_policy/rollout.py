@@ -22,10 +22,9 @@ from arm_control.transforms import gripper_offsets
 
 from .rewards import step_reward
 
-__all__ = ["EVAL_SEED_BASE", "TRAIN_SEED_OFFSET", "KEYFRAME_TOLERANCE_M", "ATTENTION_TOLERANCE_PX", "attention_tolerance_px", "Decision",
+__all__ = ["EVAL_SEED_BASE", "TRAIN_SEED_OFFSET", "KEYFRAME_TOLERANCE_M", "ATTENTION_TOLERANCE_PX", "Decision",
            "Execution", "Scene", "Step", "Rollout", "SimRollout", "EpisodeResult", "LEFT_PATH_CAUSES", "UNEXECUTABLE_CAUSES", "evaluate",
-           "expert_scene", "ExpertPath", "run_episode", "trace_line",
-           "sim_observation", "summarise",
+           "expert_scene", "ExpertPath", "run_episode", "trace_line", "sim_observation", "summarise",
            "eval_seed", "train_seed"]
 
 #: Evaluation scenes: seeds EVAL_SEED_BASE + i, never a demo's or a training episode's.
@@ -33,15 +32,9 @@ EVAL_SEED_BASE = 1_000_000
 #: Training episode i of a run whose demos start at ``seed`` runs on ``seed + 10_000 + i``.
 TRAIN_SEED_OFFSET = 10_000
 KEYFRAME_TOLERANCE_M = 0.03  # a pose this close to the expert's next keyframe (same gripper) matches it
-#: an attended pixel this close to the expert keyframe's pixel is on it, in pixels of a 64-px
-#: wide image (1/32 of the width, whatever the image's size: 4 px at 128; ``attention_tolerance_px``)
+#: an attended pixel this close to the expert keyframe's pixel is on it, in pixels of a 64-px wide
+#: image: 1/32 of the width at every size (4 px at 128), so diagnoses at 64 and 128 px compare
 ATTENTION_TOLERANCE_PX = 2.0
-
-
-def attention_tolerance_px(image_width: int) -> float:
-    """ATTENTION_TOLERANCE_PX in pixels of an image ``image_width`` wide: the same share of the
-    view at every resolution, so diagnoses at 64 and 128 px compare."""
-    return ATTENTION_TOLERANCE_PX * image_width / 64.0
 
 
 def train_seed(seed: int, episode: int) -> int:
@@ -68,7 +61,7 @@ class Scene:
     def on_pixel(self, pixel, keyframe: int) -> bool:
         """Whether ``pixel`` is within the attention tolerance of keyframe ``keyframe``'s pixel."""
         distance = np.linalg.norm(np.asarray(pixel, dtype=np.float64) - self.pixels[keyframe])
-        return bool(distance <= attention_tolerance_px(self.image_width))
+        return bool(distance <= ATTENTION_TOLERANCE_PX * self.image_width / 64.0)
 
     @property
     def first_pixel(self) -> np.ndarray:
@@ -175,8 +168,7 @@ class EpisodeResult:
     #: never did
     left_path_at: int | None = None
     left_path_by: str = ""
-    #: the first attended pixel within the attention tolerance of the first keyframe's
-    attention_on_keyframe: bool = False
+    attention_on_keyframe: bool = False  # the first attended pixel on the first keyframe's (Scene.on_pixel)
 
 
 def _grasp_error_cm(action: np.ndarray, keyframes: Sequence[Any]) -> tuple[float, float, float] | None:

@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent("""
     from arm_policy.benchmark import BenchmarkSettings, run_benchmark
     settings = BenchmarkSettings(tasks=["reach_target", "pick_up_cup"], methods=["arm"], demos=2,
                                  minutes=0.4, out=sys.argv[1], eval_every=4, eval_episodes=2,
-                                 checkpoint_every=8,
+                                 checkpoint_every=8, final_eval_episodes=3,
                                  agent_overrides={"image_size": 32, "batch_size": 8})
     run_benchmark(settings, log=lambda line: print(line, flush=True))
 """)
@@ -67,8 +67,10 @@ def test_a_killed_benchmark_resumes_and_reports(tmp_path):
     for r in rows:
         assert 0 <= float(r["untrained_success"]) <= 1 and 0 <= float(r["final_success"]) <= 1
         assert float(r["best_success"]) >= float(r["final_success"]) and int(float(r["updates"])) > 0
+        assert r["final_eval_episodes"] == "3" and 0 <= float(r["final_eval_success"]) <= 1
     md = (out / "results.md").read_text()
     assert "| reach_target |" in md and "untrained" in md and "keyframes matched" in md
+    assert re.search(r"\| reach_target \| \*\*[\d.]+\*\* \(untrained [\d.]+; last [\d.]+; on 3 scenes [\d.]+; 1 seed\)", md), md
     header = next(line for line in md.splitlines() if line.startswith("| task | method | final |"))
     columns = [c.strip() for c in header.strip("|").split("|")]
 

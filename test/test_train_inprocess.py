@@ -17,13 +17,20 @@ def test_a_tiny_run_leaves_a_complete_run_folder(tmp_path, monkeypatch):
     settings = TrainSettings(task="reach_target", demos=2, minutes=0.25, out=str(run), eval_every=5,
                              eval_episodes=2, updates_per_step=1, checkpoint_every=5,
                              agent_overrides={"image_size": 32, "batch_size": 8},
-                             collision_checking=False)
-    summary = train(settings, log=lambda line: None)
+                             collision_checking=False, final_eval_episodes=3)
+    lines = []
+    summary = train(settings, log=lines.append)
 
     assert summary["env_steps"] > 0 and summary["updates"] >= summary["env_steps"]
     assert 0.0 <= summary["eval_success"] <= 1.0
     on_disk = json.loads((run / "summary.json").read_text())
     assert on_disk["eval_success"] == summary["eval_success"] and on_disk["wall_seconds"] > 0
+    # --final-eval-episodes: the final agent once more on 3 scenes, the curve's 2 the first of them
+    wide = on_disk["final_eval"]
+    assert wide["eval_episodes"] == 3 and 0 <= wide["eval_attention_on_keyframe"] <= 1
+    on_two, on_three = round(2 * summary["eval_success"]), round(3 * wide["eval_success"])
+    assert on_two <= on_three <= on_two + 1
+    assert any(line.startswith("final evaluation on 3 scenes: success") for line in lines), lines[-3:]
     config = json.loads((run / "config.json").read_text())["config"]
     assert config["train"]["task"] == "reach_target" and config["agent"]["image_size"] == 32
     assert config["train"]["collision_checking"] is False  # the action mode it trained in

@@ -259,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "    arm train --inprocess --task pick_up_cup --minutes 120 --out runs/cup\n"
                            "    arm train --inprocess --task pick_up_cup --method bc --minutes 10 --out runs/cup_bc\n"
                            "    arm train --inprocess --task reach_target --method sac --demos 10 --out runs/reach_sac\n"
+                           "    arm train --inprocess --task stack_wine --minutes 120 --final-eval-episodes 200 --out runs/wine\n"
                            "    arm train --inprocess --task pick_up_cup --device cuda --amp bf16 --out runs/cup_gpu\n"
                            "    arm train --inprocess --algo qtopt --task grasp_bin --minutes 60 --out runs/qt\n"
                            "    arm train --distributed --algo qtopt --task grasp_bin --collectors 2 --bellman-updaters 1 "

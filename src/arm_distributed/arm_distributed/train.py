@@ -56,6 +56,9 @@ def check_distributed(settings: TrainSettings, dist: DistributedSettings) -> Non
                                                               "nothing to collect" if settings.method == "bc" else ""))
     if settings.offline_only and settings.method != "qtopt":
         raise ValueError("--offline-only is QT-Opt's mode (training on the scripted grasps only)")
+    if settings.final_eval_episodes:
+        raise ValueError("--final-eval-episodes evaluates in process; on a distributed run's folder "
+                         "run `arm evaluate RUN --episodes N` afterwards")
     if settings.device not in ("auto", "cpu"):
         raise ValueError("the distributed actors run on the CPU (--device cpu or auto)")
     if dist.collectors < 1 and not settings.offline_only:

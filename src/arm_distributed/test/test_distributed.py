@@ -244,6 +244,8 @@ def test_a_distributed_run_refuses_what_only_trains_in_process():
         check_distributed(TrainSettings(task="pick_up_cup", method="bc", out="x"), dist)
     with pytest.raises(ValueError, match="offline-only"):
         check_distributed(TrainSettings(task="pick_up_cup", method="arm", offline_only=True, out="x"), dist)
+    with pytest.raises(ValueError, match="arm evaluate RUN --episodes N"):
+        check_distributed(TrainSettings(task="pick_up_cup", method="arm", final_eval_episodes=200, out="x"), dist)
     check_distributed(TrainSettings(task="pick_up_cup", method="arm", out="x"), dist)
 
 

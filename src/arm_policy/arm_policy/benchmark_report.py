@@ -32,7 +32,8 @@ _GRASP_COLUMNS = ("grasp_error_across_cm", "grasp_error_along_cm", "grasp_error_
 RESULT_COLUMNS = ["task", "method", "seed", "untrained_success", "final_success", "best_success",
                   "env_steps", "updates", "wall_seconds", "last_mean_success",
                   "attention_on_keyframe", "pose_error_cm", "keyframes_matched", "unexecutable",
-                  "scripted_success", *_GRASP_COLUMNS, "attention_on_later_keyframes"]
+                  "scripted_success", *_GRASP_COLUMNS, "attention_on_later_keyframes",
+                  "final_eval_episodes", "final_eval_success"]
 #: results.csv column <- summary.json key
 _FROM_SUMMARY = {"untrained_success": "untrained_success", "final_success": "eval_success",
                  "best_success": "best_success", "last_mean_success": "eval_success_last_mean",
@@ -87,6 +88,9 @@ def _rows(out: Path) -> list[dict]:
         row = {"task": summary["task"], "method": summary["method"], "seed": summary["seed"],
                "folder": folder}  # results.md only
         row.update({col: summary.get(key, float("nan")) for col, key in _FROM_SUMMARY.items()})
+        final_eval = summary.get("final_eval", {})  # arm train --final-eval-episodes
+        row["final_eval_episodes"] = final_eval.get("eval_episodes", float("nan"))
+        row["final_eval_success"] = final_eval.get("eval_success", float("nan"))
         for field, prefix in (("causes", "eval_unexecutable_"), ("failures", "eval_failed_")):
             # results.md only (cells run before they were kept: none)
             row[field] = {k.removeprefix(prefix): v for k, v in summary.items() if k.startswith(prefix)}
@@ -176,6 +180,17 @@ def _grasp(rows: list[dict]) -> str:
     return " / ".join(axes) + f" ({np.mean(bias):+.2f})"
 
 
+def _final_eval(rows: list[dict]) -> str:
+    """"on N scenes X; " for cells with a final evaluation on more scenes (the mean over the seeds
+    that have one, and how many when not all do), else ''."""
+    kept = [r for r in rows if r["final_eval_success"] == r["final_eval_success"]]
+    if not kept:
+        return ""
+    sizes = sorted({int(r["final_eval_episodes"]) for r in kept})
+    seeds = "" if len(kept) == len(rows) else f" ({len(kept)} of the seeds)"
+    return f"on {'/'.join(map(str, sizes))} scenes {_fmt([r['final_eval_success'] for r in kept])}{seeds}; "
+
+
 def _shares(rows: list[dict], field: str) -> str:
     """The mean share of each cause in ``field`` (why poses were unexecutable, where failed
     episodes left the expert's path) over the seeds that kept them, largest first."""
@@ -217,7 +232,8 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
     md = [f"# Benchmark: {', '.join(tasks)}", "",
           made + "evaluation scenes never seen in training. Each entry: final success, mean over seeds "
           f"(untrained agent on the same scenes; mean of the last {LAST_EVALUATIONS} evaluations; "
-          "seeds finished). A final value within 0.1 of its untrained one is marked *floor*.", "",
+          "where cells ran `--final-eval-episodes N`, the final agent on N scenes, the first of them "
+          "these; seeds finished). A final value within 0.1 of its untrained one is marked *floor*.", "",
           "| task | " + " | ".join(_label(m) for m in methods) + " |",
           "|---|" + "---|" * len(methods)]
     for task in tasks:
@@ -232,6 +248,7 @@ def write_report(out: os.PathLike | str, log: Callable[[str], None] = print) -> 
             scripted = _fmt([r["scripted_success"] for r in rs])  # QT-Opt: the data policy's rate
             entries.append(f"**{final}** (untrained {untrained}; last {_fmt([r['last_mean_success'] for r in rs])}; "
                            + (f"scripted data {scripted}; " if scripted != "-" else "")
+                           + _final_eval(rs)
                            + f"{len(rs)} seed{'s' if len(rs) > 1 else ''})" + (" *floor*" if floor else ""))
         md.append(f"| {task} | " + " | ".join(entries) + " |")
     md += ["", "## Where it fails: the final evaluation's diagnosis (mean over seeds)", "",

@@ -4,11 +4,13 @@ the in-process simulator (no DDS), with periodic evaluation and a run folder.
     arm train --inprocess --task pick_up_cup --minutes 30 --out runs/cup
     arm train --inprocess --task pick_up_cup --method bc --minutes 10 --out runs/cup_bc
     arm train --inprocess --task reach_target --method sac --demos 10 --out runs/reach_sac
+    arm train --inprocess --task stack_wine --minutes 120 --final-eval-episodes 200 --out runs/wine
 
 Methods: ``arm`` (Q-attention + next-best-pose agent), ``sac`` (the paper's baseline: the same
 pose agent on the whole image) and ``bc`` (the same networks, supervised on the demos only).
 The first evaluation runs before any update: ``untrained_success`` in summary.json is the floor
-the final success is read against, on the same scenes.
+the final success is read against, on the same scenes. ``--final-eval-episodes N`` evaluates the
+final agent once more, after the budget, on N scenes (summary.json's ``final_eval``).
 
 RUN/ holds config.json, demos/ (the recorded demo bags), checkpoints/, metrics.csv, tensorboard/,
 learning_curve.png, attention/ (snapshots) and summary.json. Run the same command on a run folder
@@ -104,6 +106,7 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
     last_progress, recent = time.monotonic(), []
     episode_seconds = 0.0  # the last training episode's (with its updates): one more must fit too
     explore = agent.learns_online  # BC acts as it was taught: its episodes teach it nothing
+    final_eval = None
     with p.training(learner, log, logger.close, task.close):
         while p.left() > 1.2 * eval_seconds + episode_seconds:
             if p.env_steps >= next_eval:
@@ -123,8 +126,31 @@ def train(settings: TrainSettings, log: Callable[[str], None] = print) -> dict:
                     f"(last {len(recent)}) {np.mean(recent):.2f}  next eval at {next_eval} env steps")
         if not p.curve or p.curve[-1]["env_steps"] != p.env_steps:
             do_eval()
+        if settings.final_eval_episodes:
+            final_eval = final_evaluation(env, settings, p.curve[-1]["eval_success"], log)
     return p.finish({"task": settings.task, "preset": settings.preset, "method": settings.method,
-                     "demos": settings.demos, "seed": settings.seed}, agent.updates)
+                     "demos": settings.demos, "seed": settings.seed,
+                     **({"final_eval": final_eval} if final_eval else {})}, agent.updates)
+
+
+def final_evaluation(env: SimRollout, settings: TrainSettings, curve_final: float,
+                     log: Callable[[str], None]) -> dict:
+    """The final agent on ``final_eval_episodes`` fixed scenes (the curve's ``eval_episodes`` are
+    the first of them), a progress line every 25: a final success that the noise of 25 scenes
+    does not decide. :func:`evaluate`'s figures, after the budget (its wall time is not in it)."""
+    began, successes = time.monotonic(), []
+
+    def progress(i, result):
+        successes.append(result.success)
+        if len(successes) % 25 == 0 and len(successes) < settings.final_eval_episodes:
+            log(f"final evaluation: {len(successes)} of {settings.final_eval_episodes} scenes, "
+                f"success {np.mean(successes):.2f}")
+
+    result = evaluate(env, settings.final_eval_episodes, settings.episode_length, on_episode=progress)
+    log(f"final evaluation on {result['eval_episodes']} scenes: success {result['eval_success']:.2f} "
+        f"(the curve's last, on its {settings.eval_episodes}: {curve_final:.2f}; "
+        f"{time.monotonic() - began:.0f} s)")
+    return result
 
 
 def record_evaluation(p: TrainingRun, logger: RunLogger, result: dict, updates: int, metrics: dict,

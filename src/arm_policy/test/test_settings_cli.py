@@ -62,6 +62,25 @@ def test_no_collision_checking_reaches_every_benchmark_cell_and_is_refused_for_t
         TrainSettings(task="grasp_bin", method="qtopt", collision_checking=False)
 
 
+def test_the_final_evaluation_on_more_scenes_reaches_every_cell_and_is_refused_where_it_cannot_run():
+    """`--final-eval-episodes N` of a benchmark becomes each cell's; a negative N, or QT-Opt
+    (which evaluates on held-out objects in its own loop), is an error before anything runs."""
+    from arm_policy.benchmark import cell_settings, cells
+
+    parser = argparse.ArgumentParser()
+    add_options(parser, BenchmarkSettings, required=("out",))
+    settings = from_options(BenchmarkSettings, parser.parse_args(
+        ["--out", "runs/b", "--tasks", "stack_wine", "--methods", "arm,bc", "--final-eval-episodes", "200"]))
+    assert [cell_settings(settings, c).final_eval_episodes for c in cells(settings)] == [200, 200]
+    assert TrainSettings().final_eval_episodes == 0  # none unless asked for
+    with pytest.raises(ValueError, match="final_eval_episodes must be >= 0"):
+        TrainSettings(final_eval_episodes=-1)
+    with pytest.raises(ValueError, match="QT-Opt"):
+        TrainSettings(task="grasp_bin", method="qtopt", final_eval_episodes=100)
+    with pytest.raises(ValueError, match="QT-Opt"):
+        BenchmarkSettings(tasks=["grasp_bin"], methods=["qtopt"], final_eval_episodes=100)
+
+
 def test_the_reports_command_line_reproduces_the_action_mode_and_overrides():
     """results.md quotes the invocation; without --no-collision-checking or the overrides it
     would name another experiment than the one whose cells it reports."""

@@ -137,7 +137,8 @@ def final_evaluation(env: SimRollout, settings: TrainSettings, curve_final: floa
                      log: Callable[[str], None]) -> dict:
     """The final agent on ``final_eval_episodes`` fixed scenes (the curve's ``eval_episodes`` are
     the first of them), a progress line every 25: a final success that the noise of 25 scenes
-    does not decide. :func:`evaluate`'s figures, after the budget (its wall time is not in it)."""
+    does not decide. :func:`evaluate`'s figures; it runs after the budget, not counted against
+    it (summary.json's ``wall_seconds`` includes it)."""
     began, successes = time.monotonic(), []
 
     def progress(i, result):

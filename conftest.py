@@ -16,6 +16,13 @@ def _default_sigint() -> None:
 
 
 def pytest_configure(config):
+    # Every ROS participant of the tests, in this process or one it starts, talks over UDP on
+    # 127.0.0.1 only (each test adds a ROS_DOMAIN_ID of its own): set before the first
+    # participant, since Fast DDS reads its profile once per process. arm_bringup/loopback.py
+    # says why not ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST.
+    from arm_bringup.loopback import use_loopback_udp
+
+    use_loopback_udp(os.environ)
     # `make test` runs the files on two pytest workers (xdist), one per core: one torch/OpenMP
     # thread per worker and per process a test starts, or four threads would fight over two cores.
     if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:

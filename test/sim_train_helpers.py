@@ -36,9 +36,7 @@ class Launch:
     """``arm launch sim_train ...`` in its own ROS domain and process group; lines collected."""
 
     def __init__(self, domain: str, run_dir: Path, *args: str, log: Path | None = None) -> None:
-        env = {**os.environ, "ROS_DOMAIN_ID": domain, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-               "PYTHONUNBUFFERED": "1"}
-        env.pop("ROS_LOCALHOST_ONLY", None)
+        env = {**os.environ, "ROS_DOMAIN_ID": domain, "PYTHONUNBUFFERED": "1"}
         self.log = log or run_dir.parent / f"{run_dir.name}.launch.log"
         self.proc = subprocess.Popen(
             [shutil.which("arm"), "launch", "sim_train", f"run_dir:={run_dir}", *args],

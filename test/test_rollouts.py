@@ -84,9 +84,7 @@ def sim_rollout(run_dir):
 
 @pytest.fixture(scope="module")
 def graph_rollout(run_dir):
-    env = {**os.environ, "ROS_DOMAIN_ID": DOMAIN, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-           "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    env.pop("ROS_LOCALHOST_ONLY", None)
+    env = {**os.environ, "ROS_DOMAIN_ID": DOMAIN, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     with open(run_dir / "graph.log", "w") as out:
         procs = [subprocess.Popen([shutil.which("arm"), "launch", "sim", f"task:={TASK}",
                                    f"image_size:={SIZE}", "real_time:=false"],

@@ -52,7 +52,8 @@ def run(tmp_path_factory):
         # kill it once it has trained: a checkpoint after update 0 is on disk
         end = time.monotonic() + 150
         while not [s for s in checkpoint_steps(run_dir) if s > 0]:
-            assert time.monotonic() < end, f"no trained checkpoint; log {launch.log}"
+            assert time.monotonic() < end, \
+                f"no trained checkpoint within 150 s; log {launch.log}:\n{launch.text[-4000:]}"
             assert launch.proc.poll() is None, launch.text[-3000:]
             time.sleep(0.2)
         os.kill(pid, signal.SIGKILL)

@@ -13,11 +13,10 @@ from bringup_helpers import FAKE_NODE, next_domain
 
 @pytest.fixture
 def ros_domain(monkeypatch) -> int:
-    """A ROS_DOMAIN_ID in 51..59 for this test and every process it starts; localhost only."""
+    """A ROS_DOMAIN_ID in 51..59 for this test and every process it starts (on UDP loopback only:
+    the root conftest.py)."""
     domain = next_domain()
     monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    monkeypatch.delenv("ROS_LOCALHOST_ONLY", raising=False)
     return domain
 
 

@@ -57,8 +57,7 @@ def test_message_classes_are_imported_by_name():
 @pytest.fixture(scope="module")
 def graph():
     """A 20 Hz talker on /chatter and a latched one-shot talker on /latched, in own domain."""
-    env = dict(os.environ, ROS_DOMAIN_ID=str(next_domain()),
-               ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    env = dict(os.environ, ROS_DOMAIN_ID=str(next_domain()))
     talkers = [
         Watched([sys.executable, str(FAKE_NODE), "talker", "--ros-args", "-p", "rate:=20.0",
                  "-r", "__node:=fast_talker"], env=env),

@@ -50,7 +50,7 @@ NODE = textwrap.dedent("""
 
 
 def run_probe(*argv: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, ROS_DOMAIN_ID="87", ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    env = dict(os.environ, ROS_DOMAIN_ID="87")
     return subprocess.run([sys.executable, "-c", NODE, *argv], env=env, capture_output=True,
                           text=True, timeout=60)
 

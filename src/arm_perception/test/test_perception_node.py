@@ -74,7 +74,6 @@ def ros_domain_id():
     assert 41 <= domain <= 49 or "ARM_TEST_ROS_DOMAIN_ID" in os.environ
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ROS_DOMAIN_ID", str(domain))
-        mp.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
         yield domain
 
 

@@ -47,7 +47,6 @@ def tiny_qtopt(seed: int):
 
 def test_a_qtopt_checkpoint_makes_one_short_move_per_request_and_records_a_grasp_episode(monkeypatch, tmp_path):
     monkeypatch.setenv("ROS_DOMAIN_ID", str(DOMAIN))
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     save_checkpoint(tmp_path, 0, tiny_qtopt(0).state_dict())
     log = tmp_path / "policy_node.log"
     env = dict(os.environ, RCUTILS_COLORIZED_OUTPUT="0", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")

@@ -96,7 +96,6 @@ class StatusListener:
 @pytest.fixture
 def listener(monkeypatch):
     monkeypatch.setenv("ROS_DOMAIN_ID", str(DOMAIN))
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     status = StatusListener()
     yield status
     status.close()

@@ -128,9 +128,7 @@ def test_bad_input_is_refused_with_its_reason(scene):
 def sim_node(tmp_path_factory):
     """(Popen, log path) of `sim_node task:=grasp_bin` in domain 89."""
     log = tmp_path_factory.mktemp("sim_node") / "sim_node.log"
-    env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               RCUTILS_COLORIZED_OUTPUT="0", PYTHONUNBUFFERED="1")
-    env.pop("ROS_LOCALHOST_ONLY", None)
+    env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN), RCUTILS_COLORIZED_OUTPUT="0", PYTHONUNBUFFERED="1")
     args = [SIM_NODE, "--ros-args", "-p", "task:=grasp_bin", "-p", "seed:=3", "-p", "held_out:=false",
             "-p", f"image_size:={SIZE}", "-p", "real_time:=false", "-p", "camera_rate:=5.0"]
     with open(log, "wb") as out:
@@ -293,7 +291,7 @@ def test_sim_node_drives_the_bin_scene_over_ros(sim_node):
 def test_held_out_with_another_task_stops_the_node_with_its_reason():
     r = subprocess.run([SIM_NODE, "--ros-args", "-p", "task:=reach_target", "-p", "held_out:=true",
                         "-p", f"image_size:={SIZE}"], capture_output=True, text=True, timeout=60,
-                       env={**os.environ, "ROS_DOMAIN_ID": str(DOMAIN), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"})
+                       env={**os.environ, "ROS_DOMAIN_ID": str(DOMAIN)})
     assert r.returncode == 2
     assert "held_out is only for grasp_bin" in r.stderr + r.stdout
     assert "Traceback" not in r.stderr

@@ -21,7 +21,7 @@ from .collision import CollisionChecker
 from .kinematics import Kinematics
 from .planner import plan_joint_path
 from .trajectory import Trajectory, time_parameterise, time_parameterise_dense
-from .planner import interpolate_path
+from .planner import VERIFY_STEP, interpolate_path
 from .transforms import quat_xyzw_to_mat, rotation_error, slerp_xyzw
 
 # Shoulder to TCP at full stretch: 0.316 + 0.384 (+ offsets) + 0.107 flange + 0.1034 TCP < 1.0 m
@@ -130,7 +130,7 @@ class MotionPlanner:
                 return None
             qs.append(q)
         path = np.array(qs)
-        for q in interpolate_path(path, 0.01):
+        for q in interpolate_path(path, VERIFY_STEP):  # as densely as a planned path
             if not self.collision.is_valid(q):
                 return None
         return path

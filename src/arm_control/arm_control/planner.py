@@ -20,9 +20,15 @@ How a query runs:
 4. Otherwise the named OMPL geometric planner runs for at most ``timeout`` seconds, and the
    path is shortcut (rope shortcutting + vertex reduction, no B-spline smoothing, so the
    result stays a handful of waypoints; every new edge is checked at the same resolution).
+5. The path that would come back is checked once more, densely: every state at most
+   ``VERIFY_STEP`` rad apart in every joint. A check step of OMPL's (~1.3 cm of TCP motion) can
+   step over a graze: CI once got a path whose finger went 0.2 mm deeper into a wall than the
+   collision tolerance between two checked states. A straight line that fails goes to the
+   planner; a planned path that fails is planned again at a fifth of the resolution, and if
+   that one fails too the outcome is ``"no_path"``.
 
-Every edge of a returned path has been validated by OMPL at ``resolution``; callers that want
-to double check can use ``interpolate_path``.
+Every edge of a returned path has been validated at ``VERIFY_STEP``; callers that want to
+check it themselves can use ``interpolate_path``.
 
 Validity checking resolution
 ----------------------------
@@ -74,6 +80,14 @@ OUTCOMES = (OK, INVALID_START, INVALID_GOAL, NO_PATH, INVALID)
 
 DEFAULT_RESOLUTION = 0.001
 """Validity checking resolution, fraction of the joint-box diagonal (see module docstring)."""
+
+VERIFY_STEP = 0.002
+"""rad per joint between the states of a returned path's final check (step 5 of the module
+docstring): ~2 mm of TCP motion, finer than the 5 mm the scene tests re-check at; ~6.5 us per
+MuJoCo check, so ~3 ms for a 1-rad move."""
+
+REPLAN_REFINEMENT = 5
+"""A planned path that fails the final check is planned again at resolution / this."""
 
 LIMIT_TOLERANCE = 1e-3
 """rad; goal values this close outside a joint limit are clamped onto it."""
@@ -276,6 +290,27 @@ def plan_joint_path(
             raise checker.error
         return _result(INVALID_GOAL, t0, checker, message="goal state is in collision / invalid")
 
+    si = _space_information(lower, upper, checker, resolution)
+    direct = np.stack([q_start, q_goal])
+    if _free(si, direct, checker) and _verified(direct, checker):
+        return _result(OK, t0, checker, direct, "direct joint-space motion")
+    for attempt, res in enumerate((resolution, resolution / REPLAN_REFINEMENT)):
+        if attempt:
+            si = _space_information(lower, upper, checker, res)
+        remaining = max(timeout - (time.perf_counter() - t0), 1e-3)
+        path, msg = _solve(si, q_start, q_goal, planner, remaining, simplify, checker)
+        if path is None:
+            return _result(NO_PATH, t0, checker, message=msg)
+        if _verified(path, checker):
+            if attempt:
+                msg += f"; planned again at resolution {res:g}: the first path grazed an obstacle between checks"
+            return _result(OK, t0, checker, path, msg)
+    return _result(NO_PATH, t0, checker, message=f"{planner}: every path found grazed an obstacle between "
+                   f"its checked states, also at resolution {res:g}")
+
+
+def _space_information(lower, upper, checker: _ValidityChecker, resolution: float) -> ob.SpaceInformation:
+    """OMPL's space information: the joint box, the validity checker, the checking resolution."""
     space = ob.RealVectorStateSpace(0)
     for lo, hi in zip(lower, upper):
         space.addDimension(float(lo), float(hi))
@@ -283,48 +318,59 @@ def plan_joint_path(
     si.setStateValidityChecker(checker)
     si.setStateValidityCheckingResolution(float(resolution))
     si.setup()
+    return si
 
-    def make_state(q):
-        s = si.allocState()  # owned by Python; never si.freeState() it
-        for i, v in enumerate(q):
-            s[i] = float(v)
-        return s
 
-    s_start, s_goal = make_state(q_start), make_state(q_goal)
+def _ompl_state(si: ob.SpaceInformation, q: np.ndarray):
+    s = si.allocState()  # owned by Python; never si.freeState() it
+    for i, v in enumerate(q):
+        s[i] = float(v)
+    return s
 
-    # 1) Straight line in joint space, checked exactly as a planner edge would be.
-    direct_ok = si.checkMotion(s_start, s_goal)
+
+def _free(si: ob.SpaceInformation, line: np.ndarray, checker: _ValidityChecker) -> bool:
+    """The straight joint-space line line[0] -> line[1], checked exactly as a planner edge is."""
+    a, b = _ompl_state(si, line[0]), _ompl_state(si, line[1])
+    ok = si.checkMotion(a, b)
     if checker.error is not None:
         raise checker.error
-    if direct_ok:
-        return _result(OK, t0, checker, np.stack([q_start, q_goal]), "direct joint-space motion")
+    return bool(ok)
 
-    # 2) Sampling-based planner.
+
+def _verified(path: np.ndarray, checker: _ValidityChecker) -> bool:
+    """Every state of ``path`` at most VERIFY_STEP apart per joint is valid (step 5)."""
+    ok = all(checker.check(q) for q in interpolate_path(path, VERIFY_STEP))
+    if checker.error is not None:
+        raise checker.error
+    return ok
+
+
+def _solve(si, q_start, q_goal, planner: str, timeout: float, simplify: bool,
+           checker: _ValidityChecker) -> tuple[Optional[np.ndarray], str]:
+    """The named OMPL planner's path (shortcut if ``simplify``), or None and why not."""
     ss = og.SimpleSetup(si)
-    ss.setStartAndGoalStates(s_start, s_goal)
+    start, goal = _ompl_state(si, q_start), _ompl_state(si, q_goal)  # alive while solving
+    ss.setStartAndGoalStates(start, goal)
     ompl_planner = PLANNERS[planner](si)
     if hasattr(ompl_planner, "setRange"):
         ompl_planner.setRange(PLANNER_RANGE)
     ss.setPlanner(ompl_planner)
-    remaining = max(timeout - (time.perf_counter() - t0), 1e-3)
-    status = ss.solve(remaining)
+    status = ss.solve(timeout)
     if checker.error is not None:
         raise checker.error
     if status.getStatus() != ob.PlannerStatus.EXACT_SOLUTION or not ss.haveExactSolutionPath():
-        return _result(NO_PATH, t0, checker,
-                       message=f"{planner} found no path within {timeout:g} s ({status})")
+        return None, f"{planner} found no path within {timeout:g} s ({status})"
     solution = ss.getSolutionPath()
     raw_count = solution.getStateCount()
     if simplify:
         _shortcut(si, solution)
         if checker.error is not None:
             raise checker.error
-    path = _path_to_array(solution, dim)
+    path = _path_to_array(solution, q_start.size)
     # OMPL copies states bit for bit, but make the endpoint contract explicit.
     path[0], path[-1] = q_start, q_goal
-    msg = f"{planner}: {raw_count} -> {len(path)} waypoints" if simplify else \
-        f"{planner}: {raw_count} waypoints"
-    return _result(OK, t0, checker, path, msg)
+    return path, (f"{planner}: {raw_count} -> {len(path)} waypoints" if simplify else
+                  f"{planner}: {raw_count} waypoints")
 
 
 def interpolate_path(path, max_step: float) -> np.ndarray:

@@ -8,8 +8,8 @@ import pytest
 
 from arm_control import panda
 from arm_control.planner import (
-    DEFAULT_RESOLUTION, LIMIT_TOLERANCE, PLANNERS, START_LIMIT_TOLERANCE, PlanResult, interpolate_path,
-    plan_joint_path)
+    DEFAULT_RESOLUTION, LIMIT_TOLERANCE, PLANNERS, START_LIMIT_TOLERANCE, VERIFY_STEP, PlanResult,
+    interpolate_path, plan_joint_path)
 
 # Largest joint-space distance between two consecutive validity checks on an edge.
 CHECK_STEP = DEFAULT_RESOLUTION * np.linalg.norm(panda.UPPER - panda.LOWER)
@@ -64,7 +64,8 @@ def test_free_straight_move_is_returned_as_two_waypoints():
 
 def test_straight_move_is_checked_at_the_resolution():
     """The direct move is checked every <= CHECK_STEP rad, so a slab thicker than that on the
-    line is never missed, and the checks are not much denser than needed."""
+    line is never missed, and the checks are not much denser than needed; then once more every
+    VERIFY_STEP rad per joint (the final check of every path)."""
     slab = 2 * CHECK_STEP
 
     def not_in_slab(q):
@@ -75,8 +76,29 @@ def test_straight_move_is_checked_at_the_resolution():
     count = []
     r = plan_joint_path(START, GOAL, lambda q: count.append(1) or True)
     length = np.linalg.norm(GOAL - START)
-    assert length / CHECK_STEP <= len(count) <= 2 * length / CHECK_STEP + 3
+    dense = len(interpolate_path(np.stack([START, GOAL]), VERIFY_STEP))
+    assert length / CHECK_STEP + dense <= len(count) <= 2 * length / CHECK_STEP + 3 + dense
     assert 0.012 <= CHECK_STEP <= 0.02  # ~1-2 cm of TCP motion between checks
+
+
+def test_an_obstacle_thinner_than_a_check_step_is_caught_by_the_final_check():
+    """A wall in joint 0 thinner than OMPL's check step, placed where the straight line's
+    checked states step over it: the final dense check refuses the line, and the path that comes
+    back goes over the wall (joint 1 raised), valid at every state."""
+    wall = (0.1, 0.1 + 0.5 * CHECK_STEP)
+
+    def not_in_wall(q):
+        return not (wall[0] < q[0] < wall[1] and q[1] < panda.NEUTRAL[1] + 0.5)
+
+    line_states = np.linspace(START, GOAL, int(np.ceil(np.linalg.norm(GOAL - START) / CHECK_STEP)) + 1)
+    assert all(not_in_wall(q) for q in line_states), "the line's checked states must miss the wall"
+    assert not all(not_in_wall(q) for q in interpolate_path(np.stack([START, GOAL]), VERIFY_STEP))
+
+    r = plan_joint_path(START, GOAL, not_in_wall, timeout=2.0)
+
+    assert r.outcome == "ok", r.message
+    assert len(r.path) > 2
+    assert_valid_path(r.path, START, GOAL, not_in_wall)
 
 
 def test_plans_around_a_box_obstacle_in_joint_space():

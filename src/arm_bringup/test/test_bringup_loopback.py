@@ -1,5 +1,6 @@
 """The tests' ROS isolation (arm_bringup.loopback): a graph on UDP 127.0.0.1 without Fast DDS's
-shared memory. Two processes in ROS_DOMAIN_ID 90 (this file only); both are stopped."""
+shared memory; and the transport a user's graph has by default (shared memory), which the rest of
+the suite no longer uses. Pairs of processes in ROS_DOMAIN_ID 90 (this file only), all stopped."""
 from __future__ import annotations
 
 import os
@@ -54,20 +55,38 @@ def test_another_rmw_keeps_localhost_discovery():
     assert env == {"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp", "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
 
 
-def test_two_processes_talk_without_shared_memory():
-    assert os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] == str(loopback_profile())  # conftest.py
-    env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN))
+def _talk(env: dict[str, str]) -> tuple[list[str], set[str]]:
+    """Two probes in ``env``: what each heard, and the shared-memory ports of DOMAIN they opened."""
     before = _domain_shm_ports()
     procs = [subprocess.Popen([sys.executable, "-c", PROBE, name, "4"], env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for name in ("left", "right")]
+    during: set[str] = set()
     try:
-        time.sleep(2.5)  # both are up and talking
-        during = _domain_shm_ports() - before
-        outs = [p.communicate(timeout=60) for p in procs]
+        end = time.monotonic() + 60
+        while any(p.poll() is None for p in procs) and time.monotonic() < end:
+            during |= _domain_shm_ports() - before
+            time.sleep(0.1)
+        outs = [p.communicate(timeout=10) for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
     assert [p.returncode for p in procs] == [0, 0], outs
-    assert [out.strip() for out, _ in outs] == ["right", "left"], outs
-    assert during == set(), f"shared-memory ports of domain {DOMAIN}: {sorted(during)}"
+    return [out.strip() for out, _ in outs], during
+
+
+def test_two_processes_talk_without_shared_memory():
+    assert os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] == str(loopback_profile())  # conftest.py
+    heard, ports = _talk(dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN)))
+    assert heard == ["right", "left"]
+    assert ports == set(), f"shared-memory ports of domain {DOMAIN}: {sorted(ports)}"
+
+
+def test_the_default_transport_of_a_users_graph_works_too():
+    """`make sim-train` runs with Fast DDS's defaults: shared memory between processes on one
+    machine (here with localhost discovery, which keeps it; the ports prove it was used)."""
+    env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    del env["FASTDDS_DEFAULT_PROFILES_FILE"]
+    heard, ports = _talk(env)
+    assert heard == ["right", "left"]
+    assert ports, "no shared-memory port: Fast DDS's default transport was not exercised"

@@ -46,6 +46,12 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+#: seconds; a spinning node looks at least this often whether ROS was shut down (Ctrl-C). rclpy
+#: wakes the executor on SIGINT through a guard condition; CI once saw a perception node sleep on
+#: in its wait for 30 s after SIGINT with nothing else to wake it. With a timeout a lost wake-up
+#: costs at most this long.
+SHUTDOWN_POLL = 0.5
+
 __all__ = ["declare", "run_node"]
 
 
@@ -81,6 +87,17 @@ def _fatal(name: str, what: str, err: BaseException, code: int, trace: bool) -> 
     return SystemExit(code)
 
 
+def _spin(node: Node) -> None:
+    """rclpy.spin(node) on the global executor, with waits of at most SHUTDOWN_POLL."""
+    executor = rclpy.get_global_executor()
+    executor.add_node(node)
+    try:
+        while executor.context.ok():
+            executor.spin_once(timeout_sec=SHUTDOWN_POLL)
+    finally:
+        executor.remove_node(node)
+
+
 def run_node(factory: Callable[[], Node], name: str, args: list[str] | None = None, *,
              run: Callable[[Node], int] | None = None) -> None:
     """Initialise ROS with ``args``, build the node with ``factory()``, spin it (or call
@@ -113,7 +130,7 @@ def run_node(factory: Callable[[], Node], name: str, args: list[str] | None = No
                 raise _fatal(name, "could not start", err, 1, trace=True) from err
             try:
                 if run is None:
-                    rclpy.spin(node)
+                    _spin(node)
                 else:
                     code = run(node) or 0
             except (KeyboardInterrupt, ExternalShutdownException, SystemExit):

@@ -21,7 +21,7 @@ How a query runs:
    path is shortcut (rope shortcutting + vertex reduction, no B-spline smoothing, so the
    result stays a handful of waypoints; every new edge is checked at the same resolution).
 5. The path that would come back is checked once more, densely: every state at most
-   ``VERIFY_STEP`` rad apart in every joint. A check step of OMPL's (~1.3 cm of TCP motion) can
+   ``VERIFY_STEP`` rad apart in every joint. A check step of OMPL's (~1.5 cm of TCP motion) can
    step over a graze: CI once got a path whose finger went 0.2 mm deeper into a wall than the
    collision tolerance between two checked states. A straight line that fails goes to the
    planner; a planned path that fails is planned again at a fifth of the resolution, and if

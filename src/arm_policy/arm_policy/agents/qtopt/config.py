@@ -30,14 +30,6 @@ class QTOptConfig:
     conv_channels: tuple[int, ...] = (32, 32, 32)
     #: hidden width of the MLP embedding [state, action], added to every cell of the feature map
     embed_hidden: int = 64
-    #: how the image meets [state, action]: "tile" (the paper's: an MLP of them added to every
-    #: cell of the feature map, then a convolution and an MLP) or "keypoints" (not the paper's:
-    #: a spatial softmax turns each feature channel into the expected image x, y of its
-    #: activation, and an MLP on [keypoints, state, action] gives the logit)
-    merge: str = "tile"
-    #: stride-1 3x3 convolutions on the merged map before the stride-2 one (the paper has 9
-    #: convolutions after the merge)
-    head_convs: int = 0
     #: channels of the stride-2 convolution after the merge (8x8 -> 4x4), then an MLP
     head_channels: int = 32
     head_hidden: int = 64
@@ -188,8 +180,6 @@ class QTOptConfig:
             raise ValueError("conservative_weight must be >= 0 and conservative_samples >= 1")
         if self.max_displacement <= 0 or not 0 <= self.max_yaw <= math.pi:
             raise ValueError("max_displacement must be > 0 and max_yaw in [0, pi]")
-        if self.merge not in ("tile", "keypoints") or self.head_convs < 0:
-            raise ValueError(f"merge {self.merge!r} must be 'tile' or 'keypoints', head_convs >= 0")
         if self.max_steps < 1 or self.batch_size < 1 or self.replay_capacity < 1:
             raise ValueError("max_steps, batch_size and replay_capacity must be >= 1")
 
@@ -224,5 +214,5 @@ class QTOptConfig:
 
 
 #: what the fields added after the first QT-Opt checkpoints meant before they existed
-LEGACY_VALUES: dict[str, Any] = {"merge": "tile", "head_convs": 0, "normalize_inputs": False, "image_shift": 0, "state_aperture": False,
+LEGACY_VALUES: dict[str, Any] = {"normalize_inputs": False, "image_shift": 0, "state_aperture": False,
                                  "scripted_random_action_prob": 0.0, "scripted_random_terminate_prob": 0.5}

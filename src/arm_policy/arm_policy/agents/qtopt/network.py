@@ -60,43 +60,21 @@ class QNetwork(nn.Module):
             scale[1] = 1.0 / HEIGHT_SCALE
             scale[STATE_SIZE:STATE_SIZE + 3] = 1.0 / cfg.max_displacement
         self.register_buffer("input_scale", scale, persistent=False)
-        self.keypoints = cfg.merge == "keypoints"
-        if self.keypoints:
-            side = cfg.image_size // 2 ** len(cfg.conv_channels)
-            grid = torch.linspace(-1.0, 1.0, side)
-            self.register_buffer("grid_x", grid.repeat(side), persistent=False)  # each cell's x, row-major
-            self.register_buffer("grid_y", grid.repeat_interleave(side), persistent=False)
-            self.mlp = nn.Sequential(nn.Linear(2 * c_in + STATE_SIZE + ACTION_SIZE, cfg.head_hidden),
-                                     nn.ReLU(inplace=True), nn.Linear(cfg.head_hidden, cfg.head_hidden),
-                                     nn.ReLU(inplace=True), nn.Linear(cfg.head_hidden, 1))
-            return
         self.embed = nn.Sequential(nn.Linear(STATE_SIZE + ACTION_SIZE, cfg.embed_hidden),
                                    nn.ReLU(inplace=True), nn.Linear(cfg.embed_hidden, c_in))
         cells = (cfg.image_size // 2 ** (len(cfg.conv_channels) + 1)) ** 2
-        after_merge: list[nn.Module] = []
-        for _ in range(cfg.head_convs):
-            after_merge += [nn.Conv2d(c_in, c_in, 3, padding=1), nn.ReLU(inplace=True)]
         self.merged = nn.Sequential(
-            *after_merge,
             nn.Conv2d(c_in, cfg.head_channels, 3, stride=2, padding=1), nn.ReLU(inplace=True),
             nn.Flatten(), nn.Linear(cfg.head_channels * cells, cfg.head_hidden), nn.ReLU(inplace=True),
             nn.Linear(cfg.head_hidden, 1))
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) float image (:func:`image_tensor`) -> (B, C, h, w) features, or with
-        ``merge="keypoints"`` (B, 2C): each channel's expected (x, y) under a softmax over its cells."""
-        features = self.image(image)
-        if not self.keypoints:
-            return features
-        weights = torch.softmax(features.flatten(2).float(), dim=-1)  # (B, C, h*w)
-        return torch.cat([weights @ self.grid_x, weights @ self.grid_y], dim=1)
+        """(B, 3, H, W) float image (:func:`image_tensor`) -> (B, C, h, w) features."""
+        return self.image(image)
 
     def head(self, features: torch.Tensor, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """(N, C, h, w) features, (N, 2) state, (N, 7) action -> (N,) logits."""
-        inputs = torch.cat([state, action], dim=1) * self.input_scale
-        if self.keypoints:
-            return self.mlp(torch.cat([features, inputs], dim=1)).squeeze(1)
-        merged = features + self.embed(inputs)[:, :, None, None]
+        merged = features + self.embed(torch.cat([state, action], dim=1) * self.input_scale)[:, :, None, None]
         return self.merged(torch.relu(merged)).squeeze(1)
 
     def score(self, features: torch.Tensor, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,38 @@
+"""docs/figures/qtopt_box_offset_probe.png: what QT-Opt lacks on the box-anywhere tray. Given the
+box's offset from the gripper in its state (privileged, probe_box_offset.py) it learns the grasp;
+from the image alone it does not, with the paper's network, three more convolutions after the
+merge, a spatial-softmax merge, or an encoder taught the offset by an auxiliary loss. 48 px, the
+gripper 10 cm up, 200 scripted grasps, online, seed 0 unless named; held-out success against env
+steps.
+
+    python docs/benchmark/qtopt_tray/offset_probe_figure.py docs/benchmark/qtopt_tray docs/figures/qtopt_box_offset_probe.png
+"""
+import json
+import sys
+from pathlib import Path
+
+from arm_policy.plots import plot_learning_curve
+
+root = Path(sys.argv[1])
+
+
+def rows(name):
+    lines = [json.loads(line) for line in (root / name).read_text().splitlines()]
+    return [{"env_steps": d["env_steps"], "eval_success": d["value"]} for d in lines if d["name"] == "held_out_success"]
+
+
+curves = {
+    "box offset in the state (privileged), seed 1": "probe_offset_seed1.jsonl",
+    "the paper's network, 20,000 env steps": "probe_paper_net_20k_seed0.jsonl",
+    "3 more convolutions after the merge": "probe_head_convs3_seed0.jsonl",
+    "spatial-softmax merge, 6x6": "probe_keypoints6_seed0.jsonl",
+    "spatial-softmax merge, 12x12": "probe_keypoints12_seed0.jsonl",
+    "auxiliary offset loss on the encoder": "probe_aux_seed0.jsonl",
+    "auxiliary offset, its prediction fed in, 12,000 env steps": "probe_aux_feed_12k_seed0.jsonl",
+    "auxiliary offset, its prediction fed in, seed 1": "probe_aux_feed_seed1.jsonl",
+}
+plot_learning_curve(rows("probe_offset_seed0.jsonl"), sys.argv[2], x="env_steps",
+                    label="box offset in the state (privileged), seed 0",
+                    compare={label: rows(name) for label, name in curves.items() if (root / name).exists()},
+                    title="QT-Opt, one box anywhere: given the offset vs from the image",
+                    ylabel="success (20 held-out scenes)")

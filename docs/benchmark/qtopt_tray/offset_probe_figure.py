@@ -1,7 +1,8 @@
 """docs/figures/qtopt_box_offset_probe.png: what QT-Opt lacks on the box-anywhere tray. Given the
 box's offset from the gripper in its state (privileged, probe_box_offset.py) it learns the grasp;
 from the image alone it does not, with the paper's network, three more convolutions after the
-merge, a spatial-softmax merge, or an encoder taught the offset by an auxiliary loss. 48 px, the
+merge, a spatial-softmax merge, or an encoder taught the offset by an auxiliary loss (privileged
+labels, or hindsight labels from successful grasps). 48 px, the
 gripper 10 cm up, 200 scripted grasps, online, seed 0 unless named; held-out success against env
 steps.
 
@@ -30,6 +31,7 @@ curves = {
     "auxiliary offset loss on the encoder": "probe_aux_seed0.jsonl",
     "auxiliary offset, its prediction fed in, 12,000 env steps": "probe_aux_feed_12k_seed0.jsonl",
     "auxiliary offset, its prediction fed in, seed 1": "probe_aux_feed_seed1.jsonl",
+    "the same with hindsight labels, seed 0": "probe_hindsight_feed_seed0.jsonl",
 }
 plot_learning_curve(rows("probe_offset_seed0.jsonl"), sys.argv[2], x="env_steps",
                     label="box offset in the state (privileged), seed 0",

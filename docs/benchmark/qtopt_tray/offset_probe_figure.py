@@ -1,12 +1,15 @@
-"""docs/figures/qtopt_box_offset_probe.png: what QT-Opt lacks on the box-anywhere tray. Given the
-box's offset from the gripper in its state (privileged, probe_box_offset.py) it learns the grasp;
-from the image alone it does not, with the paper's network, three more convolutions after the
-merge, a spatial-softmax merge, or an encoder taught the offset by an auxiliary loss (privileged
-labels, or hindsight labels from successful grasps). 48 px, the
-gripper 10 cm up, 200 scripted grasps, online, seed 0 unless named; held-out success against env
-steps.
+"""The two figures of the box-anywhere probes (48 px, the gripper 10 cm up, 200 scripted grasps,
+online, seed 0 unless named; held-out success against env steps):
 
-    python docs/benchmark/qtopt_tray/offset_probe_figure.py docs/benchmark/qtopt_tray docs/figures/qtopt_box_offset_probe.png
+- docs/figures/qtopt_box_offset_probe.png: given the box's offset from the gripper in its state
+  (privileged, probe_box_offset.py) QT-Opt learns the grasp; from the image alone it does not,
+  with the paper's network, three more convolutions after the merge, a spatial-softmax merge, or
+  an encoder taught the offset by an auxiliary loss (privileged labels, or hindsight labels from
+  successful grasps).
+- docs/figures/qtopt_glimpse_probe.png: nor with a Q read where the action takes the gripper
+  (probe_glimpse.py), added to the paper network's or alone.
+
+    python docs/benchmark/qtopt_tray/offset_probe_figure.py docs/benchmark/qtopt_tray docs/figures
 """
 import json
 import sys
@@ -14,7 +17,8 @@ from pathlib import Path
 
 from arm_policy.plots import plot_learning_curve
 
-root = Path(sys.argv[1])
+root, figures = Path(sys.argv[1]), Path(sys.argv[2])
+PRIVILEGED = "box offset in the state (privileged), seed 0"
 
 
 def rows(name):
@@ -22,7 +26,13 @@ def rows(name):
     return [{"env_steps": d["env_steps"], "eval_success": d["value"]} for d in lines if d["name"] == "held_out_success"]
 
 
-curves = {
+def figure(name, title, curves):
+    plot_learning_curve(rows("probe_offset_seed0.jsonl"), figures / name, x="env_steps", label=PRIVILEGED,
+                        compare={label: rows(f) for label, f in curves.items() if (root / f).exists()},
+                        title=title, ylabel="success (20 held-out scenes)")
+
+
+figure("qtopt_box_offset_probe.png", "QT-Opt, one box anywhere: given the offset vs from the image", {
     "box offset in the state (privileged), seed 1": "probe_offset_seed1.jsonl",
     "the paper's network, 20,000 env steps": "probe_paper_net_20k_seed0.jsonl",
     "3 more convolutions after the merge": "probe_head_convs3_seed0.jsonl",
@@ -32,9 +42,12 @@ curves = {
     "auxiliary offset, its prediction fed in, 12,000 env steps": "probe_aux_feed_12k_seed0.jsonl",
     "auxiliary offset, its prediction fed in, seed 1": "probe_aux_feed_seed1.jsonl",
     "the same with hindsight labels, seed 0": "probe_hindsight_feed_seed0.jsonl",
-}
-plot_learning_curve(rows("probe_offset_seed0.jsonl"), sys.argv[2], x="env_steps",
-                    label="box offset in the state (privileged), seed 0",
-                    compare={label: rows(name) for label, name in curves.items() if (root / name).exists()},
-                    title="QT-Opt, one box anywhere: given the offset vs from the image",
-                    ylabel="success (20 held-out scenes)")
+})
+figure("qtopt_glimpse_probe.png", "QT-Opt, one box anywhere: a Q read where the action goes", {
+    "box offset in the state (privileged), seed 1": "probe_offset_seed1.jsonl",
+    "the paper's network": "probe_paper_net_seed0.jsonl",
+    "paper's network + glimpse, seed 0": "probe_glimpse_seed0.jsonl",
+    "paper's network + glimpse, seed 1": "probe_glimpse_seed1.jsonl",
+    "glimpse alone, seed 0": "probe_glimpse_only_seed0.jsonl",
+    "glimpse alone, seed 1": "probe_glimpse_only_seed1.jsonl",
+})

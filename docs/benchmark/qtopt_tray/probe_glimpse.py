@@ -5,16 +5,20 @@ the tray floor, and a top-down grid of points around it (``--glimpse-cells`` squ
 ``--glimpse-spacing`` metres; default 14 x 14 at 2 cm) is sampled bilinearly from a full-resolution
 feature map of the image (one 5x5 convolution). A small CNN and MLP turn that glimpse, the state
 and the action into a second logit, added to the paper network's (``--glimpse-only``: Q is that
-logit alone). It is the geometric part of
-ARM's Q-attention (a Q read at the place an action goes) given to QT-Opt; the gripper's x, y (from
-the robot's joints) and the camera's calibration are what a real robot has, nothing privileged.
-Does Q learn where the box is once the image meets the action where the action goes?
+logit alone; the paper network's image stack still runs, unused, so its update time is an upper
+bound). It is the geometric part of ARM's Q-attention (a Q read at the place an action goes) given
+to QT-Opt; the gripper's x, y (from the robot's joints) and the camera's calibration are what a
+real robot has, nothing privileged. Does Q learn where the box is once the image meets the action
+where the action goes?
 
 It patches the agent, the network, the bin and the grasp-episode helpers in memory (nothing in the
 repository changes) and runs bench/bench_qtopt_tray.py with the other arguments.
 
     python docs/benchmark/qtopt_tray/probe_glimpse.py --online --spread 1 --tray one_box_low \\
         --image-size 48 --grasps 200 --updates 6000 --points 6 --seed 0 --agent-overrides image_shift=0
+    python docs/benchmark/qtopt_tray/probe_glimpse.py --glimpse-only --glimpse-spacing 0.025 --online --spread 1 \
+        --tray one_box_low --image-size 48 --grasps 200 --updates 16000 --points 8 --seed 0 \
+        --agent-overrides image_shift=0
 """
 import runpy
 import sys

@@ -117,6 +117,7 @@ def score(self, features, state, actions):
     local = glimpse_logit(self, glimpses, states, flat)
     if ONLY:
         return local.view(b, s)
+    # QNetwork.score's expansion, written out: the original calls self.head, which is patched here
     feats = features[:, None].expand(b, s, *features.shape[1:]).reshape(b * s, *features.shape[1:])
     return (net_head(self, feats, states, flat) + local).view(b, s)
 

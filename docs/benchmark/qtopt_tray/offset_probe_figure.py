@@ -9,6 +9,10 @@ online, seed 0 unless named; held-out success against env steps):
 - docs/figures/qtopt_glimpse_probe.png: a Q read where the action takes the gripper
   (probe_glimpse.py), added to the paper network's or alone, learns slowly: about the scripted
   grasps' success by 16,000 env steps, where the privileged probe is at 0.80 by 5,000.
+- docs/figures/qtopt_point_probe.png: the same read from one per-pixel feature map
+  (probe_point.py) learns faster at half the glimpse's update time.
+- docs/figures/qtopt_point_full_bin.png: the per-pixel read, the glimpse and the paper's network
+  on the full bin (5-10 objects).
 
     python docs/benchmark/qtopt_tray/offset_probe_figure.py docs/benchmark/qtopt_tray docs/figures
 """
@@ -27,8 +31,8 @@ def rows(name):
     return [{"env_steps": d["env_steps"], "eval_success": d["value"]} for d in lines if d["name"] == "held_out_success"]
 
 
-def figure(name, title, curves):
-    plot_learning_curve(rows("probe_offset_seed0.jsonl"), figures / name, x="env_steps", label=PRIVILEGED,
+def figure(name, title, curves, first=(PRIVILEGED, "probe_offset_seed0.jsonl")):
+    plot_learning_curve(rows(first[1]), figures / name, x="env_steps", label=first[0],
                         compare={label: rows(f) for label, f in curves.items() if (root / f).exists()},
                         title=title, ylabel="success (20 held-out scenes)")
 
@@ -52,3 +56,16 @@ figure("qtopt_glimpse_probe.png", "QT-Opt, one box anywhere: a Q read where the 
     "glimpse alone, 16,000 env steps, seed 0": "probe_glimpse_only_16k_seed0.jsonl",
     "glimpse alone, 16,000 env steps, seed 1": "probe_glimpse_only_16k_seed1.jsonl",
 })
+figure("qtopt_point_probe.png", "QT-Opt, one box anywhere: Q read from a per-pixel map (scripted grasps 0.385)", {
+    "box offset in the state (privileged), seed 1": "probe_offset_seed1.jsonl",
+    "the paper's network, 20,000 env steps": "probe_paper_net_20k_seed0.jsonl",
+    "glimpse alone, seed 0": "probe_glimpse_only_16k_seed0.jsonl",
+    "glimpse alone, seed 1": "probe_glimpse_only_16k_seed1.jsonl",
+    "per-pixel map, seed 0": "probe_point_16k_seed0.jsonl",
+    "per-pixel map, seed 1": "probe_point_16k_seed1.jsonl",
+})
+figure("qtopt_point_full_bin.png", "QT-Opt on the full bin: Q read from a per-pixel map (scripted grasps 0.255)", {
+    "per-pixel map, seed 1": "probe_full_bin_point_seed1.jsonl",
+    "glimpse alone, seed 0": "probe_full_bin_glimpse_only_seed0.jsonl",
+    "the paper's network, seed 0": "probe_full_bin_paper_net_seed0.jsonl",
+}, first=("per-pixel map, seed 0", "probe_full_bin_point_seed0.jsonl"))

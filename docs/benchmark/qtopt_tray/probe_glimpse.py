@@ -20,44 +20,21 @@ repository changes) and runs bench/bench_qtopt_tray.py with the other arguments.
         --tray one_box_low --image-size 48 --grasps 200 --updates 16000 --points 8 --seed 0 \
         --agent-overrides image_shift=0
 """
-import runpy
 import sys
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from arm_policy.agents.qtopt import network as qn
-from arm_sim import grasp_bin as gb
-from arm_sim.bin_scene import FLOOR_Z
+from probe_camera import IMAGE, option, pixels, register_camera, run_bench
 from probe_state import extend_state
-
-BENCH = Path(__file__).resolve().parents[3] / "bench" / "bench_qtopt_tray.py"
-
-
-def option(name, default, kind):
-    if name not in sys.argv:
-        return default
-    i = sys.argv.index(name)
-    value = kind(sys.argv[i + 1])
-    del sys.argv[i:i + 2]
-    return value
-
 
 CELLS = option("--glimpse-cells", 14, int)
 SPACING = option("--glimpse-spacing", 0.02, float)
 ONLY = "--glimpse-only" in sys.argv  # Q from the glimpse alone: the paper network's logit left out
 if ONLY:
     sys.argv.remove("--glimpse-only")
-PLANE_Z = FLOOR_Z + 0.02  # about a box's middle
-IMAGE = int(sys.argv[sys.argv.index("--image-size") + 1]) if "--image-size" in sys.argv else 64
-
-driver = gb.GraspBinDriver(image_size=(IMAGE, IMAGE), tray="one_box_low")  # the fixed camera's calibration
-driver.reset(0)
-K, CAMERA_TO_WORLD = driver.intrinsics.copy(), driver.camera_extrinsics()
-driver.close()
 
 net_init, net_encode, net_head = qn.QNetwork.__init__, qn.QNetwork.encode, qn.QNetwork.head
 
@@ -69,13 +46,7 @@ def init(self, cfg):
     self.glimpse = nn.Sequential(nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(inplace=True), nn.Flatten(),
                                  nn.Linear(32 * side * side, 64), nn.ReLU(inplace=True))
     self.glimpse_head = nn.Sequential(nn.Linear(64 + 2 + 7, 64), nn.ReLU(inplace=True), nn.Linear(64, 1))
-    world_to_camera = np.linalg.inv(CAMERA_TO_WORLD)
-    self.register_buffer("rotation", torch.tensor(world_to_camera[:3, :3], dtype=torch.float32), persistent=False)
-    self.register_buffer("translation", torch.tensor(world_to_camera[:3, 3], dtype=torch.float32), persistent=False)
-    self.register_buffer("camera", torch.tensor(K, dtype=torch.float32), persistent=False)
-    ticks = (torch.arange(CELLS, dtype=torch.float32) - (CELLS - 1) / 2) * SPACING
-    gy, gx = torch.meshgrid(ticks, ticks, indexing="ij")
-    self.register_buffer("offsets", torch.stack([gx, gy], dim=-1).reshape(-1, 2), persistent=False)
+    register_camera(self, CELLS, SPACING)
 
 
 def encode(self, image):
@@ -86,11 +57,7 @@ def encode(self, image):
 
 def grid(self, xy):
     """(..., 2) world x, y of glimpse centres -> (..., CELLS * CELLS, 2) grid_sample coordinates."""
-    points = xy[..., None, :] + self.offsets
-    world = torch.cat([points, torch.full_like(points[..., :1], PLANE_Z)], dim=-1)
-    cam = world @ self.rotation.T + self.translation
-    uv = cam[..., :2] / cam[..., 2:3] * self.camera[[0, 1], [0, 1]] + self.camera[[0, 1], [2, 2]]
-    return uv / (IMAGE - 1) * 2 - 1
+    return pixels(self, xy) / (IMAGE - 1) * 2 - 1
 
 
 def glimpse_logit(self, glimpses, state, action):
@@ -124,5 +91,4 @@ def score(self, features, state, actions):
 
 extend_state("gripper_xy", lambda obs: obs.gripper_position[:2])
 qn.QNetwork.__init__, qn.QNetwork.encode, qn.QNetwork.head, qn.QNetwork.score = init, encode, head, score
-sys.argv[0] = str(BENCH)
-runpy.run_path(sys.argv[0], run_name="__main__")
+run_bench()

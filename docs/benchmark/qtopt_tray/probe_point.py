@@ -18,42 +18,17 @@ repository changes) and runs bench/bench_qtopt_tray.py with the other arguments.
     python docs/benchmark/qtopt_tray/probe_point.py --online --spread 1 --tray one_box_low \\
         --image-size 48 --grasps 200 --updates 16000 --points 8 --seed 0 --agent-overrides image_shift=0
 """
-import runpy
-import sys
-from pathlib import Path
-
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from arm_policy.agents.qtopt import network as qn
-from arm_sim import grasp_bin as gb
-from arm_sim.bin_scene import FLOOR_Z
+from probe_camera import IMAGE, option, pixels, register_camera, run_bench
 from probe_state import extend_state
-
-BENCH = Path(__file__).resolve().parents[3] / "bench" / "bench_qtopt_tray.py"
-
-
-def option(name, default, kind):
-    if name not in sys.argv:
-        return default
-    i = sys.argv.index(name)
-    value = kind(sys.argv[i + 1])
-    del sys.argv[i:i + 2]
-    return value
-
 
 CELLS = option("--read-cells", 3, int)
 SPACING = option("--read-spacing", 0.02, float)
-PLANE_Z = FLOOR_Z + 0.02  # about a box's middle
-IMAGE = int(sys.argv[sys.argv.index("--image-size") + 1]) if "--image-size" in sys.argv else 64
 FINE, COARSE = 16, 32  # channels of the full-resolution map and of the half-resolution one
-
-driver = gb.GraspBinDriver(image_size=(IMAGE, IMAGE), tray="one_box_low")  # the fixed camera's calibration
-driver.reset(0)
-K, CAMERA_TO_WORLD = driver.intrinsics.copy(), driver.camera_extrinsics()
-driver.close()
 
 net_init = qn.QNetwork.__init__
 
@@ -76,22 +51,16 @@ class PixelMaps(nn.Module):
 
 def init(self, cfg):
     net_init(self, cfg)
-    self.pixels = PixelMaps()
+    self.maps = PixelMaps()
     self.point_head = nn.Sequential(nn.Linear(CELLS * CELLS * (FINE + COARSE) + 2 + 7, 128), nn.ReLU(inplace=True),
                                     nn.Linear(128, 128), nn.ReLU(inplace=True), nn.Linear(128, 1))
-    world_to_camera = np.linalg.inv(CAMERA_TO_WORLD)
-    self.register_buffer("rotation", torch.tensor(world_to_camera[:3, :3], dtype=torch.float32), persistent=False)
-    self.register_buffer("translation", torch.tensor(world_to_camera[:3, 3], dtype=torch.float32), persistent=False)
-    self.register_buffer("camera", torch.tensor(K, dtype=torch.float32), persistent=False)
-    ticks = (torch.arange(CELLS, dtype=torch.float32) - (CELLS - 1) / 2) * SPACING
-    gy, gx = torch.meshgrid(ticks, ticks, indexing="ij")
-    self.register_buffer("offsets", torch.stack([gx, gy], dim=-1).reshape(-1, 2), persistent=False)
+    register_camera(self, CELLS, SPACING)
 
 
 def encode(self, image):
     """Both maps stacked on the channel axis at full resolution would cost an upsampling; the
     coarse map rides along as an attribute of the fine one (the agent only reads .shape[0])."""
-    fine, coarse = self.pixels(image)
+    fine, coarse = self.maps(image)
     fine.coarse = coarse
     return fine
 
@@ -99,11 +68,7 @@ def encode(self, image):
 def grid(self, xy):
     """(B, S, 2) world x, y of read centres -> (B, S * CELLS * CELLS, 1, 2) grid_sample
     coordinates (align_corners=False: -1 and 1 are the image's edges at any map resolution)."""
-    points = xy[..., None, :] + self.offsets
-    world = torch.cat([points, torch.full_like(points[..., :1], PLANE_Z)], dim=-1)
-    cam = world @ self.rotation.T + self.translation
-    uv = cam[..., :2] / cam[..., 2:3] * self.camera[[0, 1], [0, 1]] + self.camera[[0, 1], [2, 2]]
-    return ((uv + 0.5) / IMAGE * 2 - 1).reshape(xy.shape[0], -1, 1, 2)
+    return ((pixels(self, xy) + 0.5) / IMAGE * 2 - 1).reshape(xy.shape[0], -1, 1, 2)
 
 
 def score(self, features, state, actions):
@@ -123,5 +88,4 @@ def head(self, features, state, action):
 
 extend_state("gripper_xy", lambda obs: obs.gripper_position[:2])
 qn.QNetwork.__init__, qn.QNetwork.encode, qn.QNetwork.head, qn.QNetwork.score = init, encode, head, score
-sys.argv[0] = str(BENCH)
-runpy.run_path(sys.argv[0], run_name="__main__")
+run_bench()

@@ -11,8 +11,8 @@ online, seed 0 unless named; held-out success against env steps):
   grasps' success by 16,000 env steps, where the privileged probe is at 0.80 by 5,000.
 - docs/figures/qtopt_point_probe.png: the same read from one per-pixel feature map
   (probe_point.py) learns faster at half the glimpse's update time.
-- docs/figures/qtopt_point_full_bin.png: the per-pixel read, the glimpse and the paper's network
-  on the full bin (5-10 objects).
+- docs/figures/qtopt_point_full_bin.png: the per-pixel read (12,000 and 30,000 env steps), the
+  glimpse and the paper's network on the full bin (5-10 objects).
 
     python docs/benchmark/qtopt_tray/offset_probe_figure.py docs/benchmark/qtopt_tray docs/figures
 """
@@ -66,6 +66,8 @@ figure("qtopt_point_probe.png", "QT-Opt, one box anywhere: Q read from a per-pix
 })
 figure("qtopt_point_full_bin.png", "QT-Opt on the full bin: Q read from a per-pixel map (scripted grasps 0.255)", {
     "per-pixel map, seed 1": "probe_full_bin_point_seed1.jsonl",
+    "per-pixel map, 30,000 env steps, seed 0": "probe_full_bin_point_30k_seed0.jsonl",
+    "per-pixel map, 30,000 env steps, seed 1": "probe_full_bin_point_30k_seed1.jsonl",
     "glimpse alone, seed 0": "probe_full_bin_glimpse_only_seed0.jsonl",
     "the paper's network, seed 0": "probe_full_bin_paper_net_seed0.jsonl",
 }, first=("per-pixel map, seed 0", "probe_full_bin_point_seed0.jsonl"))
